@@ -1,0 +1,135 @@
+//! Camera stage: turns a configured source into a stream of RGB [`Frame`]s on a bounded channel.
+//!
+//! ```text
+//!  video  uridecodebin(file://, rtsp://) -> videoconvert -> videoscale -> RGB -> appsink --+
+//!  stills directory of JPEG/PNG -> image decode ---------------------------------------------+--> SyncSender<Frame>
+//! ```
+//!
+//! Invariants: this is the only crate that links GStreamer; every frame leaves through the caller's bounded
+//! channel, and the camera's [`WhenFull`] policy decides what happens when that channel is full (block the
+//! source, or drop the frame and count it). A camera never panics on bad input: it ends with a [`CameraError`]
+//! that names the camera.
+
+mod settings;
+mod stills;
+mod video;
+
+pub use settings::{CameraSettings, SourceKind, WhenFull};
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use te_types::{CameraId, Frame};
+
+/// Why a camera stopped delivering frames.
+#[derive(Debug, thiserror::Error)]
+pub enum CameraError {
+    #[error("camera {camera}: source {source_path} does not exist")]
+    SourceNotFound { camera: CameraId, source_path: String },
+    #[error("camera {camera}: cannot build the GStreamer pipeline: {message}")]
+    Pipeline { camera: CameraId, message: String },
+    #[error("camera {camera}: stream error: {message}")]
+    Stream { camera: CameraId, message: String },
+    #[error("camera {camera}: GStreamer could not be initialised: {message}")]
+    Init { camera: CameraId, message: String },
+    #[error("camera {camera}: cannot read {path}: {message}")]
+    Io { camera: CameraId, path: String, message: String },
+}
+
+/// Counters a camera keeps while running; read them at any time.
+#[derive(Debug, Default)]
+pub struct CameraStats {
+    /// Frames handed to the channel.
+    pub frames_delivered: AtomicU64,
+    /// Frames discarded because the channel was full (policy `drop_newest`).
+    pub frames_dropped: AtomicU64,
+    /// Inputs that could not be decoded and were skipped (stills only; a broken video stream ends the camera).
+    pub inputs_skipped: AtomicU64,
+}
+
+/// A running camera. Dropping the handle does not stop it; call [`CameraHandle::stop`] or wait for the end.
+pub struct CameraHandle {
+    pub id: CameraId,
+    pub stats: Arc<CameraStats>,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Result<(), CameraError>>,
+}
+
+impl CameraHandle {
+    /// Asks the camera to stop soon; frames already in the channel stay there.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits for the camera to end (end of file, stop, or error).
+    pub fn join(self) -> Result<(), CameraError> {
+        match self.thread.join() {
+            Ok(result) => result,
+            Err(_) => Err(CameraError::Stream { camera: self.id, message: "camera thread panicked".into() }),
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+}
+
+/// Starts a camera on its own thread; frames go to `frames` until the source ends or [`CameraHandle::stop`].
+pub fn spawn(settings: CameraSettings, frames: SyncSender<Frame>) -> Result<CameraHandle, CameraError> {
+    settings.check_source()?;
+    let stats = Arc::new(CameraStats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let id = settings.id.clone();
+    let delivery = Delivery { frames, when_full: settings.when_full, stats: stats.clone(), stop: stop.clone() };
+    let thread_stop = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("camera-{}", settings.id))
+        .spawn(move || match settings.source_kind() {
+            SourceKind::Stills(dir) => stills::run(&settings, &dir, delivery),
+            SourceKind::Uri(uri) => video::run(&settings, &uri, delivery, thread_stop),
+        })
+        .map_err(|e| CameraError::Pipeline { camera: id.clone(), message: e.to_string() })?;
+    Ok(CameraHandle { id, stats, stop, thread })
+}
+
+/// Hands frames to the channel according to the camera's [`WhenFull`] policy.
+struct Delivery {
+    frames: SyncSender<Frame>,
+    when_full: WhenFull,
+    stats: Arc<CameraStats>,
+    stop: Arc<AtomicBool>,
+}
+
+/// What the source should do after a delivery attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// The receiver is gone or a stop was requested: end the camera.
+    Stop,
+}
+
+impl Delivery {
+    fn deliver(&self, frame: Frame) -> Flow {
+        if self.stop.load(Ordering::SeqCst) {
+            return Flow::Stop;
+        }
+        let sent = match self.when_full {
+            WhenFull::Block => self.frames.send(frame).is_ok(),
+            WhenFull::DropNewest => match self.frames.try_send(frame) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    self.stats.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                    return Flow::Continue;
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            },
+        };
+        if sent {
+            self.stats.frames_delivered.fetch_add(1, Ordering::Relaxed);
+            Flow::Continue
+        } else {
+            Flow::Stop
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Letterboxing: scale a frame to fit a square model input without distorting it, pad the rest.
+//!
+//! The resize reproduces OpenCV's `INTER_LINEAR` (half-pixel centres, no anti-aliasing), because that is what
+//! the models were trained and their reference code evaluated with; a smoother resampler shifts scores.
+
+use te_types::BBox;
+
+/// Where the scaled picture sits inside the model input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PadPlacement {
+    /// Top-left corner, padding right and bottom (YOLOX).
+    TopLeft,
+    /// Centred, padding split on both sides (YOLOv5 family).
+    Centre,
+}
+
+/// How a frame maps into the model input; use it to map boxes back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Letterbox {
+    /// Model input pixels per frame pixel.
+    pub scale: f32,
+    pub pad_x: f32,
+    pub pad_y: f32,
+    /// The scaled picture's size inside the input.
+    pub scaled_width: u32,
+    pub scaled_height: u32,
+}
+
+impl Letterbox {
+    /// Plans a letterbox of a `width` x `height` frame into a `size` x `size` input.
+    pub fn plan(width: u32, height: u32, size: u32, placement: PadPlacement) -> Self {
+        let scale = (size as f32 / width as f32).min(size as f32 / height as f32);
+        // Truncation, as the reference code does with int().
+        let scaled_width = ((width as f32 * scale) as u32).clamp(1, size);
+        let scaled_height = ((height as f32 * scale) as u32).clamp(1, size);
+        let (pad_x, pad_y) = match placement {
+            PadPlacement::TopLeft => (0.0, 0.0),
+            PadPlacement::Centre => (((size - scaled_width) / 2) as f32, ((size - scaled_height) / 2) as f32),
+        };
+        Self { scale, pad_x, pad_y, scaled_width, scaled_height }
+    }
+
+    /// Maps a box from model-input pixels back to frame pixels.
+    pub fn to_frame(&self, b: BBox) -> BBox {
+        BBox {
+            x1: (b.x1 - self.pad_x) / self.scale,
+            y1: (b.y1 - self.pad_y) / self.scale,
+            x2: (b.x2 - self.pad_x) / self.scale,
+            y2: (b.y2 - self.pad_y) / self.scale,
+        }
+    }
+
+    /// Writes the letterboxed frame as a planar (CHW) f32 tensor of `size` x `size`.
+    ///
+    /// `rgb` is packed RGB8. `bgr` selects the channel order the model wants; each value becomes
+    /// `pixel * value_scale`, and padding gets `pad_value * value_scale`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fill_chw(
+        &self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        size: u32,
+        bgr: bool,
+        pad_value: u8,
+        value_scale: f32,
+        out: &mut Vec<f32>,
+    ) {
+        let size_us = size as usize;
+        let plane = size_us * size_us;
+        out.clear();
+        out.resize(plane * 3, pad_value as f32 * value_scale);
+        let (sw, sh) = (self.scaled_width as usize, self.scaled_height as usize);
+        let (px, py) = (self.pad_x as usize, self.pad_y as usize);
+        let xs = axis_taps(width as usize, sw);
+        let ys = axis_taps(height as usize, sh);
+        let stride = width as usize * 3;
+        let channel_plane = |c: usize| if bgr { 2 - c } else { c };
+        for (oy, &(y0, y1, wy)) in ys.iter().enumerate() {
+            let row0 = &rgb[y0 * stride..y0 * stride + stride];
+            let row1 = &rgb[y1 * stride..y1 * stride + stride];
+            let out_row = (oy + py) * size_us + px;
+            for (ox, &(x0, x1, wx)) in xs.iter().enumerate() {
+                for c in 0..3 {
+                    let top = row0[x0 * 3 + c] as f32 * (1.0 - wx) + row0[x1 * 3 + c] as f32 * wx;
+                    let bottom = row1[x0 * 3 + c] as f32 * (1.0 - wx) + row1[x1 * 3 + c] as f32 * wx;
+                    // Round to u8 as OpenCV does, so the tensor equals the reference's to within 1 grey level.
+                    let v = (top * (1.0 - wy) + bottom * wy).round().clamp(0.0, 255.0);
+                    out[channel_plane(c) * plane + out_row + ox] = v * value_scale;
+                }
+            }
+        }
+    }
+}
+
+/// For each output coordinate: the two source taps and the weight of the second (OpenCV INTER_LINEAR rules).
+fn axis_taps(src: usize, dst: usize) -> Vec<(usize, usize, f32)> {
+    let scale = src as f64 / dst as f64;
+    (0..dst)
+        .map(|d| {
+            let f = (d as f64 + 0.5) * scale - 0.5;
+            let mut i = f.floor();
+            let mut w = f - i;
+            if i < 0.0 {
+                i = 0.0;
+                w = 0.0;
+            }
+            let i = i as usize;
+            if i >= src - 1 {
+                (src - 1, src - 1, 0.0)
+            } else {
+                (i, i + 1, w as f32)
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wide_frame_fills_the_width_and_is_padded_below() {
+        let lb = Letterbox::plan(768, 432, 416, PadPlacement::TopLeft);
+        assert_eq!((lb.scaled_width, lb.scaled_height), (416, 234));
+        let lb = Letterbox::plan(768, 432, 320, PadPlacement::Centre);
+        assert_eq!((lb.scaled_width, lb.scaled_height, lb.pad_y), (320, 180, 70.0));
+    }
+
+    #[test]
+    fn boxes_map_back_to_frame_pixels() {
+        let lb = Letterbox::plan(800, 400, 400, PadPlacement::Centre);
+        let b = lb.to_frame(BBox { x1: 0.0, y1: 100.0, x2: 200.0, y2: 300.0 });
+        assert_eq!(b, BBox { x1: 0.0, y1: 0.0, x2: 400.0, y2: 400.0 });
+    }
+
+    #[test]
+    fn a_uniform_frame_stays_uniform_and_padding_gets_the_pad_value() {
+        let (w, h) = (64u32, 32u32);
+        let rgb: Vec<u8> = std::iter::repeat([10u8, 20, 30]).take((w * h) as usize).flatten().collect();
+        let lb = Letterbox::plan(w, h, 16, PadPlacement::TopLeft);
+        let mut out = Vec::new();
+        lb.fill_chw(&rgb, w, h, 16, true, 114, 1.0, &mut out);
+        // BGR planes: blue first.
+        assert_eq!(out[0], 30.0);
+        assert_eq!(out[256], 20.0);
+        assert_eq!(out[512], 10.0);
+        // Row 15 is below the 8-row picture: padding.
+        assert_eq!(out[15 * 16], 114.0);
+    }
+}

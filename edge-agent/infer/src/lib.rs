@@ -1,0 +1,49 @@
+//! Inference stage: the only crate that links ONNX Runtime (through `ort`, loaded dynamically).
+//!
+//! ```text
+//!  Frame (RGB) -> letterbox (bilinear, pad) -> ort session -> decode -> NMS -> Vec<Detection>
+//! ```
+//!
+//! Invariants: every model is checked against the sha256 pinned in `models/manifest.toml` before a session is
+//! built; pre- and post-processing match the model authors' reference code (pinned by a test against a
+//! Python onnxruntime run on the same images).
+
+mod letterbox;
+mod manifest;
+mod nms;
+mod runtime;
+mod vehicle;
+
+pub use letterbox::{Letterbox, PadPlacement};
+pub use manifest::{ModelDirs, ModelManifest, ModelSpec, Origin};
+pub use nms::non_max_suppression;
+pub use runtime::{resolve_runtime_library, Runtime, RUNTIME_ENV_VAR};
+pub use vehicle::{VehicleDetector, VehicleDetectorSettings};
+
+use std::path::PathBuf;
+
+/// Why inference could not be set up or run.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    #[error(
+        "ONNX Runtime library not found (tried: {tried}). Run `scripts/setup` to install it from the pinned \
+         onnxruntime PyPI wheel, or point {env} / `runtime_library` in the config at libonnxruntime.so"
+    )]
+    RuntimeMissing { tried: String, env: &'static str },
+    #[error("cannot load ONNX Runtime from {path}: {message}")]
+    RuntimeLoad { path: PathBuf, message: String },
+    #[error("model {name}: expected at {path} but it is not there. {how_to_get}")]
+    ModelMissing { name: String, path: PathBuf, how_to_get: String },
+    #[error("model {name}: {path} has sha256 {actual}, but models/manifest.toml pins {expected}; refusing to load it")]
+    ModelMismatch { name: String, path: PathBuf, expected: String, actual: String },
+    #[error("model {0} is not in models/manifest.toml")]
+    UnknownModel(String),
+    #[error("models/manifest.toml is invalid: {0}")]
+    Manifest(String),
+    #[error("model {name}: ONNX Runtime: {message}")]
+    Session { name: String, message: String },
+    #[error("model {name}: unexpected output: {message}")]
+    Output { name: String, message: String },
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}

@@ -1,0 +1,64 @@
+//! Finding and loading the ONNX Runtime shared library (ort's `load-dynamic`), once per process.
+
+use crate::InferError;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Environment variable that names the library, as ort itself understands it.
+pub const RUNTIME_ENV_VAR: &str = "ORT_DYLIB_PATH";
+
+/// Where `scripts/setup` puts the library, relative to the repository root (the working directory of the demo).
+const PROJECT_LOCAL_DEFAULT: &str = ".local/onnxruntime/libonnxruntime.so";
+
+/// Picks the library: the configured path, else `$ORT_DYLIB_PATH`, else the project-local default.
+/// The first candidate that names an existing file wins; the error lists all that were tried.
+pub fn resolve_runtime_library(configured: Option<&Path>) -> Result<PathBuf, InferError> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(path) = configured {
+        candidates.push(path.to_path_buf());
+    }
+    if let Some(path) = std::env::var_os(RUNTIME_ENV_VAR) {
+        candidates.push(PathBuf::from(path));
+    }
+    candidates.push(PathBuf::from(PROJECT_LOCAL_DEFAULT));
+    if let Ok(exe) = std::env::current_exe() {
+        // target/{debug,release}/edge-agent -> repository root
+        if let Some(root) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
+            candidates.push(root.join(PROJECT_LOCAL_DEFAULT));
+        }
+    }
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Ok(found.clone());
+    }
+    let tried = candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    Err(InferError::RuntimeMissing { tried, env: RUNTIME_ENV_VAR })
+}
+
+/// A loaded ONNX Runtime environment; cheap to clone, shared by every model of the process.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) env: Arc<ort::environment::Environment>,
+    /// The library file that was loaded, for `doctor` and logs.
+    pub library: PathBuf,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("library", &self.library).finish()
+    }
+}
+
+impl Runtime {
+    /// Loads the library. ONNX Runtime can only be loaded once per process; a second call with the same
+    /// path reuses it.
+    pub fn load(library: &Path) -> Result<Self, InferError> {
+        let load_err = |message: String| InferError::RuntimeLoad { path: library.to_path_buf(), message };
+        let env = ort::init_from(library)
+            .map_err(|e| load_err(e.to_string()))?
+            .with_name("traffic-edge")
+            .build()
+            .map_err(|e| load_err(e.to_string()))?;
+        tracing::info!(library = %library.display(), "ONNX Runtime loaded");
+        Ok(Self { env: Arc::new(env), library: library.to_path_buf() })
+    }
+}

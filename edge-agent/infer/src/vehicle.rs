@@ -1,0 +1,144 @@
+//! Vehicle detector: YOLOX (COCO) through ort, reduced to the vehicle classes.
+//!
+//! YOLOX-Nano 416: input `images` [1,3,416,416] BGR 0..255, letterboxed top-left with pad 114; output [1,N,85]
+//! raw per anchor-free cell: (x, y) offsets in grid cells, log (w, h), objectness, 80 class scores.
+
+use crate::letterbox::{Letterbox, PadPlacement};
+use crate::{nms::non_max_suppression, InferError, ModelDirs, ModelManifest, Runtime};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::Tensor;
+use te_types::{BBox, Detection, Frame, VehicleClass};
+
+const MODEL_NAME: &str = "vehicle";
+const INPUT_SIZE: u32 = 416;
+const STRIDES: [u32; 3] = [8, 16, 32];
+const COCO_CLASSES: usize = 80;
+
+/// Tuning of the vehicle detector.
+#[derive(Debug, Clone)]
+pub struct VehicleDetectorSettings {
+    /// Detections scoring below this (objectness x class) are discarded.
+    pub score_threshold: f32,
+    /// Same-class boxes overlapping more than this are merged by NMS.
+    pub nms_iou: f32,
+    /// ONNX Runtime intra-op threads.
+    pub threads: usize,
+}
+
+impl Default for VehicleDetectorSettings {
+    fn default() -> Self {
+        Self { score_threshold: 0.3, nms_iou: 0.45, threads: 2 }
+    }
+}
+
+/// The COCO ids the agent keeps, and what they are to us.
+fn vehicle_class(coco_id: usize) -> Option<VehicleClass> {
+    match coco_id {
+        1 => Some(VehicleClass::Bicycle),
+        2 => Some(VehicleClass::Car),
+        3 => Some(VehicleClass::Motorbike),
+        5 => Some(VehicleClass::Bus),
+        7 => Some(VehicleClass::Truck),
+        _ => None,
+    }
+}
+
+pub struct VehicleDetector {
+    session: Session,
+    settings: VehicleDetectorSettings,
+    /// Reused input buffer: one allocation per detector, not per frame.
+    input: Vec<f32>,
+}
+
+impl std::fmt::Debug for VehicleDetector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VehicleDetector").field("settings", &self.settings).finish()
+    }
+}
+
+impl VehicleDetector {
+    /// Loads the detector from `model_dir` after checking it against the manifest.
+    pub fn load(runtime: &Runtime, dirs: &ModelDirs, settings: VehicleDetectorSettings) -> Result<Self, InferError> {
+        let path = ModelManifest::embedded()?.verified_path(MODEL_NAME, dirs)?;
+        let session_err = |message: String| InferError::Session { name: MODEL_NAME.into(), message };
+        let session = Session::builder(&runtime.env)
+            .map_err(|e| session_err(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| session_err(e.to_string()))?
+            .with_intra_threads(settings.threads)
+            .map_err(|e| session_err(e.to_string()))?
+            .commit_from_file(&path)
+            .map_err(|e| session_err(e.to_string()))?;
+        tracing::info!(model = %path.display(), "vehicle detector loaded");
+        Ok(Self { session, settings, input: Vec::new() })
+    }
+
+    /// Finds vehicles in one frame; boxes are in the frame's pixels, best score first.
+    pub fn detect(&mut self, frame: &Frame) -> Result<Vec<Detection>, InferError> {
+        let lb = Letterbox::plan(frame.width, frame.height, INPUT_SIZE, PadPlacement::TopLeft);
+        let mut input = std::mem::take(&mut self.input);
+        lb.fill_chw(&frame.data, frame.width, frame.height, INPUT_SIZE, true, 114, 1.0, &mut input);
+        let session_err = |message: String| InferError::Session { name: MODEL_NAME.into(), message };
+        let side = INPUT_SIZE as i64;
+        let tensor = Tensor::from_array(([1i64, 3, side, side], input)).map_err(|e| session_err(e.to_string()))?;
+        let outputs = self.session.run(ort::inputs!["images" => tensor]).map_err(|e| session_err(e.to_string()))?;
+        let (shape, raw) =
+            outputs["output"].try_extract_tensor::<f32>().map_err(|e| session_err(e.to_string()))?;
+        let dims: Vec<i64> = shape.iter().copied().collect();
+        let detections = decode(raw, &dims, &lb, &self.settings)?;
+        Ok(non_max_suppression(detections, self.settings.nms_iou)
+            .into_iter()
+            .map(|d| Detection { bbox: d.bbox.clamp_to(frame.width, frame.height), ..d })
+            .collect())
+    }
+}
+
+/// Turns raw YOLOX output into vehicle detections above threshold, in frame pixels (before NMS).
+fn decode(
+    raw: &[f32],
+    dims: &[i64],
+    lb: &Letterbox,
+    settings: &VehicleDetectorSettings,
+) -> Result<Vec<Detection>, InferError> {
+    let cells: usize = STRIDES.iter().map(|s| ((INPUT_SIZE / s) * (INPUT_SIZE / s)) as usize).sum();
+    let row = 5 + COCO_CLASSES;
+    if dims != [1, cells as i64, row as i64] || raw.len() != cells * row {
+        return Err(InferError::Output {
+            name: MODEL_NAME.into(),
+            message: format!("expected [1, {cells}, {row}], got {dims:?}"),
+        });
+    }
+    let mut detections = Vec::new();
+    let mut cell = 0usize;
+    for stride in STRIDES {
+        let grid = INPUT_SIZE / stride;
+        for gy in 0..grid {
+            for gx in 0..grid {
+                let r = &raw[cell * row..(cell + 1) * row];
+                cell += 1;
+                let objectness = r[4];
+                if objectness < settings.score_threshold {
+                    continue; // score = obj * cls <= obj: cannot pass
+                }
+                let Some((coco_id, class_score)) =
+                    r[5..].iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, s)| (i, *s))
+                else {
+                    continue;
+                };
+                let score = objectness * class_score;
+                let Some(class) = vehicle_class(coco_id) else { continue };
+                if score < settings.score_threshold {
+                    continue;
+                }
+                let s = stride as f32;
+                let cx = (r[0] + gx as f32) * s;
+                let cy = (r[1] + gy as f32) * s;
+                let (w, h) = (r[2].exp() * s, r[3].exp() * s);
+                let bbox = lb.to_frame(BBox::from_center(cx, cy, w, h));
+                detections.push(Detection { class, score, bbox });
+            }
+        }
+    }
+    Ok(detections)
+}

@@ -1,0 +1,84 @@
+//! Axis-aligned boxes in pixel coordinates.
+
+use serde::{Deserialize, Serialize};
+
+/// A box by its corners: `x1 <= x2`, `y1 <= y2`, in pixels of the frame it was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BBox {
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+}
+
+impl BBox {
+    pub fn from_center(cx: f32, cy: f32, w: f32, h: f32) -> Self {
+        Self { x1: cx - w / 2.0, y1: cy - h / 2.0, x2: cx + w / 2.0, y2: cy + h / 2.0 }
+    }
+
+    pub fn width(&self) -> f32 {
+        (self.x2 - self.x1).max(0.0)
+    }
+
+    pub fn height(&self) -> f32 {
+        (self.y2 - self.y1).max(0.0)
+    }
+
+    pub fn area(&self) -> f32 {
+        self.width() * self.height()
+    }
+
+    pub fn center(&self) -> (f32, f32) {
+        ((self.x1 + self.x2) / 2.0, (self.y1 + self.y2) / 2.0)
+    }
+
+    /// Intersection over union; 0 for disjoint or degenerate boxes.
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let ix = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
+        let iy = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
+        let inter = ix * iy;
+        let union = self.area() + other.area() - inter;
+        if union <= 0.0 {
+            0.0
+        } else {
+            inter / union
+        }
+    }
+
+    /// The same box clipped to a `width` x `height` frame.
+    pub fn clamp_to(&self, width: u32, height: u32) -> Self {
+        let (w, h) = (width as f32, height as f32);
+        Self {
+            x1: self.x1.clamp(0.0, w),
+            y1: self.y1.clamp(0.0, h),
+            x2: self.x2.clamp(0.0, w),
+            y2: self.y2.clamp(0.0, h),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iou_of_identical_boxes_is_one_and_of_disjoint_boxes_is_zero() {
+        let a = BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 };
+        let b = BBox { x1: 20.0, y1: 20.0, x2: 30.0, y2: 30.0 };
+        assert!((a.iou(&a) - 1.0).abs() < 1e-6);
+        assert_eq!(a.iou(&b), 0.0);
+    }
+
+    #[test]
+    fn iou_of_half_overlapping_boxes_is_one_third() {
+        let a = BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 };
+        let b = BBox { x1: 5.0, y1: 0.0, x2: 15.0, y2: 10.0 };
+        assert!((a.iou(&b) - 1.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn clamping_keeps_a_box_inside_the_frame() {
+        let a = BBox { x1: -5.0, y1: -1.0, x2: 700.0, y2: 50.0 };
+        assert_eq!(a.clamp_to(640, 480), BBox { x1: 0.0, y1: 0.0, x2: 640.0, y2: 50.0 });
+    }
+}

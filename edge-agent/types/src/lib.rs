@@ -1,0 +1,98 @@
+//! The names every stage of the edge agent shares: camera, frame, detection, track, evidence.
+//!
+//! This crate does no I/O so that every other crate (and the central service's wire types) can depend on it
+//! without pulling in GStreamer, ort or sled.
+
+mod geometry;
+mod ids;
+
+pub use geometry::BBox;
+pub use ids::{CameraId, DeviceId, EvidenceId, TrackId};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// One decoded picture from a camera, packed RGB8, row-major, no padding (`data.len() == width*height*3`).
+#[derive(Clone)]
+pub struct Frame {
+    /// Which camera produced it.
+    pub camera: CameraId,
+    /// Monotonically increasing per camera, starting at 0; gaps mean frames were dropped upstream.
+    pub number: u64,
+    /// When the picture was taken (stream time mapped onto the wall clock at the start of the stream).
+    pub captured_at: DateTime<Utc>,
+    /// Set for still-image cameras: each frame is an unrelated scene, so tracks must not carry across.
+    pub scene_cut: bool,
+    pub width: u32,
+    pub height: u32,
+    /// Shared so that the evidence stage can keep a frame without copying it.
+    pub data: Arc<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frame")
+            .field("camera", &self.camera)
+            .field("number", &self.number)
+            .field("captured_at", &self.captured_at)
+            .field("size", &(self.width, self.height))
+            .finish()
+    }
+}
+
+/// The road-user classes the agent cares about. Everything else a detector sees is ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum VehicleClass {
+    Bicycle,
+    Car,
+    Motorbike,
+    Bus,
+    Truck,
+}
+
+impl VehicleClass {
+    pub const ALL: [VehicleClass; 5] = [Self::Bicycle, Self::Car, Self::Motorbike, Self::Bus, Self::Truck];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bicycle => "bicycle",
+            Self::Car => "car",
+            Self::Motorbike => "motorbike",
+            Self::Bus => "bus",
+            Self::Truck => "truck",
+        }
+    }
+}
+
+impl std::fmt::Display for VehicleClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One object found in one frame, in that frame's pixel coordinates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub class: VehicleClass,
+    /// Detector confidence in [0, 1].
+    pub score: f32,
+    pub bbox: BBox,
+}
+
+/// What happened, as the evidence record states it. Violations arrive with the rules stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A new vehicle was confirmed by the tracker (one event per vehicle pass).
+    VehicleDetected,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VehicleDetected => "vehicle_detected",
+        }
+    }
+}
