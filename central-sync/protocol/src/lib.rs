@@ -1,1 +1,176 @@
+//! What an edge box and the central service say to each other. Versioned: a field is only ever added with a
+//! default, and a breaking change bumps [`PROTOCOL_VERSION`], which the central service checks.
+//!
+//! ```text
+//!  edge  POST /api/v1/evidence  EvidenceUpload  ->  central
+//!        201 Created | 200 OK (already stored)  <-  IngestReceipt
+//! ```
 
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, TrackId, VehicleClass};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The upload path, relative to the central service's base URL.
+pub const EVIDENCE_PATH: &str = "/api/v1/evidence";
+
+/// The facts of one evidence record: what was seen, where and when. Media are referenced by hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceRecord {
+    pub protocol_version: u32,
+    pub evidence_id: EvidenceId,
+    pub device_id: DeviceId,
+    pub camera_id: CameraId,
+    /// Human-readable place of the camera, as configured on the box.
+    pub location: String,
+    pub kind: EventKind,
+    /// When the frame was captured (UTC).
+    pub captured_at: DateTime<Utc>,
+    /// When the box wrote the record (UTC).
+    pub recorded_at: DateTime<Utc>,
+    pub frame_number: u64,
+    pub track_id: TrackId,
+    pub vehicle_class: VehicleClass,
+    pub detection_score: f32,
+    /// The vehicle's box in the overview image's pixels.
+    pub bbox: BBox,
+    /// SHA-256 (hex) of the overview JPEG.
+    pub overview_sha256: String,
+}
+
+/// One record and its media, as sent over HTTP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceUpload {
+    pub record: EvidenceRecord,
+    /// The overview JPEG, standard base64.
+    pub overview_jpeg_base64: String,
+}
+
+/// Why an upload is not acceptable as it stands.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UploadError {
+    #[error("protocol_version {got} is not supported (this service speaks {PROTOCOL_VERSION})")]
+    Version { got: u32 },
+    #[error("overview_jpeg_base64 is not valid base64")]
+    Base64,
+    #[error("overview image is not a JPEG")]
+    NotJpeg,
+    #[error("overview image hashes to {actual}, but the record says {expected}")]
+    HashMismatch { expected: String, actual: String },
+}
+
+impl EvidenceUpload {
+    pub fn new(record: EvidenceRecord, overview_jpeg: &[u8]) -> Self {
+        Self { record, overview_jpeg_base64: base64::engine::general_purpose::STANDARD.encode(overview_jpeg) }
+    }
+
+    /// Checks version, encoding and hash; returns the decoded JPEG.
+    pub fn verified_overview(&self) -> Result<Vec<u8>, UploadError> {
+        if self.record.protocol_version != PROTOCOL_VERSION {
+            return Err(UploadError::Version { got: self.record.protocol_version });
+        }
+        let jpeg = base64::engine::general_purpose::STANDARD
+            .decode(self.overview_jpeg_base64.as_bytes())
+            .map_err(|_| UploadError::Base64)?;
+        if !jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            return Err(UploadError::NotJpeg);
+        }
+        let actual = sha256_hex(&jpeg);
+        if actual != self.record.overview_sha256 {
+            return Err(UploadError::HashMismatch { expected: self.record.overview_sha256.clone(), actual });
+        }
+        Ok(jpeg)
+    }
+}
+
+/// Whether the central service stored the record now or already had it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestStatus {
+    Created,
+    AlreadyStored,
+}
+
+/// The central service's acknowledgement: the only proof of delivery the edge accepts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestReceipt {
+    pub evidence_id: EvidenceId,
+    pub status: IngestStatus,
+    /// When the central service first stored it.
+    pub stored_at: DateTime<Utc>,
+}
+
+/// An error answer (4xx/5xx) from the central service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+/// Totals the central service reports, for dashboards and the demo summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CentralStats {
+    pub evidence_total: u64,
+    pub devices: u64,
+    pub cameras: u64,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(jpeg: &[u8]) -> EvidenceUpload {
+        let record = EvidenceRecord {
+            protocol_version: PROTOCOL_VERSION,
+            evidence_id: EvidenceId::new(),
+            device_id: DeviceId::new("box"),
+            camera_id: CameraId::new("cam"),
+            location: "Ngã tư".into(),
+            kind: EventKind::VehicleDetected,
+            captured_at: Utc::now(),
+            recorded_at: Utc::now(),
+            frame_number: 7,
+            track_id: TrackId(3),
+            vehicle_class: VehicleClass::Motorbike,
+            detection_score: 0.8,
+            bbox: BBox { x1: 1.0, y1: 2.0, x2: 3.0, y2: 4.0 },
+            overview_sha256: sha256_hex(jpeg),
+        };
+        EvidenceUpload::new(record, jpeg)
+    }
+
+    #[test]
+    fn an_upload_round_trips_through_json_and_verifies() {
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3];
+        let json = serde_json::to_string(&upload(&jpeg)).expect("serialise");
+        let back: EvidenceUpload = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back.verified_overview().expect("valid"), jpeg);
+    }
+
+    #[test]
+    fn a_tampered_image_or_wrong_version_is_refused() {
+        let mut u = upload(&[0xFF, 0xD8, 0xFF, 0xE0, 1]);
+        u.overview_jpeg_base64 = EvidenceUpload::new(u.record.clone(), &[0xFF, 0xD8, 0xFF, 0xE0, 2]).overview_jpeg_base64;
+        assert!(matches!(u.verified_overview(), Err(UploadError::HashMismatch { .. })));
+        let mut u = upload(&[0xFF, 0xD8, 0xFF, 0xE0, 1]);
+        u.record.protocol_version = 99;
+        assert_eq!(u.verified_overview(), Err(UploadError::Version { got: 99 }));
+        assert_eq!(upload(b"GIF89a").verified_overview(), Err(UploadError::NotJpeg));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let json = serde_json::to_value(upload(&[0xFF, 0xD8, 0xFF])).expect("json");
+        let mut obj = json.as_object().expect("object").clone();
+        obj.insert("extra".into(), serde_json::Value::Bool(true));
+        assert!(serde_json::from_value::<EvidenceUpload>(serde_json::Value::Object(obj)).is_err());
+    }
+}

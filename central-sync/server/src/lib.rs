@@ -1,1 +1,60 @@
+//! The central service: takes evidence in from edge boxes, keeps it, shows the review queue.
+//!
+//! ```text
+//!  edge box --POST /api/v1/evidence--> ingest (verify, idempotent by id) --> SQL row + media file
+//!  officer  --GET /------------------> review queue (HTML)
+//! ```
+//!
+//! Invariants: a record is stored once per evidence id, whatever the number of uploads; the answer to a
+//! repeated upload is the same receipt; an upload whose media does not match its hash is refused and nothing
+//! of it is stored. Embedded default: SQLite and a local media folder, so the demo needs no server.
 
+mod html;
+mod ingest;
+mod store;
+
+pub use store::{CentralStore, StoreError};
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What the operator configures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on. Loopback by default: exposing the service is a deliberate act.
+    pub listen: String,
+    /// Folder for the SQLite database and the media files.
+    pub data_dir: PathBuf,
+    /// Largest accepted upload body, bytes.
+    pub max_upload_bytes: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8787".into(), data_dir: PathBuf::from(".local/central"), max_upload_bytes: 16 << 20 }
+    }
+}
+
+/// Shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<CentralStore>,
+}
+
+/// The HTTP API and pages.
+pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
+    Router::new()
+        .route("/", get(html::queue_page))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(central_protocol::EVIDENCE_PATH, post(ingest::upload).get(ingest::list))
+        .route("/api/v1/evidence/{id}", get(ingest::show))
+        .route("/api/v1/evidence/{id}/overview.jpg", get(ingest::overview))
+        .route("/api/v1/stats", get(ingest::stats))
+        .layer(DefaultBodyLimit::max(max_upload_bytes))
+        .with_state(state)
+}

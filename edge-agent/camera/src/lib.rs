@@ -62,6 +62,12 @@ impl CameraHandle {
         self.stop.store(true, Ordering::SeqCst);
     }
 
+    /// A function that stops this camera, for signal handlers that cannot own the handle.
+    pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        let stop = self.stop.clone();
+        move || stop.store(true, Ordering::SeqCst)
+    }
+
     /// Waits for the camera to end (end of file, stop, or error).
     pub fn join(self) -> Result<(), CameraError> {
         match self.thread.join() {

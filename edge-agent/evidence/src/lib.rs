@@ -1,1 +1,79 @@
+//! Evidence store: every record the pipeline produces is kept on the box until the central service
+//! acknowledges it, and after that until retention ends.
+//!
+//! Invariants:
+//! - [`EvidenceStore::put`] returns only after the record and its media are flushed to disk: the pipeline
+//!   counts a record as recorded only then.
+//! - A record leaves the pending set only through [`EvidenceStore::mark_delivered`], which needs the central
+//!   service's receipt. Nothing here deletes an undelivered record (Circular 67/2024/TT-BCA).
+//! - sled is pre-1.0 and promises no on-disk format: it sits behind the [`EvidenceStore`] trait, and the key
+//!   layout carries a version checked at open.
 
+mod sled_store;
+
+pub use sled_store::SledStore;
+
+use central_protocol::{EvidenceRecord, IngestReceipt};
+use serde::{Deserialize, Serialize};
+use te_types::EvidenceId;
+
+/// Where a record is in its life on the box.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum Delivery {
+    /// Not yet acknowledged by the central service.
+    Pending,
+    /// The central service refused it for a reason resending will not fix; kept, never retried automatically.
+    Rejected { reason: String, at: chrono::DateTime<chrono::Utc> },
+    /// Acknowledged: the receipt is the proof.
+    Delivered { receipt: IngestReceipt },
+}
+
+/// A record as the box keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvidence {
+    pub record: EvidenceRecord,
+    pub delivery: Delivery,
+}
+
+/// Counts for the summary, health and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StoreCounts {
+    pub total: u64,
+    pub pending: u64,
+    pub delivered: u64,
+    pub rejected: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("evidence store at {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("evidence store layout version {found} is not the one this agent writes ({expected}); export and migrate first")]
+    Layout { found: String, expected: u32 },
+    #[error("evidence store I/O: {0}")]
+    Storage(String),
+    #[error("evidence {0} is not in the store")]
+    NotFound(EvidenceId),
+    #[error("evidence {id}: stored bytes are unreadable: {message}")]
+    Corrupt { id: EvidenceId, message: String },
+    #[error("evidence {0} already exists; records are never overwritten")]
+    Exists(EvidenceId),
+}
+
+/// The evidence store's contract, independent of the engine behind it.
+pub trait EvidenceStore: Send + Sync {
+    /// Stores a new record with its overview JPEG; durable when this returns.
+    fn put(&self, record: &EvidenceRecord, overview_jpeg: &[u8]) -> Result<(), EvidenceError>;
+    fn get(&self, id: EvidenceId) -> Result<StoredEvidence, EvidenceError>;
+    fn overview(&self, id: EvidenceId) -> Result<Vec<u8>, EvidenceError>;
+    /// Up to `limit` pending record ids, oldest first.
+    fn pending(&self, limit: usize) -> Result<Vec<EvidenceId>, EvidenceError>;
+    /// Records the central service's receipt; the record stops being pending. Durable when this returns.
+    fn mark_delivered(&self, receipt: &IngestReceipt) -> Result<(), EvidenceError>;
+    /// Records a refusal that resending cannot fix; the record is kept but leaves the send queue.
+    fn mark_rejected(&self, id: EvidenceId, reason: &str) -> Result<(), EvidenceError>;
+    /// All record ids, oldest first.
+    fn list(&self) -> Result<Vec<EvidenceId>, EvidenceError>;
+    fn counts(&self) -> Result<StoreCounts, EvidenceError>;
+}

@@ -42,8 +42,13 @@ string_id!(
 pub struct EvidenceId(pub ulid::Ulid);
 
 impl EvidenceId {
+    /// A new id, strictly greater than every id made before in this process (ULIDs made in the same
+    /// millisecond are otherwise random in order, and the send queue relies on key order being age order).
     pub fn new() -> Self {
-        Self(ulid::Ulid::new())
+        static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+        let mut guard = GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let generator = guard.get_or_insert_with(ulid::Generator::new);
+        Self(generator.generate().unwrap_or_else(|_| ulid::Ulid::new()))
     }
 }
 

@@ -1,0 +1,98 @@
+//! The evidence API: upload (idempotent), list, show, media, totals. Errors are JSON `{"error": ...}`.
+
+use crate::{AppState, StoreError};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use central_protocol::{ApiError, EvidenceUpload, IngestStatus};
+use serde::Deserialize;
+use te_types::EvidenceId;
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(ApiError { error: message.into() })).into_response()
+}
+
+fn store_error(e: StoreError) -> Response {
+    match e {
+        StoreError::Conflict(_) => error(StatusCode::CONFLICT, e.to_string()),
+        other => {
+            tracing::error!(error = %other, "storage failure");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "storage failure; retry later")
+        }
+    }
+}
+
+fn parse_id(raw: &str) -> Result<EvidenceId, Response> {
+    raw.parse().map_err(|_| error(StatusCode::BAD_REQUEST, format!("{raw:?} is not an evidence id (ULID)")))
+}
+
+/// POST /api/v1/evidence: 201 with a receipt when stored now, 200 with the first receipt when already stored.
+pub async fn upload(State(state): State<AppState>, body: Result<Json<EvidenceUpload>, JsonRejection>) -> Response {
+    let Json(upload) = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+    };
+    let jpeg = match upload.verified_overview() {
+        Ok(jpeg) => jpeg,
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    };
+    match state.store.ingest(&upload.record, &jpeg).await {
+        Ok(receipt) => {
+            let status = match receipt.status {
+                IngestStatus::Created => StatusCode::CREATED,
+                IngestStatus::AlreadyStored => StatusCode::OK,
+            };
+            tracing::info!(evidence = %receipt.evidence_id, device = %upload.record.device_id,
+                camera = %upload.record.camera_id, status = ?receipt.status, "evidence received");
+            (status, Json(receipt)).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    limit: Option<i64>,
+}
+
+/// GET /api/v1/evidence?limit=N: newest first.
+pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    match state.store.queue(limit).await {
+        Ok(entries) => Json(entries).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+pub async fn show(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let id = match parse_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match state.store.get(id).await {
+        Ok(Some(entry)) => Json(entry).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no evidence {id}")),
+        Err(e) => store_error(e),
+    }
+}
+
+pub async fn overview(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let id = match parse_id(&raw) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match state.store.overview(id) {
+        Ok(Some(bytes)) => ([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no overview for {id}")),
+        Err(e) => store_error(e),
+    }
+}
+
+pub async fn stats(State(state): State<AppState>) -> Response {
+    match state.store.stats().await {
+        Ok(stats) => Json(stats).into_response(),
+        Err(e) => store_error(e),
+    }
+}

@@ -1,0 +1,75 @@
+//! `central-sync`: the central service binary. Glue only: settings, logging, serve.
+
+use anyhow::Context;
+use central_server::{router, AppState, CentralStore, ServerSettings};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The central service of traffic-edge: receives evidence from edge boxes and serves the review queue.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the service (embedded defaults: SQLite + media folder under --data-dir, listening on loopback).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "CENTRAL_LISTEN", default_value = "127.0.0.1:8787")]
+        listen: String,
+        /// Folder for the database and media.
+        #[arg(long, env = "CENTRAL_DATA_DIR", default_value = ".local/central")]
+        data_dir: PathBuf,
+        /// Largest accepted upload, bytes.
+        #[arg(long, default_value_t = ServerSettings::default().max_upload_bytes)]
+        max_upload_bytes: usize,
+        /// Log as JSON lines.
+        #[arg(long)]
+        log_json: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Command::Serve { listen, data_dir, max_upload_bytes, log_json } = Cli::parse().command;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let settings = ServerSettings { listen, data_dir, max_upload_bytes };
+    let store = CentralStore::open(&settings.data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
+    let app = router(AppState { store: Arc::new(store) }, settings.max_upload_bytes);
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, data_dir = %settings.data_dir.display(), "central service ready");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM (systemd, the demo script): finish in-flight requests, then exit.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

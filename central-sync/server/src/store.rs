@@ -1,0 +1,174 @@
+//! Storage: metadata in SQL (SQLite embedded by default), media as files named by evidence id.
+
+use central_protocol::{CentralStats, EvidenceRecord, IngestReceipt, IngestStatus};
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::{Path, PathBuf};
+use te_types::EvidenceId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("media file {path}: {source}")]
+    Media { path: PathBuf, source: std::io::Error },
+    #[error("evidence {0} was already stored with different content")]
+    Conflict(EvidenceId),
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// One row of the review queue.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueueEntry {
+    pub record: EvidenceRecord,
+    pub received_at: DateTime<Utc>,
+    pub review_status: String,
+}
+
+#[derive(Debug)]
+pub struct CentralStore {
+    db: SqlitePool,
+    media_dir: PathBuf,
+}
+
+impl CentralStore {
+    /// Opens (creating if needed) the database and media folder under `data_dir` and applies migrations.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let media_dir = data_dir.join("media");
+        std::fs::create_dir_all(&media_dir).map_err(|source| StoreError::Media { path: media_dir.clone(), source })?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("central.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Evidence is acknowledged to the box only after it is on disk.
+            .synchronous(SqliteSynchronous::Full);
+        let db = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        sqlx::migrate!("./migrations").run(&db).await?;
+        Ok(Self { db, media_dir })
+    }
+
+    fn overview_path(&self, id: EvidenceId) -> PathBuf {
+        // The id is a parsed ULID, so it cannot smuggle path separators into the name.
+        self.media_dir.join(id.to_string()).join("overview.jpg")
+    }
+
+    /// Stores a verified record and its overview once; a repeat with the same content gets the first receipt.
+    pub async fn ingest(&self, record: &EvidenceRecord, overview_jpeg: &[u8]) -> Result<IngestReceipt, StoreError> {
+        let id = record.evidence_id;
+        if let Some(existing) = self.receipt_for(id, &record.overview_sha256).await? {
+            return Ok(existing);
+        }
+        self.write_media(id, overview_jpeg)?;
+        let now = Utc::now();
+        let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let inserted = sqlx::query(
+            "INSERT INTO evidence (evidence_id, device_id, camera_id, location, kind, vehicle_class, captured_at, \
+             received_at, overview_sha256, record_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (evidence_id) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(record.device_id.as_str())
+        .bind(record.camera_id.as_str())
+        .bind(&record.location)
+        .bind(record.kind.as_str())
+        .bind(record.vehicle_class.as_str())
+        .bind(record.captured_at.to_rfc3339())
+        .bind(now.to_rfc3339())
+        .bind(&record.overview_sha256)
+        .bind(json)
+        .execute(&self.db)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            // Lost a race with a concurrent upload of the same id: answer as for a repeat.
+            return self.receipt_for(id, &record.overview_sha256).await?.ok_or(StoreError::Conflict(id));
+        }
+        Ok(IngestReceipt { evidence_id: id, status: IngestStatus::Created, stored_at: now })
+    }
+
+    async fn receipt_for(&self, id: EvidenceId, sha256: &str) -> Result<Option<IngestReceipt>, StoreError> {
+        let row = sqlx::query("SELECT overview_sha256, received_at FROM evidence WHERE evidence_id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.db)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stored_sha: String = row.try_get("overview_sha256")?;
+        if stored_sha != sha256 {
+            return Err(StoreError::Conflict(id));
+        }
+        let received: String = row.try_get("received_at")?;
+        let stored_at = DateTime::parse_from_rfc3339(&received)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .with_timezone(&Utc);
+        Ok(Some(IngestReceipt { evidence_id: id, status: IngestStatus::AlreadyStored, stored_at }))
+    }
+
+    fn write_media(&self, id: EvidenceId, bytes: &[u8]) -> Result<(), StoreError> {
+        use std::io::Write;
+        let path = self.overview_path(id);
+        let media_err = |source| StoreError::Media { path: path.clone(), source };
+        let dir = path.parent().unwrap_or(&self.media_dir);
+        std::fs::create_dir_all(dir).map_err(media_err)?;
+        // Write beside, sync, then rename: a crash leaves the old state or the whole file, never half of it.
+        let tmp = dir.join("overview.jpg.partial");
+        let mut file = std::fs::File::create(&tmp).map_err(media_err)?;
+        file.write_all(bytes).map_err(media_err)?;
+        file.sync_all().map_err(media_err)?;
+        std::fs::rename(&tmp, &path).map_err(media_err)?;
+        Ok(())
+    }
+
+    pub fn overview(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.overview_path(id);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Media { path, source }),
+        }
+    }
+
+    /// Newest first.
+    pub async fn queue(&self, limit: i64) -> Result<Vec<QueueEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT record_json, received_at, review_status FROM evidence ORDER BY captured_at DESC, evidence_id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    pub async fn get(&self, id: EvidenceId) -> Result<Option<QueueEntry>, StoreError> {
+        let row = sqlx::query("SELECT record_json, received_at, review_status FROM evidence WHERE evidence_id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.db)
+            .await?;
+        row.as_ref().map(entry_from_row).transpose()
+    }
+
+    pub async fn stats(&self) -> Result<CentralStats, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT device_id) AS d, COUNT(DISTINCT device_id || '/' || camera_id) AS c FROM evidence",
+        )
+        .fetch_one(&self.db)
+        .await?;
+        let get = |name: &str| -> Result<u64, StoreError> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
+        Ok(CentralStats { evidence_total: get("n")?, devices: get("d")?, cameras: get("c")? })
+    }
+}
+
+fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QueueEntry, StoreError> {
+    let json: String = row.try_get("record_json")?;
+    let received: String = row.try_get("received_at")?;
+    Ok(QueueEntry {
+        record: serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        received_at: DateTime::parse_from_rfc3339(&received)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .with_timezone(&Utc),
+        review_status: row.try_get("review_status")?,
+    })
+}

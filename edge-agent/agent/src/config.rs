@@ -1,0 +1,231 @@
+//! The agent's configuration: serde structs with defaults, parsed in two steps (raw TOML, then validated),
+//! with errors that name the field (and the camera) that is wrong.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use te_camera::CameraSettings;
+use te_track::TrackerSettings;
+use te_types::DeviceId;
+use te_uplink::UplinkSettings;
+
+/// The configuration the demo box runs with; `edge-agent config default` prints it.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This box's id, unique in the province; in every evidence record.
+    pub device_id: DeviceId,
+    /// Frames waiting for analysis, all cameras together.
+    #[serde(default = "default_frame_queue")]
+    pub frame_queue: usize,
+    #[serde(default)]
+    pub paths: Paths,
+    #[serde(default)]
+    pub detector: DetectorConfig,
+    #[serde(default)]
+    pub tracker: TrackerSettings,
+    #[serde(default)]
+    pub uplink: UplinkSettings,
+    pub cameras: Vec<CameraSettings>,
+}
+
+fn default_frame_queue() -> usize {
+    8
+}
+
+/// Where things are on disk. `{shared}`, `{data}`, `{models}` expand in later fields and camera sources.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Paths {
+    pub shared: String,
+    pub data: String,
+    pub models: String,
+    pub wheel_models: String,
+    pub state: String,
+    pub runtime_library: String,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Self {
+            shared: "../shared".into(),
+            data: "{shared}/data".into(),
+            models: "{shared}/models".into(),
+            wheel_models: ".local/models".into(),
+            state: ".local/edge".into(),
+            runtime_library: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectorConfig {
+    pub score_threshold: f32,
+    pub nms_iou: f32,
+    /// ONNX Runtime intra-op threads for the detector.
+    pub threads: usize,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        let d = te_infer::VehicleDetectorSettings::default();
+        Self { score_threshold: d.score_threshold, nms_iou: d.nms_iou, threads: d.threads }
+    }
+}
+
+/// A configuration that does not make sense; `field` is a path like `cameras[1].source`.
+#[derive(Debug, thiserror::Error)]
+#[error("config: {field}: {message}")]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+fn bad(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError { field: field.into(), message: message.into() }
+}
+
+/// Command-line and environment overrides, applied before expansion.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub shared: Option<PathBuf>,
+    pub data: Option<PathBuf>,
+    pub models: Option<PathBuf>,
+    pub state: Option<PathBuf>,
+    pub central_url: Option<String>,
+}
+
+impl AgentConfig {
+    /// Parses TOML text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| bad(origin, e.to_string()))
+    }
+
+    /// Applies overrides, expands placeholders and validates.
+    pub fn finish(mut self, o: &Overrides) -> Result<Self, ConfigError> {
+        let path = |p: &PathBuf| p.display().to_string();
+        if let Some(p) = &o.shared {
+            self.paths.shared = path(p);
+        }
+        if let Some(p) = &o.data {
+            self.paths.data = path(p);
+        }
+        if let Some(p) = &o.models {
+            self.paths.models = path(p);
+        }
+        if let Some(p) = &o.state {
+            self.paths.state = path(p);
+        }
+        if let Some(url) = &o.central_url {
+            self.uplink.central_url = url.clone();
+        }
+        let shared = self.paths.shared.clone();
+        let expand = |s: &str, data: &str, models: &str| {
+            s.replace("{shared}", &shared).replace("{data}", data).replace("{models}", models)
+        };
+        self.paths.data = expand(&self.paths.data, "{data}", "{models}");
+        self.paths.models = expand(&self.paths.models, "{data}", "{models}");
+        let (data, models) = (self.paths.data.clone(), self.paths.models.clone());
+        for field in [&mut self.paths.wheel_models, &mut self.paths.state, &mut self.paths.runtime_library] {
+            *field = expand(field, &data, &models);
+        }
+        for camera in &mut self.cameras {
+            camera.source = expand(&camera.source, &data, &models);
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.device_id.as_str().trim().is_empty() {
+            return Err(bad("device_id", "must not be empty"));
+        }
+        if self.frame_queue == 0 {
+            return Err(bad("frame_queue", "must be at least 1"));
+        }
+        if self.paths.state.trim().is_empty() {
+            return Err(bad("paths.state", "must name a folder"));
+        }
+        let d = &self.detector;
+        if !(0.0..1.0).contains(&d.score_threshold) {
+            return Err(bad("detector.score_threshold", format!("must be in [0, 1), got {}", d.score_threshold)));
+        }
+        if !(0.0..=1.0).contains(&d.nms_iou) {
+            return Err(bad("detector.nms_iou", format!("must be in [0, 1], got {}", d.nms_iou)));
+        }
+        if d.threads == 0 {
+            return Err(bad("detector.threads", "must be at least 1"));
+        }
+        self.tracker.validate().map_err(|m| bad("tracker", m))?;
+        self.uplink.validate().map_err(|m| bad("uplink", m))?;
+        if self.cameras.is_empty() {
+            return Err(bad("cameras", "at least one camera is needed"));
+        }
+        let mut seen = HashSet::new();
+        for (i, camera) in self.cameras.iter().enumerate() {
+            let field = |name: &str| format!("cameras[{i}] ({}).{name}", camera.id);
+            if camera.id.as_str().trim().is_empty() {
+                return Err(bad(format!("cameras[{i}].id"), "must not be empty"));
+            }
+            if !seen.insert(camera.id.clone()) {
+                return Err(bad(field("id"), "is used by another camera"));
+            }
+            if camera.source.trim().is_empty() {
+                return Err(bad(field("source"), "must not be empty"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn model_dirs(&self) -> te_infer::ModelDirs {
+        te_infer::ModelDirs { model_dir: self.paths.models.clone().into(), wheel_dir: self.paths.wheel_models.clone().into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_config() -> AgentConfig {
+        AgentConfig::parse(DEFAULT_TOML, "default.toml").expect("default parses")
+    }
+
+    #[test]
+    fn the_embedded_default_is_valid_and_expands_to_the_shared_folder() {
+        let config = default_config().finish(&Overrides::default()).expect("valid");
+        assert_eq!(config.paths.models, "../shared/models");
+        assert_eq!(config.cameras[0].source, "../shared/data/video/car-detection.mp4");
+    }
+
+    #[test]
+    fn overrides_move_data_and_models_independently() {
+        let o = Overrides { shared: Some("/s".into()), models: Some("/m".into()), ..Default::default() };
+        let config = default_config().finish(&o).expect("valid");
+        assert_eq!(config.paths.models, "/m");
+        assert_eq!(config.cameras[1].source, "/s/data/vn_scenes");
+    }
+
+    #[test]
+    fn a_duplicate_camera_id_is_named_with_its_index() {
+        let mut config = default_config();
+        config.cameras[1].id = config.cameras[0].id.clone();
+        let err = config.finish(&Overrides::default()).expect_err("invalid");
+        assert_eq!(err.field, "cameras[1] (carpark-1).id");
+    }
+
+    #[test]
+    fn an_unknown_field_is_refused_with_its_name() {
+        let err = AgentConfig::parse("device_id = \"x\"\ncameras = []\nfram_queue = 3\n", "box.toml").expect_err("invalid");
+        assert!(err.to_string().contains("fram_queue"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_field() {
+        let mut config = default_config();
+        config.detector.score_threshold = 1.5;
+        assert_eq!(config.finish(&Overrides::default()).expect_err("invalid").field, "detector.score_threshold");
+    }
+}

@@ -1,0 +1,328 @@
+//! `edge-agent`: the binary on the box beside the intersection. Glue only: CLI, config, wiring, summary.
+
+mod config;
+mod overview;
+mod pipeline;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use config::{AgentConfig, Overrides, DEFAULT_TOML};
+use pipeline::{AnalysisReport, AnalysisStage};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use te_evidence::{EvidenceStore, SledStore};
+use te_uplink::Uplink;
+
+/// traffic-edge edge agent: cameras -> vehicle detection -> tracking -> signed evidence -> central service.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the pipeline on the configured cameras.
+    Run {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Exit once every camera has ended (file replay) and all evidence is delivered or the drain
+        /// timeout passes; then print the summary. Without it the agent runs until Ctrl-C / SIGTERM.
+        #[arg(long)]
+        exit_when_done: bool,
+        /// Longest wait for the central service when draining at exit, seconds. Undelivered evidence stays
+        /// in the store and is sent on the next start.
+        #[arg(long, default_value_t = 60)]
+        drain_timeout: u64,
+        /// Log as JSON lines.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Inspects the evidence store.
+    #[command(subcommand)]
+    Evidence(EvidenceCommand),
+    /// Prints or checks configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum EvidenceCommand {
+    /// Lists every record, oldest first, with its delivery state.
+    List {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Prints one record as JSON.
+    Show {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The evidence id (ULID).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Prints the embedded default configuration (the demo box), a starting point for a real one.
+    Default,
+    /// Validates a configuration and prints it with every default and placeholder filled in.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// Configuration file (TOML). Without it the embedded default (the demo box) is used.
+    #[arg(long, short, env = "TE_CONFIG")]
+    config: Option<PathBuf>,
+    /// The team's shared folder, holding data/ and models/.
+    #[arg(long, env = "TE_SHARED_DIR")]
+    shared_dir: Option<PathBuf>,
+    /// Folder of replay footage (default: <shared>/data).
+    #[arg(long, env = "TE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Folder of detector models (default: <shared>/models).
+    #[arg(long, env = "TE_MODEL_DIR")]
+    model_dir: Option<PathBuf>,
+    /// Folder of the evidence store.
+    #[arg(long, env = "TE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Base URL of the central service.
+    #[arg(long, env = "TE_CENTRAL_URL")]
+    central_url: Option<String>,
+}
+
+impl ConfigArgs {
+    fn load(&self) -> anyhow::Result<AgentConfig> {
+        let (text, origin) = match &self.config {
+            Some(path) => (
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+                path.display().to_string(),
+            ),
+            None => (DEFAULT_TOML.to_string(), "embedded default".to_string()),
+        };
+        let overrides = Overrides {
+            shared: self.shared_dir.clone(),
+            data: self.data_dir.clone(),
+            models: self.model_dir.clone(),
+            state: self.state_dir.clone(),
+            central_url: self.central_url.clone(),
+        };
+        Ok(AgentConfig::parse(&text, &origin)?.finish(&overrides)?)
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,ort=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn open_store(config: &AgentConfig) -> anyhow::Result<Arc<SledStore>> {
+    let dir = Path::new(&config.paths.state).join("evidence");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(Arc::new(SledStore::open(&dir)?))
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Run { config, exit_when_done, drain_timeout, log_json } => {
+            init_logging(log_json);
+            let config = config.load()?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(run(config, exit_when_done, Duration::from_secs(drain_timeout)))
+        }
+        Command::Evidence(EvidenceCommand::List { config }) => {
+            let store = open_store(&config.load()?)?;
+            println!("{:<26}  {:<12}  {:<10}  {:<25}  delivery", "evidence id", "camera", "vehicle", "captured (UTC)");
+            for id in store.list()? {
+                let s = store.get(id)?;
+                let delivery = match s.delivery {
+                    te_evidence::Delivery::Pending => "pending".to_string(),
+                    te_evidence::Delivery::Delivered { receipt } => format!("delivered {}", receipt.stored_at.format("%FT%TZ")),
+                    te_evidence::Delivery::Rejected { reason, .. } => format!("REJECTED: {reason}"),
+                };
+                println!(
+                    "{:<26}  {:<12}  {:<10}  {:<25}  {delivery}",
+                    id.to_string(),
+                    s.record.camera_id.as_str(),
+                    s.record.vehicle_class.as_str(),
+                    s.record.captured_at.format("%F %T%.3f").to_string()
+                );
+            }
+            let c = store.counts()?;
+            println!("total={} pending={} delivered={} rejected={}", c.total, c.pending, c.delivered, c.rejected);
+            Ok(())
+        }
+        Command::Evidence(EvidenceCommand::Show { config, id }) => {
+            let store = open_store(&config.load()?)?;
+            let id = id.parse().map_err(|_| anyhow::anyhow!("{id:?} is not an evidence id (ULID)"))?;
+            println!("{}", serde_json::to_string_pretty(&store.get(id)?)?);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Default) => {
+            print!("{DEFAULT_TOML}");
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check { config }) => {
+            let config = config.load()?;
+            print!("{}", toml::to_string_pretty(&config)?);
+            eprintln!("config OK: {} camera(s)", config.cameras.len());
+            Ok(())
+        }
+    }
+}
+
+async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let configured = (!config.paths.runtime_library.is_empty()).then(|| PathBuf::from(&config.paths.runtime_library));
+    let library = te_infer::resolve_runtime_library(configured.as_deref())?;
+    let ort = te_infer::Runtime::load(&library)?;
+    let detector_settings = te_infer::VehicleDetectorSettings {
+        score_threshold: config.detector.score_threshold,
+        nms_iou: config.detector.nms_iou,
+        threads: config.detector.threads,
+    };
+    let detector = te_infer::VehicleDetector::load(&ort, &config.model_dirs(), detector_settings)?;
+    let store = open_store(&config)?;
+    let uplink = Arc::new(Uplink::new(config.uplink.clone(), store.clone())?);
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    let uplink_task = tokio::spawn({
+        let uplink = uplink.clone();
+        async move { uplink.run(shutdown_rx, drain_rx).await }
+    });
+
+    let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(config.frame_queue);
+    let mut cameras = Vec::new();
+    for settings in &config.cameras {
+        match te_camera::spawn(settings.clone(), frames_tx.clone()) {
+            Ok(handle) => cameras.push(handle),
+            // One bad camera must not take the others down.
+            Err(e) => tracing::error!(error = %e, "camera not started"),
+        }
+    }
+    drop(frames_tx);
+    if cameras.is_empty() {
+        bail!("no camera could be started; see the errors above");
+    }
+    let stops: Vec<_> = cameras.iter().map(|c| c.stopper()).collect();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping cameras");
+        for stop in &stops {
+            stop();
+        }
+    });
+
+    let stage = AnalysisStage {
+        device_id: config.device_id.clone(),
+        detector,
+        tracker_settings: config.tracker.clone(),
+        locations: config.cameras.iter().map(|c| (c.id.clone(), c.location.clone())).collect(),
+        store: store.clone(),
+        new_evidence: uplink.new_evidence.clone(),
+    };
+    let analysis = tokio::task::spawn_blocking(move || stage.run(frames_rx));
+    let camera_stats: Vec<_> = cameras.iter().map(|c| (c.id.clone(), c.stats.clone())).collect();
+    let camera_results = tokio::task::spawn_blocking(move || {
+        cameras.into_iter().map(|c| (c.id.clone(), c.join())).collect::<Vec<_>>()
+    })
+    .await?;
+    for (id, result) in &camera_results {
+        if let Err(e) = result {
+            tracing::error!(camera = %id, error = %e, "camera ended with an error");
+        }
+    }
+    let report = analysis.await?;
+    let analysed_at = started.elapsed();
+
+    if exit_when_done {
+        let _ = drain_tx.send(true);
+        uplink.new_evidence.notify_one();
+        if tokio::time::timeout(drain_timeout, uplink_task).await.is_err() {
+            tracing::warn!("central service did not take everything in time; the rest stays queued on the box");
+        }
+    } else {
+        tracing::info!("all cameras ended; uplink keeps running until Ctrl-C");
+        wait_for_signal().await;
+        let _ = shutdown_tx.send(true);
+        let _ = uplink_task.await;
+    }
+    let _ = shutdown_tx.send(true);
+
+    let counts = store.counts()?;
+    let central = uplink.central_stats().await;
+    print_summary(&config, &report, &camera_stats, &counts, &central, analysed_at);
+    if counts.pending > 0 && exit_when_done {
+        bail!("{} evidence record(s) are still pending on the box", counts.pending);
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn print_summary(
+    config: &AgentConfig,
+    report: &AnalysisReport,
+    cameras: &[(te_types::CameraId, Arc<te_camera::CameraStats>)],
+    counts: &te_evidence::StoreCounts,
+    central: &Result<central_protocol::CentralStats, te_uplink::UplinkError>,
+    elapsed: Duration,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dropped: u64 = cameras.iter().map(|(_, s)| s.frames_dropped.load(Relaxed)).sum();
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    println!();
+    println!("traffic-edge summary ({})", config.device_id);
+    for (id, stats) in cameras {
+        println!(
+            "  camera {:<14} frames analysed {:>5}   dropped {:>3}   skipped inputs {}",
+            id.as_str(),
+            report.frames_per_camera.get(id).copied().unwrap_or(0),
+            stats.frames_dropped.load(Relaxed),
+            stats.inputs_skipped.load(Relaxed)
+        );
+    }
+    println!(
+        "  frames           {:>6}  ({:.1} frames/s, {:.0}% of the time inside the detector; {} dropped)",
+        report.frames,
+        report.frames as f64 / secs,
+        100.0 * report.inference_seconds / secs,
+        dropped
+    );
+    println!("  detections       {:>6}", report.detections);
+    println!("  vehicles         {:>6}  (tracked, one per pass)", report.vehicles);
+    println!("  plates read      {:>6}  (plate reading not in this build yet)", 0);
+    println!("  violations       {:>6}  (violation rules not in this build yet)", 0);
+    println!(
+        "  evidence         {:>6}  written, {} synced, {} pending, {} rejected",
+        report.evidence_written, counts.delivered, counts.pending, counts.rejected
+    );
+    match central {
+        Ok(stats) => println!(
+            "  central          {:>6}  records held at {} ({} device(s), {} camera(s))",
+            stats.evidence_total, config.uplink.central_url, stats.devices, stats.cameras
+        ),
+        Err(e) => println!("  central          unreachable: {e}"),
+    }
+}
