@@ -158,7 +158,8 @@ mod tests {
     #[test]
     fn a_tampered_image_or_wrong_version_is_refused() {
         let mut u = upload(&[0xFF, 0xD8, 0xFF, 0xE0, 1]);
-        u.overview_jpeg_base64 = EvidenceUpload::new(u.record.clone(), &[0xFF, 0xD8, 0xFF, 0xE0, 2]).overview_jpeg_base64;
+        u.overview_jpeg_base64 =
+            EvidenceUpload::new(u.record.clone(), &[0xFF, 0xD8, 0xFF, 0xE0, 2]).overview_jpeg_base64;
         assert!(matches!(u.verified_overview(), Err(UploadError::HashMismatch { .. })));
         let mut u = upload(&[0xFF, 0xD8, 0xFF, 0xE0, 1]);
         u.record.protocol_version = 99;

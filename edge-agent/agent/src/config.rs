@@ -181,7 +181,10 @@ impl AgentConfig {
     }
 
     pub fn model_dirs(&self) -> te_infer::ModelDirs {
-        te_infer::ModelDirs { model_dir: self.paths.models.clone().into(), wheel_dir: self.paths.wheel_models.clone().into() }
+        te_infer::ModelDirs {
+            model_dir: self.paths.models.clone().into(),
+            wheel_dir: self.paths.wheel_models.clone().into(),
+        }
     }
 }
 
@@ -218,7 +221,8 @@ mod tests {
 
     #[test]
     fn an_unknown_field_is_refused_with_its_name() {
-        let err = AgentConfig::parse("device_id = \"x\"\ncameras = []\nfram_queue = 3\n", "box.toml").expect_err("invalid");
+        let err =
+            AgentConfig::parse("device_id = \"x\"\ncameras = []\nfram_queue = 3\n", "box.toml").expect_err("invalid");
         assert!(err.to_string().contains("fram_queue"), "{err}");
     }
 

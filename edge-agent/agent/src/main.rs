@@ -148,7 +148,9 @@ fn main() -> anyhow::Result<()> {
                 let s = store.get(id)?;
                 let delivery = match s.delivery {
                     te_evidence::Delivery::Pending => "pending".to_string(),
-                    te_evidence::Delivery::Delivered { receipt } => format!("delivered {}", receipt.stored_at.format("%FT%TZ")),
+                    te_evidence::Delivery::Delivered { receipt } => {
+                        format!("delivered {}", receipt.stored_at.format("%FT%TZ"))
+                    }
                     te_evidence::Delivery::Rejected { reason, .. } => format!("REJECTED: {reason}"),
                 };
                 println!(
@@ -235,10 +237,9 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
     };
     let analysis = tokio::task::spawn_blocking(move || stage.run(frames_rx));
     let camera_stats: Vec<_> = cameras.iter().map(|c| (c.id.clone(), c.stats.clone())).collect();
-    let camera_results = tokio::task::spawn_blocking(move || {
-        cameras.into_iter().map(|c| (c.id.clone(), c.join())).collect::<Vec<_>>()
-    })
-    .await?;
+    let camera_results =
+        tokio::task::spawn_blocking(move || cameras.into_iter().map(|c| (c.id.clone(), c.join())).collect::<Vec<_>>())
+            .await?;
     for (id, result) in &camera_results {
         if let Err(e) = result {
             tracing::error!(camera = %id, error = %e, "camera ended with an error");

@@ -72,7 +72,9 @@ impl CameraSettings {
                 } else {
                     Err(CameraError::Pipeline {
                         camera: self.id.clone(),
-                        message: format!("unsupported source {uri:?}: use rtsp://, file://, a video file or a directory of images"),
+                        message: format!(
+                            "unsupported source {uri:?}: use rtsp://, file://, a video file or a directory of images"
+                        ),
                     })
                 }
             }
@@ -85,7 +87,12 @@ mod tests {
     use super::*;
 
     fn settings(source: &str) -> CameraSettings {
-        CameraSettings { id: CameraId::new("c1"), source: source.into(), when_full: WhenFull::Block, location: String::new() }
+        CameraSettings {
+            id: CameraId::new("c1"),
+            source: source.into(),
+            when_full: WhenFull::Block,
+            location: String::new(),
+        }
     }
 
     #[test]

@@ -49,7 +49,9 @@ pub struct StoreCounts {
 pub enum EvidenceError {
     #[error("evidence store at {path}: {message}")]
     Open { path: String, message: String },
-    #[error("evidence store layout version {found} is not the one this agent writes ({expected}); export and migrate first")]
+    #[error(
+        "evidence store layout version {found} is not the one this agent writes ({expected}); export and migrate first"
+    )]
     Layout { found: String, expected: u32 },
     #[error("evidence store I/O: {0}")]
     Storage(String),

@@ -80,7 +80,12 @@ impl ModelManifest {
         }
         let actual = sha256_file(&path)?;
         if !actual.eq_ignore_ascii_case(&spec.sha256) {
-            return Err(InferError::ModelMismatch { name: spec.name.clone(), path, expected: spec.sha256.clone(), actual });
+            return Err(InferError::ModelMismatch {
+                name: spec.name.clone(),
+                path,
+                expected: spec.sha256.clone(),
+                actual,
+            });
         }
         Ok(path)
     }

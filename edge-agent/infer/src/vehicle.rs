@@ -83,8 +83,7 @@ impl VehicleDetector {
         let side = INPUT_SIZE as i64;
         let tensor = Tensor::from_array(([1i64, 3, side, side], input)).map_err(|e| session_err(e.to_string()))?;
         let outputs = self.session.run(ort::inputs!["images" => tensor]).map_err(|e| session_err(e.to_string()))?;
-        let (shape, raw) =
-            outputs["output"].try_extract_tensor::<f32>().map_err(|e| session_err(e.to_string()))?;
+        let (shape, raw) = outputs["output"].try_extract_tensor::<f32>().map_err(|e| session_err(e.to_string()))?;
         let dims: Vec<i64> = shape.iter().copied().collect();
         let detections = decode(raw, &dims, &lb, &self.settings)?;
         Ok(non_max_suppression(detections, self.settings.nms_iou)

@@ -129,7 +129,10 @@ impl Tracker {
             *track.class_votes.entry(det.class).or_default() += det.score;
             if !track.confirmed && track.hits >= self.settings.min_hits {
                 track.confirmed = true;
-                events.push(TrackEvent::Confirmed { track: track.id, detection: Detection { class: track.class(), ..det } });
+                events.push(TrackEvent::Confirmed {
+                    track: track.id,
+                    detection: Detection { class: track.class(), ..det },
+                });
             }
         }
         for (ti, used) in track_used.iter().enumerate() {

@@ -1,0 +1,123 @@
+//! The ingest API against a real SQLite database and media folder: idempotency and refusals.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use central_protocol::{sha256_hex, EvidenceRecord, EvidenceUpload, IngestReceipt, IngestStatus, PROTOCOL_VERSION};
+use central_server::{router, AppState, CentralStore};
+use std::sync::Arc;
+use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, TrackId, VehicleClass};
+use tower::ServiceExt;
+
+const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
+
+async fn app(dir: &std::path::Path) -> (axum::Router, Arc<CentralStore>) {
+    let store = Arc::new(CentralStore::open(dir).await.expect("open store"));
+    (router(AppState { store: store.clone() }, 64 * 1024), store)
+}
+
+fn upload(jpeg: &[u8]) -> EvidenceUpload {
+    EvidenceUpload::new(
+        EvidenceRecord {
+            protocol_version: PROTOCOL_VERSION,
+            evidence_id: EvidenceId::new(),
+            device_id: DeviceId::new("box-7"),
+            camera_id: CameraId::new("cam-2"),
+            location: "Ngã tư Lê Lợi".into(),
+            kind: EventKind::VehicleDetected,
+            captured_at: chrono::Utc::now(),
+            recorded_at: chrono::Utc::now(),
+            frame_number: 12,
+            track_id: TrackId(4),
+            vehicle_class: VehicleClass::Motorbike,
+            detection_score: 0.77,
+            bbox: BBox { x1: 1.0, y1: 2.0, x2: 30.0, y2: 40.0 },
+            overview_sha256: sha256_hex(jpeg),
+        },
+        jpeg,
+    )
+}
+
+async fn post(app: &axum::Router, body: String) -> (StatusCode, serde_json::Value) {
+    let request = Request::post("/api/v1/evidence")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .expect("request");
+    let response = app.clone().oneshot(request).await.expect("response");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+async fn total(store: &CentralStore) -> u64 {
+    store.stats().await.expect("stats").evidence_total
+}
+
+#[tokio::test]
+async fn an_upload_is_stored_once_and_a_repeat_gets_the_first_receipt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, store) = app(dir.path()).await;
+    let u = upload(JPEG);
+    let body = serde_json::to_string(&u).expect("json");
+    let (status, first) = post(&app, body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let first: IngestReceipt = serde_json::from_value(first).expect("receipt");
+    assert_eq!((first.evidence_id, first.status), (u.record.evidence_id, IngestStatus::Created));
+    let (status, again) = post(&app, body).await;
+    assert_eq!(status, StatusCode::OK);
+    let again: IngestReceipt = serde_json::from_value(again).expect("receipt");
+    assert_eq!(again.status, IngestStatus::AlreadyStored);
+    assert_eq!(again.stored_at, first.stored_at);
+    assert_eq!(total(&store).await, 1);
+    assert_eq!(store.overview(u.record.evidence_id).expect("read"), Some(JPEG.to_vec()));
+}
+
+#[tokio::test]
+async fn an_image_that_does_not_match_its_hash_is_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, store) = app(dir.path()).await;
+    let mut u = upload(JPEG);
+    u.record.overview_sha256 = sha256_hex(b"something else");
+    let (status, body) = post(&app, serde_json::to_string(&u).expect("json")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"].as_str().expect("error text").contains("hashes to"));
+    assert_eq!(total(&store).await, 0);
+    assert_eq!(store.overview(u.record.evidence_id).expect("read"), None);
+}
+
+#[tokio::test]
+async fn the_same_id_with_different_content_is_a_conflict_and_the_first_stays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, store) = app(dir.path()).await;
+    let u = upload(JPEG);
+    assert_eq!(post(&app, serde_json::to_string(&u).expect("json")).await.0, StatusCode::CREATED);
+    let other_jpeg = [JPEG, b"x"].concat();
+    let mut forged = upload(&other_jpeg);
+    forged.record.evidence_id = u.record.evidence_id;
+    assert_eq!(post(&app, serde_json::to_string(&forged).expect("json")).await.0, StatusCode::CONFLICT);
+    assert_eq!(store.overview(u.record.evidence_id).expect("read"), Some(JPEG.to_vec()));
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_wrong_version_uploads_get_clear_client_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, store) = app(dir.path()).await;
+    assert_eq!(post(&app, "{not json".into()).await.0, StatusCode::BAD_REQUEST);
+    let big = upload(&[JPEG, &vec![0u8; 100 * 1024]].concat());
+    assert_eq!(post(&app, serde_json::to_string(&big).expect("json")).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    let mut old = upload(JPEG);
+    old.record.protocol_version = 0;
+    let (status, body) = post(&app, serde_json::to_string(&old).expect("json")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"].as_str().expect("error").contains("protocol_version"));
+    assert_eq!(total(&store).await, 0);
+}
+
+#[tokio::test]
+async fn a_path_that_is_not_an_evidence_id_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, _) = app(dir.path()).await;
+    for path in ["/api/v1/evidence/..%2F..%2Fetc%2Fpasswd/overview.jpg", "/api/v1/evidence/nope"] {
+        let response = app.clone().oneshot(Request::get(path).body(Body::empty()).expect("req")).await.expect("resp");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+    }
+}

@@ -1,0 +1,89 @@
+//! Real GStreamer decoding of the real car-park clip, and still-image cameras, through the public API.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::sync_channel;
+use std::time::Duration;
+use te_camera::{CameraError, CameraSettings, WhenFull};
+use te_types::CameraId;
+
+fn shared_dir() -> PathBuf {
+    std::env::var_os("TE_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+fn clip() -> String {
+    shared_dir().join("data/video/car-detection.mp4").display().to_string()
+}
+
+fn settings(source: String, when_full: WhenFull) -> CameraSettings {
+    CameraSettings { id: CameraId::new("test-cam"), source, when_full, location: String::new() }
+}
+
+#[test]
+fn a_replayed_file_delivers_every_frame_in_order_with_rising_timestamps() {
+    let (tx, rx) = sync_channel(2);
+    let camera = te_camera::spawn(settings(clip(), WhenFull::Block), tx).expect("spawn");
+    let frames: Vec<_> = rx.iter().collect();
+    camera.join().expect("camera ends cleanly at end of stream");
+    // 377 frames at 12.5 fps, 768x432 (as ffprobe/OpenCV report for this clip).
+    assert_eq!(frames.len(), 377);
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(f.number, i as u64);
+        assert_eq!((f.width, f.height), (768, 432));
+        assert_eq!(f.data.len(), 768 * 432 * 3);
+    }
+    let span = frames[376].captured_at - frames[0].captured_at;
+    assert_eq!(span.num_milliseconds(), 376 * 80, "PTS spacing of a 12.5 fps clip");
+    assert!(frames.windows(2).all(|w| w[0].captured_at < w[1].captured_at));
+}
+
+#[test]
+fn a_slow_consumer_makes_a_drop_newest_camera_drop_and_count_instead_of_queueing() {
+    let (tx, rx) = sync_channel(1);
+    let camera = te_camera::spawn(settings(clip(), WhenFull::DropNewest), tx).expect("spawn");
+    let stats = camera.stats.clone();
+    let mut received = 0u64;
+    while let Ok(frame) = rx.recv() {
+        received += 1;
+        assert!(frame.number < 377);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    camera.join().expect("camera ends");
+    let (delivered, dropped) =
+        (stats.frames_delivered.load(Ordering::Relaxed), stats.frames_dropped.load(Ordering::Relaxed));
+    assert_eq!(delivered, received);
+    assert_eq!(delivered + dropped, 377, "every frame is either delivered or counted as dropped");
+    assert!(dropped > 0, "a 20 ms/frame consumer cannot keep up with an unthrottled decoder");
+}
+
+#[test]
+fn a_stills_camera_skips_and_counts_an_undecodable_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = image::RgbImage::from_pixel(32, 16, image::Rgb([1, 2, 3]));
+    good.save(dir.path().join("a.png")).expect("save");
+    std::fs::write(dir.path().join("b.jpg"), b"not a jpeg").expect("write");
+    good.save(dir.path().join("c.png")).expect("save");
+    let (tx, rx) = sync_channel(4);
+    let camera = te_camera::spawn(settings(dir.path().display().to_string(), WhenFull::Block), tx).expect("spawn");
+    let frames: Vec<_> = rx.iter().collect();
+    let stats = camera.stats.clone();
+    camera.join().expect("ends");
+    assert_eq!(frames.len(), 2);
+    assert!(frames.iter().all(|f| f.scene_cut && f.width == 32 && f.data[..3] == [1, 2, 3]));
+    assert_eq!(stats.inputs_skipped.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_corrupt_video_file_ends_the_camera_with_a_stream_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("broken.mp4");
+    std::fs::write(&path, vec![0x42u8; 4096]).expect("write");
+    let (tx, rx) = sync_channel(2);
+    let camera = te_camera::spawn(settings(path.display().to_string(), WhenFull::Block), tx).expect("spawn");
+    assert_eq!(rx.iter().count(), 0);
+    let err = camera.join().expect_err("a corrupt file is an error");
+    assert!(matches!(err, CameraError::Stream { .. }), "{err}");
+    assert!(err.to_string().contains("test-cam"), "{err}");
+}

@@ -1,0 +1,139 @@
+//! System tests: the real `edge-agent` and `central-sync` binaries talking over 127.0.0.1, with the real
+//! models and footage from the shared folder. `scripts/test` builds the binaries first.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+fn bin(name: &str) -> PathBuf {
+    // target/<profile>/deps/system-<hash> -> target/<profile>/<name>
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe.parent().and_then(Path::parent).expect("target dir").join(name);
+    assert!(path.is_file(), "{} not built: run `cargo build --workspace --bins` (scripts/test does)", path.display());
+    path
+}
+
+fn shared_dir() -> PathBuf {
+    std::env::var_os("TE_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Kills the central service when the test ends, however it ends.
+struct Central(Child);
+
+impl Drop for Central {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_central(port: u16, data_dir: &Path) -> Central {
+    let child = Command::new(bin("central-sync"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data_dir)
+        .stderr(std::fs::File::create(data_dir.with_extension("log")).expect("log file"))
+        .spawn()
+        .expect("start central-sync");
+    let central = Central(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "central-sync did not start listening within 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    central
+}
+
+fn write_config(dir: &Path, port: u16) -> PathBuf {
+    let config = format!(
+        r#"device_id = "system-test-box"
+[paths]
+shared = "{shared}"
+state = "{state}"
+[uplink]
+central_url = "http://127.0.0.1:{port}"
+backoff_initial_ms = 50
+backoff_max_ms = 200
+request_timeout_secs = 5
+[[cameras]]
+id = "stills"
+source = "{{data}}/vn_scenes"
+when_full = "block"
+location = "system test"
+"#,
+        shared = shared_dir().display(),
+        state = dir.join("edge").display(),
+    );
+    let path = dir.join("agent.toml");
+    std::fs::write(&path, config).expect("write config");
+    path
+}
+
+fn agent(config: &Path, args: &[&str]) -> Output {
+    let output =
+        Command::new(bin("edge-agent")).args(args).arg("--config").arg(config).output().expect("run edge-agent");
+    eprintln!("--- edge-agent {args:?}\n{}", String::from_utf8_lossy(&output.stdout));
+    output
+}
+
+/// The number after `key=` in the last line of `evidence list`.
+fn list_count(config: &Path, key: &str) -> u64 {
+    let out = agent(config, &["evidence", "list"]);
+    assert!(out.status.success(), "evidence list failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().expect("summary line");
+    last.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {last:?}"))
+}
+
+/// The central total from the run summary line `  central   <n>  records held at ...`.
+fn central_total(output: &Output) -> u64 {
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().find(|l| l.trim_start().starts_with("central")).expect("central line in summary");
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no total in {line:?}"))
+}
+
+#[test]
+fn evidence_recorded_while_the_central_service_is_down_is_delivered_once_after_it_comes_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = write_config(dir.path(), port);
+
+    // Central is down: the agent records, cannot deliver, keeps everything and says so.
+    let offline = agent(&config, &["run", "--exit-when-done", "--drain-timeout", "2"]);
+    assert!(!offline.status.success(), "undelivered evidence must make --exit-when-done fail");
+    let recorded = list_count(&config, "pending");
+    assert!(recorded >= 20, "the street photos hold dozens of vehicles, got {recorded}");
+    assert_eq!(list_count(&config, "delivered"), 0);
+
+    // Central comes back: the next run re-sends the backlog and its own records.
+    let _central = start_central(port, &dir.path().join("central"));
+    let online = agent(&config, &["run", "--exit-when-done", "--drain-timeout", "30"]);
+    assert!(online.status.success(), "{}", String::from_utf8_lossy(&online.stderr));
+    assert_eq!(list_count(&config, "pending"), 0);
+    assert_eq!(list_count(&config, "total"), 2 * recorded, "same photos, same detections");
+    assert_eq!(central_total(&online), 2 * recorded, "central holds every record exactly once");
+
+    // Nothing is sent twice: a third run adds only its own records.
+    let again = agent(&config, &["run", "--exit-when-done", "--drain-timeout", "30"]);
+    assert!(again.status.success());
+    assert_eq!(central_total(&again), 3 * recorded);
+}
+
+#[test]
+fn a_config_with_an_unknown_field_is_refused_with_the_field_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "device_id = \"x\"\nframe_queu = 3\ncameras = []\n").expect("write");
+    let out = agent(&path, &["config", "check"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("frame_queu"));
+}
