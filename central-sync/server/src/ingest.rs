@@ -24,8 +24,8 @@ fn store_error(e: StoreError) -> Response {
     }
 }
 
-fn parse_id(raw: &str) -> Result<EvidenceId, Response> {
-    raw.parse().map_err(|_| error(StatusCode::BAD_REQUEST, format!("{raw:?} is not an evidence id (ULID)")))
+fn bad_id(raw: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, format!("{raw:?} is not an evidence id (ULID)"))
 }
 
 /// POST /api/v1/evidence: 201 with a receipt when stored now, 200 with the first receipt when already stored.
@@ -67,10 +67,7 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> 
 }
 
 pub async fn show(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
-    let id = match parse_id(&raw) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
+    let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(&raw) };
     match state.store.get(id).await {
         Ok(Some(entry)) => Json(entry).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no evidence {id}")),
@@ -79,10 +76,7 @@ pub async fn show(State(state): State<AppState>, Path(raw): Path<String>) -> Res
 }
 
 pub async fn overview(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
-    let id = match parse_id(&raw) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
+    let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(&raw) };
     match state.store.overview(id) {
         Ok(Some(bytes)) => ([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no overview for {id}")),

@@ -98,7 +98,7 @@ impl EvidenceStore for SledStore {
         let bytes = serde_json::to_vec(&stored).map_err(storage)?;
         (&self.records, &self.media, &self.pending)
             .transaction(|(records, media, pending)| {
-                if records.get(&key(id))?.is_some() {
+                if records.get(key(id))?.is_some() {
                     return Err(ConflictableTransactionError::Abort(()));
                 }
                 records.insert(&key(id), bytes.as_slice())?;

@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn a_uniform_frame_stays_uniform_and_padding_gets_the_pad_value() {
         let (w, h) = (64u32, 32u32);
-        let rgb: Vec<u8> = std::iter::repeat([10u8, 20, 30]).take((w * h) as usize).flatten().collect();
+        let rgb: Vec<u8> = std::iter::repeat_n([10u8, 20, 30], (w * h) as usize).flatten().collect();
         let lb = Letterbox::plan(w, h, 16, PadPlacement::TopLeft);
         let mut out = Vec::new();
         lb.fill_chw(&rgb, w, h, 16, true, 114, 1.0, &mut out);
