@@ -1,6 +1,7 @@
 //! `edge-agent`: the binary on the box beside the intersection. Glue only: CLI, config, wiring, summary.
 
 mod config;
+mod eval;
 mod overview;
 mod pipeline;
 
@@ -46,6 +47,35 @@ enum Command {
     /// Prints or checks configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Measures plate recognition on a labelled dataset. The last line is
+    /// `exact=<fraction> char=<fraction> n=<count> ms_per_image=<ms>`.
+    Eval(EvalArgs),
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Dataset folder: `gt.tsv` + `images/` (plate crops), or openalpr `*.txt` labels beside scene images.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// Plates to expect: `vn` (Vietnamese alphabet and grammar; labels that are no Vietnamese plate are not
+    /// scored) or `latin` (A-Z, 0-9, no grammar). Default: `vn` for gt.tsv, `latin` for openalpr.
+    #[arg(long, value_parser = ["vn", "latin"])]
+    plate_format: Option<String>,
+    /// Label corrections (TSV: name, label, corrected, reason). Default: models/labels/<dataset folder
+    /// name>.corrections.tsv when it exists.
+    #[arg(long, conflicts_with = "no_corrections")]
+    corrections: Option<PathBuf>,
+    /// Score against the labels exactly as shipped.
+    #[arg(long)]
+    no_corrections: bool,
+    /// ONNX Runtime threads per model (the plate OCR target is per core: keep 1 to measure it).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Write every mismatch (name, label, read, raw) to this TSV, for checking by eye.
+    #[arg(long)]
+    mismatches: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +201,10 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&store.get(id)?)?);
             Ok(())
         }
+        Command::Eval(args) => {
+            init_logging(false);
+            run_eval(args)
+        }
         Command::Config(ConfigCommand::Default) => {
             print!("{DEFAULT_TOML}");
             Ok(())
@@ -184,11 +218,72 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration) -> anyhow::Result<()> {
-    let started = Instant::now();
+fn load_onnx_runtime(config: &AgentConfig) -> anyhow::Result<te_infer::Runtime> {
     let configured = (!config.paths.runtime_library.is_empty()).then(|| PathBuf::from(&config.paths.runtime_library));
     let library = te_infer::resolve_runtime_library(configured.as_deref())?;
-    let ort = te_infer::Runtime::load(&library)?;
+    Ok(te_infer::Runtime::load(&library)?)
+}
+
+/// A file of this repository, found from the working directory or from the binary's place in target/.
+fn project_file(relative: &str) -> Option<PathBuf> {
+    let mut candidates = vec![PathBuf::from(relative)];
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(root) = exe.parent().and_then(Path::parent).and_then(Path::parent) {
+            candidates.push(root.join(relative));
+        }
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
+    let config = args.config.load()?;
+    let kind = eval::detect_kind(&args.dataset)?;
+    let samples = match kind {
+        eval::DatasetKind::GtTsv => eval::load_gt_tsv(&args.dataset)?,
+        eval::DatasetKind::OpenAlpr => eval::load_openalpr(&args.dataset)?,
+    };
+    let format = match (args.plate_format.as_deref(), kind) {
+        (Some("vn"), _) | (None, eval::DatasetKind::GtTsv) => te_infer::PlateFormat::Vietnam,
+        _ => te_infer::PlateFormat::Latin,
+    };
+    let corrections_file = if args.no_corrections {
+        None
+    } else if let Some(path) = args.corrections {
+        Some(path)
+    } else {
+        let name = args.dataset.canonicalize()?.file_name().map(|n| n.to_string_lossy().into_owned());
+        name.and_then(|n| project_file(&format!("models/labels/{n}.corrections.tsv")))
+    };
+    let corrections = match &corrections_file {
+        Some(path) => eval::load_corrections(path)?,
+        None => Default::default(),
+    };
+    println!(
+        "dataset {} ({:?}, {} plates), plate format {:?}, corrections {}",
+        args.dataset.display(),
+        kind,
+        samples.len(),
+        format,
+        corrections_file.as_ref().map_or("none".into(), |p| format!("{} ({} entries)", p.display(), corrections.len()))
+    );
+    let ort = load_onnx_runtime(&config)?;
+    let settings = te_infer::RecognizerSettings {
+        detector: te_infer::PlateDetectorSettings { threads: args.threads, ..Default::default() },
+        reader: te_infer::PlateReaderSettings { threads: args.threads, format },
+    };
+    let mut recognizer = te_infer::PlateRecognizer::load(&ort, &config.model_dirs(), settings)?;
+    let report = eval::evaluate(&mut recognizer, &samples, format, &corrections)?;
+    if let Some(path) = &args.mismatches {
+        report.write_mismatches(path)?;
+        eprintln!("{} mismatches written to {}", report.mismatches.len(), path.display());
+    }
+    report.print(samples.len());
+    Ok(())
+}
+
+async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let ort = load_onnx_runtime(&config)?;
     let detector_settings = te_infer::VehicleDetectorSettings {
         score_threshold: config.detector.score_threshold,
         nms_iou: config.detector.nms_iou,

@@ -67,27 +67,53 @@ impl Letterbox {
         out: &mut Vec<f32>,
     ) {
         let size_us = size as usize;
-        let plane = size_us * size_us;
         out.clear();
-        out.resize(plane * 3, pad_value as f32 * value_scale);
+        out.resize(size_us * size_us * 3, pad_value as f32 * value_scale);
+        let canvas = Canvas { width: size_us, height: size_us, x: self.pad_x as usize, y: self.pad_y as usize };
         let (sw, sh) = (self.scaled_width as usize, self.scaled_height as usize);
-        let (px, py) = (self.pad_x as usize, self.pad_y as usize);
-        let xs = axis_taps(width as usize, sw);
-        let ys = axis_taps(height as usize, sh);
-        let stride = width as usize * 3;
-        let channel_plane = |c: usize| if bgr { 2 - c } else { c };
-        for (oy, &(y0, y1, wy)) in ys.iter().enumerate() {
-            let row0 = &rgb[y0 * stride..y0 * stride + stride];
-            let row1 = &rgb[y1 * stride..y1 * stride + stride];
-            let out_row = (oy + py) * size_us + px;
-            for (ox, &(x0, x1, wx)) in xs.iter().enumerate() {
-                for c in 0..3 {
-                    let top = row0[x0 * 3 + c] as f32 * (1.0 - wx) + row0[x1 * 3 + c] as f32 * wx;
-                    let bottom = row1[x0 * 3 + c] as f32 * (1.0 - wx) + row1[x1 * 3 + c] as f32 * wx;
-                    // Round to u8 as OpenCV does, so the tensor equals the reference's to within 1 grey level.
-                    let v = (top * (1.0 - wy) + bottom * wy).round().clamp(0.0, 255.0);
-                    out[channel_plane(c) * plane + out_row + ox] = v * value_scale;
-                }
+        resize_into_chw(rgb, width as usize, height as usize, sw, sh, &canvas, bgr, |v| v * value_scale, out);
+    }
+}
+
+/// Where a resized picture goes in a planar (CHW) tensor: the tensor's plane size and the picture's top-left.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Canvas {
+    pub width: usize,
+    pub height: usize,
+    pub x: usize,
+    pub y: usize,
+}
+
+/// Resizes packed RGB8 (`src_w` x `src_h`) to `dst_w` x `dst_h` with OpenCV's INTER_LINEAR rules and writes it
+/// into `out` (3 planes of `canvas.width` x `canvas.height`) at the canvas offset, each value through `map`.
+/// Values are rounded to u8 before `map`, as OpenCV's u8 resize does, so tensors match the reference's.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn resize_into_chw(
+    src: &[u8],
+    src_w: usize,
+    src_h: usize,
+    dst_w: usize,
+    dst_h: usize,
+    canvas: &Canvas,
+    bgr: bool,
+    map: impl Fn(f32) -> f32,
+    out: &mut [f32],
+) {
+    let plane = canvas.width * canvas.height;
+    let xs = axis_taps(src_w, dst_w);
+    let ys = axis_taps(src_h, dst_h);
+    let stride = src_w * 3;
+    let channel_plane = |c: usize| if bgr { 2 - c } else { c };
+    for (oy, &(y0, y1, wy)) in ys.iter().enumerate() {
+        let row0 = &src[y0 * stride..y0 * stride + stride];
+        let row1 = &src[y1 * stride..y1 * stride + stride];
+        let out_row = (oy + canvas.y) * canvas.width + canvas.x;
+        for (ox, &(x0, x1, wx)) in xs.iter().enumerate() {
+            for c in 0..3 {
+                let top = row0[x0 * 3 + c] as f32 * (1.0 - wx) + row0[x1 * 3 + c] as f32 * wx;
+                let bottom = row1[x0 * 3 + c] as f32 * (1.0 - wx) + row1[x1 * 3 + c] as f32 * wx;
+                let v = (top * (1.0 - wy) + bottom * wy).round().clamp(0.0, 255.0);
+                out[channel_plane(c) * plane + out_row + ox] = map(v);
             }
         }
     }

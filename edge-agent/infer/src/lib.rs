@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!  Frame (RGB) -> letterbox (bilinear, pad) -> ort session -> decode -> NMS -> Vec<Detection>
+//!  vehicle crop -> PlateDetector -> corners -> rectify -> PlateReader (CTC) -> plate grammar -> PlateRead
 //! ```
 //!
 //! Invariants: every model is checked against the sha256 pinned in `models/manifest.toml` before a session is
@@ -11,12 +12,20 @@
 mod letterbox;
 mod manifest;
 mod nms;
+mod plate_detector;
+mod plate_reader;
+mod recognizer;
+mod rectify;
 mod runtime;
 mod vehicle;
 
 pub use letterbox::{Letterbox, PadPlacement};
 pub use manifest::{ModelDirs, ModelManifest, ModelSpec, Origin};
 pub use nms::non_max_suppression;
+pub use plate_detector::{PlateDetection, PlateDetector, PlateDetectorSettings};
+pub use plate_reader::{PlateFormat, PlateReader, PlateReaderSettings, RawRead};
+pub use recognizer::{PlateRecognizer, RecognizerSettings};
+pub use rectify::{natural_size, rectify, RgbView};
 pub use runtime::{resolve_runtime_library, Runtime, RUNTIME_ENV_VAR};
 pub use vehicle::{VehicleDetector, VehicleDetectorSettings};
 

@@ -4,15 +4,21 @@
 //! classes they do not care about (people, for instance) *before* NMS, so a rider's box never suppresses the
 //! motorbike under it.
 
-use te_types::Detection;
+use te_types::{BBox, Detection};
 
 /// Keeps the best-scoring detections, dropping any that overlap a better one by more than `iou_threshold`.
 /// Output is sorted by score, best first.
-pub fn non_max_suppression(mut detections: Vec<Detection>, iou_threshold: f32) -> Vec<Detection> {
-    detections.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut kept: Vec<Detection> = Vec::with_capacity(detections.len());
-    for candidate in detections {
-        if !kept.iter().any(|k| k.bbox.iou(&candidate.bbox) > iou_threshold) {
+pub fn non_max_suppression(detections: Vec<Detection>, iou_threshold: f32) -> Vec<Detection> {
+    suppress(detections, iou_threshold, |d| (d.score, d.bbox))
+}
+
+/// The same greedy suppression for anything with a score and a box (plates, for instance).
+pub(crate) fn suppress<T>(mut items: Vec<T>, iou_threshold: f32, key: impl Fn(&T) -> (f32, BBox)) -> Vec<T> {
+    items.sort_by(|a, b| key(b).0.total_cmp(&key(a).0));
+    let mut kept: Vec<T> = Vec::with_capacity(items.len());
+    for candidate in items {
+        let (_, bbox) = key(&candidate);
+        if !kept.iter().any(|k| key(k).1.iou(&bbox) > iou_threshold) {
             kept.push(candidate);
         }
     }
@@ -22,7 +28,7 @@ pub fn non_max_suppression(mut detections: Vec<Detection>, iou_threshold: f32) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use te_types::{BBox, VehicleClass};
+    use te_types::VehicleClass;
 
     fn det(class: VehicleClass, score: f32, x: f32) -> Detection {
         Detection { class, score, bbox: BBox { x1: x, y1: 0.0, x2: x + 10.0, y2: 10.0 } }

@@ -1,6 +1,8 @@
 //! Finding and loading the ONNX Runtime shared library (ort's `load-dynamic`), once per process.
 
-use crate::InferError;
+use crate::{InferError, ModelDirs, ModelManifest};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -60,5 +62,23 @@ impl Runtime {
             .map_err(|e| load_err(e.to_string()))?;
         tracing::info!(library = %library.display(), "ONNX Runtime loaded");
         Ok(Self { env: Arc::new(env), library: library.to_path_buf() })
+    }
+}
+
+impl Runtime {
+    /// Builds a CPU session for manifest model `name` after checking the file's sha256 against the pin.
+    pub(crate) fn session(&self, name: &str, dirs: &ModelDirs, threads: usize) -> Result<Session, InferError> {
+        let path = ModelManifest::embedded()?.verified_path(name, dirs)?;
+        let session_err = |message: String| InferError::Session { name: name.into(), message };
+        let session = Session::builder(&self.env)
+            .map_err(|e| session_err(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| session_err(e.to_string()))?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| session_err(e.to_string()))?
+            .commit_from_file(&path)
+            .map_err(|e| session_err(e.to_string()))?;
+        tracing::info!(model = name, path = %path.display(), threads, "model loaded");
+        Ok(session)
     }
 }

@@ -4,8 +4,7 @@
 //! raw per anchor-free cell: (x, y) offsets in grid cells, log (w, h), objectness, 80 class scores.
 
 use crate::letterbox::{Letterbox, PadPlacement};
-use crate::{nms::non_max_suppression, InferError, ModelDirs, ModelManifest, Runtime};
-use ort::session::builder::GraphOptimizationLevel;
+use crate::{nms::non_max_suppression, InferError, ModelDirs, Runtime};
 use ort::session::Session;
 use ort::value::Tensor;
 use te_types::{BBox, Detection, Frame, VehicleClass};
@@ -60,17 +59,7 @@ impl std::fmt::Debug for VehicleDetector {
 impl VehicleDetector {
     /// Loads the detector from `model_dir` after checking it against the manifest.
     pub fn load(runtime: &Runtime, dirs: &ModelDirs, settings: VehicleDetectorSettings) -> Result<Self, InferError> {
-        let path = ModelManifest::embedded()?.verified_path(MODEL_NAME, dirs)?;
-        let session_err = |message: String| InferError::Session { name: MODEL_NAME.into(), message };
-        let session = Session::builder(&runtime.env)
-            .map_err(|e| session_err(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| session_err(e.to_string()))?
-            .with_intra_threads(settings.threads)
-            .map_err(|e| session_err(e.to_string()))?
-            .commit_from_file(&path)
-            .map_err(|e| session_err(e.to_string()))?;
-        tracing::info!(model = %path.display(), "vehicle detector loaded");
+        let session = runtime.session(MODEL_NAME, dirs, settings.threads)?;
         Ok(Self { session, settings, input: Vec::new() })
     }
 

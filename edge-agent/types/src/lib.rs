@@ -96,3 +96,57 @@ impl EventKind {
         }
     }
 }
+
+/// How the characters sit on a licence plate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlateLayout {
+    /// Long plate, one row (most cars).
+    OneLine,
+    /// Square plate, two rows (motorbikes, some cars and trucks).
+    TwoLine,
+}
+
+impl PlateLayout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OneLine => "one_line",
+            Self::TwoLine => "two_line",
+        }
+    }
+}
+
+/// What the recognition stage made of one plate in one picture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlateRead {
+    /// The plate as printed after the grammar checked it, rows joined by `/` (`30A-123.45`, `59-U1/729.79`);
+    /// `None` when the characters make no valid plate ("unreadable": never guessed).
+    pub text: Option<String>,
+    /// The characters exactly as the reader saw them, rows joined by `/`, kept so a reviewer can see why.
+    pub raw: String,
+    /// Why the grammar refused the read, when `text` is `None`.
+    pub unreadable_reason: Option<String>,
+    /// Mean per-character reader confidence in [0, 1].
+    pub confidence: f32,
+    pub layout: PlateLayout,
+    /// The plate's corners in the picture's pixels: top-left, top-right, bottom-right, bottom-left.
+    pub corners: [[f32; 2]; 4],
+    /// Plate detector score; 1.0 when the whole picture was read as the plate (crop datasets).
+    pub detector_score: f32,
+}
+
+impl PlateRead {
+    /// Upper-case characters of the accepted text, without separators: the form for matching and search.
+    pub fn compact(&self) -> Option<String> {
+        self.text.as_ref().map(|t| t.chars().filter(|c| c.is_ascii_alphanumeric()).collect())
+    }
+
+    /// The axis-aligned box around the corners.
+    pub fn bbox(&self) -> BBox {
+        let xs = self.corners.map(|c| c[0]);
+        let ys = self.corners.map(|c| c[1]);
+        let min = |v: [f32; 4]| v.into_iter().fold(f32::INFINITY, f32::min);
+        let max = |v: [f32; 4]| v.into_iter().fold(f32::NEG_INFINITY, f32::max);
+        BBox { x1: min(xs), y1: min(ys), x2: max(xs), y2: max(ys) }
+    }
+}
