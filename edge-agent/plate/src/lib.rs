@@ -13,8 +13,9 @@
 //! (`O`/`0`, `B`/`8`, ...) is corrected only where every template that fits says which kind the position must
 //! be; a plate whose province code is not assigned, or that needs more than [`MAX_CORRECTIONS`] corrections,
 //! or that fits two templates with different text, is [`Unreadable`] rather than guessed.
-//! Not handled (reported unreadable): military and police plates (letters first), diplomatic `NG`/`NN`
-//! plates with their own number layout, and series with `Đ` (e.g. `MĐ` electric motorbikes).
+//! Electric motorbikes carry `MĐ` and a digit (`29-MĐ2` over `113.32`); Đ is written `D` in plain text.
+//! Not handled (reported unreadable): military and police plates (letters first) and diplomatic `NG`/`NN`
+//! plates with their own number layout.
 
 mod province;
 
@@ -115,6 +116,17 @@ const TEMPLATES: &[Template] = &[
     Template { series: &[Slot::Letter, Slot::Letter], number_len: 4, default_layout: PlateLayout::OneLine },
     Template { series: &[Slot::Letter, Slot::SeriesDigit], number_len: 5, default_layout: PlateLayout::TwoLine },
     Template { series: &[Slot::Letter, Slot::SeriesDigit], number_len: 4, default_layout: PlateLayout::TwoLine },
+    // Electric motorbikes: `MĐ` and a digit (`29-MĐ2`); Đ is written D in plain text.
+    Template {
+        series: &[Slot::Letter, Slot::Letter, Slot::SeriesDigit],
+        number_len: 5,
+        default_layout: PlateLayout::TwoLine,
+    },
+    Template {
+        series: &[Slot::Letter, Slot::Letter, Slot::SeriesDigit],
+        number_len: 4,
+        default_layout: PlateLayout::TwoLine,
+    },
 ];
 
 /// Characters an OCR confuses with a digit, and the digit they stand for.
@@ -122,9 +134,10 @@ fn as_digit(c: char) -> Option<char> {
     match c {
         '0'..='9' => Some(c),
         'O' | 'D' | 'Q' | 'U' => Some('0'),
-        'I' | 'L' => Some('1'),
+        'I' => Some('1'),
         'Z' => Some('2'),
-        'A' => Some('4'),
+        // The Vietnamese plate font's open 4 reads as L.
+        'A' | 'L' => Some('4'),
         'S' => Some('5'),
         'G' => Some('6'),
         'T' => Some('7'),
@@ -167,6 +180,20 @@ pub fn parse(lines: &[&str], layout: Option<PlateLayout>) -> Result<Plate, Unrea
         .map(|l| l.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect())
         .filter(|r: &Vec<char>| !r.is_empty())
         .collect();
+    let first = fit_templates(&rows, layout, 0);
+    // The dash of a square plate's top row ("59-X1") is sometimes read as a character ("598X1"): with five
+    // characters on top, try again without the middle one, as one correction.
+    if first.is_err() && rows.len() == 2 && rows[0].len() == 5 && matches!(rows[0][2], '8' | '1' | '7') {
+        let mut without_dash = rows.clone();
+        without_dash[0].remove(2);
+        if let Ok(plate) = fit_templates(&without_dash, layout, 1) {
+            return Ok(plate);
+        }
+    }
+    first
+}
+
+fn fit_templates(rows: &[Vec<char>], layout: Option<PlateLayout>, corrected: usize) -> Result<Plate, Unreadable> {
     let chars: Vec<char> = rows.concat();
     if chars.is_empty() {
         return Err(Unreadable::Empty);
@@ -183,7 +210,7 @@ pub fn parse(lines: &[&str], layout: Option<PlateLayout>) -> Result<Plate, Unrea
         }
         let slots = [Slot::Digit, Slot::Digit].iter().chain(t.series).chain(std::iter::repeat_n(&Slot::Digit, t.number_len));
         let mut fixed = String::with_capacity(chars.len());
-        let mut corrections = 0;
+        let mut corrections = corrected;
         let mut fits_all = true;
         for (&slot, &c) in slots.zip(&chars) {
             match fit_slot(slot, c) {
@@ -205,16 +232,20 @@ pub fn parse(lines: &[&str], layout: Option<PlateLayout>) -> Result<Plate, Unrea
             province_refused = Some(province);
             continue;
         }
+        if t.series.len() == 3 && !fixed[2..].starts_with("MD") {
+            continue; // the only three-character series is MĐ + digit
+        }
+        let layout = layout.unwrap_or(t.default_layout);
         let plate = Plate {
             province,
             series: fixed[2..series_end].to_string(),
             number: fixed[series_end..].to_string(),
-            layout: layout.unwrap_or(t.default_layout),
+            layout,
         };
         fits.push((corrections, plate));
     }
 
-    let Some(best) = fits.iter().map(|(c, _)| *c).min() else {
+    let Some(best) = fits.iter().map(|(corrections, _)| *corrections).min() else {
         return Err(match province_refused {
             Some(p) => Unreadable::Province(p),
             None => Unreadable::Shape(chars.len()),
@@ -223,7 +254,7 @@ pub fn parse(lines: &[&str], layout: Option<PlateLayout>) -> Result<Plate, Unrea
     if best > MAX_CORRECTIONS {
         return Err(Unreadable::TooManyCorrections(best));
     }
-    let mut best_fits = fits.into_iter().filter(|(c, _)| *c == best).map(|(_, p)| p);
+    let mut best_fits = fits.into_iter().filter(|(corrections, _)| *corrections == best).map(|(_, p)| p);
     let first = best_fits.next().ok_or(Unreadable::Shape(chars.len()))?;
     // Two templates may give the same characters (30A12345 as car 30A-123.45 or motorbike 30-A1/2345): that is
     // one plate. Different characters mean the grammar cannot decide.
@@ -288,6 +319,29 @@ mod tests {
         // On two rows "X0" cannot be a motorbike series, so the 0 must be the letter D.
         let p = parse(&["59-X0", "1234"], None).expect("valid");
         assert_eq!(p.compact(), "59XD1234");
+    }
+
+    #[test]
+    fn a_series_that_reads_as_valid_letters_is_kept_as_read() {
+        // "55PL" may be the font's 4 read as L (55-P4), but two letters are a valid series too: without the
+        // reader's confidence the grammar does not guess, it keeps what was read.
+        let p = parse(&["55PL", "8426"], Some(PlateLayout::TwoLine)).expect("valid");
+        assert_eq!(p.display(), "55-PL/8426");
+        // In the number, where only digits may stand, the L is a 4.
+        let p = parse(&["51L3", "L827"], Some(PlateLayout::TwoLine)).expect("valid");
+        assert_eq!(p.display(), "51-L3/4827");
+    }
+
+    #[test]
+    fn a_dash_read_as_a_character_on_the_top_row_is_dropped() {
+        let p = parse(&["598X1", "49573"], Some(PlateLayout::TwoLine)).expect("valid");
+        assert_eq!(p.display(), "59-X1/495.73");
+    }
+
+    #[test]
+    fn electric_motorbike_series_have_two_letters_and_a_digit() {
+        let p = parse(&["29-MD2", "113.32"], Some(PlateLayout::TwoLine)).expect("valid");
+        assert_eq!(p.display(), "29-MD2/113.32");
     }
 
     #[test]
