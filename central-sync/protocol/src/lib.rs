@@ -10,7 +10,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, TrackId, VehicleClass};
+use te_types::{PlateConsensus, BBox, CameraId, DeviceId, EventKind, EvidenceId, TrackId, VehicleClass};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -40,6 +40,9 @@ pub struct EvidenceRecord {
     pub bbox: BBox,
     /// SHA-256 (hex) of the overview JPEG.
     pub overview_sha256: String,
+    /// The vehicle's plate, decided by every read on the track; absent when no plate was seen at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plate: Option<PlateConsensus>,
 }
 
 /// One record and its media, as sent over HTTP.
@@ -143,6 +146,7 @@ mod tests {
             detection_score: 0.8,
             bbox: BBox { x1: 1.0, y1: 2.0, x2: 3.0, y2: 4.0 },
             overview_sha256: sha256_hex(jpeg),
+            plate: None,
         };
         EvidenceUpload::new(record, jpeg)
     }

@@ -37,11 +37,12 @@ pub async fn queue_page(State(state): State<AppState>) -> Response {
         rows.push_str(&format!(
             "<tr><td><a href=\"/api/v1/evidence/{id}/overview.jpg\"><img src=\"/api/v1/evidence/{id}/overview.jpg\" \
              width=\"160\" loading=\"lazy\" alt=\"ảnh tổng quan {id}\"></a></td><td><code>{id}</code></td><td>{}</td>\
-             <td>{}<br><small>{}</small></td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>\n",
+             <td>{}<br><small>{}</small></td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>\n",
             esc(r.kind.as_str()),
             esc(r.camera_id.as_str()),
             esc(&r.location),
             r.captured_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            plate_cell(r.plate.as_ref()),
             esc(r.vehicle_class.as_str()),
             r.detection_score,
             esc(&entry.review_status),
@@ -54,10 +55,26 @@ pub async fn queue_page(State(state): State<AppState>) -> Response {
          <h1>Hàng chờ xét duyệt <small>(review queue)</small></h1>\
          <p id=\"totals\">{} bản ghi · {} thiết bị · {} camera</p>\
          <table><thead><tr><th>Ảnh</th><th>Mã chứng cứ</th><th>Loại</th><th>Camera</th><th>Thời gian</th>\
-         <th>Phương tiện</th><th>Độ tin cậy</th><th>Trạng thái</th></tr></thead><tbody>\n{rows}</tbody></table></body></html>",
+         <th>Biển số</th><th>Phương tiện</th><th>Độ tin cậy</th><th>Trạng thái</th></tr></thead><tbody>\n{rows}</tbody></table></body></html>",
         stats.evidence_total, stats.devices, stats.cameras
     ))
     .into_response()
+}
+
+/// The plate as the box decided it, with how many reads agreed; "không đọc được" (unreadable) otherwise.
+fn plate_cell(plate: Option<&te_types::PlateConsensus>) -> String {
+    match plate {
+        None => "<small>—</small>".into(),
+        Some(p) => match &p.text {
+            Some(text) => format!(
+                "<b class=\"plate\">{}</b><br><small>{:.0}% of {} read(s)</small>",
+                esc(text),
+                100.0 * p.share,
+                p.votes.len()
+            ),
+            None => format!("<small>không đọc được (unreadable), {} read(s)</small>", p.votes.len()),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ impl CentralStore {
         let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let inserted = sqlx::query(
             "INSERT INTO evidence (evidence_id, device_id, camera_id, location, kind, vehicle_class, captured_at, \
-             received_at, overview_sha256, record_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             received_at, overview_sha256, record_json, plate_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (evidence_id) DO NOTHING",
         )
         .bind(id.to_string())
@@ -80,6 +80,7 @@ impl CentralStore {
         .bind(now.to_rfc3339())
         .bind(&record.overview_sha256)
         .bind(json)
+        .bind(record.plate.as_ref().and_then(|p| p.text.as_deref()))
         .execute(&self.db)
         .await?
         .rows_affected();

@@ -32,6 +32,7 @@ fn upload(jpeg: &[u8]) -> EvidenceUpload {
             detection_score: 0.77,
             bbox: BBox { x1: 1.0, y1: 2.0, x2: 30.0, y2: 40.0 },
             overview_sha256: sha256_hex(jpeg),
+            plate: None,
         },
         jpeg,
     )

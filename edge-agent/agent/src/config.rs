@@ -27,6 +27,8 @@ pub struct AgentConfig {
     #[serde(default)]
     pub tracker: TrackerSettings,
     #[serde(default)]
+    pub plates: crate::pipeline::PlateReading,
+    #[serde(default)]
     pub uplink: UplinkSettings,
     pub cameras: Vec<CameraSettings>,
 }
@@ -160,6 +162,16 @@ impl AgentConfig {
             return Err(bad("detector.threads", "must be at least 1"));
         }
         self.tracker.validate().map_err(|m| bad("tracker", m))?;
+        let p = &self.plates;
+        if p.threads == 0 {
+            return Err(bad("plates.threads", "must be at least 1"));
+        }
+        if p.enabled && p.max_reads_per_vehicle == 0 {
+            return Err(bad("plates.max_reads_per_vehicle", "must be at least 1 (or set plates.enabled = false)"));
+        }
+        if !(p.min_vehicle_width >= 0.0) {
+            return Err(bad("plates.min_vehicle_width", format!("must be >= 0, got {}", p.min_vehicle_width)));
+        }
         self.uplink.validate().map_err(|m| bad("uplink", m))?;
         if self.cameras.is_empty() {
             return Err(bad("cameras", "at least one camera is needed"));

@@ -200,6 +200,7 @@ mod tests {
             detection_score: 0.9,
             bbox: BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 },
             overview_sha256: sha256_hex(JPEG),
+            plate: None,
         }
     }
 

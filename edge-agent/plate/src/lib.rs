@@ -52,7 +52,7 @@ impl Plate {
         format!("{:02}{}{}", self.province, self.series, self.number)
     }
 
-    /// The text as printed, rows joined by `/`: `30A-123.45`, `59-U1/729.79`.
+    /// The text as printed, rows joined by `/`: `30A-123.45`, `59-U1/729.79`, `30G/366.44`.
     pub fn display(&self) -> String {
         let number = if self.number.len() == 5 {
             format!("{}.{}", &self.number[..3], &self.number[3..])
@@ -61,6 +61,8 @@ impl Plate {
         };
         match self.layout {
             PlateLayout::OneLine => format!("{:02}{}-{}", self.province, self.series, number),
+            // Two-row car plates print "30G" on top; motorbike series (with a digit or two letters) "59-U1".
+            PlateLayout::TwoLine if self.series.len() == 1 => format!("{:02}{}/{}", self.province, self.series, number),
             PlateLayout::TwoLine => format!("{:02}-{}/{}", self.province, self.series, number),
         }
     }
@@ -336,6 +338,12 @@ mod tests {
     fn a_dash_read_as_a_character_on_the_top_row_is_dropped() {
         let p = parse(&["598X1", "49573"], Some(PlateLayout::TwoLine)).expect("valid");
         assert_eq!(p.display(), "59-X1/495.73");
+    }
+
+    #[test]
+    fn two_row_car_plates_print_without_a_dash() {
+        let p = parse(&["30G", "366.44"], Some(PlateLayout::TwoLine)).expect("valid");
+        assert_eq!(p.display(), "30G/366.44");
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! ByteTrack-style tracker with a motion model replaces the association step later without changing the API.
 //! Pure code: no clock, no I/O; time is the frame number the caller passes in, so replays are deterministic.
 
+mod plate_vote;
+
+pub use plate_vote::{PlateBallot, FULL_WEIGHT_WIDTH};
+
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use te_types::{BBox, Detection, TrackId, VehicleClass};

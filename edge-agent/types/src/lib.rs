@@ -150,3 +150,28 @@ impl PlateRead {
         BBox { x1: min(xs), y1: min(ys), x2: max(xs), y2: max(ys) }
     }
 }
+
+/// One plate read that counted towards a track's plate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlateVote {
+    /// The frame it was read in.
+    pub frame_number: u64,
+    /// Accepted text (`None`: unreadable).
+    pub text: Option<String>,
+    /// The characters as read, rows joined by `/`.
+    pub raw: String,
+    pub confidence: f32,
+    /// How much this read counted: reader confidence x detector score x plate size (small plates count less).
+    pub weight: f32,
+}
+
+/// The plate of one vehicle pass: every read on the track voted; the heaviest text wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlateConsensus {
+    /// The winning plate as printed; `None` when no read gave a valid plate ("unreadable").
+    pub text: Option<String>,
+    /// The winner's share of all vote weight, in [0, 1]: 1 means every read agreed.
+    pub share: f32,
+    /// Every read, in frame order, so a reviewer can see how the plate was decided.
+    pub votes: Vec<PlateVote>,
+}
