@@ -10,7 +10,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use te_types::{PlateConsensus, BBox, CameraId, DeviceId, EventKind, EvidenceId, TrackId, VehicleClass};
+use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, PlateConsensus, TrackId, VehicleClass};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 

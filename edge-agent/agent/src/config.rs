@@ -169,7 +169,7 @@ impl AgentConfig {
         if p.enabled && p.max_reads_per_vehicle == 0 {
             return Err(bad("plates.max_reads_per_vehicle", "must be at least 1 (or set plates.enabled = false)"));
         }
-        if !(p.min_vehicle_width >= 0.0) {
+        if p.min_vehicle_width.is_nan() || p.min_vehicle_width < 0.0 {
             return Err(bad("plates.min_vehicle_width", format!("must be >= 0, got {}", p.min_vehicle_width)));
         }
         self.uplink.validate().map_err(|m| bad("uplink", m))?;
@@ -195,9 +195,23 @@ impl AgentConfig {
     pub fn model_dirs(&self) -> te_infer::ModelDirs {
         te_infer::ModelDirs {
             model_dir: self.paths.models.clone().into(),
-            wheel_dir: self.paths.wheel_models.clone().into(),
+            wheel_dir: project_relative(&self.paths.wheel_models),
         }
     }
+}
+
+/// A relative path that does not exist from the working directory is looked up from the repository the binary
+/// was built in (target/<profile>/edge-agent), so `scripts/setup`'s `.local/...` is found from anywhere.
+fn project_relative(path: &str) -> PathBuf {
+    let as_given = PathBuf::from(path);
+    if as_given.is_absolute() || as_given.exists() {
+        return as_given;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join(path)))
+        .filter(|p| p.exists())
+        .unwrap_or(as_given)
 }
 
 #[cfg(test)]

@@ -117,7 +117,12 @@ pub fn load_openalpr(dir: &Path) -> anyhow::Result<Vec<Sample>> {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let parsed = (fields.len() >= 6)
                 .then(|| -> Option<(f32, f32, f32, f32)> {
-                    Some((fields[1].parse().ok()?, fields[2].parse().ok()?, fields[3].parse().ok()?, fields[4].parse().ok()?))
+                    Some((
+                        fields[1].parse().ok()?,
+                        fields[2].parse().ok()?,
+                        fields[3].parse().ok()?,
+                        fields[4].parse().ok()?,
+                    ))
                 })
                 .flatten();
             let Some((x, y, w, h)) = parsed else {
@@ -264,9 +269,11 @@ pub fn evaluate(
         let started = Instant::now();
         let read = match sample.plate_box {
             None => Some(recognizer.read_plate_picture(view)?),
-            Some(gt) => recognizer.read_plates(view)?.into_iter().max_by(|a, b| {
-                a.bbox().iou(&gt).total_cmp(&b.bbox().iou(&gt))
-            }).filter(|r| r.bbox().iou(&gt) > 0.1),
+            Some(gt) => recognizer
+                .read_plates(view)?
+                .into_iter()
+                .max_by(|a, b| a.bbox().iou(&gt).total_cmp(&b.bbox().iou(&gt)))
+                .filter(|r| r.bbox().iou(&gt) > 0.1),
         };
         report.millis.push(started.elapsed().as_secs_f64() * 1000.0);
         let (text, raw) = match &read {
@@ -302,7 +309,12 @@ impl EvalReport {
 
     /// Prints the report; the LAST line is the contract `exact=<f> char=<f> n=<count> ms_per_image=<ms>`.
     pub fn print(&self, samples: usize) {
-        println!("images {samples}, scored {}, labels corrected {}, not scored {}", self.overall.n, self.corrected, self.not_scored.len());
+        println!(
+            "images {samples}, scored {}, labels corrected {}, not scored {}",
+            self.overall.n,
+            self.corrected,
+            self.not_scored.len()
+        );
         let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
         for (_, why) in &self.not_scored {
             let kind = if why.starts_with("label") { "label is not a Vietnamese plate" } else { why.as_str() };
@@ -316,7 +328,11 @@ impl EvalReport {
             println!("{:<28} {:>6} {:>8.4} {:>8.4}", name, t.n, t.exact(), t.char());
         }
         let mean = self.millis.iter().sum::<f64>() / self.millis.len().max(1) as f64;
-        println!("time per image: mean {mean:.1} ms, p50 {:.1} ms, p95 {:.1} ms", self.percentile(0.5), self.percentile(0.95));
+        println!(
+            "time per image: mean {mean:.1} ms, p50 {:.1} ms, p95 {:.1} ms",
+            self.percentile(0.5),
+            self.percentile(0.95)
+        );
         println!(
             "exact={:.4} char={:.4} n={} ms_per_image={:.1}",
             self.overall.exact(),

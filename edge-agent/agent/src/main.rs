@@ -173,7 +173,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Evidence(EvidenceCommand::List { config }) => {
             let store = open_store(&config.load()?)?;
-            println!("{:<26}  {:<12}  {:<10}  {:<25}  delivery", "evidence id", "camera", "vehicle", "captured (UTC)");
+            println!(
+                "{:<26}  {:<12}  {:<10}  {:<14}  {:<25}  delivery",
+                "evidence id", "camera", "vehicle", "plate", "captured (UTC)"
+            );
             for id in store.list()? {
                 let s = store.get(id)?;
                 let delivery = match s.delivery {
@@ -183,11 +186,16 @@ fn main() -> anyhow::Result<()> {
                     }
                     te_evidence::Delivery::Rejected { reason, .. } => format!("REJECTED: {reason}"),
                 };
+                let plate = match &s.record.plate {
+                    None => "-",
+                    Some(p) => p.text.as_deref().unwrap_or("unreadable"),
+                };
                 println!(
-                    "{:<26}  {:<12}  {:<10}  {:<25}  {delivery}",
+                    "{:<26}  {:<12}  {:<10}  {:<14}  {:<25}  {delivery}",
                     id.to_string(),
                     s.record.camera_id.as_str(),
                     s.record.vehicle_class.as_str(),
+                    plate,
                     s.record.captured_at.format("%F %T%.3f").to_string()
                 );
             }

@@ -82,7 +82,10 @@ impl PlateDetector {
 /// Rows above threshold, mapped back to picture pixels (before NMS).
 fn decode(raw: &[f32], dims: &[i64], lb: &Letterbox, threshold: f32) -> Result<Vec<PlateDetection>, InferError> {
     if dims.len() != 3 || dims[0] != 1 || dims[2] != ROW as i64 || raw.len() != dims[1] as usize * ROW {
-        return Err(InferError::Output { name: MODEL_NAME.into(), message: format!("expected [1, N, {ROW}], got {dims:?}") });
+        return Err(InferError::Output {
+            name: MODEL_NAME.into(),
+            message: format!("expected [1, N, {ROW}], got {dims:?}"),
+        });
     }
     let to_picture = |x: f32, y: f32| [(x - lb.pad_x) / lb.scale, (y - lb.pad_y) / lb.scale];
     Ok(raw

@@ -207,10 +207,8 @@ mod tests {
         // Classes: 0 blank, 1 '5', 2 'A'. Steps: 5 5 _ 5 A | A _ 5
         let allowed = [(0, '\0'), (1, '5'), (2, 'A')];
         let seq = [1, 1, 0, 1, 2, 2, 0, 1];
-        let probs: Vec<f32> = seq
-            .iter()
-            .flat_map(|&best| (0..3).map(move |c| if c == best { 0.9 } else { 0.05 }))
-            .collect();
+        let probs: Vec<f32> =
+            seq.iter().flat_map(|&best| (0..3).map(move |c| if c == best { 0.9 } else { 0.05 })).collect();
         let read = ctc_decode(&probs, seq.len(), 3, &allowed, 2, 5.0);
         assert_eq!(read.rows, vec!["55A".to_string(), "5".to_string()]);
         assert!((read.confidence - 0.9).abs() < 1e-6);

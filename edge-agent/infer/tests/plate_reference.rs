@@ -10,9 +10,7 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use te_infer::{
-    ModelDirs, PlateDetector, PlateDetectorSettings, PlateReader, PlateReaderSettings, RgbView, Runtime,
-};
+use te_infer::{ModelDirs, PlateDetector, PlateDetectorSettings, PlateReader, PlateReaderSettings, RgbView, Runtime};
 use te_types::{BBox, PlateLayout};
 
 #[derive(Deserialize)]

@@ -210,7 +210,8 @@ fn fit_templates(rows: &[Vec<char>], layout: Option<PlateLayout>, corrected: usi
         if chars.len() != series_end + t.number_len || head_len.is_some_and(|h| h != series_end) {
             continue;
         }
-        let slots = [Slot::Digit, Slot::Digit].iter().chain(t.series).chain(std::iter::repeat_n(&Slot::Digit, t.number_len));
+        let slots =
+            [Slot::Digit, Slot::Digit].iter().chain(t.series).chain(std::iter::repeat_n(&Slot::Digit, t.number_len));
         let mut fixed = String::with_capacity(chars.len());
         let mut corrections = corrected;
         let mut fits_all = true;
