@@ -224,6 +224,7 @@ pub fn evaluate(
     samples: &[Sample],
     format: PlateFormat,
     corrections: &HashMap<String, Option<String>>,
+    blur: Option<f32>,
 ) -> anyhow::Result<EvalReport> {
     let mut report = EvalReport {
         overall: Tally::default(),
@@ -258,7 +259,10 @@ pub fn evaluate(
             .map_err(image::ImageError::from)
             .and_then(|r| r.decode());
         let picture = match decoded {
-            Ok(p) => p.to_rgb8(),
+            Ok(p) => match blur {
+                Some(sigma) => image::imageops::blur(&p.to_rgb8(), sigma),
+                None => p.to_rgb8(),
+            },
             Err(e) => {
                 eprintln!("warning: {}: cannot read image: {e}; counted as a miss", sample.image.display());
                 report.score(sample, &label, "", "");

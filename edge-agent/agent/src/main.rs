@@ -76,6 +76,16 @@ struct EvalArgs {
     /// Write every mismatch (name, label, read, raw) to this TSV, for checking by eye.
     #[arg(long)]
     mismatches: Option<PathBuf>,
+    /// Blur every image with this Gaussian sigma (pixels) before reading: measures blurred plates.
+    #[arg(long, value_parser = parse_blur)]
+    blur: Option<f32>,
+}
+
+fn parse_blur(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v > 0.0 && v <= 20.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a blur sigma in (0, 20]")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,7 +290,10 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         reader: te_infer::PlateReaderSettings { threads: args.threads, format },
     };
     let mut recognizer = te_infer::PlateRecognizer::load(&ort, &config.model_dirs(), settings)?;
-    let report = eval::evaluate(&mut recognizer, &samples, format, &corrections)?;
+    if let Some(sigma) = args.blur {
+        println!("every image blurred with Gaussian sigma {sigma} px before reading");
+    }
+    let report = eval::evaluate(&mut recognizer, &samples, format, &corrections, args.blur)?;
     if let Some(path) = &args.mismatches {
         report.write_mismatches(path)?;
         eprintln!("{} mismatches written to {}", report.mismatches.len(), path.display());
