@@ -6,6 +6,11 @@
 //!        201 Created | 200 OK (already stored)  <-  IngestReceipt
 //! ```
 
+mod seal;
+
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
+pub use seal::{seal, verify, Seal, SealError};
+
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -43,6 +48,12 @@ pub struct EvidenceRecord {
     /// The vehicle's plate, decided by every read on the track; absent when no plate was seen at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plate: Option<PlateConsensus>,
+    /// Position in this device's chain of records, from 1 (0: not yet sealed by the store).
+    #[serde(default)]
+    pub sequence: u64,
+    /// SHA-256 (hex) of the canonical bytes of this device's previous record; empty for the first.
+    #[serde(default)]
+    pub previous_record_sha256: String,
 }
 
 /// One record and its media, as sent over HTTP.
@@ -50,6 +61,8 @@ pub struct EvidenceRecord {
 #[serde(deny_unknown_fields)]
 pub struct EvidenceUpload {
     pub record: EvidenceRecord,
+    /// The device's seal over the record (which names the media by hash).
+    pub seal: Seal,
     /// The overview JPEG, standard base64.
     pub overview_jpeg_base64: String,
 }
@@ -65,18 +78,21 @@ pub enum UploadError {
     NotJpeg,
     #[error("overview image hashes to {actual}, but the record says {expected}")]
     HashMismatch { expected: String, actual: String },
+    #[error("seal: {0}")]
+    Seal(#[from] SealError),
 }
 
 impl EvidenceUpload {
-    pub fn new(record: EvidenceRecord, overview_jpeg: &[u8]) -> Self {
-        Self { record, overview_jpeg_base64: base64::engine::general_purpose::STANDARD.encode(overview_jpeg) }
+    pub fn new(record: EvidenceRecord, seal: Seal, overview_jpeg: &[u8]) -> Self {
+        Self { record, seal, overview_jpeg_base64: base64::engine::general_purpose::STANDARD.encode(overview_jpeg) }
     }
 
-    /// Checks version, encoding and hash; returns the decoded JPEG.
+    /// Checks version, seal, encoding and hash; returns the decoded JPEG.
     pub fn verified_overview(&self) -> Result<Vec<u8>, UploadError> {
         if self.record.protocol_version != PROTOCOL_VERSION {
             return Err(UploadError::Version { got: self.record.protocol_version });
         }
+        verify(&self.record, &self.seal, None)?;
         let jpeg = base64::engine::general_purpose::STANDARD
             .decode(self.overview_jpeg_base64.as_bytes())
             .map_err(|_| UploadError::Base64)?;
@@ -147,8 +163,15 @@ mod tests {
             bbox: BBox { x1: 1.0, y1: 2.0, x2: 3.0, y2: 4.0 },
             overview_sha256: sha256_hex(jpeg),
             plate: None,
+            sequence: 1,
+            previous_record_sha256: String::new(),
         };
-        EvidenceUpload::new(record, jpeg)
+        let seal = seal(&record, &test_key());
+        EvidenceUpload::new(record, seal, jpeg)
+    }
+
+    fn test_key() -> SigningKey {
+        SigningKey::from_bytes(&[7u8; 32])
     }
 
     #[test]
@@ -163,12 +186,33 @@ mod tests {
     fn a_tampered_image_or_wrong_version_is_refused() {
         let mut u = upload(&[0xFF, 0xD8, 0xFF, 0xE0, 1]);
         u.overview_jpeg_base64 =
-            EvidenceUpload::new(u.record.clone(), &[0xFF, 0xD8, 0xFF, 0xE0, 2]).overview_jpeg_base64;
+            EvidenceUpload::new(u.record.clone(), u.seal.clone(), &[0xFF, 0xD8, 0xFF, 0xE0, 2]).overview_jpeg_base64;
         assert!(matches!(u.verified_overview(), Err(UploadError::HashMismatch { .. })));
         let mut u = upload(&[0xFF, 0xD8, 0xFF, 0xE0, 1]);
         u.record.protocol_version = 99;
         assert_eq!(u.verified_overview(), Err(UploadError::Version { got: 99 }));
         assert_eq!(upload(b"GIF89a").verified_overview(), Err(UploadError::NotJpeg));
+    }
+
+    #[test]
+    fn an_altered_record_or_a_foreign_signature_breaks_the_seal() {
+        let mut u = upload(&[0xFF, 0xD8, 0xFF, 0xE0, 1]);
+        assert_eq!(verify(&u.record, &u.seal, Some(&test_key().verifying_key())), Ok(()));
+        u.record.location = "elsewhere".into();
+        assert!(matches!(u.verified_overview(), Err(UploadError::Seal(SealError::RecordHash { .. }))));
+        // Resealed by another key: the seal holds on its own, but not for this device's key.
+        let other = SigningKey::from_bytes(&[8u8; 32]);
+        u.seal = seal(&u.record, &other);
+        assert_eq!(verify(&u.record, &u.seal, None), Ok(()));
+        assert!(matches!(
+            verify(&u.record, &u.seal, Some(&test_key().verifying_key())),
+            Err(SealError::WrongKey { .. })
+        ));
+        // A signature copied from another record does not verify.
+        let mut forged = u.seal.clone();
+        forged.record_sha256 = u.record.record_sha256();
+        forged.signature = upload(&[0xFF, 0xD8, 0xFF, 0xE0, 1]).seal.signature;
+        assert_eq!(verify(&u.record, &forged, None), Err(SealError::Signature));
     }
 
     #[test]

@@ -17,6 +17,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 fn store_error(e: StoreError) -> Response {
     match e {
         StoreError::Conflict(_) => error(StatusCode::CONFLICT, e.to_string()),
+        StoreError::WrongDeviceKey { .. } => error(StatusCode::FORBIDDEN, e.to_string()),
         other => {
             tracing::error!(error = %other, "storage failure");
             error(StatusCode::INTERNAL_SERVER_ERROR, "storage failure; retry later")
@@ -38,7 +39,7 @@ pub async fn upload(State(state): State<AppState>, body: Result<Json<EvidenceUpl
         Ok(jpeg) => jpeg,
         Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     };
-    match state.store.ingest(&upload.record, &jpeg).await {
+    match state.store.ingest(&upload.record, &upload.seal, &jpeg).await {
         Ok(receipt) => {
             let status = match receipt.status {
                 IngestStatus::Created => StatusCode::CREATED,

@@ -1,6 +1,6 @@
 //! Storage: metadata in SQL (SQLite embedded by default), media as files named by evidence id.
 
-use central_protocol::{CentralStats, EvidenceRecord, IngestReceipt, IngestStatus};
+use central_protocol::{CentralStats, EvidenceRecord, IngestReceipt, IngestStatus, Seal};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -17,6 +17,8 @@ pub enum StoreError {
     Media { path: PathBuf, source: std::io::Error },
     #[error("evidence {0} was already stored with different content")]
     Conflict(EvidenceId),
+    #[error("device {device} seals with key {known}; this record is sealed by {found}")]
+    WrongDeviceKey { device: String, known: String, found: String },
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
 }
@@ -56,18 +58,52 @@ impl CentralStore {
         self.media_dir.join(id.to_string()).join("overview.jpg")
     }
 
-    /// Stores a verified record and its overview once; a repeat with the same content gets the first receipt.
-    pub async fn ingest(&self, record: &EvidenceRecord, overview_jpeg: &[u8]) -> Result<IngestReceipt, StoreError> {
+    /// Pins the device's key on its first upload; afterwards a record sealed by another key is refused.
+    async fn check_device_key(&self, record: &EvidenceRecord, seal: &Seal) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO device_keys (device_id, public_key, first_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(record.device_id.as_str())
+        .bind(&seal.public_key)
+        .bind(Utc::now().to_rfc3339())
+        .execute(&self.db)
+        .await?;
+        let known: String = sqlx::query("SELECT public_key FROM device_keys WHERE device_id = ?")
+            .bind(record.device_id.as_str())
+            .fetch_one(&self.db)
+            .await?
+            .try_get("public_key")?;
+        if known != seal.public_key {
+            return Err(StoreError::WrongDeviceKey {
+                device: record.device_id.to_string(),
+                known,
+                found: seal.public_key.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stores a verified, sealed record and its overview once; a repeat with the same content gets the first
+    /// receipt.
+    pub async fn ingest(
+        &self,
+        record: &EvidenceRecord,
+        seal: &Seal,
+        overview_jpeg: &[u8],
+    ) -> Result<IngestReceipt, StoreError> {
         let id = record.evidence_id;
-        if let Some(existing) = self.receipt_for(id, &record.overview_sha256).await? {
+        self.check_device_key(record, seal).await?;
+        if let Some(existing) = self.receipt_for(id, &seal.record_sha256).await? {
             return Ok(existing);
         }
         self.write_media(id, overview_jpeg)?;
         let now = Utc::now();
         let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let seal_json = serde_json::to_string(seal).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let inserted = sqlx::query(
             "INSERT INTO evidence (evidence_id, device_id, camera_id, location, kind, vehicle_class, captured_at, \
-             received_at, overview_sha256, record_json, plate_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             received_at, overview_sha256, record_json, plate_text, seal_json, record_sha256) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (evidence_id) DO NOTHING",
         )
         .bind(id.to_string())
@@ -81,24 +117,27 @@ impl CentralStore {
         .bind(&record.overview_sha256)
         .bind(json)
         .bind(record.plate.as_ref().and_then(|p| p.text.as_deref()))
+        .bind(seal_json)
+        .bind(&seal.record_sha256)
         .execute(&self.db)
         .await?
         .rows_affected();
         if inserted == 0 {
             // Lost a race with a concurrent upload of the same id: answer as for a repeat.
-            return self.receipt_for(id, &record.overview_sha256).await?.ok_or(StoreError::Conflict(id));
+            return self.receipt_for(id, &seal.record_sha256).await?.ok_or(StoreError::Conflict(id));
         }
         Ok(IngestReceipt { evidence_id: id, status: IngestStatus::Created, stored_at: now })
     }
 
-    async fn receipt_for(&self, id: EvidenceId, sha256: &str) -> Result<Option<IngestReceipt>, StoreError> {
-        let row = sqlx::query("SELECT overview_sha256, received_at FROM evidence WHERE evidence_id = ?")
+    /// The first receipt for `id`, when it was stored with the same record hash; a different hash is a conflict.
+    async fn receipt_for(&self, id: EvidenceId, record_sha256: &str) -> Result<Option<IngestReceipt>, StoreError> {
+        let row = sqlx::query("SELECT record_sha256, received_at FROM evidence WHERE evidence_id = ?")
             .bind(id.to_string())
             .fetch_optional(&self.db)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let stored_sha: String = row.try_get("overview_sha256")?;
-        if stored_sha != sha256 {
+        let stored_sha: Option<String> = row.try_get("record_sha256")?;
+        if stored_sha.as_deref() != Some(record_sha256) {
             return Err(StoreError::Conflict(id));
         }
         let received: String = row.try_get("received_at")?;

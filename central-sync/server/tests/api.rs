@@ -16,26 +16,31 @@ async fn app(dir: &std::path::Path) -> (axum::Router, Arc<CentralStore>) {
 }
 
 fn upload(jpeg: &[u8]) -> EvidenceUpload {
-    EvidenceUpload::new(
-        EvidenceRecord {
-            protocol_version: PROTOCOL_VERSION,
-            evidence_id: EvidenceId::new(),
-            device_id: DeviceId::new("box-7"),
-            camera_id: CameraId::new("cam-2"),
-            location: "Ngã tư Lê Lợi".into(),
-            kind: EventKind::VehicleDetected,
-            captured_at: chrono::Utc::now(),
-            recorded_at: chrono::Utc::now(),
-            frame_number: 12,
-            track_id: TrackId(4),
-            vehicle_class: VehicleClass::Motorbike,
-            detection_score: 0.77,
-            bbox: BBox { x1: 1.0, y1: 2.0, x2: 30.0, y2: 40.0 },
-            overview_sha256: sha256_hex(jpeg),
-            plate: None,
-        },
-        jpeg,
-    )
+    let record = EvidenceRecord {
+        protocol_version: PROTOCOL_VERSION,
+        evidence_id: EvidenceId::new(),
+        device_id: DeviceId::new("box-7"),
+        camera_id: CameraId::new("cam-2"),
+        location: "Ngã tư Lê Lợi".into(),
+        kind: EventKind::VehicleDetected,
+        captured_at: chrono::Utc::now(),
+        recorded_at: chrono::Utc::now(),
+        frame_number: 12,
+        track_id: TrackId(4),
+        vehicle_class: VehicleClass::Motorbike,
+        detection_score: 0.77,
+        bbox: BBox { x1: 1.0, y1: 2.0, x2: 30.0, y2: 40.0 },
+        overview_sha256: sha256_hex(jpeg),
+        plate: None,
+        sequence: 1,
+        previous_record_sha256: String::new(),
+    };
+    let seal = central_protocol::seal(&record, &device_key());
+    EvidenceUpload::new(record, seal, jpeg)
+}
+
+fn device_key() -> central_protocol::SigningKey {
+    central_protocol::SigningKey::from_bytes(&[3u8; 32])
 }
 
 async fn post(app: &axum::Router, body: String) -> (StatusCode, serde_json::Value) {
@@ -94,8 +99,28 @@ async fn the_same_id_with_different_content_is_a_conflict_and_the_first_stays() 
     let other_jpeg = [JPEG, b"x"].concat();
     let mut forged = upload(&other_jpeg);
     forged.record.evidence_id = u.record.evidence_id;
+    forged.seal = central_protocol::seal(&forged.record, &device_key());
     assert_eq!(post(&app, serde_json::to_string(&forged).expect("json")).await.0, StatusCode::CONFLICT);
     assert_eq!(store.overview(u.record.evidence_id).expect("read"), Some(JPEG.to_vec()));
+}
+
+#[tokio::test]
+async fn a_record_altered_after_sealing_or_sealed_by_another_key_is_refused_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, store) = app(dir.path()).await;
+    let mut altered = upload(JPEG);
+    altered.record.location = "somewhere else".into();
+    let (status, body) = post(&app, serde_json::to_string(&altered).expect("json")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["error"].as_str().expect("error").contains("altered"), "{body}");
+    assert_eq!(total(&store).await, 0);
+
+    // The device's key is pinned by its first record; a record sealed by another key is forbidden.
+    assert_eq!(post(&app, serde_json::to_string(&upload(JPEG)).expect("json")).await.0, StatusCode::CREATED);
+    let mut impostor = upload(JPEG);
+    impostor.seal = central_protocol::seal(&impostor.record, &central_protocol::SigningKey::from_bytes(&[4u8; 32]));
+    assert_eq!(post(&app, serde_json::to_string(&impostor).expect("json")).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(total(&store).await, 1);
 }
 
 #[tokio::test]

@@ -167,10 +167,13 @@ fn init_logging(json: bool) {
     }
 }
 
+/// The evidence store in `<state>/evidence`, sealing with the device key `<state>/device.key` (made on first use).
 fn open_store(config: &AgentConfig) -> anyhow::Result<Arc<SledStore>> {
-    let dir = Path::new(&config.paths.state).join("evidence");
+    let state = Path::new(&config.paths.state);
+    let dir = state.join("evidence");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(Arc::new(SledStore::open(&dir)?))
+    let key = te_evidence::DeviceKey::load_or_create(&state.join("device.key"))?;
+    Ok(Arc::new(SledStore::open(&dir, key)?))
 }
 
 fn main() -> anyhow::Result<()> {

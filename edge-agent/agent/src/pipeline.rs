@@ -202,9 +202,9 @@ impl AnalysisStage {
                 report.plates_read += u64::from(consensus.text.is_some());
                 vehicle.record.plate = Some(consensus);
             }
-            let record = &vehicle.record;
-            match self.store.put(record, &vehicle.overview_jpeg) {
-                Ok(()) => {
+            match self.store.put(&vehicle.record, &vehicle.overview_jpeg) {
+                Ok(sealed) => {
+                    let record = &sealed.record;
                     report.evidence_written += 1;
                     self.new_evidence.notify_one();
                     tracing::info!(camera = %camera, frame = record.frame_number, %track, evidence = %record.evidence_id,
@@ -214,7 +214,7 @@ impl AnalysisStage {
                 }
                 Err(e) => {
                     report.store_errors += 1;
-                    tracing::error!(camera = %camera, frame = record.frame_number, error = %e,
+                    tracing::error!(camera = %camera, frame = vehicle.record.frame_number, error = %e,
                         "ALARM: evidence could not be stored");
                 }
             }
@@ -240,6 +240,9 @@ impl AnalysisStage {
             bbox: detection.bbox,
             overview_sha256: central_protocol::sha256_hex(&jpeg),
             plate: None,
+            // The store seals the record: sequence and previous hash are set there.
+            sequence: 0,
+            previous_record_sha256: String::new(),
         };
         Ok(OpenVehicle { record, overview_jpeg: jpeg, ballot: PlateBallot::default(), last_read_frame: None })
     }

@@ -8,12 +8,19 @@
 //!   service's receipt. Nothing here deletes an undelivered record (Circular 67/2024/TT-BCA).
 //! - sled is pre-1.0 and promises no on-disk format: it sits behind the [`EvidenceStore`] trait, and the key
 //!   layout carries a version checked at open.
+//! - Every record is sealed as it is stored: it gets the next sequence number and the hash of the device's
+//!   previous record, then an Ed25519 signature over its hash ([`central_protocol::seal`]). [`verify_store`]
+//!   re-checks every seal, every media hash and the whole chain.
 
+mod device_key;
 mod sled_store;
+mod verify;
 
+pub use device_key::{DeviceKey, KeyError};
 pub use sled_store::SledStore;
+pub use verify::{verify_store, Problem, VerifyReport};
 
-use central_protocol::{EvidenceRecord, IngestReceipt};
+use central_protocol::{EvidenceRecord, IngestReceipt, Seal};
 use serde::{Deserialize, Serialize};
 use te_types::EvidenceId;
 
@@ -33,6 +40,7 @@ pub enum Delivery {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvidence {
     pub record: EvidenceRecord,
+    pub seal: Seal,
     pub delivery: Delivery,
 }
 
@@ -65,8 +73,9 @@ pub enum EvidenceError {
 
 /// The evidence store's contract, independent of the engine behind it.
 pub trait EvidenceStore: Send + Sync {
-    /// Stores a new record with its overview JPEG; durable when this returns.
-    fn put(&self, record: &EvidenceRecord, overview_jpeg: &[u8]) -> Result<(), EvidenceError>;
+    /// Seals and stores a new record with its overview JPEG; durable when this returns. The store sets the
+    /// record's `sequence` and `previous_record_sha256`; the sealed record is returned.
+    fn put(&self, record: &EvidenceRecord, overview_jpeg: &[u8]) -> Result<StoredEvidence, EvidenceError>;
     fn get(&self, id: EvidenceId) -> Result<StoredEvidence, EvidenceError>;
     fn overview(&self, id: EvidenceId) -> Result<Vec<u8>, EvidenceError>;
     /// Up to `limit` pending record ids, oldest first.
@@ -78,4 +87,6 @@ pub trait EvidenceStore: Send + Sync {
     /// All record ids, oldest first.
     fn list(&self) -> Result<Vec<EvidenceId>, EvidenceError>;
     fn counts(&self) -> Result<StoreCounts, EvidenceError>;
+    /// The newest sealed record: (sequence, record hash); (0, "") for an empty store.
+    fn chain_head(&self) -> Result<(u64, String), EvidenceError>;
 }

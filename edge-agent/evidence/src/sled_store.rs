@@ -1,26 +1,38 @@
 //! The sled implementation of [`EvidenceStore`].
 //!
-//! Key layout v1 (trees):
-//! - `meta`:    `layout_version` -> "1"
+//! Key layout v2 (trees):
+//! - `meta`:    `layout_version` -> "2"; `chain_head` -> JSON [`ChainHead`] (the last sealed record)
 //! - `records`: ULID (16 bytes, big-endian, so key order = creation order) -> JSON [`StoredEvidence`]
 //! - `media`:   ULID ++ "/overview.jpg" -> JPEG bytes
 //! - `pending`: ULID -> empty (the send queue, oldest first)
 //!
-//! A record, its media and its pending mark are written in one transaction, so after a crash either all three
-//! exist or none does.
+//! A record, its media, its pending mark and the new chain head are written in one transaction, so after a
+//! crash either all of them exist or none does, and the chain never skips a number.
+//! v1 (unsealed records) is refused at open: v1 only ever held demo data.
 
-use crate::{Delivery, EvidenceError, EvidenceStore, StoreCounts, StoredEvidence};
+use crate::{Delivery, DeviceKey, EvidenceError, EvidenceStore, StoreCounts, StoredEvidence};
 use central_protocol::{EvidenceRecord, IngestReceipt};
+use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use std::path::Path;
 use te_types::EvidenceId;
 
-const LAYOUT_VERSION: u32 = 1;
+const LAYOUT_VERSION: u32 = 2;
+const CHAIN_HEAD: &str = "chain_head";
+
+/// The newest record in the device's chain.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ChainHead {
+    sequence: u64,
+    record_sha256: String,
+}
 const OVERVIEW_SUFFIX: &[u8] = b"/overview.jpg";
 
 #[derive(Debug)]
 pub struct SledStore {
     db: sled::Db,
+    key: DeviceKey,
+    meta: sled::Tree,
     records: sled::Tree,
     media: sled::Tree,
     pending: sled::Tree,
@@ -46,8 +58,8 @@ fn media_key(id: EvidenceId) -> Vec<u8> {
 }
 
 impl SledStore {
-    /// Opens (or creates) the store in `dir`, checking the key layout version.
-    pub fn open(dir: &Path) -> Result<Self, EvidenceError> {
+    /// Opens (or creates) the store in `dir`, checking the key layout version; `key` seals new records.
+    pub fn open(dir: &Path, key: DeviceKey) -> Result<Self, EvidenceError> {
         let open_err = |e: sled::Error| EvidenceError::Open { path: dir.display().to_string(), message: e.to_string() };
         let db = sled::Config::new().path(dir).open().map_err(open_err)?;
         let meta = db.open_tree("meta").map_err(open_err)?;
@@ -65,11 +77,22 @@ impl SledStore {
             }
         }
         Ok(Self {
+            key,
+            meta,
             records: db.open_tree("records").map_err(open_err)?,
             media: db.open_tree("media").map_err(open_err)?,
             pending: db.open_tree("pending").map_err(open_err)?,
             db,
         })
+    }
+
+    /// The device key's public half: what verifies this store's seals.
+    pub fn public_key(&self) -> central_protocol::VerifyingKey {
+        self.key.public()
+    }
+
+    pub fn device_key(&self) -> &DeviceKey {
+        &self.key
     }
 
     fn write_state(&self, id: EvidenceId, delivery: Delivery) -> Result<(), EvidenceError> {
@@ -92,27 +115,40 @@ impl SledStore {
 }
 
 impl EvidenceStore for SledStore {
-    fn put(&self, record: &EvidenceRecord, overview_jpeg: &[u8]) -> Result<(), EvidenceError> {
-        let id = record.evidence_id;
-        let stored = StoredEvidence { record: record.clone(), delivery: Delivery::Pending };
-        let bytes = serde_json::to_vec(&stored).map_err(storage)?;
-        (&self.records, &self.media, &self.pending)
-            .transaction(|(records, media, pending)| {
+    fn put(&self, draft: &EvidenceRecord, overview_jpeg: &[u8]) -> Result<StoredEvidence, EvidenceError> {
+        let id = draft.evidence_id;
+        let sealed = (&self.meta, &self.records, &self.media, &self.pending)
+            .transaction(|(meta, records, media, pending)| {
                 if records.get(key(id))?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(()));
+                    return Err(ConflictableTransactionError::Abort(EvidenceError::Exists(id)));
                 }
+                let head: ChainHead = match meta.get(CHAIN_HEAD)? {
+                    Some(bytes) => serde_json::from_slice(&bytes)
+                        .map_err(|e| ConflictableTransactionError::Abort(storage(format!("chain head: {e}"))))?,
+                    None => ChainHead::default(),
+                };
+                let mut record = draft.clone();
+                record.sequence = head.sequence + 1;
+                record.previous_record_sha256 = head.record_sha256;
+                let seal = central_protocol::seal(&record, self.key.signing_key());
+                let next = ChainHead { sequence: record.sequence, record_sha256: seal.record_sha256.clone() };
+                let stored = StoredEvidence { record, seal, delivery: Delivery::Pending };
+                let bytes = serde_json::to_vec(&stored).map_err(|e| ConflictableTransactionError::Abort(storage(e)))?;
+                let head_bytes =
+                    serde_json::to_vec(&next).map_err(|e| ConflictableTransactionError::Abort(storage(e)))?;
                 records.insert(&key(id), bytes.as_slice())?;
                 media.insert(media_key(id), overview_jpeg)?;
                 pending.insert(&key(id), &[])?;
-                Ok(())
+                meta.insert(CHAIN_HEAD, head_bytes.as_slice())?;
+                Ok(stored)
             })
             .map_err(|e| match e {
-                TransactionError::Abort(()) => EvidenceError::Exists(id),
+                TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => storage(e),
             })?;
         // The acknowledgement to the pipeline: nothing counts as recorded before this flush.
         self.db.flush().map_err(storage)?;
-        Ok(())
+        Ok(sealed)
     }
 
     fn get(&self, id: EvidenceId) -> Result<StoredEvidence, EvidenceError> {
@@ -162,6 +198,14 @@ impl EvidenceStore for SledStore {
             .collect()
     }
 
+    fn chain_head(&self) -> Result<(u64, String), EvidenceError> {
+        let head: ChainHead = match self.meta.get(CHAIN_HEAD).map_err(storage)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| storage(format!("chain head: {e}")))?,
+            None => ChainHead::default(),
+        };
+        Ok((head.sequence, head.record_sha256))
+    }
+
     fn counts(&self) -> Result<StoreCounts, EvidenceError> {
         let mut counts = StoreCounts::default();
         for id in self.list()? {
@@ -179,6 +223,7 @@ impl EvidenceStore for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify_store;
     use central_protocol::{sha256_hex, IngestStatus, PROTOCOL_VERSION};
     use te_types::{BBox, CameraId, DeviceId, EventKind, TrackId, VehicleClass};
 
@@ -201,7 +246,14 @@ mod tests {
             bbox: BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 },
             overview_sha256: sha256_hex(JPEG),
             plate: None,
+            sequence: 0,
+            previous_record_sha256: String::new(),
         }
+    }
+
+    fn open(dir: &Path) -> SledStore {
+        let key = DeviceKey::load_or_create(&dir.join("device.key")).expect("device key");
+        SledStore::open(&dir.join("store"), key).expect("open")
     }
 
     fn receipt(id: EvidenceId) -> IngestReceipt {
@@ -212,13 +264,15 @@ mod tests {
     fn a_stored_record_reads_back_after_reopening_and_stays_pending_until_delivered() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (a, b) = (record(), record());
-        {
-            let store = SledStore::open(dir.path()).expect("open");
-            store.put(&a, JPEG).expect("put a");
+        let sealed_a = {
+            let store = open(dir.path());
+            let sealed_a = store.put(&a, JPEG).expect("put a");
             store.put(&b, JPEG).expect("put b");
-        }
-        let store = SledStore::open(dir.path()).expect("reopen");
-        assert_eq!(store.get(a.evidence_id).expect("get").record, a);
+            sealed_a
+        };
+        let store = open(dir.path());
+        assert_eq!(store.get(a.evidence_id).expect("get"), sealed_a);
+        assert_eq!(sealed_a.record, EvidenceRecord { sequence: 1, ..a.clone() });
         assert_eq!(store.overview(b.evidence_id).expect("overview"), JPEG);
         assert_eq!(store.pending(10).expect("pending"), vec![a.evidence_id, b.evidence_id]);
         store.mark_delivered(&receipt(a.evidence_id)).expect("deliver");
@@ -229,7 +283,7 @@ mod tests {
     #[test]
     fn a_record_is_never_overwritten() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SledStore::open(dir.path()).expect("open");
+        let store = open(dir.path());
         let a = record();
         store.put(&a, JPEG).expect("put");
         assert!(matches!(store.put(&a, JPEG), Err(EvidenceError::Exists(_))));
@@ -238,7 +292,7 @@ mod tests {
     #[test]
     fn a_rejected_record_is_kept_but_leaves_the_send_queue() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SledStore::open(dir.path()).expect("open");
+        let store = open(dir.path());
         let a = record();
         store.put(&a, JPEG).expect("put");
         store.mark_rejected(a.evidence_id, "bad signature").expect("reject");
@@ -249,7 +303,7 @@ mod tests {
     #[test]
     fn media_that_no_longer_matches_its_hash_is_not_served() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = SledStore::open(dir.path()).expect("open");
+        let store = open(dir.path());
         let a = record();
         store.put(&a, JPEG).expect("put");
         store.media.insert(media_key(a.evidence_id), &[0xFF, 0xD8, 0xFF, 0xE0, 9, 8][..]).expect("tamper");
@@ -264,7 +318,126 @@ mod tests {
             db.open_tree("meta").expect("meta").insert("layout_version", "0").expect("insert");
             db.flush().expect("flush");
         }
-        let result = SledStore::open(dir.path());
+        let key = DeviceKey::load_or_create(&dir.path().join("device.key")).expect("key");
+        let result = SledStore::open(dir.path(), key);
         assert!(matches!(result, Err(EvidenceError::Layout { .. })), "{result:?}");
+    }
+
+    #[test]
+    fn records_are_sealed_in_a_chain_that_verifies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        let first = store.put(&record(), JPEG).expect("put");
+        let second = store.put(&record(), JPEG).expect("put");
+        assert_eq!((first.record.sequence, second.record.sequence), (1, 2));
+        assert_eq!(second.record.previous_record_sha256, first.seal.record_sha256);
+        assert_eq!(store.chain_head().expect("head"), (2, second.seal.record_sha256.clone()));
+        let report = verify_store(&store, &store.public_key()).expect("verify");
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!((report.records, report.intact, report.chain_length), (2, 2, 2));
+    }
+
+    #[test]
+    fn a_record_deleted_from_the_middle_of_the_chain_is_detected() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        let ids: Vec<_> = (0..3).map(|_| store.put(&record(), JPEG).expect("put").record.evidence_id).collect();
+        store.records.remove(key(ids[1])).expect("delete behind the store's back");
+        let report = verify_store(&store, &store.public_key()).expect("verify");
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(report.problems[0].sequence, Some(2));
+        assert!(report.problems[0].message.contains("missing"));
+        // Deleting the newest record is caught by the chain head.
+        store.records.remove(key(ids[2])).expect("delete the newest");
+        let report = verify_store(&store, &store.public_key()).expect("verify");
+        assert!(report.problems.iter().any(|p| p.message.contains("newest")), "{:?}", report.problems);
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_record_or_its_image_is_detected_not_served() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        let a = store.put(&record(), JPEG).expect("put").record.evidence_id;
+        let b = store.put(&record(), JPEG).expect("put").record.evidence_id;
+        // Record: change the vehicle class in the stored JSON, as an editor with disk access might.
+        let bytes = store.records.get(key(a)).expect("get").expect("present");
+        let text = String::from_utf8(bytes.to_vec()).expect("utf8").replace("\"car\"", "\"bus\"");
+        store.records.insert(key(a), text.as_bytes()).expect("tamper");
+        // Image: flip one bit.
+        let mut jpeg = JPEG.to_vec();
+        jpeg[5] ^= 1;
+        store.media.insert(media_key(b), jpeg).expect("tamper");
+        assert!(matches!(store.overview(b), Err(EvidenceError::Corrupt { .. })));
+        let report = verify_store(&store, &store.public_key()).expect("verify");
+        assert_eq!(report.damaged, vec![a, b], "{:?}", report.problems);
+        assert!(report.problems.iter().any(|p| p.message.contains("altered")));
+    }
+
+    #[test]
+    fn a_store_sealed_by_another_device_key_does_not_verify() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        store.put(&record(), JPEG).expect("put");
+        let stranger = DeviceKey::load_or_create(&dir.path().join("other.key")).expect("key");
+        let report = verify_store(&store, &stranger.public()).expect("verify");
+        assert!(report.problems.iter().any(|p| p.message.contains("not by this device")), "{:?}", report.problems);
+    }
+
+    /// Random operations against an in-memory model of what the store must hold; several seeds.
+    #[test]
+    fn the_store_agrees_with_a_simple_model_under_random_operations() {
+        use std::collections::BTreeMap;
+        for seed in 1..=5u64 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut store = open(dir.path());
+            // id -> (state: 0 pending, 1 delivered, 2 rejected, jpeg)
+            let mut model: BTreeMap<EvidenceId, (u8, Vec<u8>)> = BTreeMap::new();
+            for _ in 0..120 {
+                let known: Vec<EvidenceId> = model.keys().copied().collect();
+                match rng.u8(0..10) {
+                    0..=4 => {
+                        let mut jpeg = JPEG.to_vec();
+                        jpeg.extend((0..rng.usize(0..64)).map(|_| rng.u8(..)));
+                        let mut r = record();
+                        r.overview_sha256 = sha256_hex(&jpeg);
+                        store.put(&r, &jpeg).expect("put");
+                        model.insert(r.evidence_id, (0, jpeg));
+                    }
+                    5 | 6 if !known.is_empty() => {
+                        let id = known[rng.usize(..known.len())];
+                        store.mark_delivered(&receipt(id)).expect("deliver");
+                        model.get_mut(&id).expect("known").0 = 1;
+                    }
+                    7 if !known.is_empty() => {
+                        let id = known[rng.usize(..known.len())];
+                        store.mark_rejected(id, "test").expect("reject");
+                        model.get_mut(&id).expect("known").0 = 2;
+                    }
+                    8 => {
+                        drop(store);
+                        store = open(dir.path());
+                    }
+                    _ => {
+                        let id = EvidenceId::new();
+                        assert!(matches!(store.get(id), Err(EvidenceError::NotFound(_))));
+                    }
+                }
+                let pending: Vec<_> = model.iter().filter(|(_, (s, _))| *s == 0).map(|(id, _)| *id).collect();
+                assert_eq!(store.pending(usize::MAX).expect("pending"), pending, "seed {seed}");
+            }
+            assert_eq!(store.list().expect("list"), model.keys().copied().collect::<Vec<_>>());
+            for (id, (state, jpeg)) in &model {
+                assert_eq!(&store.overview(*id).expect("overview"), jpeg);
+                let delivery = store.get(*id).expect("get").delivery;
+                let actual = match delivery {
+                    Delivery::Pending => 0,
+                    Delivery::Delivered { .. } => 1,
+                    Delivery::Rejected { .. } => 2,
+                };
+                assert_eq!(actual, *state, "seed {seed}");
+            }
+            assert!(verify_store(&store, &store.public_key()).expect("verify").is_clean());
+        }
     }
 }

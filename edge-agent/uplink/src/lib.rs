@@ -193,7 +193,7 @@ impl Uplink {
         let upload = blocking(move || -> Result<EvidenceUpload, EvidenceError> {
             let stored = store.get(id)?;
             let jpeg = store.overview(id)?;
-            Ok(EvidenceUpload::new(stored.record, &jpeg))
+            Ok(EvidenceUpload::new(stored.record, stored.seal, &jpeg))
         })
         .await??;
         let url = format!("{}{}", self.settings.central_url.trim_end_matches('/'), EVIDENCE_PATH);
