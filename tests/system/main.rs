@@ -126,6 +126,40 @@ fn evidence_recorded_while_the_central_service_is_down_is_delivered_once_after_i
     let again = agent(&config, &["run", "--exit-when-done", "--drain-timeout", "30"]);
     assert!(again.status.success());
     assert_eq!(central_total(&again), 3 * recorded);
+
+    // Every record on the box is sealed, chained and intact, and exports as a package that checks out.
+    let verify = agent(&config, &["evidence", "verify"]);
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    let export_dir = dir.path().join("export");
+    let export = agent(&config, &["evidence", "export", "--to", export_dir.to_str().expect("utf8 path")]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let package =
+        std::fs::read_dir(&export_dir).expect("export dir").next().expect("one package").expect("entry").path();
+    let seal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(package.join("seal.json")).expect("seal")).expect("seal json");
+    let record = std::fs::read(package.join("record.json")).expect("record");
+    use sha2::Digest;
+    assert_eq!(seal["record_sha256"].as_str(), Some(hex::encode(sha2::Sha256::digest(&record)).as_str()));
+}
+
+#[test]
+fn the_crash_harness_loses_nothing_acknowledged_when_the_writer_is_killed() {
+    let out = Command::new(bin("edge-agent"))
+        .args(["evidence", "crash-test", "--cycles", "12", "--max-kill-ms", "200"])
+        .output()
+        .expect("run crash test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    let last = text.lines().last().expect("last line");
+    assert!(out.status.success(), "crash test failed: {last}");
+    let field = |key: &str| -> u64 {
+        last.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key}= in {last:?}"))
+    };
+    assert!(field("acknowledged") > 0, "{last}");
+    assert_eq!((field("lost"), field("corrupt")), (0, 0), "{last}");
 }
 
 #[test]

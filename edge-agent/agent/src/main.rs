@@ -2,6 +2,7 @@
 
 mod config;
 mod eval;
+mod evidence_cli;
 mod overview;
 mod pipeline;
 
@@ -90,17 +91,69 @@ fn parse_blur(s: &str) -> Result<f32, String> {
 
 #[derive(Debug, Subcommand)]
 enum EvidenceCommand {
-    /// Lists every record, oldest first, with its delivery state.
+    /// Lists every record, oldest first, with its chain number and delivery state.
     List {
         #[command(flatten)]
         config: ConfigArgs,
     },
-    /// Prints one record as JSON.
+    /// Prints one record, its seal and its delivery state as JSON.
     Show {
         #[command(flatten)]
         config: ConfigArgs,
         /// The evidence id (ULID).
         id: String,
+    },
+    /// Checks every seal, every image hash and the hash chain; exits 1 on any problem.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Writes records as self-contained packages (sealed record, seal, image, public key, how to check).
+    Export {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Evidence ids (ULID) to export; none means every record.
+        ids: Vec<String>,
+        /// Folder to write into; one sub-folder per record.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Prints this device's public key (hex), for registration with the central service.
+    Key {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Crash harness: a writer process is killed with SIGKILL at random points, N times; every acknowledged
+    /// record must survive intact. Last line: `acknowledged=<n> lost=<n> corrupt=<n>`.
+    CrashTest {
+        /// Kill-and-check cycles.
+        #[arg(long, default_value_t = 50)]
+        cycles: u32,
+        /// Store folder (default: a fresh temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Seed for the kill times and record sizes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Longest time the writer runs before it is killed, milliseconds.
+        #[arg(long, default_value_t = 300)]
+        max_kill_ms: u64,
+    },
+    /// The crash test's writer process (internal).
+    #[command(hide = true)]
+    CrashWriter {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Benchmark: records/s and MB/s written (each record sealed and flushed), in a temporary store.
+    Bench {
+        #[arg(long, default_value_t = 500)]
+        records: u32,
+        /// Image size per record, KiB.
+        #[arg(long, default_value_t = 150)]
+        media_kb: usize,
     },
 }
 
@@ -184,43 +237,39 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(run(config, exit_when_done, Duration::from_secs(drain_timeout)))
         }
-        Command::Evidence(EvidenceCommand::List { config }) => {
-            let store = open_store(&config.load()?)?;
-            println!(
-                "{:<26}  {:<12}  {:<10}  {:<14}  {:<25}  delivery",
-                "evidence id", "camera", "vehicle", "plate", "captured (UTC)"
-            );
-            for id in store.list()? {
-                let s = store.get(id)?;
-                let delivery = match s.delivery {
-                    te_evidence::Delivery::Pending => "pending".to_string(),
-                    te_evidence::Delivery::Delivered { receipt } => {
-                        format!("delivered {}", receipt.stored_at.format("%FT%TZ"))
-                    }
-                    te_evidence::Delivery::Rejected { reason, .. } => format!("REJECTED: {reason}"),
-                };
-                let plate = match &s.record.plate {
-                    None => "-",
-                    Some(p) => p.text.as_deref().unwrap_or("unreadable"),
-                };
-                println!(
-                    "{:<26}  {:<12}  {:<10}  {:<14}  {:<25}  {delivery}",
-                    id.to_string(),
-                    s.record.camera_id.as_str(),
-                    s.record.vehicle_class.as_str(),
-                    plate,
-                    s.record.captured_at.format("%F %T%.3f").to_string()
-                );
-            }
-            let c = store.counts()?;
-            println!("total={} pending={} delivered={} rejected={}", c.total, c.pending, c.delivered, c.rejected);
-            Ok(())
-        }
+        Command::Evidence(EvidenceCommand::List { config }) => evidence_cli::list(&*open_store(&config.load()?)?),
         Command::Evidence(EvidenceCommand::Show { config, id }) => {
             let store = open_store(&config.load()?)?;
-            let id = id.parse().map_err(|_| anyhow::anyhow!("{id:?} is not an evidence id (ULID)"))?;
-            println!("{}", serde_json::to_string_pretty(&store.get(id)?)?);
+            println!("{}", serde_json::to_string_pretty(&store.get(evidence_cli::parse_id(&id)?)?)?);
             Ok(())
+        }
+        Command::Evidence(EvidenceCommand::Verify { config }) => evidence_cli::verify(&*open_store(&config.load()?)?),
+        Command::Evidence(EvidenceCommand::Export { config, ids, to }) => {
+            let store = open_store(&config.load()?)?;
+            let ids = if ids.is_empty() {
+                store.list()?
+            } else {
+                ids.iter().map(|raw| evidence_cli::parse_id(raw)).collect::<anyhow::Result<_>>()?
+            };
+            for id in ids {
+                println!("{}", evidence_cli::export(&store, id, &to)?.display());
+            }
+            Ok(())
+        }
+        Command::Evidence(EvidenceCommand::Key { config }) => {
+            let store = open_store(&config.load()?)?;
+            println!("{}", store.device_key().public_hex());
+            Ok(())
+        }
+        Command::Evidence(EvidenceCommand::CrashTest { cycles, dir, seed, max_kill_ms }) => {
+            if !evidence_cli::crash_test(cycles, dir.as_deref(), seed, max_kill_ms.max(1))? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Evidence(EvidenceCommand::CrashWriter { dir, seed }) => evidence_cli::crash_writer(&dir, seed),
+        Command::Evidence(EvidenceCommand::Bench { records, media_kb }) => {
+            evidence_cli::bench(records.max(1), media_kb)
         }
         Command::Eval(args) => {
             init_logging(false);

@@ -1,0 +1,273 @@
+//! `edge-agent evidence ...`: inspect, verify, export, and prove the evidence store (crash test, benchmark).
+
+use anyhow::{bail, Context};
+use central_protocol::{EvidenceRecord, PROTOCOL_VERSION};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use te_evidence::{verify_store, Delivery, DeviceKey, EvidenceError, EvidenceStore, SledStore};
+use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, TrackId, VehicleClass};
+
+pub fn list(store: &SledStore) -> anyhow::Result<()> {
+    println!(
+        "{:<26}  {:>5}  {:<12}  {:<10}  {:<14}  {:<25}  delivery",
+        "evidence id", "seq", "camera", "vehicle", "plate", "captured (UTC)"
+    );
+    for id in store.list()? {
+        let s = store.get(id)?;
+        let delivery = match s.delivery {
+            Delivery::Pending => "pending".to_string(),
+            Delivery::Delivered { receipt } => format!("delivered {}", receipt.stored_at.format("%FT%TZ")),
+            Delivery::Rejected { reason, .. } => format!("REJECTED: {reason}"),
+        };
+        let plate = match &s.record.plate {
+            None => "-",
+            Some(p) => p.text.as_deref().unwrap_or("unreadable"),
+        };
+        println!(
+            "{:<26}  {:>5}  {:<12}  {:<10}  {:<14}  {:<25}  {delivery}",
+            id.to_string(),
+            s.record.sequence,
+            s.record.camera_id.as_str(),
+            s.record.vehicle_class.as_str(),
+            plate,
+            s.record.captured_at.format("%F %T%.3f").to_string()
+        );
+    }
+    let c = store.counts()?;
+    println!("total={} pending={} delivered={} rejected={}", c.total, c.pending, c.delivered, c.rejected);
+    Ok(())
+}
+
+pub fn parse_id(raw: &str) -> anyhow::Result<EvidenceId> {
+    raw.parse().map_err(|_| anyhow::anyhow!("{raw:?} is not an evidence id (ULID)"))
+}
+
+/// Checks every seal, media hash and the chain; fails (exit 1) on any problem.
+pub fn verify(store: &SledStore) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let report = verify_store(store, &store.public_key())?;
+    for problem in &report.problems {
+        println!("PROBLEM {problem}");
+    }
+    println!(
+        "device key {}  records {}  intact {}  chain length {}  ({:.1} s)",
+        store.device_key().public_hex(),
+        report.records,
+        report.intact,
+        report.chain_length,
+        started.elapsed().as_secs_f64()
+    );
+    if !report.is_clean() {
+        bail!("{} problem(s) in the evidence store", report.problems.len());
+    }
+    println!("all seals, images and chain links verify");
+    Ok(())
+}
+
+/// Writes one record as a self-contained package for court or audit: the exact sealed bytes, the seal, the
+/// image, the device's public key and how to check them with standard tools.
+pub fn export(store: &SledStore, id: EvidenceId, to: &Path) -> anyhow::Result<PathBuf> {
+    let stored = store.get(id)?;
+    central_protocol::verify(&stored.record, &stored.seal, Some(&store.public_key()))
+        .with_context(|| format!("{id} does not verify; not exporting it as evidence"))?;
+    let jpeg = store.overview(id)?;
+    let dir = to.join(id.to_string());
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
+        std::fs::write(dir.join(name), bytes).with_context(|| format!("writing {}", dir.join(name).display()))
+    };
+    write("record.json", &stored.record.canonical_bytes())?;
+    write("seal.json", serde_json::to_string_pretty(&stored.seal)?.as_bytes())?;
+    write("overview.jpg", &jpeg)?;
+    write("delivery.json", serde_json::to_string_pretty(&stored.delivery)?.as_bytes())?;
+    write("device_public_key.hex", store.device_key().public_hex().as_bytes())?;
+    let readme = format!(
+        "Evidence {id}, exported by edge-agent {version} on {now}.\n\n\
+         record.json   the record exactly as sealed (canonical JSON); it names the image by SHA-256:\n\
+         \x20             overview_sha256 = {overview}\n\
+         overview.jpg  the overview image:   sha256sum overview.jpg   must print that value\n\
+         seal.json     record_sha256 = sha256 of record.json ({record}),\n\
+         \x20             signature = Ed25519 signature (hex) over the 32 bytes of record_sha256,\n\
+         \x20             public_key = the device's key (also in device_public_key.hex)\n\
+         Chain: this is record #{seq} of device {device}; previous_record_sha256 in record.json is the\n\
+         record_sha256 of record #{prev}.\n",
+        version = env!("CARGO_PKG_VERSION"),
+        now = chrono::Utc::now().format("%F %T UTC"),
+        overview = stored.record.overview_sha256,
+        record = stored.seal.record_sha256,
+        seq = stored.record.sequence,
+        prev = stored.record.sequence.saturating_sub(1),
+        device = stored.record.device_id,
+    );
+    write("README.txt", readme.as_bytes())?;
+    Ok(dir)
+}
+
+/// A record with a random image, for the crash test and the benchmark.
+fn synthetic_record(rng: &mut fastrand::Rng, media_bytes: usize) -> (EvidenceRecord, Vec<u8>) {
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    jpeg.extend((0..media_bytes).map(|_| rng.u8(..)));
+    let record = EvidenceRecord {
+        protocol_version: PROTOCOL_VERSION,
+        evidence_id: EvidenceId::new(),
+        device_id: DeviceId::new("crash-test"),
+        camera_id: CameraId::new("cam"),
+        location: "crash test".into(),
+        kind: EventKind::VehicleDetected,
+        captured_at: chrono::Utc::now(),
+        recorded_at: chrono::Utc::now(),
+        frame_number: rng.u64(..1_000_000),
+        track_id: TrackId(rng.u64(1..10_000)),
+        vehicle_class: VehicleClass::Car,
+        detection_score: 0.9,
+        bbox: BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 },
+        overview_sha256: central_protocol::sha256_hex(&jpeg),
+        plate: None,
+        sequence: 0,
+        previous_record_sha256: String::new(),
+    };
+    (record, jpeg)
+}
+
+fn open_at(dir: &Path) -> anyhow::Result<SledStore> {
+    let key = DeviceKey::load_or_create(&dir.join("device.key"))?;
+    Ok(SledStore::open(&dir.join("evidence"), key)?)
+}
+
+/// The child of the crash test: writes records as fast as it can and prints each id once `put` returned
+/// (that is, once the record is acknowledged), until it is killed.
+pub fn crash_writer(dir: &Path, seed: u64) -> anyhow::Result<()> {
+    let store = open_at(dir)?;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    loop {
+        let size = rng.usize(1024..96 * 1024);
+        let (record, jpeg) = synthetic_record(&mut rng, size);
+        store.put(&record, &jpeg)?;
+        writeln!(out, "{}", record.evidence_id)?;
+        out.flush()?;
+    }
+}
+
+/// Kills a writer process with SIGKILL at random moments, `cycles` times, and checks after each kill that
+/// every acknowledged record is there and intact, and that the store as a whole verifies.
+/// The last line printed is `acknowledged=<n> lost=<n> corrupt=<n>`.
+pub fn crash_test(cycles: u32, work_dir: Option<&Path>, seed: u64, max_kill_ms: u64) -> anyhow::Result<bool> {
+    let temp;
+    let dir = match work_dir {
+        Some(d) => d.to_path_buf(),
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let exe = std::env::current_exe()?;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut acknowledged: Vec<EvidenceId> = Vec::new();
+    let mut lost = std::collections::BTreeSet::new();
+    let mut corrupt = std::collections::BTreeSet::new();
+    let mut chain_problems = 0usize;
+    println!("crash test: {cycles} cycles in {}, SIGKILL after 1..{max_kill_ms} ms of writing", dir.display());
+    for cycle in 1..=cycles {
+        let mut child = Command::new(&exe)
+            .args(["evidence", "crash-writer", "--dir"])
+            .arg(&dir)
+            .args(["--seed", &(seed ^ u64::from(cycle)).to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting the writer")?;
+        let stdout = child.stdout.take().context("writer stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // Wait until the writer has the store open, then let it write for a random while.
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if line == "ready" => {}
+            other => {
+                let _ = child.kill();
+                let output = child.wait_with_output()?;
+                bail!("writer did not start ({other:?}): {}", String::from_utf8_lossy(&output.stderr));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(rng.u64(1..=max_kill_ms)));
+        child.kill().context("SIGKILL to the writer")?; // std's kill() is SIGKILL on Unix
+        child.wait()?;
+        let _ = reader.join();
+        // Only complete lines count: an id is acknowledged once its whole line was written.
+        let this_cycle: Vec<EvidenceId> = rx.try_iter().filter_map(|l| l.parse().ok()).collect();
+        acknowledged.extend(&this_cycle);
+
+        let store = open_at(&dir).context("reopening the store after the kill")?;
+        for id in &acknowledged {
+            match store.get(*id) {
+                Err(EvidenceError::NotFound(_)) => {
+                    lost.insert(*id);
+                }
+                Err(_) => {
+                    corrupt.insert(*id);
+                }
+                Ok(stored) => {
+                    let sealed = central_protocol::verify(&stored.record, &stored.seal, Some(&store.public_key()));
+                    if sealed.is_err() || store.overview(*id).is_err() {
+                        corrupt.insert(*id);
+                    }
+                }
+            }
+        }
+        let report = verify_store(&store, &store.public_key())?;
+        chain_problems += report.problems.len();
+        for problem in report.problems.iter().take(5) {
+            println!("  cycle {cycle}: PROBLEM {problem}");
+        }
+        corrupt.extend(report.damaged.iter().copied());
+        if cycle % 10 == 0 || cycle == cycles {
+            println!(
+                "  cycle {cycle:>4}: {} acknowledged this cycle, {} records in store, chain length {}, {} problem(s) so far",
+                this_cycle.len(),
+                report.records,
+                report.chain_length,
+                chain_problems
+            );
+        }
+    }
+    let ok = lost.is_empty() && corrupt.is_empty() && chain_problems == 0;
+    println!("acknowledged={} lost={} corrupt={}", acknowledged.len(), lost.len(), corrupt.len());
+    Ok(ok)
+}
+
+/// Writes `records` records with `media_kb` KiB images each into a fresh store and prints throughput.
+pub fn bench(records: u32, media_kb: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = open_at(dir.path())?;
+    let mut rng = fastrand::Rng::with_seed(7);
+    let prepared: Vec<_> = (0..records).map(|_| synthetic_record(&mut rng, media_kb * 1024)).collect();
+    let bytes: usize = prepared.iter().map(|(r, j)| j.len() + r.canonical_bytes().len()).sum();
+    let started = Instant::now();
+    for (record, jpeg) in &prepared {
+        store.put(record, jpeg)?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let verify_started = Instant::now();
+    let report = verify_store(&store, &store.public_key())?;
+    let verify_secs = verify_started.elapsed().as_secs_f64();
+    println!("store: {records} records with {media_kb} KiB images, each sealed (Ed25519) and flushed before the next");
+    println!("verify: {} records in {verify_secs:.2} s, clean: {}", report.records, report.is_clean());
+    println!(
+        "records_per_s={:.1} mb_per_s={:.2} ms_per_record={:.2}",
+        f64::from(records) / secs,
+        bytes as f64 / secs / 1e6,
+        secs * 1000.0 / f64::from(records)
+    );
+    Ok(())
+}
