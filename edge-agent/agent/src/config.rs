@@ -29,8 +29,36 @@ pub struct AgentConfig {
     #[serde(default)]
     pub plates: crate::pipeline::PlateReading,
     #[serde(default)]
+    pub evidence: EvidenceConfig,
+    #[serde(default)]
     pub uplink: UplinkSettings,
     pub cameras: Vec<CameraSettings>,
+}
+
+/// How much evidence the box keeps, and for how long after the central service has it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvidenceConfig {
+    /// Disk quota for records and images, MiB. Over it, images of delivered records are removed oldest
+    /// first; undelivered evidence is never removed (an alarm is raised instead). 0 = no quota.
+    pub quota_mb: u64,
+    /// Days an image is kept after the central service acknowledged it. 0 = keep forever.
+    pub retention_days: u32,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        Self { quota_mb: 20_000, retention_days: 30 }
+    }
+}
+
+impl EvidenceConfig {
+    pub fn limits(&self) -> te_evidence::StoreLimits {
+        te_evidence::StoreLimits {
+            quota_bytes: (self.quota_mb > 0).then(|| self.quota_mb * 1024 * 1024),
+            retention: (self.retention_days > 0).then(|| chrono::Duration::days(i64::from(self.retention_days))),
+        }
+    }
 }
 
 fn default_frame_queue() -> usize {

@@ -226,7 +226,7 @@ fn open_store(config: &AgentConfig) -> anyhow::Result<Arc<SledStore>> {
     let dir = state.join("evidence");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let key = te_evidence::DeviceKey::load_or_create(&state.join("device.key"))?;
-    Ok(Arc::new(SledStore::open(&dir, key)?))
+    Ok(Arc::new(SledStore::open(&dir, key)?.with_limits(config.evidence.limits())))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -374,6 +374,22 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
     };
     let store = open_store(&config)?;
     let uplink = Arc::new(Uplink::new(config.uplink.clone(), store.clone())?);
+    // Housekeeping: images of delivered evidence past retention are removed, now and every ten minutes.
+    tokio::spawn({
+        let store = store.clone();
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                every.tick().await;
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || store.purge_expired(chrono::Utc::now())).await {
+                    Ok(Err(e)) => tracing::error!(error = %e, "evidence retention housekeeping failed"),
+                    Err(e) => tracing::error!(error = %e, "evidence retention housekeeping panicked"),
+                    Ok(Ok(_)) => {}
+                }
+            }
+        }
+    });
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
@@ -443,7 +459,8 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
 
     let counts = store.counts()?;
     let central = uplink.central_stats().await;
-    print_summary(&config, &report, &camera_stats, &counts, &central, analysed_at);
+    let summary = Summary { counts, central, store_alarm: store.alarm(), elapsed: analysed_at };
+    print_summary(&config, &report, &camera_stats, &summary);
     if counts.pending > 0 && exit_when_done {
         bail!("{} evidence record(s) are still pending on the box", counts.pending);
     }
@@ -461,14 +478,21 @@ async fn wait_for_signal() {
     }
 }
 
+/// What the run ends with, besides the analysis report.
+struct Summary {
+    counts: te_evidence::StoreCounts,
+    central: Result<central_protocol::CentralStats, te_uplink::UplinkError>,
+    store_alarm: Option<String>,
+    elapsed: Duration,
+}
+
 fn print_summary(
     config: &AgentConfig,
     report: &AnalysisReport,
     cameras: &[(te_types::CameraId, Arc<te_camera::CameraStats>)],
-    counts: &te_evidence::StoreCounts,
-    central: &Result<central_protocol::CentralStats, te_uplink::UplinkError>,
-    elapsed: Duration,
+    summary: &Summary,
 ) {
+    let Summary { counts, central, store_alarm, elapsed } = summary;
     use std::sync::atomic::Ordering::Relaxed;
     let dropped: u64 = cameras.iter().map(|(_, s)| s.frames_dropped.load(Relaxed)).sum();
     let secs = elapsed.as_secs_f64().max(1e-9);
@@ -505,6 +529,9 @@ fn print_summary(
         "  evidence         {:>6}  written, {} synced, {} pending, {} rejected",
         report.evidence_written, counts.delivered, counts.pending, counts.rejected
     );
+    if let Some(alarm) = store_alarm {
+        println!("  ALARM            {alarm}");
+    }
     match central {
         Ok(stats) => println!(
             "  central          {:>6}  records held at {} ({} device(s), {} camera(s))",

@@ -17,7 +17,7 @@ mod sled_store;
 mod verify;
 
 pub use device_key::{DeviceKey, KeyError};
-pub use sled_store::SledStore;
+pub use sled_store::{SledStore, StoreLimits};
 pub use verify::{verify_store, Problem, VerifyReport};
 
 use central_protocol::{EvidenceRecord, IngestReceipt, Seal};
@@ -42,15 +42,24 @@ pub struct StoredEvidence {
     pub record: EvidenceRecord,
     pub seal: Seal,
     pub delivery: Delivery,
+    /// When the image was removed to free space (only ever after delivery: retention or disk quota). The
+    /// record and its seal stay, so the chain still verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_purged_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Counts for the summary, health and metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StoreCounts {
     pub total: u64,
     pub pending: u64,
     pub delivered: u64,
     pub rejected: u64,
+    /// Bytes of records and images held (what the disk quota counts).
+    pub bytes: u64,
+    /// Delivered records whose image was removed to free space.
+    pub media_purged: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +78,10 @@ pub enum EvidenceError {
     Corrupt { id: EvidenceId, message: String },
     #[error("evidence {0} already exists; records are never overwritten")]
     Exists(EvidenceId),
+    #[error(
+        "evidence {0}: the image was removed after delivery (retention or disk quota); the central service holds it"
+    )]
+    MediaPurged(EvidenceId),
 }
 
 /// The evidence store's contract, independent of the engine behind it.
@@ -89,4 +102,8 @@ pub trait EvidenceStore: Send + Sync {
     fn counts(&self) -> Result<StoreCounts, EvidenceError>;
     /// The newest sealed record: (sequence, record hash); (0, "") for an empty store.
     fn chain_head(&self) -> Result<(u64, String), EvidenceError>;
+    /// A condition operators must act on (disk quota reached with nothing left to free), if any.
+    fn alarm(&self) -> Option<String> {
+        None
+    }
 }

@@ -1,24 +1,64 @@
 //! The sled implementation of [`EvidenceStore`].
 //!
 //! Key layout v2 (trees):
-//! - `meta`:    `layout_version` -> "2"; `chain_head` -> JSON [`ChainHead`] (the last sealed record)
+//! - `meta`:    `layout_version` -> "2"; `chain_head` -> JSON [`ChainHead`] (the last sealed record);
+//!   `totals` -> JSON [`StoreCounts`] (kept in the same transactions as the records they count)
 //! - `records`: ULID (16 bytes, big-endian, so key order = creation order) -> JSON [`StoredEvidence`]
 //! - `media`:   ULID ++ "/overview.jpg" -> JPEG bytes
 //! - `pending`: ULID -> empty (the send queue, oldest first)
 //!
-//! A record, its media, its pending mark and the new chain head are written in one transaction, so after a
-//! crash either all of them exist or none does, and the chain never skips a number.
+//! A record, its media, its pending mark, the new chain head and the totals are written in one transaction, so
+//! after a crash either all of them exist or none does, and the chain never skips a number.
+//!
+//! Space: [`StoreLimits`] sets a retention period and a disk quota (bytes of records + images). Only images of
+//! records the central service has acknowledged are ever removed (retention first, then oldest first for the
+//! quota); records and seals stay. An undelivered record is never touched (Circular 67/2024/TT-BCA): when the
+//! quota is reached and nothing can be freed, the store raises an alarm and keeps recording.
 //! v1 (unsealed records) is refused at open: v1 only ever held demo data.
 
 use crate::{Delivery, DeviceKey, EvidenceError, EvidenceStore, StoreCounts, StoredEvidence};
 use central_protocol::{EvidenceRecord, IngestReceipt};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use std::path::Path;
+use std::sync::Mutex;
 use te_types::EvidenceId;
 
 const LAYOUT_VERSION: u32 = 2;
 const CHAIN_HEAD: &str = "chain_head";
+const TOTALS: &str = "totals";
+
+/// How much the store may hold and for how long.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StoreLimits {
+    /// Bytes of records and images; above it, images of delivered records are removed, oldest first.
+    pub quota_bytes: Option<u64>,
+    /// Images of delivered records are removed this long after the central service acknowledged them.
+    pub retention: Option<chrono::Duration>,
+}
+
+type TxError = ConflictableTransactionError<EvidenceError>;
+
+fn abort(e: impl std::fmt::Display) -> TxError {
+    ConflictableTransactionError::Abort(storage(e))
+}
+
+fn read_json<T: serde::de::DeserializeOwned + Default>(
+    tree: &sled::transaction::TransactionalTree,
+    key: &str,
+) -> Result<T, TxError> {
+    match tree.get(key)? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| abort(format!("{key}: {e}"))),
+        None => Ok(T::default()),
+    }
+}
+
+fn write_json<T: Serialize>(tree: &sled::transaction::TransactionalTree, key: &str, value: &T) -> Result<(), TxError> {
+    let bytes = serde_json::to_vec(value).map_err(abort)?;
+    tree.insert(key, bytes)?;
+    Ok(())
+}
 
 /// The newest record in the device's chain.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -32,6 +72,9 @@ const OVERVIEW_SUFFIX: &[u8] = b"/overview.jpg";
 pub struct SledStore {
     db: sled::Db,
     key: DeviceKey,
+    limits: StoreLimits,
+    /// Set when the quota is reached and nothing can be freed; cleared when space is back.
+    alarm: Mutex<Option<String>>,
     meta: sled::Tree,
     records: sled::Tree,
     media: sled::Tree,
@@ -76,14 +119,126 @@ impl SledStore {
                 })
             }
         }
-        Ok(Self {
+        let store = Self {
             key,
+            limits: StoreLimits::default(),
+            alarm: Mutex::new(None),
             meta,
             records: db.open_tree("records").map_err(open_err)?,
             media: db.open_tree("media").map_err(open_err)?,
             pending: db.open_tree("pending").map_err(open_err)?,
             db,
-        })
+        };
+        if store.meta.get(TOTALS).map_err(open_err)?.is_none() {
+            store.rebuild_totals()?;
+        }
+        Ok(store)
+    }
+
+    /// Sets the retention period and disk quota.
+    pub fn with_limits(mut self, limits: StoreLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Counts everything by scanning (a store written before totals were kept, or after a repair).
+    fn rebuild_totals(&self) -> Result<(), EvidenceError> {
+        let mut totals = StoreCounts::default();
+        for item in self.records.iter() {
+            let (k, bytes) = item.map_err(storage)?;
+            let id = id_from_key(&k).ok_or_else(|| storage("malformed key in records tree"))?;
+            let stored: StoredEvidence =
+                serde_json::from_slice(&bytes).map_err(|e| EvidenceError::Corrupt { id, message: e.to_string() })?;
+            count_state(&mut totals, &stored.delivery, 1);
+            totals.total += 1;
+            totals.bytes += bytes.len() as u64;
+            totals.media_purged += u64::from(stored.media_purged_at.is_some());
+        }
+        for item in self.media.iter() {
+            totals.bytes += item.map_err(storage)?.1.len() as u64;
+        }
+        self.meta.insert(TOTALS, serde_json::to_vec(&totals).map_err(storage)?).map_err(storage)?;
+        self.db.flush().map_err(storage)?;
+        Ok(())
+    }
+
+    /// Removes the image of a delivered record, keeping the record and its seal. Returns the bytes freed
+    /// (0 when the record is not delivered or its image is already gone).
+    fn purge_media(&self, id: EvidenceId, now: DateTime<Utc>) -> Result<u64, EvidenceError> {
+        let freed = (&self.meta, &self.records, &self.media)
+            .transaction(|(meta, records, media)| {
+                let Some(bytes) = records.get(key(id))? else { return Ok(0) };
+                let mut stored: StoredEvidence = serde_json::from_slice(&bytes).map_err(abort)?;
+                if !matches!(stored.delivery, Delivery::Delivered { .. }) || stored.media_purged_at.is_some() {
+                    return Ok(0); // never an undelivered record's image
+                }
+                let Some(image) = media.remove(media_key(id))? else { return Ok(0) };
+                stored.media_purged_at = Some(now);
+                let new_bytes = serde_json::to_vec(&stored).map_err(abort)?;
+                records.insert(&key(id), new_bytes.as_slice())?;
+                let mut totals: StoreCounts = read_json(meta, TOTALS)?;
+                let freed = image.len() as u64;
+                totals.bytes = (totals.bytes + new_bytes.len() as u64).saturating_sub(freed + bytes.len() as u64);
+                totals.media_purged += 1;
+                write_json(meta, TOTALS, &totals)?;
+                Ok(freed)
+            })
+            .map_err(tx_error)?;
+        Ok(freed)
+    }
+
+    /// Removes images of records delivered longer ago than the retention period. Returns how many.
+    pub fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, EvidenceError> {
+        let Some(retention) = self.limits.retention else { return Ok(0) };
+        let mut purged = 0;
+        for id in self.list()? {
+            let stored = self.get(id)?;
+            if let Delivery::Delivered { receipt } = &stored.delivery {
+                if stored.media_purged_at.is_none() && receipt.stored_at + retention <= now {
+                    purged += u64::from(self.purge_media(id, now)? > 0);
+                }
+            }
+        }
+        if purged > 0 {
+            self.db.flush().map_err(storage)?;
+            tracing::info!(purged, "images of delivered evidence past retention removed");
+        }
+        Ok(purged)
+    }
+
+    /// Keeps the store under its quota by removing images of delivered records, oldest first; raises the
+    /// alarm when only undelivered evidence is left to fill the quota.
+    fn enforce_quota(&self, now: DateTime<Utc>) -> Result<(), EvidenceError> {
+        let Some(quota) = self.limits.quota_bytes else { return Ok(()) };
+        if self.counts()?.bytes <= quota {
+            self.set_alarm(None);
+            return Ok(());
+        }
+        for id in self.list()? {
+            if self.purge_media(id, now)? > 0 && self.counts()?.bytes <= quota {
+                break;
+            }
+        }
+        self.db.flush().map_err(storage)?;
+        let counts = self.counts()?;
+        if counts.bytes > quota {
+            self.set_alarm(Some(format!(
+                "evidence store holds {} bytes, over its quota of {quota}, and nothing more can be freed: \
+                 {} record(s) wait for the central service. Recording continues; add disk or restore the link.",
+                counts.bytes, counts.pending
+            )));
+        } else {
+            self.set_alarm(None);
+        }
+        Ok(())
+    }
+
+    fn set_alarm(&self, alarm: Option<String>) {
+        let Ok(mut current) = self.alarm.lock() else { return };
+        if alarm.is_some() && current.is_none() {
+            tracing::error!(alarm = alarm.as_deref().unwrap_or_default(), "ALARM: evidence store full");
+        }
+        *current = alarm;
     }
 
     /// The device key's public half: what verifies this store's seals.
@@ -96,22 +251,45 @@ impl SledStore {
     }
 
     fn write_state(&self, id: EvidenceId, delivery: Delivery) -> Result<(), EvidenceError> {
-        let mut stored = self.get(id)?;
-        stored.delivery = delivery;
-        let bytes = serde_json::to_vec(&stored).map_err(storage)?;
-        (&self.records, &self.pending)
-            .transaction(|(records, pending)| {
-                records.insert(&key(id), bytes.as_slice())?;
+        (&self.meta, &self.records, &self.pending)
+            .transaction(|(meta, records, pending)| {
+                let bytes =
+                    records.get(key(id))?.ok_or(ConflictableTransactionError::Abort(EvidenceError::NotFound(id)))?;
+                let mut stored: StoredEvidence = serde_json::from_slice(&bytes).map_err(|e| {
+                    ConflictableTransactionError::Abort(EvidenceError::Corrupt { id, message: e.to_string() })
+                })?;
+                let mut totals: StoreCounts = read_json(meta, TOTALS)?;
+                count_state(&mut totals, &stored.delivery, -1);
+                count_state(&mut totals, &delivery, 1);
+                stored.delivery = delivery.clone();
+                let new_bytes = serde_json::to_vec(&stored).map_err(abort)?;
+                totals.bytes = (totals.bytes + new_bytes.len() as u64).saturating_sub(bytes.len() as u64);
+                records.insert(&key(id), new_bytes.as_slice())?;
                 pending.remove(&key(id))?;
-                Ok::<(), ConflictableTransactionError<()>>(())
+                write_json(meta, TOTALS, &totals)?;
+                Ok(())
             })
-            .map_err(|e: TransactionError<()>| match e {
-                TransactionError::Abort(()) => storage("transaction aborted"),
-                TransactionError::Storage(e) => storage(e),
-            })?;
+            .map_err(tx_error)?;
         self.db.flush().map_err(storage)?;
         Ok(())
     }
+}
+
+fn tx_error(e: TransactionError<EvidenceError>) -> EvidenceError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => storage(e),
+    }
+}
+
+/// Adds `delta` to the counter of `state`.
+fn count_state(totals: &mut StoreCounts, state: &Delivery, delta: i64) {
+    let counter = match state {
+        Delivery::Pending => &mut totals.pending,
+        Delivery::Delivered { .. } => &mut totals.delivered,
+        Delivery::Rejected { .. } => &mut totals.rejected,
+    };
+    *counter = counter.saturating_add_signed(delta);
 }
 
 impl EvidenceStore for SledStore {
@@ -122,32 +300,32 @@ impl EvidenceStore for SledStore {
                 if records.get(key(id))?.is_some() {
                     return Err(ConflictableTransactionError::Abort(EvidenceError::Exists(id)));
                 }
-                let head: ChainHead = match meta.get(CHAIN_HEAD)? {
-                    Some(bytes) => serde_json::from_slice(&bytes)
-                        .map_err(|e| ConflictableTransactionError::Abort(storage(format!("chain head: {e}"))))?,
-                    None => ChainHead::default(),
-                };
+                let head: ChainHead = read_json(meta, CHAIN_HEAD)?;
                 let mut record = draft.clone();
                 record.sequence = head.sequence + 1;
                 record.previous_record_sha256 = head.record_sha256;
                 let seal = central_protocol::seal(&record, self.key.signing_key());
                 let next = ChainHead { sequence: record.sequence, record_sha256: seal.record_sha256.clone() };
-                let stored = StoredEvidence { record, seal, delivery: Delivery::Pending };
-                let bytes = serde_json::to_vec(&stored).map_err(|e| ConflictableTransactionError::Abort(storage(e)))?;
-                let head_bytes =
-                    serde_json::to_vec(&next).map_err(|e| ConflictableTransactionError::Abort(storage(e)))?;
+                let stored = StoredEvidence { record, seal, delivery: Delivery::Pending, media_purged_at: None };
+                let bytes = serde_json::to_vec(&stored).map_err(abort)?;
+                let mut totals: StoreCounts = read_json(meta, TOTALS)?;
+                totals.total += 1;
+                totals.pending += 1;
+                totals.bytes += (bytes.len() + overview_jpeg.len()) as u64;
                 records.insert(&key(id), bytes.as_slice())?;
                 media.insert(media_key(id), overview_jpeg)?;
                 pending.insert(&key(id), &[])?;
-                meta.insert(CHAIN_HEAD, head_bytes.as_slice())?;
+                write_json(meta, CHAIN_HEAD, &next)?;
+                write_json(meta, TOTALS, &totals)?;
                 Ok(stored)
             })
-            .map_err(|e| match e {
-                TransactionError::Abort(e) => e,
-                TransactionError::Storage(e) => storage(e),
-            })?;
+            .map_err(tx_error)?;
         // The acknowledgement to the pipeline: nothing counts as recorded before this flush.
         self.db.flush().map_err(storage)?;
+        // Space is made after the record is safe: a full disk quota never refuses evidence.
+        if let Err(e) = self.enforce_quota(Utc::now()) {
+            tracing::error!(error = %e, "disk quota could not be enforced");
+        }
         Ok(sealed)
     }
 
@@ -157,8 +335,11 @@ impl EvidenceStore for SledStore {
     }
 
     fn overview(&self, id: EvidenceId) -> Result<Vec<u8>, EvidenceError> {
-        let bytes = self.media.get(media_key(id)).map_err(storage)?.ok_or(EvidenceError::NotFound(id))?;
         let stored = self.get(id)?;
+        if stored.media_purged_at.is_some() {
+            return Err(EvidenceError::MediaPurged(id));
+        }
+        let bytes = self.media.get(media_key(id)).map_err(storage)?.ok_or(EvidenceError::NotFound(id))?;
         // Never serve media that no longer matches the hash the record was written with.
         let actual = central_protocol::sha256_hex(&bytes);
         if actual != stored.record.overview_sha256 {
@@ -207,16 +388,14 @@ impl EvidenceStore for SledStore {
     }
 
     fn counts(&self) -> Result<StoreCounts, EvidenceError> {
-        let mut counts = StoreCounts::default();
-        for id in self.list()? {
-            counts.total += 1;
-            match self.get(id)?.delivery {
-                Delivery::Pending => counts.pending += 1,
-                Delivery::Delivered { .. } => counts.delivered += 1,
-                Delivery::Rejected { .. } => counts.rejected += 1,
-            }
+        match self.meta.get(TOTALS).map_err(storage)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| storage(format!("totals: {e}"))),
+            None => Ok(StoreCounts::default()),
         }
-        Ok(counts)
+    }
+
+    fn alarm(&self) -> Option<String> {
+        self.alarm.lock().ok().and_then(|a| a.clone())
     }
 }
 
@@ -277,7 +456,8 @@ mod tests {
         assert_eq!(store.pending(10).expect("pending"), vec![a.evidence_id, b.evidence_id]);
         store.mark_delivered(&receipt(a.evidence_id)).expect("deliver");
         assert_eq!(store.pending(10).expect("pending"), vec![b.evidence_id]);
-        assert_eq!(store.counts().expect("counts"), StoreCounts { total: 2, pending: 1, delivered: 1, rejected: 0 });
+        let counts = store.counts().expect("counts");
+        assert_eq!((counts.total, counts.pending, counts.delivered, counts.rejected), (2, 1, 1, 0));
     }
 
     #[test]
@@ -425,6 +605,13 @@ mod tests {
                 }
                 let pending: Vec<_> = model.iter().filter(|(_, (s, _))| *s == 0).map(|(id, _)| *id).collect();
                 assert_eq!(store.pending(usize::MAX).expect("pending"), pending, "seed {seed}");
+                let in_state = |state: u8| model.values().filter(|(s, _)| *s == state).count() as u64;
+                let c = store.counts().expect("counts");
+                assert_eq!(
+                    (c.total, c.pending, c.delivered, c.rejected),
+                    (model.len() as u64, in_state(0), in_state(1), in_state(2)),
+                    "seed {seed}"
+                );
             }
             assert_eq!(store.list().expect("list"), model.keys().copied().collect::<Vec<_>>());
             for (id, (state, jpeg)) in &model {
@@ -439,5 +626,69 @@ mod tests {
             }
             assert!(verify_store(&store, &store.public_key()).expect("verify").is_clean());
         }
+    }
+
+    fn delivered(store: &SledStore, id: EvidenceId, at: DateTime<Utc>) {
+        let receipt = IngestReceipt { evidence_id: id, status: IngestStatus::Created, stored_at: at };
+        store.mark_delivered(&receipt).expect("deliver");
+    }
+
+    fn put_with_image(store: &SledStore, image_bytes: usize) -> EvidenceId {
+        let mut jpeg = JPEG.to_vec();
+        jpeg.resize(image_bytes, 7);
+        let mut r = record();
+        r.overview_sha256 = sha256_hex(&jpeg);
+        store.put(&r, &jpeg).expect("put").record.evidence_id
+    }
+
+    #[test]
+    fn over_quota_only_delivered_images_go_oldest_first_and_records_stay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = StoreLimits { quota_bytes: Some(40_000), retention: None };
+        let store = open(dir.path()).with_limits(limits);
+        let old = put_with_image(&store, 10_000);
+        let newer = put_with_image(&store, 10_000);
+        let waiting = put_with_image(&store, 10_000);
+        delivered(&store, old, Utc::now());
+        delivered(&store, newer, Utc::now());
+        assert!(store.alarm().is_none());
+        // The fourth image takes the store over quota: the oldest delivered image makes room.
+        let fourth = put_with_image(&store, 10_000);
+        assert!(matches!(store.overview(old), Err(EvidenceError::MediaPurged(_))));
+        assert_eq!(store.overview(newer).expect("kept").len(), 10_000);
+        assert_eq!(store.overview(waiting).expect("pending kept").len(), 10_000);
+        assert!(store.counts().expect("counts").bytes <= 40_000);
+        assert_eq!(store.get(old).expect("record stays").record.evidence_id, old);
+        assert!(verify_store(&store, &store.public_key()).expect("verify").is_clean());
+        // Only undelivered evidence left over quota: the alarm rises, nothing pending is touched, recording goes on.
+        let more: Vec<_> = (0..3).map(|_| put_with_image(&store, 10_000)).collect();
+        assert!(store.alarm().is_some_and(|a| a.contains("quota")), "{:?}", store.alarm());
+        for id in [waiting, fourth].iter().chain(&more) {
+            assert_eq!(store.overview(*id).expect("pending image never removed").len(), 10_000);
+        }
+        assert_eq!(store.counts().expect("counts").pending, 5);
+    }
+
+    #[test]
+    fn images_of_delivered_records_are_removed_after_retention_and_pending_ones_never() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = StoreLimits { quota_bytes: None, retention: Some(chrono::Duration::days(30)) };
+        let store = open(dir.path()).with_limits(limits);
+        let long_ago = put_with_image(&store, 1000);
+        let recent = put_with_image(&store, 1000);
+        let pending = put_with_image(&store, 1000);
+        delivered(&store, long_ago, Utc::now() - chrono::Duration::days(31));
+        delivered(&store, recent, Utc::now() - chrono::Duration::days(1));
+        assert_eq!(store.purge_expired(Utc::now()).expect("purge"), 1);
+        assert!(matches!(store.overview(long_ago), Err(EvidenceError::MediaPurged(_))));
+        assert!(store.overview(recent).is_ok() && store.overview(pending).is_ok());
+        // Purging again finds nothing more; totals survive a reopen.
+        assert_eq!(store.purge_expired(Utc::now() + chrono::Duration::days(400)).expect("purge"), 1);
+        let before = store.counts().expect("counts");
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(store.counts().expect("counts"), before);
+        assert_eq!((before.total, before.pending, before.media_purged), (3, 1, 2));
+        assert!(store.overview(pending).is_ok());
     }
 }
