@@ -44,11 +44,17 @@ pub struct EvidenceConfig {
     pub quota_mb: u64,
     /// Days an image is kept after the central service acknowledged it. 0 = keep forever.
     pub retention_days: u32,
+    /// TrueType font (covering Vietnamese) for the data bar under every overview image.
+    pub data_bar_font: String,
 }
 
 impl Default for EvidenceConfig {
     fn default() -> Self {
-        Self { quota_mb: 20_000, retention_days: 30 }
+        Self {
+            quota_mb: 20_000,
+            retention_days: 30,
+            data_bar_font: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into(),
+        }
     }
 }
 

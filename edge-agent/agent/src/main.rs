@@ -357,6 +357,7 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
 async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration) -> anyhow::Result<()> {
     let started = Instant::now();
     let ort = load_onnx_runtime(&config)?;
+    let data_bar_font = overview::DataBarFont::load(Path::new(&config.evidence.data_bar_font))?;
     let detector_settings = te_infer::VehicleDetectorSettings {
         score_threshold: config.detector.score_threshold,
         nms_iou: config.detector.nms_iou,
@@ -421,6 +422,7 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
     });
 
     let stage = AnalysisStage {
+        data_bar_font,
         device_id: config.device_id.clone(),
         detector,
         plates,

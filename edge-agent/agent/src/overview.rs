@@ -1,24 +1,115 @@
-//! The overview picture of an evidence record: the frame with the vehicle's box drawn on it, as JPEG.
+//! The overview picture of an evidence record: the frame with the vehicle's box drawn on it and a data bar
+//! (time, place, camera, device, event) added below it, as enforcement cameras print one, as JPEG.
+//!
+//! The bar is added under the frame rather than drawn over it, so no part of the scene is hidden. Its text is
+//! the record's own facts; the seal covers the image, so the bar cannot be changed unseen either.
 
+use ab_glyph::{point, Font, FontVec, PxScale, ScaleFont};
 use image::codecs::jpeg::JpegEncoder;
+use std::path::Path;
 use te_types::{BBox, Frame};
 
 const BOX_COLOUR: [u8; 3] = [255, 40, 40];
 const BOX_THICKNESS: u32 = 3;
 const JPEG_QUALITY: u8 = 88;
+const BAR_BACKGROUND: u8 = 0;
+const TEXT_COLOUR: [f32; 3] = [255.0, 255.0, 255.0];
 
-/// Encodes `frame` with `bbox` outlined. The frame itself is not modified (other stages may hold it).
-pub fn overview_jpeg(frame: &Frame, bbox: &BBox) -> Result<Vec<u8>, image::ImageError> {
-    let mut rgb = frame.data.as_ref().clone();
-    draw_box(&mut rgb, frame.width, frame.height, bbox);
+/// The font the data bar is written in (must cover Vietnamese; DejaVu does).
+pub struct DataBarFont(FontVec);
+
+impl std::fmt::Debug for DataBarFont {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataBarFont")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OverviewError {
+    #[error(
+        "data bar font {path}: {message} (install the Debian package fonts-dejavu-core, or set \
+         evidence.data_bar_font to a TrueType font that covers Vietnamese)"
+    )]
+    Font { path: String, message: String },
+    #[error("JPEG encoding: {0}")]
+    Encode(#[from] image::ImageError),
+}
+
+impl DataBarFont {
+    pub fn load(path: &Path) -> Result<Self, OverviewError> {
+        let err = |message: String| OverviewError::Font { path: path.display().to_string(), message };
+        let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+        let font = FontVec::try_from_vec(bytes).map_err(|e| err(e.to_string()))?;
+        // A font without Vietnamese letters would print boxes where the place name should be.
+        if font.glyph_id('đ').0 == 0 || font.glyph_id('ỗ').0 == 0 {
+            return Err(err("has no Vietnamese letters".into()));
+        }
+        Ok(Self(font))
+    }
+}
+
+/// Encodes `frame` with `bbox` outlined and the data bar `text` below it. The frame itself is not modified.
+pub fn overview_jpeg(frame: &Frame, bbox: &BBox, text: &str, font: &DataBarFont) -> Result<Vec<u8>, OverviewError> {
+    let (w, h) = (frame.width, frame.height);
+    let bar = (h / 18).max(22);
+    let mut rgb = Vec::with_capacity((w * (h + bar) * 3) as usize);
+    rgb.extend_from_slice(&frame.data);
+    draw_box(&mut rgb, w, h, bbox);
+    rgb.resize((w * (h + bar) * 3) as usize, BAR_BACKGROUND);
+    draw_text(&mut rgb, w, h + bar, h, bar, text, &font.0);
     let mut out = Vec::with_capacity(rgb.len() / 8);
-    JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY).encode(
-        &rgb,
-        frame.width,
-        frame.height,
-        image::ExtendedColorType::Rgb8,
-    )?;
+    JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY).encode(&rgb, w, h + bar, image::ExtendedColorType::Rgb8)?;
     Ok(out)
+}
+
+/// Width of `text` at `size` pixels.
+fn text_width(font: &FontVec, size: f32, text: &str) -> f32 {
+    let scaled = font.as_scaled(PxScale::from(size));
+    let mut previous = None;
+    text.chars()
+        .map(|c| {
+            let id = scaled.glyph_id(c);
+            let kern = previous.map_or(0.0, |p| scaled.kern(p, id));
+            previous = Some(id);
+            kern + scaled.h_advance(id)
+        })
+        .sum()
+}
+
+/// Writes `text` in the bar (rows `top..top+bar`), left-aligned, shrunk to fit the width down to a legible
+/// minimum; below that, text that does not fit is cut at the edge.
+fn draw_text(rgb: &mut [u8], width: u32, height: u32, top: u32, bar: u32, text: &str, font: &FontVec) {
+    let nominal = bar as f32 * 0.62;
+    let room = width as f32 - nominal * 0.8;
+    let natural = text_width(font, nominal, text);
+    let size = if natural > room { (nominal * room / natural).max(9.0) } else { nominal };
+    let scaled = font.as_scaled(PxScale::from(size));
+    let baseline = top as f32 + (bar as f32 + scaled.ascent() + scaled.descent()) / 2.0;
+    let mut caret = size * 0.4;
+    let mut previous = None;
+    for c in text.chars() {
+        let id = scaled.glyph_id(c);
+        if let Some(p) = previous {
+            caret += scaled.kern(p, id);
+        }
+        previous = Some(id);
+        let glyph = id.with_scale_and_position(size, point(caret, baseline));
+        caret += scaled.h_advance(id);
+        let Some(outlined) = font.outline_glyph(glyph) else { continue };
+        let bounds = outlined.px_bounds();
+        outlined.draw(|gx, gy, coverage| {
+            let x = bounds.min.x as i64 + i64::from(gx);
+            let y = bounds.min.y as i64 + i64::from(gy);
+            if x < 0 || y < i64::from(top) || x >= i64::from(width) || y >= i64::from(height) {
+                return;
+            }
+            let i = (y as usize * width as usize + x as usize) * 3;
+            for (c, colour) in TEXT_COLOUR.iter().enumerate() {
+                let v = &mut rgb[i + c];
+                *v = (f32::from(*v) * (1.0 - coverage) + colour * coverage).round() as u8;
+            }
+        });
+    }
 }
 
 fn draw_box(rgb: &mut [u8], width: u32, height: u32, bbox: &BBox) {
@@ -51,22 +142,37 @@ mod tests {
     use std::sync::Arc;
     use te_types::CameraId;
 
+    const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf";
+
     #[test]
-    fn the_overview_is_a_jpeg_of_the_frame_size_with_the_box_drawn() {
+    fn the_overview_is_the_frame_with_the_box_and_a_data_bar_below() {
         let frame = Frame {
             camera: CameraId::new("c"),
             number: 0,
             captured_at: chrono::Utc::now(),
             scene_cut: false,
-            width: 64,
-            height: 48,
-            data: Arc::new(vec![0; 64 * 48 * 3]),
+            width: 400,
+            height: 300,
+            data: Arc::new(vec![0; 400 * 300 * 3]),
         };
-        let jpeg = overview_jpeg(&frame, &BBox { x1: 10.0, y1: 10.0, x2: 40.0, y2: 30.0 }).expect("encode");
+        let font = DataBarFont::load(Path::new(FONT)).expect("DejaVu (scripts/setup installs fonts-dejavu-core)");
+        let bbox = BBox { x1: 10.0, y1: 10.0, x2: 40.0, y2: 30.0 };
+        let jpeg = overview_jpeg(&frame, &bbox, "2026-11-24 08:00:00 UTC · Ngã tư Lê Lợi", &font).expect("encode");
         let decoded = image::load_from_memory(&jpeg).expect("decode").into_rgb8();
-        assert_eq!(decoded.dimensions(), (64, 48));
+        assert_eq!(decoded.dimensions(), (400, 300 + 22));
         assert!(decoded.get_pixel(10, 20)[0] > 180, "left edge is red");
         assert!(decoded.get_pixel(25, 20)[0] < 40, "inside stays dark");
+        let bright_in_bar = (300..322)
+            .flat_map(|y| (0..400).map(move |x| (x, y)))
+            .filter(|&(x, y)| decoded.get_pixel(x, y)[1] > 128)
+            .count();
+        assert!(bright_in_bar > 200, "the bar carries text ({bright_in_bar} bright pixels)");
         assert!(frame.data.iter().all(|&v| v == 0), "the frame is untouched");
+    }
+
+    #[test]
+    fn a_missing_font_names_the_package_to_install() {
+        let err = DataBarFont::load(Path::new("/nonexistent.ttf")).expect_err("missing");
+        assert!(err.to_string().contains("fonts-dejavu-core"));
     }
 }

@@ -74,6 +74,8 @@ struct OpenVehicle {
 
 pub struct AnalysisStage {
     pub device_id: DeviceId,
+    /// Writes the data bar on overview images.
+    pub data_bar_font: crate::overview::DataBarFont,
     pub detector: VehicleDetector,
     /// `None` when plate reading is off.
     pub plates: Option<PlateRecognizer>,
@@ -223,13 +225,23 @@ impl AnalysisStage {
 
     /// The record of a newly confirmed vehicle, complete but for its plate.
     fn draft(&self, frame: &Frame, track: TrackId, detection: &te_types::Detection) -> anyhow::Result<OpenVehicle> {
-        let jpeg = crate::overview::overview_jpeg(frame, &detection.bbox)?;
+        let location = self.locations.get(&frame.camera).cloned().unwrap_or_default();
+        let bar = format!(
+            "{} UTC · {} · camera {} · box {} · {} · {}",
+            frame.captured_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            location,
+            frame.camera,
+            self.device_id,
+            EventKind::VehicleDetected.as_str(),
+            detection.class
+        );
+        let jpeg = crate::overview::overview_jpeg(frame, &detection.bbox, &bar, &self.data_bar_font)?;
         let record = EvidenceRecord {
             protocol_version: PROTOCOL_VERSION,
             evidence_id: EvidenceId::new(),
             device_id: self.device_id.clone(),
             camera_id: frame.camera.clone(),
-            location: self.locations.get(&frame.camera).cloned().unwrap_or_default(),
+            location,
             kind: EventKind::VehicleDetected,
             captured_at: frame.captured_at,
             recorded_at: chrono::Utc::now(),
