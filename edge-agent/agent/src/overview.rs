@@ -142,7 +142,7 @@ mod tests {
     use std::sync::Arc;
     use te_types::CameraId;
 
-    const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf";
+    const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
     #[test]
     fn the_overview_is_the_frame_with_the_box_and_a_data_bar_below() {
@@ -171,8 +171,11 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_font_names_the_package_to_install() {
+    fn a_missing_font_or_one_without_vietnamese_is_refused_with_the_package_named() {
         let err = DataBarFont::load(Path::new("/nonexistent.ttf")).expect_err("missing");
         assert!(err.to_string().contains("fonts-dejavu-core"));
+        let mono = Path::new("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf");
+        let err = DataBarFont::load(mono).expect_err("DejaVu Sans Mono lacks Vietnamese letters");
+        assert!(err.to_string().contains("Vietnamese"), "{err}");
     }
 }
