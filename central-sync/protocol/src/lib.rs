@@ -48,6 +48,10 @@ pub struct EvidenceRecord {
     /// The vehicle's plate, decided by every read on the track; absent when no plate was seen at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plate: Option<PlateConsensus>,
+    /// SHA-256 (hex, first 16 characters) of the box's effective configuration when the record was made: which
+    /// thresholds, zones and rules were in force.
+    #[serde(default)]
+    pub config_version: String,
     /// Position in this device's chain of records, from 1 (0: not yet sealed by the store).
     #[serde(default)]
     pub sequence: u64,
@@ -163,6 +167,7 @@ mod tests {
             bbox: BBox { x1: 1.0, y1: 2.0, x2: 3.0, y2: 4.0 },
             overview_sha256: sha256_hex(jpeg),
             plate: None,
+            config_version: String::new(),
             sequence: 1,
             previous_record_sha256: String::new(),
         };

@@ -226,6 +226,12 @@ impl AgentConfig {
         Ok(())
     }
 
+    /// SHA-256 (first 16 hex characters) of the effective configuration, every default filled in.
+    pub fn version(&self) -> Result<String, toml::ser::Error> {
+        let text = toml::to_string(self)?;
+        Ok(central_protocol::sha256_hex(text.as_bytes())[..16].to_string())
+    }
+
     pub fn model_dirs(&self) -> te_infer::ModelDirs {
         te_infer::ModelDirs {
             model_dir: self.paths.models.clone().into(),

@@ -125,6 +125,7 @@ fn synthetic_record(rng: &mut fastrand::Rng, media_bytes: usize) -> (EvidenceRec
         bbox: BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 },
         overview_sha256: central_protocol::sha256_hex(&jpeg),
         plate: None,
+        config_version: String::new(),
         sequence: 0,
         previous_record_sha256: String::new(),
     };

@@ -422,6 +422,7 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
     });
 
     let stage = AnalysisStage {
+        config_version: config.version()?,
         data_bar_font,
         device_id: config.device_id.clone(),
         detector,

@@ -74,6 +74,8 @@ struct OpenVehicle {
 
 pub struct AnalysisStage {
     pub device_id: DeviceId,
+    /// Hash of the effective configuration, written into every record.
+    pub config_version: String,
     /// Writes the data bar on overview images.
     pub data_bar_font: crate::overview::DataBarFont,
     pub detector: VehicleDetector,
@@ -252,6 +254,7 @@ impl AnalysisStage {
             bbox: detection.bbox,
             overview_sha256: central_protocol::sha256_hex(&jpeg),
             plate: None,
+            config_version: self.config_version.clone(),
             // The store seals the record: sequence and previous hash are set there.
             sequence: 0,
             previous_record_sha256: String::new(),

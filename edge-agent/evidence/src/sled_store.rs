@@ -425,6 +425,7 @@ mod tests {
             bbox: BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 },
             overview_sha256: sha256_hex(JPEG),
             plate: None,
+            config_version: String::new(),
             sequence: 0,
             previous_record_sha256: String::new(),
         }
