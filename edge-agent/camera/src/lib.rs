@@ -7,16 +7,18 @@
 //!
 //! Invariants: this is the only crate that links GStreamer; every frame leaves through the caller's bounded
 //! channel, and the camera's [`WhenFull`] policy decides what happens when that channel is full (block the
-//! source, or drop the frame and count it). A camera never panics on bad input: it ends with a [`CameraError`]
-//! that names the camera.
+//! source, or drop the frame and count it). A camera never panics on bad input: a file or folder ends with a
+//! [`CameraError`] that names the camera; a live (RTSP) camera reconnects with capped exponential backoff and
+//! jitter for as long as the agent runs, moving through [`CameraState`]s that logs and health output show.
+//! Frame numbers keep increasing across reconnects.
 
 mod settings;
 mod stills;
 mod video;
 
-pub use settings::{CameraSettings, SourceKind, WhenFull};
+pub use settings::{CameraSettings, ReconnectSettings, SourceKind, Transport, WhenFull};
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -37,15 +39,78 @@ pub enum CameraError {
     Io { camera: CameraId, path: String, message: String },
 }
 
+/// Where a camera is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum CameraState {
+    /// Opening the source, waiting for the first frame.
+    Connecting = 0,
+    /// Frames are arriving.
+    Streaming = 1,
+    /// The source failed; waiting before the next attempt.
+    BackingOff = 2,
+    /// The source refuses us for a reason only a configuration change fixes (wrong password, no such stream,
+    /// unknown codec); retried at the longest backoff so a fix on the camera side is picked up.
+    FailedConfig = 3,
+    /// Ended: end of file, stop requested, or a file that cannot be read.
+    Ended = 4,
+}
+
+impl CameraState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Streaming => "streaming",
+            Self::BackingOff => "backing_off",
+            Self::FailedConfig => "failed_config",
+            Self::Ended => "ended",
+        }
+    }
+
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Connecting,
+            1 => Self::Streaming,
+            2 => Self::BackingOff,
+            3 => Self::FailedConfig,
+            _ => Self::Ended,
+        }
+    }
+}
+
 /// Counters a camera keeps while running; read them at any time.
 #[derive(Debug, Default)]
 pub struct CameraStats {
+    state: AtomicU8,
+    /// Connection attempts after the first (live sources).
+    pub reconnects: AtomicU64,
+    /// The last error, for health output (passwords redacted).
+    pub last_error: std::sync::Mutex<Option<String>>,
     /// Frames handed to the channel.
     pub frames_delivered: AtomicU64,
     /// Frames discarded because the channel was full (policy `drop_newest`).
     pub frames_dropped: AtomicU64,
     /// Inputs that could not be decoded and were skipped (stills only; a broken video stream ends the camera).
     pub inputs_skipped: AtomicU64,
+}
+
+impl CameraStats {
+    pub fn state(&self) -> CameraState {
+        CameraState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_state(&self, camera: &CameraId, state: CameraState) {
+        let old = CameraState::from_u8(self.state.swap(state as u8, Ordering::Relaxed));
+        if old != state {
+            tracing::info!(camera = %camera, from = old.as_str(), to = state.as_str(), "camera state");
+        }
+    }
+
+    pub(crate) fn set_error(&self, error: Option<String>) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = error;
+        }
+    }
 }
 
 /// A running camera. Dropping the handle does not stop it; call [`CameraHandle::stop`] or wait for the end.
@@ -91,9 +156,20 @@ pub fn spawn(settings: CameraSettings, frames: SyncSender<Frame>) -> Result<Came
     let thread_stop = stop.clone();
     let thread = std::thread::Builder::new()
         .name(format!("camera-{}", settings.id))
-        .spawn(move || match settings.source_kind() {
-            SourceKind::Stills(dir) => stills::run(&settings, &dir, delivery),
-            SourceKind::Uri(uri) => video::run(&settings, &uri, delivery, thread_stop),
+        .spawn(move || {
+            let stats = delivery.stats.clone();
+            let result = match settings.source_kind() {
+                SourceKind::Stills(dir) => {
+                    stats.set_state(&settings.id, CameraState::Streaming);
+                    stills::run(&settings, &dir, delivery)
+                }
+                SourceKind::Uri(uri) => video::run(&settings, &uri, delivery, thread_stop),
+            };
+            if let Err(e) = &result {
+                stats.set_error(Some(e.to_string()));
+            }
+            stats.set_state(&settings.id, CameraState::Ended);
+            result
         })
         .map_err(|e| CameraError::Pipeline { camera: id.clone(), message: e.to_string() })?;
     Ok(CameraHandle { id, stats, stop, thread })

@@ -1,10 +1,20 @@
 //! A video camera: `uridecodebin` opens files and RTSP alike, frames reach Rust as packed RGB through appsink.
 //!
+//! ```text
+//!  uridecodebin (rtspsrc: transport, latency) -> queue -> videoscale -> [width] -> videoconvert -> RGB -> appsink
+//! ```
+//!
 //! The appsink callback runs on GStreamer's streaming thread. With [`crate::WhenFull::Block`] it blocks that
 //! thread when the channel is full, which back-pressures the source (file replay analyses every frame); with
 //! `DropNewest` it never blocks, so a live stream cannot stall or queue without bound.
+//!
+//! A live source is watched: an error, an end of stream, or no frame for `stall_timeout_s` ends the attempt,
+//! and the camera tries again after a capped, jittered, exponentially growing wait. Each attempt builds a
+//! fresh pipeline (state is per attempt; the frame counter and statistics live across attempts). Time: a file
+//! frame is stamped with the start of the replay plus its position in the file; a live frame with its arrival
+//! time at the box (the NTP time that some cameras send in RTCP is not used yet).
 
-use crate::{CameraError, CameraSettings, Delivery, Flow};
+use crate::{CameraError, CameraSettings, CameraState, Delivery, Flow, Transport};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
@@ -12,11 +22,27 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use te_types::Frame;
 
-/// How often the bus loop wakes up to look at the stop flag.
-const STOP_POLL: Duration = Duration::from_millis(100);
+/// How often the bus loop wakes up to look at the stop flag and the stall clock.
+const POLL: Duration = Duration::from_millis(100);
+/// An attempt that streamed at least this long resets the backoff to its initial wait.
+const HEALTHY_AFTER: Duration = Duration::from_secs(5);
+
+/// How one attempt ended.
+enum Ended {
+    /// End of stream: the end of a file, or a live server that closed the stream.
+    Eos,
+    /// The stop flag was raised.
+    Stopped,
+}
+
+/// Why an attempt failed, and whether only a configuration change can fix it.
+struct Failure {
+    error: CameraError,
+    needs_config: bool,
+}
 
 pub(crate) fn run(
     settings: &CameraSettings,
@@ -25,36 +51,139 @@ pub(crate) fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<(), CameraError> {
     let camera = settings.id.clone();
-    let pipeline_err = |message: String| CameraError::Pipeline { camera: camera.clone(), message };
     gst::init().map_err(|e| CameraError::Init { camera: camera.clone(), message: e.to_string() })?;
+    let delivery = Arc::new(delivery);
+    let numbers = Arc::new(AtomicU64::new(0));
+    let live = settings.is_live();
+    let mut backoff = Backoff::new(settings.reconnect.initial_ms, settings.reconnect.max_ms);
+    let mut attempt = 0u64;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        if attempt > 0 {
+            delivery.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        attempt += 1;
+        delivery.stats.set_state(&camera, CameraState::Connecting);
+        let started = Instant::now();
+        let outcome = run_once(settings, uri, &delivery, &numbers, &stop);
+        let wait = match outcome {
+            Ok(Ended::Stopped) => return Ok(()),
+            Ok(Ended::Eos) if !live => return Ok(()),
+            Err(failure) if !live => return Err(failure.error),
+            Ok(Ended::Eos) => {
+                tracing::warn!(camera = %camera, "live stream ended; reconnecting");
+                delivery.stats.set_error(Some("the server ended the stream".into()));
+                delivery.stats.set_state(&camera, CameraState::BackingOff);
+                backoff.next(started.elapsed() >= HEALTHY_AFTER)
+            }
+            Err(Failure { error, needs_config }) => {
+                let state = if needs_config { CameraState::FailedConfig } else { CameraState::BackingOff };
+                delivery.stats.set_error(Some(error.to_string()));
+                delivery.stats.set_state(&camera, state);
+                let wait = if needs_config { backoff.max() } else { backoff.next(started.elapsed() >= HEALTHY_AFTER) };
+                tracing::warn!(camera = %camera, error = %error, retry_in_ms = wait.as_millis() as u64,
+                    "camera attempt failed");
+                wait
+            }
+        };
+        // Sleep in small steps so that a stop request is honoured promptly.
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now())));
+        }
+    }
+}
 
-    // Scale before converting: colour conversion is the expensive step, so do it on fewer pixels.
+/// Capped exponential backoff with ±25% jitter.
+struct Backoff {
+    initial: u64,
+    max: u64,
+    current: u64,
+    rng: fastrand::Rng,
+}
+
+impl Backoff {
+    fn new(initial_ms: u64, max_ms: u64) -> Self {
+        let initial = initial_ms.max(1);
+        Self { initial, max: max_ms.max(initial), current: initial, rng: fastrand::Rng::new() }
+    }
+
+    /// The wait before the next attempt; `healthy` (the last attempt streamed a while) starts over.
+    fn next(&mut self, healthy: bool) -> Duration {
+        if healthy {
+            self.current = self.initial;
+        }
+        let base = self.current;
+        self.current = (self.current * 2).min(self.max);
+        let jitter = base / 4;
+        Duration::from_millis(base - jitter + self.rng.u64(0..=2 * jitter))
+    }
+
+    fn max(&mut self) -> Duration {
+        Duration::from_millis(self.max)
+    }
+}
+
+fn run_once(
+    settings: &CameraSettings,
+    uri: &str,
+    delivery: &Arc<Delivery>,
+    numbers: &Arc<AtomicU64>,
+    stop: &AtomicBool,
+) -> Result<Ended, Failure> {
+    let camera = settings.id.clone();
+    let fail = |message: String| Failure {
+        error: CameraError::Pipeline { camera: camera.clone(), message },
+        needs_config: false,
+    };
+
+    let scale = if settings.width > 0 {
+        // Height follows from the aspect ratio; even sizes keep I420 conversion exact.
+        format!("videoscale ! video/x-raw,width={},pixel-aspect-ratio=1/1 ! ", settings.width + settings.width % 2)
+    } else {
+        "videoscale ! ".to_string()
+    };
     let uri_escaped = uri.replace('"', "%22");
     let description = format!(
-        "uridecodebin uri=\"{uri_escaped}\" name=src ! queue max-size-buffers=4 ! videoscale ! videoconvert ! \
+        "uridecodebin uri=\"{uri_escaped}\" name=src ! queue max-size-buffers=4 ! {scale}videoconvert ! \
          video/x-raw,format=RGB,pixel-aspect-ratio=1/1 ! appsink name=sink sync=false max-buffers=2"
     );
     let pipeline = gst::parse::launch(&description)
-        .map_err(|e| pipeline_err(e.to_string()))?
+        .map_err(|e| fail(e.to_string()))?
         .downcast::<gst::Pipeline>()
-        .map_err(|_| pipeline_err("launch description did not produce a pipeline".into()))?;
+        .map_err(|_| fail("launch description did not produce a pipeline".into()))?;
     let appsink = pipeline
         .by_name("sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or_else(|| pipeline_err("appsink missing from pipeline".into()))?;
+        .ok_or_else(|| fail("appsink missing from pipeline".into()))?;
+    if let Some(src) = pipeline.by_name("src") {
+        configure_rtsp(&src, settings);
+    }
 
+    let live = settings.is_live();
     let started_at = chrono::Utc::now();
-    let next_number = AtomicU64::new(0);
+    let last_frame_ms = Arc::new(AtomicU64::new(0));
+    let clock = Instant::now();
     let sink_camera = camera.clone();
+    let sink_delivery = delivery.clone();
+    let sink_numbers = numbers.clone();
+    let sink_last = last_frame_ms.clone();
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let frame = to_frame(&sample, &sink_camera, started_at, &next_number).ok_or_else(|| {
+                let stamp = if live { Stamp::Arrival } else { Stamp::FilePosition(started_at) };
+                let frame = to_frame(&sample, &sink_camera, stamp, &sink_numbers).ok_or_else(|| {
                     tracing::error!(camera = %sink_camera, "sample without usable RGB caps or buffer");
                     gst::FlowError::Error
                 })?;
-                match delivery.deliver(frame) {
+                sink_last.store(clock.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
+                match sink_delivery.deliver(frame) {
                     Flow::Continue => Ok(gst::FlowSuccess::Ok),
                     Flow::Stop => Err(gst::FlowError::Flushing),
                 }
@@ -62,56 +191,127 @@ pub(crate) fn run(
             .build(),
     );
 
-    pipeline.set_state(gst::State::Playing).map_err(|e| pipeline_err(format!("cannot start: {e}")))?;
-    tracing::info!(camera = %camera, %uri, "video camera started");
-    let result = watch_bus(&pipeline, settings, &stop);
+    if let Err(e) = pipeline.set_state(gst::State::Playing) {
+        let _ = pipeline.set_state(gst::State::Null);
+        return Err(fail(format!("cannot start: {e}")));
+    }
+    tracing::info!(camera = %camera, source = %settings.redacted_source(), "video camera connecting");
+    let result = watch_bus(&pipeline, settings, stop, &last_frame_ms, clock, delivery);
     // Null state releases decoders and sockets; do it whatever the outcome.
     let _ = pipeline.set_state(gst::State::Null);
     result
 }
 
-/// Runs until end of stream, an error, or the stop flag.
-fn watch_bus(pipeline: &gst::Pipeline, settings: &CameraSettings, stop: &AtomicBool) -> Result<(), CameraError> {
+/// Transport, latency and timeouts of the RTSP source inside uridecodebin, once it exists.
+fn configure_rtsp(uridecodebin: &gst::Element, settings: &CameraSettings) {
+    let transport = settings.transport;
+    let latency = settings.latency_ms;
+    uridecodebin.connect("source-setup", false, move |args| {
+        let source = args.get(1).and_then(|v| v.get::<gst::Element>().ok())?;
+        if source.find_property("protocols").is_some() {
+            match transport {
+                Transport::Tcp => source.set_property_from_str("protocols", "tcp"),
+                Transport::Udp => source.set_property_from_str("protocols", "udp"),
+                Transport::Auto => {}
+            }
+            source.set_property("latency", latency);
+            // Give up on a silent TCP connection rather than hang; our stall clock covers the rest.
+            source.set_property("tcp-timeout", 5_000_000u64);
+        }
+        None
+    });
+}
+
+/// Runs until end of stream, an error, a stall, or the stop flag.
+fn watch_bus(
+    pipeline: &gst::Pipeline,
+    settings: &CameraSettings,
+    stop: &AtomicBool,
+    last_frame_ms: &AtomicU64,
+    clock: Instant,
+    delivery: &Delivery,
+) -> Result<Ended, Failure> {
     let camera = settings.id.clone();
-    let bus = pipeline
-        .bus()
-        .ok_or_else(|| CameraError::Pipeline { camera: camera.clone(), message: "pipeline has no bus".into() })?;
+    let stream_failure = |message: String, needs_config: bool| Failure {
+        error: CameraError::Stream { camera: camera.clone(), message },
+        needs_config,
+    };
+    let bus = pipeline.bus().ok_or_else(|| stream_failure("pipeline has no bus".into(), false))?;
+    let stall = Duration::from_secs(settings.reconnect.stall_timeout_s.max(1));
+    let mut streaming = false;
     loop {
         if stop.load(Ordering::SeqCst) {
             tracing::info!(camera = %camera, "camera stopped on request");
-            return Ok(());
+            return Ok(Ended::Stopped);
         }
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(STOP_POLL.as_millis() as u64)) else {
+        let last = last_frame_ms.load(Ordering::Relaxed);
+        if last > 0 && !streaming {
+            streaming = true;
+            delivery.stats.set_error(None);
+            delivery.stats.set_state(&camera, CameraState::Streaming);
+        }
+        // Silence: before the first frame (cannot connect or negotiate) or after it (cable cut, camera hung).
+        let silent_for = clock.elapsed().saturating_sub(Duration::from_millis(last.saturating_sub(1)));
+        if settings.is_live() && silent_for > stall {
+            let what = if streaming { "no frame" } else { "no first frame" };
+            return Err(stream_failure(format!("{what} for {} s", stall.as_secs()), false));
+        }
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(POLL.as_millis() as u64)) else {
             continue;
         };
         match msg.view() {
             gst::MessageView::Eos(_) => {
                 tracing::info!(camera = %camera, "end of stream");
-                return Ok(());
+                return Ok(Ended::Eos);
             }
             gst::MessageView::Error(err) => {
                 // A flushing error after a stop request is our own doing, not a stream fault.
                 if stop.load(Ordering::SeqCst) {
-                    return Ok(());
+                    return Ok(Ended::Stopped);
                 }
                 let message = match err.debug() {
                     Some(debug) => format!("{} ({})", err.error(), debug),
                     None => err.error().to_string(),
                 };
-                return Err(CameraError::Stream { camera, message });
+                return Err(stream_failure(redact_all(&message), needs_config(&err.error())));
             }
             _ => {}
         }
     }
 }
 
+/// Errors that retrying cannot fix: the camera refuses our credentials, has no such stream, or sends
+/// something we cannot decode.
+fn needs_config(error: &gst::glib::Error) -> bool {
+    if let Some(e) = error.kind::<gst::ResourceError>() {
+        return matches!(e, gst::ResourceError::NotAuthorized | gst::ResourceError::NotFound);
+    }
+    if let Some(e) = error.kind::<gst::StreamError>() {
+        return matches!(e, gst::StreamError::CodecNotFound | gst::StreamError::WrongType | gst::StreamError::Format);
+    }
+    false
+}
+
+/// GStreamer's debug strings can quote the URL, password included.
+fn redact_all(message: &str) -> String {
+    message
+        .split(' ')
+        .map(|word| if word.contains("://") { crate::settings::redact(word) } else { word.to_string() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// How a frame's capture time is decided.
+#[derive(Clone, Copy)]
+enum Stamp {
+    /// Live: the moment the frame reached the box.
+    Arrival,
+    /// Replay: the start of the replay plus the frame's position in the file.
+    FilePosition(chrono::DateTime<chrono::Utc>),
+}
+
 /// Copies one RGB sample into a packed [`Frame`]; `None` if the sample is not the RGB we asked for.
-fn to_frame(
-    sample: &gst::Sample,
-    camera: &te_types::CameraId,
-    started_at: chrono::DateTime<chrono::Utc>,
-    next_number: &AtomicU64,
-) -> Option<Frame> {
+fn to_frame(sample: &gst::Sample, camera: &te_types::CameraId, stamp: Stamp, numbers: &AtomicU64) -> Option<Frame> {
     let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
     let buffer = sample.buffer()?;
     let pts = buffer.pts();
@@ -125,14 +325,43 @@ fn to_frame(
     for row in 0..height as usize {
         data.extend_from_slice(plane.get(row * stride..row * stride + row_bytes)?);
     }
-    let offset = pts.map(|t| chrono::Duration::nanoseconds(t.nseconds() as i64)).unwrap_or_default();
+    let captured_at = match stamp {
+        Stamp::Arrival => chrono::Utc::now(),
+        Stamp::FilePosition(start) => {
+            start + pts.map(|t| chrono::Duration::nanoseconds(t.nseconds() as i64)).unwrap_or_default()
+        }
+    };
     Some(Frame {
         camera: camera.clone(),
-        number: next_number.fetch_add(1, Ordering::Relaxed),
-        captured_at: started_at + offset,
+        number: numbers.fetch_add(1, Ordering::Relaxed),
+        captured_at,
         scene_cut: false,
         width,
         height,
         data: Arc::new(data),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_its_cap_with_jitter_and_starts_over_after_a_healthy_stream() {
+        let mut b = Backoff::new(100, 800);
+        let waits: Vec<u64> = (0..6).map(|_| b.next(false).as_millis() as u64).collect();
+        for (wait, base) in waits.iter().zip([100u64, 200, 400, 800, 800, 800]) {
+            assert!((base * 3 / 4..=base * 5 / 4).contains(wait), "{waits:?}");
+        }
+        let after_healthy = b.next(true).as_millis() as u64;
+        assert!((75..=125).contains(&after_healthy));
+    }
+
+    #[test]
+    fn urls_in_error_messages_lose_their_password() {
+        assert_eq!(
+            redact_all("Could not open rtsp://admin:pw@10.0.0.1/x (401)"),
+            "Could not open rtsp://admin:***@10.0.0.1/x (401)"
+        );
+    }
 }

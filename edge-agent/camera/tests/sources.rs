@@ -18,7 +18,7 @@ fn clip() -> String {
 }
 
 fn settings(source: String, when_full: WhenFull) -> CameraSettings {
-    CameraSettings { id: CameraId::new("test-cam"), source, when_full, location: String::new() }
+    CameraSettings { when_full, ..CameraSettings::new(CameraId::new("test-cam"), source) }
 }
 
 #[test]
