@@ -48,6 +48,9 @@ enum Command {
     /// Prints or checks configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Camera stage tools.
+    #[command(subcommand)]
+    Camera(CameraCommand),
     /// Measures plate recognition on a labelled dataset. The last line is
     /// `exact=<fraction> char=<fraction> n=<count> ms_per_image=<ms>`.
     Eval(EvalArgs),
@@ -154,6 +157,32 @@ enum EvidenceCommand {
         /// Image size per record, KiB.
         #[arg(long, default_value_t = 150)]
         media_kb: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CameraCommand {
+    /// Opens one camera and reports every 5 s: state, frames/s, drops, reconnects, memory (no analysis).
+    Watch {
+        /// rtsp://..., a video file, or a folder of images.
+        #[arg(long)]
+        source: String,
+        /// Stop after this many seconds (0: until Ctrl-C).
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
+        /// RTSP transport: auto, tcp or udp.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "tcp", "udp"])]
+        transport: String,
+    },
+    /// Decode benchmark: frames/s and CPU per stream for 1, 2, 4 cameras at 1080p and 720p (H.264 4:2:0
+    /// test clips made on the spot), through the camera stage's own pipeline, RGB out.
+    Bench {
+        /// Length of the test clips, seconds of 25 fps video.
+        #[arg(long, default_value_t = 8)]
+        seconds: u32,
+        /// Camera counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        cameras: Vec<usize>,
     },
 }
 
@@ -271,6 +300,11 @@ fn main() -> anyhow::Result<()> {
         Command::Evidence(EvidenceCommand::Bench { records, media_kb }) => {
             evidence_cli::bench(records.max(1), media_kb)
         }
+        Command::Camera(CameraCommand::Bench { seconds, cameras }) => camera_bench(seconds.max(1), &cameras),
+        Command::Camera(CameraCommand::Watch { source, seconds, transport }) => {
+            init_logging(false);
+            camera_watch(&source, seconds, &transport)
+        }
         Command::Eval(args) => {
             init_logging(false);
             run_eval(args)
@@ -286,6 +320,92 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn camera_watch(source: &str, seconds: u64, transport: &str) -> anyhow::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let transport = match transport {
+        "tcp" => te_camera::Transport::Tcp,
+        "udp" => te_camera::Transport::Udp,
+        _ => te_camera::Transport::Auto,
+    };
+    let settings = te_camera::CameraSettings {
+        transport,
+        ..te_camera::CameraSettings::new(te_types::CameraId::new("watch"), source)
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    let camera = te_camera::spawn(settings, tx)?;
+    let stats = camera.stats.clone();
+    let drain = std::thread::spawn(move || rx.into_iter().count());
+    let started = Instant::now();
+    let mut last = (0u64, Instant::now());
+    println!("rss_mb at start {:.1}", rss_mb());
+    while !camera.is_finished() && (seconds == 0 || started.elapsed() < Duration::from_secs(seconds)) {
+        std::thread::sleep(Duration::from_secs(5).min(Duration::from_secs(seconds.max(5))));
+        let frames = stats.frames_delivered.load(Relaxed);
+        let fps = (frames - last.0) as f64 / last.1.elapsed().as_secs_f64();
+        last = (frames, Instant::now());
+        println!(
+            "t={:>6.0}s state={:<13} frames={frames:>7} fps={fps:>5.1} dropped={} reconnects={} rss_mb={:.1}",
+            started.elapsed().as_secs_f64(),
+            stats.state().as_str(),
+            stats.frames_dropped.load(Relaxed),
+            stats.reconnects.load(Relaxed),
+            rss_mb()
+        );
+    }
+    camera.stop();
+    let result = camera.join();
+    let _ = drain.join();
+    println!(
+        "frames={} reconnects={} rss_mb={:.1}",
+        stats.frames_delivered.load(Relaxed),
+        stats.reconnects.load(Relaxed),
+        rss_mb()
+    );
+    Ok(result?)
+}
+
+fn camera_bench(seconds: u32, cameras: &[usize]) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "{:<6} {:>7} {:>7} {:>11} {:>11} {:>13} {:>14}",
+        "clip", "cameras", "out", "fps/camera", "CPU/camera", "core@25fps", "streams@25fps"
+    );
+    for (name, w, h) in [("1080p", 1920, 1080), ("720p", 1280, 720)] {
+        let clip = dir.path().join(format!("{name}.mp4"));
+        te_camera::bench::make_clip(&clip, w, h, seconds)?;
+        for &n in cameras {
+            for out_width in [0u32, 640] {
+                let f = te_camera::bench::decode_throughput(&clip, n.max(1), out_width)?;
+                let out = if out_width == 0 { "native".to_string() } else { format!("{out_width}w") };
+                println!(
+                    "{:<6} {:>7} {:>7} {:>11.1} {:>10.0}% {:>12.1}% {:>14.1}",
+                    name,
+                    f.cameras,
+                    out,
+                    f.fps_per_camera(),
+                    100.0 * f.cpu_per_camera(),
+                    100.0 * f.core_share_at(25.0),
+                    f.streams_at(25.0, cores)
+                );
+            }
+        }
+    }
+    println!(
+        "(H.264 main 4:2:0, decoded as fast as possible to RGB on {cores} core(s); core@25fps = CPU a live 25 fps \
+         stream needs; streams@25fps = how many this machine could decode, before any analysis)"
+    );
+    Ok(())
 }
 
 fn load_onnx_runtime(config: &AgentConfig) -> anyhow::Result<te_infer::Runtime> {
@@ -503,12 +623,16 @@ fn print_summary(
     println!("traffic-edge summary ({})", config.device_id);
     for (id, stats) in cameras {
         println!(
-            "  camera {:<14} frames analysed {:>5}   dropped {:>3}   skipped inputs {}",
+            "  camera {:<14} frames analysed {:>5}   dropped {:>3}   skipped inputs {}   reconnects {}",
             id.as_str(),
             report.frames_per_camera.get(id).copied().unwrap_or(0),
             stats.frames_dropped.load(Relaxed),
-            stats.inputs_skipped.load(Relaxed)
+            stats.inputs_skipped.load(Relaxed),
+            stats.reconnects.load(Relaxed)
         );
+        if let Some(error) = stats.last_error.lock().ok().and_then(|e| e.clone()) {
+            println!("         {:<14} last error: {error}", "");
+        }
     }
     println!(
         "  frames           {:>6}  ({:.1} frames/s, {:.0}% of the time inside the detector; {} dropped)",

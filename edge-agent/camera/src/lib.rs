@@ -12,6 +12,7 @@
 //! jitter for as long as the agent runs, moving through [`CameraState`]s that logs and health output show.
 //! Frame numbers keep increasing across reconnects.
 
+pub mod bench;
 mod settings;
 mod stills;
 mod video;
