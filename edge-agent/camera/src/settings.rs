@@ -76,6 +76,12 @@ pub struct CameraSettings {
     /// Reconnection of live sources (files end at their end instead).
     #[serde(default)]
     pub reconnect: ReconnectSettings,
+    /// GStreamer decoder to prefer (the box profile's: `nvh264dec`, `nvv4l2decoder`, `vah264dec`,
+    /// `v4l2h264dec`, `avdec_h264`...); empty lets GStreamer pick by rank. A named decoder that is not
+    /// installed is a configuration error. The preference is process-wide (decoder ranks are global), so use
+    /// one decoder per box, as the box profile does.
+    #[serde(default)]
+    pub decoder: String,
 }
 
 fn default_latency_ms() -> u32 {
@@ -103,6 +109,7 @@ impl CameraSettings {
             width: 0,
             latency_ms: default_latency_ms(),
             reconnect: ReconnectSettings::default(),
+            decoder: String::new(),
         }
     }
 

@@ -52,6 +52,7 @@ pub(crate) fn run(
 ) -> Result<(), CameraError> {
     let camera = settings.id.clone();
     gst::init().map_err(|e| CameraError::Init { camera: camera.clone(), message: e.to_string() })?;
+    prefer_decoder(settings)?;
     let delivery = Arc::new(delivery);
     let numbers = Arc::new(AtomicU64::new(0));
     let live = settings.is_live();
@@ -97,6 +98,24 @@ pub(crate) fn run(
             std::thread::sleep(POLL.min(until.saturating_duration_since(Instant::now())));
         }
     }
+}
+
+/// Makes the configured decoder win decodebin's choice by ranking it above every other decoder.
+fn prefer_decoder(settings: &CameraSettings) -> Result<(), CameraError> {
+    let name = settings.decoder.trim();
+    if name.is_empty() {
+        return Ok(());
+    }
+    let feature = gst::Registry::get().lookup_feature(name).ok_or_else(|| CameraError::Pipeline {
+        camera: settings.id.clone(),
+        message: format!(
+            "decoder {name:?} is not installed on this box (gst-inspect-1.0 {name}); fix `decoder` for this camera \
+             or the box profile"
+        ),
+    })?;
+    feature.set_rank(gst::Rank::PRIMARY + 100);
+    tracing::info!(camera = %settings.id, decoder = name, "decoder preferred");
+    Ok(())
 }
 
 /// Capped exponential backoff with ±25% jitter.

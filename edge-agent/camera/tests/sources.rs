@@ -87,3 +87,23 @@ fn a_corrupt_video_file_ends_the_camera_with_a_stream_error_naming_it() {
     assert!(matches!(err, CameraError::Stream { .. }), "{err}");
     assert!(err.to_string().contains("test-cam"), "{err}");
 }
+
+#[test]
+fn a_named_decoder_is_used_and_a_missing_one_is_a_clear_configuration_error() {
+    let (tx, rx) = sync_channel(4);
+    let mut ok = settings(clip(), WhenFull::Block);
+    ok.decoder = "avdec_h264".into();
+    ok.width = 384;
+    let camera = te_camera::spawn(ok, tx).expect("spawn");
+    let first = rx.recv_timeout(Duration::from_secs(10)).expect("a frame through avdec_h264");
+    assert_eq!((first.width, first.height), (384, 216), "scaled before conversion, aspect kept");
+    camera.stop();
+    drop(rx);
+    let _ = camera.join();
+
+    let (tx, _rx) = sync_channel(4);
+    let mut missing = settings(clip(), WhenFull::Block);
+    missing.decoder = "nvh264dec-not-here".into();
+    let err = te_camera::spawn(missing, tx).expect("spawn").join().expect_err("no such decoder");
+    assert!(err.to_string().contains("not installed"), "{err}");
+}
