@@ -226,3 +226,37 @@ fn wrong_credentials_are_a_configuration_failure_reported_without_the_password()
     stop(good, good_rx);
     stop(camera, rx);
 }
+
+#[test]
+fn the_ring_buffer_cuts_a_playable_clip_that_starts_before_the_event() {
+    let port = free_port();
+    let _server = Server::start(port, &[]);
+    let (camera, rx) = start(settings("ring", format!("rtsp://127.0.0.1:{port}/cam")), 8);
+    rx.recv_timeout(Duration::from_secs(10)).expect("first frame");
+    let _ = collect(&rx, Duration::from_secs(4));
+    let event = chrono::Utc::now() - chrono::Duration::seconds(2);
+    let clip = camera.clip_since(event).expect("a clip");
+    let start = clip.start().expect("clip start");
+    assert!(clip.chunks[0].keyframe, "a clip starts at a keyframe");
+    assert!(start <= event, "the clip starts before the event ({start} > {event})");
+    // One keyframe a second: the clip starts at most a second (plus scheduling) before the event.
+    assert!(event - start <= chrono::Duration::milliseconds(1500), "clip starts {} before", event - start);
+    let pictures = clip.chunks.len();
+    assert!(pictures as f64 >= 2.0 * FPS * 0.8, "{pictures} pictures in a clip of >= 2 s");
+
+    // The clip is a real MP4 that decodes to as many frames as it holds pictures, without re-encoding.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("clip.mp4");
+    te_camera::ring::write_mp4(&clip, &path).expect("write mp4");
+    let (tx, replay_rx) = sync_channel(4);
+    let replay = CameraSettings {
+        when_full: WhenFull::Block,
+        ..CameraSettings::new(CameraId::new("replay"), path.display().to_string())
+    };
+    let replay = te_camera::spawn(replay, tx).expect("replay");
+    let frames: Vec<Frame> = replay_rx.iter().collect();
+    replay.join().expect("clip plays to its end");
+    assert_eq!(frames.len(), pictures);
+    assert_eq!((frames[0].width, frames[0].height), (640, 360));
+    stop(camera, rx);
+}

@@ -13,6 +13,7 @@
 //! Frame numbers keep increasing across reconnects.
 
 pub mod bench;
+pub mod ring;
 mod settings;
 mod stills;
 mod video;
@@ -118,6 +119,8 @@ impl CameraStats {
 pub struct CameraHandle {
     pub id: CameraId,
     pub stats: Arc<CameraStats>,
+    /// The last seconds of encoded video (video sources; stays empty for stills).
+    pub ring: Arc<std::sync::Mutex<ring::RingBuffer>>,
     stop: Arc<AtomicBool>,
     thread: JoinHandle<Result<(), CameraError>>,
 }
@@ -142,6 +145,11 @@ impl CameraHandle {
         }
     }
 
+    /// A clip of the encoded video from the last keyframe at or before `since` to now.
+    pub fn clip_since(&self, since: chrono::DateTime<chrono::Utc>) -> Option<ring::Clip> {
+        self.ring.lock().ok()?.clip_since(since)
+    }
+
     pub fn is_finished(&self) -> bool {
         self.thread.is_finished()
     }
@@ -155,6 +163,8 @@ pub fn spawn(settings: CameraSettings, frames: SyncSender<Frame>) -> Result<Came
     let id = settings.id.clone();
     let delivery = Delivery { frames, when_full: settings.when_full, stats: stats.clone(), stop: stop.clone() };
     let thread_stop = stop.clone();
+    let ring = Arc::new(std::sync::Mutex::new(ring::RingBuffer::new(settings.ring)));
+    let thread_ring = ring.clone();
     let thread = std::thread::Builder::new()
         .name(format!("camera-{}", settings.id))
         .spawn(move || {
@@ -164,7 +174,7 @@ pub fn spawn(settings: CameraSettings, frames: SyncSender<Frame>) -> Result<Came
                     stats.set_state(&settings.id, CameraState::Streaming);
                     stills::run(&settings, &dir, delivery)
                 }
-                SourceKind::Uri(uri) => video::run(&settings, &uri, delivery, thread_stop),
+                SourceKind::Uri(uri) => video::run(&settings, &uri, delivery, thread_stop, thread_ring),
             };
             if let Err(e) = &result {
                 stats.set_error(Some(e.to_string()));
@@ -173,7 +183,7 @@ pub fn spawn(settings: CameraSettings, frames: SyncSender<Frame>) -> Result<Came
             result
         })
         .map_err(|e| CameraError::Pipeline { camera: id.clone(), message: e.to_string() })?;
-    Ok(CameraHandle { id, stats, stop, thread })
+    Ok(CameraHandle { id, stats, ring, stop, thread })
 }
 
 /// Hands frames to the channel according to the camera's [`WhenFull`] policy.

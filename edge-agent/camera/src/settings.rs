@@ -82,6 +82,9 @@ pub struct CameraSettings {
     /// one decoder per box, as the box profile does.
     #[serde(default)]
     pub decoder: String,
+    /// Pre-event ring buffer of encoded video, for clips that start before the event.
+    #[serde(default)]
+    pub ring: crate::ring::RingSettings,
 }
 
 fn default_latency_ms() -> u32 {
@@ -110,6 +113,7 @@ impl CameraSettings {
             latency_ms: default_latency_ms(),
             reconnect: ReconnectSettings::default(),
             decoder: String::new(),
+            ring: crate::ring::RingSettings::default(),
         }
     }
 

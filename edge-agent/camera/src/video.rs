@@ -1,7 +1,9 @@
-//! A video camera: `uridecodebin` opens files and RTSP alike, frames reach Rust as packed RGB through appsink.
+//! A video camera: `urisourcebin` opens files and RTSP alike, frames reach Rust as packed RGB through appsink.
 //!
 //! ```text
-//!  uridecodebin (rtspsrc: transport, latency) -> queue -> videoscale -> [width] -> videoconvert -> RGB -> appsink
+//!  urisourcebin (rtspsrc: transport, latency) -> parsebin -> H.264/H.265 -> tee
+//!      tee -> queue -> decodebin -> videoscale -> [width] -> videoconvert -> RGB -> appsink (frames)
+//!      tee -> leaky queue -> appsink (encoded pictures) -> pre-event ring buffer
 //! ```
 //!
 //! The appsink callback runs on GStreamer's streaming thread. With [`crate::WhenFull::Block`] it blocks that
@@ -14,6 +16,7 @@
 //! frame is stamped with the start of the replay plus its position in the file; a live frame with its arrival
 //! time at the box (the NTP time that some cameras send in RTCP is not used yet).
 
+use crate::ring::{EncodedChunk, RingBuffer};
 use crate::{CameraError, CameraSettings, CameraState, Delivery, Flow, Transport};
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -22,6 +25,7 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use te_types::Frame;
 
@@ -49,6 +53,7 @@ pub(crate) fn run(
     uri: &str,
     delivery: Delivery,
     stop: Arc<AtomicBool>,
+    ring: Arc<Mutex<RingBuffer>>,
 ) -> Result<(), CameraError> {
     let camera = settings.id.clone();
     gst::init().map_err(|e| CameraError::Init { camera: camera.clone(), message: e.to_string() })?;
@@ -68,7 +73,7 @@ pub(crate) fn run(
         attempt += 1;
         delivery.stats.set_state(&camera, CameraState::Connecting);
         let started = Instant::now();
-        let outcome = run_once(settings, uri, &delivery, &numbers, &stop);
+        let outcome = run_once(settings, uri, &delivery, &numbers, &stop, &ring);
         let wait = match outcome {
             Ok(Ended::Stopped) => return Ok(()),
             Ok(Ended::Eos) if !live => return Ok(()),
@@ -154,6 +159,7 @@ fn run_once(
     delivery: &Arc<Delivery>,
     numbers: &Arc<AtomicU64>,
     stop: &AtomicBool,
+    ring: &Arc<Mutex<RingBuffer>>,
 ) -> Result<Ended, Failure> {
     let camera = settings.id.clone();
     let fail = |message: String| Failure {
@@ -168,9 +174,14 @@ fn run_once(
         "videoscale ! ".to_string()
     };
     let uri_escaped = uri.replace('"', "%22");
+    // The parsed (still encoded) stream is split: one branch is decoded for analysis, the other feeds the
+    // pre-event ring buffer as it came from the camera. Only H.264/H.265 are accepted (enforcement cameras).
     let description = format!(
-        "uridecodebin uri=\"{uri_escaped}\" name=src ! queue max-size-buffers=4 ! {scale}videoconvert ! \
-         video/x-raw,format=RGB,pixel-aspect-ratio=1/1 ! appsink name=sink sync=false max-buffers=2"
+        "urisourcebin uri=\"{uri_escaped}\" name=src ! parsebin ! capsfilter caps=\"video/x-h264;video/x-h265\" ! \
+         tee name=t \
+         t. ! queue max-size-buffers=4 ! decodebin ! {scale}videoconvert ! \
+         video/x-raw,format=RGB,pixel-aspect-ratio=1/1 ! appsink name=sink sync=false max-buffers=2 \
+         t. ! queue max-size-buffers=16 leaky=downstream ! appsink name=encoded sync=false max-buffers=16 drop=true"
     );
     let pipeline = gst::parse::launch(&description)
         .map_err(|e| fail(e.to_string()))?
@@ -182,6 +193,9 @@ fn run_once(
         .ok_or_else(|| fail("appsink missing from pipeline".into()))?;
     if let Some(src) = pipeline.by_name("src") {
         configure_rtsp(&src, settings);
+    }
+    if let Some(encoded) = pipeline.by_name("encoded").and_then(|e| e.downcast::<gst_app::AppSink>().ok()) {
+        feed_ring(&encoded, ring.clone(), settings.is_live());
     }
 
     let live = settings.is_live();
@@ -221,7 +235,41 @@ fn run_once(
     result
 }
 
-/// Transport, latency and timeouts of the RTSP source inside uridecodebin, once it exists.
+/// Copies every encoded picture into the ring buffer (the appsink drops, never blocks, if the ring falls behind).
+fn feed_ring(encoded: &gst_app::AppSink, ring: Arc<Mutex<RingBuffer>>, live: bool) {
+    let started_at = chrono::Utc::now();
+    encoded.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let Ok(map) = buffer.map_readable() else { return Ok(gst::FlowSuccess::Ok) };
+                let captured_at = if live {
+                    chrono::Utc::now()
+                } else {
+                    started_at
+                        + buffer.pts().map(|t| chrono::Duration::nanoseconds(t.nseconds() as i64)).unwrap_or_default()
+                };
+                let chunk = EncodedChunk {
+                    captured_at,
+                    pts: buffer.pts(),
+                    dts: buffer.dts(),
+                    duration: buffer.duration(),
+                    keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                    data: map.as_slice().to_vec(),
+                };
+                if let Ok(mut ring) = ring.lock() {
+                    ring.push(&caps.to_string(), chunk);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
+
+/// Transport, latency and timeouts of the RTSP source inside urisourcebin, once it exists.
 fn configure_rtsp(uridecodebin: &gst::Element, settings: &CameraSettings) {
     let transport = settings.transport;
     let latency = settings.latency_ms;
