@@ -22,20 +22,14 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from boxes import iou
+
 DET_SIZE = 320
 DET_THR = 0.5
 DET_NMS = 0.5
 REC_H, REC_W = 48, 320
 ALPHABET = "0123456789ABCDEFGHKLMNPRSTUVXYZ"
 TWO_ROW_ASPECT_BELOW = 2.6
-
-
-def iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def detect(session, bgr):

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from boxes import iou
+
 SIZE = 416
 STRIDES = (8, 16, 32)
 VEHICLES = {1: "bicycle", 2: "car", 3: "motorbike", 5: "bus", 7: "truck"}
@@ -43,14 +45,6 @@ def decode(out):
     out[:, :2] = (out[:, :2] + grids) * strides
     out[:, 2:4] = np.exp(out[:, 2:4]) * strides
     return out
-
-
-def iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def detect(session, img):
