@@ -45,6 +45,10 @@ pub struct EvidenceRecord {
     pub bbox: BBox,
     /// SHA-256 (hex) of the overview JPEG.
     pub overview_sha256: String,
+    /// SHA-256 (hex) of the video clip (MP4, the camera's own encoding, starting before the event), when the
+    /// camera had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_sha256: Option<String>,
     /// The vehicle's plate, decided by every read on the track; absent when no plate was seen at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plate: Option<PlateConsensus>,
@@ -69,6 +73,9 @@ pub struct EvidenceUpload {
     pub seal: Seal,
     /// The overview JPEG, standard base64.
     pub overview_jpeg_base64: String,
+    /// The video clip (MP4), standard base64; present exactly when the record names a clip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_mp4_base64: Option<String>,
 }
 
 /// Why an upload is not acceptable as it stands.
@@ -84,11 +91,45 @@ pub enum UploadError {
     HashMismatch { expected: String, actual: String },
     #[error("seal: {0}")]
     Seal(#[from] SealError),
+    #[error("clip: {0}")]
+    Clip(String),
 }
 
 impl EvidenceUpload {
     pub fn new(record: EvidenceRecord, seal: Seal, overview_jpeg: &[u8]) -> Self {
-        Self { record, seal, overview_jpeg_base64: base64::engine::general_purpose::STANDARD.encode(overview_jpeg) }
+        Self {
+            record,
+            seal,
+            overview_jpeg_base64: base64::engine::general_purpose::STANDARD.encode(overview_jpeg),
+            clip_mp4_base64: None,
+        }
+    }
+
+    pub fn with_clip(mut self, clip_mp4: Option<&[u8]>) -> Self {
+        self.clip_mp4_base64 = clip_mp4.map(|c| base64::engine::general_purpose::STANDARD.encode(c));
+        self
+    }
+
+    /// Checks the clip against the hash the (sealed) record names; returns the decoded MP4, if any.
+    pub fn verified_clip(&self) -> Result<Option<Vec<u8>>, UploadError> {
+        match (&self.record.clip_sha256, &self.clip_mp4_base64) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(UploadError::Clip("the record names a clip but none was sent".into())),
+            (None, Some(_)) => Err(UploadError::Clip("a clip was sent that the record does not name".into())),
+            (Some(expected), Some(b64)) => {
+                let mp4 = base64::engine::general_purpose::STANDARD
+                    .decode(b64.as_bytes())
+                    .map_err(|_| UploadError::Clip("not valid base64".into()))?;
+                if mp4.get(4..8) != Some(b"ftyp") {
+                    return Err(UploadError::Clip("not an MP4 file".into()));
+                }
+                let actual = sha256_hex(&mp4);
+                if &actual != expected {
+                    return Err(UploadError::Clip(format!("hashes to {actual}, but the record says {expected}")));
+                }
+                Ok(Some(mp4))
+            }
+        }
     }
 
     /// Checks version, seal, encoding and hash; returns the decoded JPEG.
@@ -166,6 +207,7 @@ mod tests {
             detection_score: 0.8,
             bbox: BBox { x1: 1.0, y1: 2.0, x2: 3.0, y2: 4.0 },
             overview_sha256: sha256_hex(jpeg),
+            clip_sha256: None,
             plate: None,
             config_version: String::new(),
             sequence: 1,

@@ -37,11 +37,16 @@ pub async fn queue_page(State(state): State<AppState>) -> Response {
         rows.push_str(&format!(
             "<tr><td><a href=\"/api/v1/evidence/{id}/overview.jpg\"><img src=\"/api/v1/evidence/{id}/overview.jpg\" \
              width=\"160\" loading=\"lazy\" alt=\"ảnh tổng quan {id}\"></a></td><td><code>{id}</code></td><td>{}</td>\
-             <td>{}<br><small>{}</small></td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>\n",
+             <td>{}<br><small>{}</small></td><td>{}{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>\n",
             esc(r.kind.as_str()),
             esc(r.camera_id.as_str()),
             esc(&r.location),
             r.captured_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            if r.clip_sha256.is_some() {
+                format!("<br><a href=\"/api/v1/evidence/{id}/clip.mp4\">video</a>")
+            } else {
+                String::new()
+            },
             plate_cell(r.plate.as_ref()),
             esc(r.vehicle_class.as_str()),
             r.detection_score,

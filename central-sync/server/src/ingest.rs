@@ -35,11 +35,11 @@ pub async fn upload(State(state): State<AppState>, body: Result<Json<EvidenceUpl
         Ok(body) => body,
         Err(rejection) => return error(rejection.status(), rejection.body_text()),
     };
-    let jpeg = match upload.verified_overview() {
-        Ok(jpeg) => jpeg,
-        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    let (jpeg, clip) = match (upload.verified_overview(), upload.verified_clip()) {
+        (Ok(jpeg), Ok(clip)) => (jpeg, clip),
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
     };
-    match state.store.ingest(&upload.record, &upload.seal, &jpeg).await {
+    match state.store.ingest(&upload.record, &upload.seal, &jpeg, clip.as_deref()).await {
         Ok(receipt) => {
             let status = match receipt.status {
                 IngestStatus::Created => StatusCode::CREATED,
@@ -72,6 +72,15 @@ pub async fn show(State(state): State<AppState>, Path(raw): Path<String>) -> Res
     match state.store.get(id).await {
         Ok(Some(entry)) => Json(entry).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no evidence {id}")),
+        Err(e) => store_error(e),
+    }
+}
+
+pub async fn clip(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(&raw) };
+    match state.store.clip(id) {
+        Ok(Some(bytes)) => ([(header::CONTENT_TYPE, "video/mp4")], bytes).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no clip for {id}")),
         Err(e) => store_error(e),
     }
 }

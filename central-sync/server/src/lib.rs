@@ -54,6 +54,7 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route(central_protocol::EVIDENCE_PATH, post(ingest::upload).get(ingest::list))
         .route("/api/v1/evidence/{id}", get(ingest::show))
         .route("/api/v1/evidence/{id}/overview.jpg", get(ingest::overview))
+        .route("/api/v1/evidence/{id}/clip.mp4", get(ingest::clip))
         .route("/api/v1/stats", get(ingest::stats))
         .layer(DefaultBodyLimit::max(max_upload_bytes))
         .with_state(state)

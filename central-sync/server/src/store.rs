@@ -90,13 +90,17 @@ impl CentralStore {
         record: &EvidenceRecord,
         seal: &Seal,
         overview_jpeg: &[u8],
+        clip_mp4: Option<&[u8]>,
     ) -> Result<IngestReceipt, StoreError> {
         let id = record.evidence_id;
         self.check_device_key(record, seal).await?;
         if let Some(existing) = self.receipt_for(id, &seal.record_sha256).await? {
             return Ok(existing);
         }
-        self.write_media(id, overview_jpeg)?;
+        self.write_media(id, "overview.jpg", overview_jpeg)?;
+        if let Some(clip) = clip_mp4 {
+            self.write_media(id, "clip.mp4", clip)?;
+        }
         let now = Utc::now();
         let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let seal_json = serde_json::to_string(seal).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -147,19 +151,29 @@ impl CentralStore {
         Ok(Some(IngestReceipt { evidence_id: id, status: IngestStatus::AlreadyStored, stored_at }))
     }
 
-    fn write_media(&self, id: EvidenceId, bytes: &[u8]) -> Result<(), StoreError> {
+    fn write_media(&self, id: EvidenceId, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
         use std::io::Write;
-        let path = self.overview_path(id);
+        // The id is a parsed ULID and the name a constant, so neither can smuggle path separators in.
+        let dir = self.media_dir.join(id.to_string());
+        let path = dir.join(name);
         let media_err = |source| StoreError::Media { path: path.clone(), source };
-        let dir = path.parent().unwrap_or(&self.media_dir);
-        std::fs::create_dir_all(dir).map_err(media_err)?;
+        std::fs::create_dir_all(&dir).map_err(media_err)?;
         // Write beside, sync, then rename: a crash leaves the old state or the whole file, never half of it.
-        let tmp = dir.join("overview.jpg.partial");
+        let tmp = dir.join(format!("{name}.partial"));
         let mut file = std::fs::File::create(&tmp).map_err(media_err)?;
         file.write_all(bytes).map_err(media_err)?;
         file.sync_all().map_err(media_err)?;
         std::fs::rename(&tmp, &path).map_err(media_err)?;
         Ok(())
+    }
+
+    pub fn clip(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.media_dir.join(id.to_string()).join("clip.mp4");
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Media { path, source }),
+        }
     }
 
     pub fn overview(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, StoreError> {

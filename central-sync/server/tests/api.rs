@@ -31,6 +31,7 @@ fn upload(jpeg: &[u8]) -> EvidenceUpload {
         detection_score: 0.77,
         bbox: BBox { x1: 1.0, y1: 2.0, x2: 30.0, y2: 40.0 },
         overview_sha256: sha256_hex(jpeg),
+        clip_sha256: None,
         plate: None,
         config_version: String::new(),
         sequence: 1,
@@ -147,4 +148,22 @@ async fn a_path_that_is_not_an_evidence_id_is_refused() {
         let response = app.clone().oneshot(Request::get(path).body(Body::empty()).expect("req")).await.expect("resp");
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
     }
+}
+
+#[tokio::test]
+async fn a_clip_is_stored_and_served_only_when_it_matches_the_sealed_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, store) = app(dir.path()).await;
+    let clip = b"\0\0\0\x18ftypisom-a-real-clip".to_vec();
+    let mut u = upload(JPEG);
+    u.record.clip_sha256 = Some(sha256_hex(&clip));
+    u.seal = central_protocol::seal(&u.record, &device_key());
+    // Named but missing, or different from what the record names: refused, nothing stored.
+    assert_eq!(post(&app, serde_json::to_string(&u).expect("json")).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let other = u.clone().with_clip(Some(b"\0\0\0\x18ftypisom-another-clip"));
+    assert_eq!(post(&app, serde_json::to_string(&other).expect("json")).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(total(&store).await, 0);
+    let good = u.with_clip(Some(&clip));
+    assert_eq!(post(&app, serde_json::to_string(&good).expect("json")).await.0, StatusCode::CREATED);
+    assert_eq!(store.clip(good.record.evidence_id).expect("read"), Some(clip));
 }

@@ -46,6 +46,9 @@ pub struct EvidenceConfig {
     pub retention_days: u32,
     /// TrueType font (covering Vietnamese) for the data bar under every overview image.
     pub data_bar_font: String,
+    /// Seconds of video before a vehicle was confirmed that its clip includes (from the camera's ring buffer,
+    /// whose length is the camera's `ring.seconds`).
+    pub clip_before_s: u32,
 }
 
 impl Default for EvidenceConfig {
@@ -54,6 +57,7 @@ impl Default for EvidenceConfig {
             quota_mb: 20_000,
             retention_days: 30,
             data_bar_font: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into(),
+            clip_before_s: 3,
         }
     }
 }

@@ -541,7 +541,10 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
         }
     });
 
+    let rings = cameras.iter().map(|c| (c.id.clone(), c.ring.clone())).collect();
     let stage = AnalysisStage {
+        rings,
+        clip_before: chrono::Duration::seconds(i64::from(config.evidence.clip_before_s)),
         config_version: config.version()?,
         data_bar_font,
         device_id: config.device_id.clone(),

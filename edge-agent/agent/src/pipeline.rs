@@ -67,6 +67,8 @@ impl Default for PlateReading {
 /// A confirmed vehicle whose record waits for its track to end.
 struct OpenVehicle {
     record: EvidenceRecord,
+    /// When the vehicle was confirmed: the clip starts some seconds before it.
+    confirmed_at: chrono::DateTime<chrono::Utc>,
     overview_jpeg: Vec<u8>,
     ballot: PlateBallot,
     last_read_frame: Option<u64>,
@@ -74,6 +76,10 @@ struct OpenVehicle {
 
 pub struct AnalysisStage {
     pub device_id: DeviceId,
+    /// Each video camera's pre-event ring buffer, for the clip in every record.
+    pub rings: HashMap<CameraId, Arc<std::sync::Mutex<te_camera::ring::RingBuffer>>>,
+    /// Seconds of video before the vehicle was confirmed that the clip includes.
+    pub clip_before: chrono::Duration,
     /// Hash of the effective configuration, written into every record.
     pub config_version: String,
     /// Writes the data bar on overview images.
@@ -206,7 +212,9 @@ impl AnalysisStage {
                 report.plates_read += u64::from(consensus.text.is_some());
                 vehicle.record.plate = Some(consensus);
             }
-            match self.store.put(&vehicle.record, &vehicle.overview_jpeg) {
+            let clip = self.cut_clip(camera, vehicle.confirmed_at);
+            vehicle.record.clip_sha256 = clip.as_deref().map(central_protocol::sha256_hex);
+            match self.store.put_with_clip(&vehicle.record, &vehicle.overview_jpeg, clip.as_deref()) {
                 Ok(sealed) => {
                     let record = &sealed.record;
                     report.evidence_written += 1;
@@ -221,6 +229,24 @@ impl AnalysisStage {
                     tracing::error!(camera = %camera, frame = vehicle.record.frame_number, error = %e,
                         "ALARM: evidence could not be stored");
                 }
+            }
+        }
+    }
+
+    /// The camera's encoded video from `clip_before` ahead of `from` until now, as MP4; `None` for cameras
+    /// without video (stills) or when the clip cannot be made (logged: the record is kept without it).
+    fn cut_clip(&self, camera: &CameraId, from: chrono::DateTime<chrono::Utc>) -> Option<Vec<u8>> {
+        let clip = self.rings.get(camera)?.lock().ok()?.clip_since(from - self.clip_before)?;
+        let made = (|| -> Result<Vec<u8>, String> {
+            let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+            te_camera::ring::write_mp4(&clip, file.path())?;
+            std::fs::read(file.path()).map_err(|e| e.to_string())
+        })();
+        match made {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                tracing::warn!(camera = %camera, error = %e, "video clip could not be made; record kept without it");
+                None
             }
         }
     }
@@ -253,13 +279,20 @@ impl AnalysisStage {
             detection_score: detection.score,
             bbox: detection.bbox,
             overview_sha256: central_protocol::sha256_hex(&jpeg),
+            clip_sha256: None,
             plate: None,
             config_version: self.config_version.clone(),
             // The store seals the record: sequence and previous hash are set there.
             sequence: 0,
             previous_record_sha256: String::new(),
         };
-        Ok(OpenVehicle { record, overview_jpeg: jpeg, ballot: PlateBallot::default(), last_read_frame: None })
+        Ok(OpenVehicle {
+            record,
+            confirmed_at: frame.captured_at,
+            overview_jpeg: jpeg,
+            ballot: PlateBallot::default(),
+            last_read_frame: None,
+        })
     }
 }
 

@@ -86,9 +86,21 @@ pub enum EvidenceError {
 
 /// The evidence store's contract, independent of the engine behind it.
 pub trait EvidenceStore: Send + Sync {
-    /// Seals and stores a new record with its overview JPEG; durable when this returns. The store sets the
-    /// record's `sequence` and `previous_record_sha256`; the sealed record is returned.
-    fn put(&self, record: &EvidenceRecord, overview_jpeg: &[u8]) -> Result<StoredEvidence, EvidenceError>;
+    /// Seals and stores a new record with its overview JPEG and, when the record names one, its video clip;
+    /// durable when this returns. The store sets the record's `sequence` and `previous_record_sha256`; the
+    /// sealed record is returned.
+    fn put_with_clip(
+        &self,
+        record: &EvidenceRecord,
+        overview_jpeg: &[u8],
+        clip_mp4: Option<&[u8]>,
+    ) -> Result<StoredEvidence, EvidenceError>;
+    /// [`EvidenceStore::put_with_clip`] without a clip.
+    fn put(&self, record: &EvidenceRecord, overview_jpeg: &[u8]) -> Result<StoredEvidence, EvidenceError> {
+        self.put_with_clip(record, overview_jpeg, None)
+    }
+    /// The record's video clip, checked against its hash; `None` when the record has none.
+    fn clip(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, EvidenceError>;
     fn get(&self, id: EvidenceId) -> Result<StoredEvidence, EvidenceError>;
     fn overview(&self, id: EvidenceId) -> Result<Vec<u8>, EvidenceError>;
     /// Up to `limit` pending record ids, oldest first.

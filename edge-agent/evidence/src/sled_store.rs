@@ -4,7 +4,7 @@
 //! - `meta`:    `layout_version` -> "2"; `chain_head` -> JSON [`ChainHead`] (the last sealed record);
 //!   `totals` -> JSON [`StoreCounts`] (kept in the same transactions as the records they count)
 //! - `records`: ULID (16 bytes, big-endian, so key order = creation order) -> JSON [`StoredEvidence`]
-//! - `media`:   ULID ++ "/overview.jpg" -> JPEG bytes
+//! - `media`:   ULID ++ "/overview.jpg" -> JPEG bytes; ULID ++ "/clip.mp4" -> MP4 bytes (when the record has one)
 //! - `pending`: ULID -> empty (the send queue, oldest first)
 //!
 //! A record, its media, its pending mark, the new chain head and the totals are written in one transaction, so
@@ -67,6 +67,7 @@ struct ChainHead {
     record_sha256: String,
 }
 const OVERVIEW_SUFFIX: &[u8] = b"/overview.jpg";
+const CLIP_SUFFIX: &[u8] = b"/clip.mp4";
 
 #[derive(Debug)]
 pub struct SledStore {
@@ -97,6 +98,12 @@ fn id_from_key(k: &[u8]) -> Option<EvidenceId> {
 fn media_key(id: EvidenceId) -> Vec<u8> {
     let mut k = key(id).to_vec();
     k.extend_from_slice(OVERVIEW_SUFFIX);
+    k
+}
+
+fn clip_key(id: EvidenceId) -> Vec<u8> {
+    let mut k = key(id).to_vec();
+    k.extend_from_slice(CLIP_SUFFIX);
     k
 }
 
@@ -173,11 +180,12 @@ impl SledStore {
                     return Ok(0); // never an undelivered record's image
                 }
                 let Some(image) = media.remove(media_key(id))? else { return Ok(0) };
+                let clip_len = media.remove(clip_key(id))?.map_or(0, |c| c.len());
                 stored.media_purged_at = Some(now);
                 let new_bytes = serde_json::to_vec(&stored).map_err(abort)?;
                 records.insert(&key(id), new_bytes.as_slice())?;
                 let mut totals: StoreCounts = read_json(meta, TOTALS)?;
-                let freed = image.len() as u64;
+                let freed = (image.len() + clip_len) as u64;
                 totals.bytes = (totals.bytes + new_bytes.len() as u64).saturating_sub(freed + bytes.len() as u64);
                 totals.media_purged += 1;
                 write_json(meta, TOTALS, &totals)?;
@@ -293,8 +301,17 @@ fn count_state(totals: &mut StoreCounts, state: &Delivery, delta: i64) {
 }
 
 impl EvidenceStore for SledStore {
-    fn put(&self, draft: &EvidenceRecord, overview_jpeg: &[u8]) -> Result<StoredEvidence, EvidenceError> {
+    fn put_with_clip(
+        &self,
+        draft: &EvidenceRecord,
+        overview_jpeg: &[u8],
+        clip_mp4: Option<&[u8]>,
+    ) -> Result<StoredEvidence, EvidenceError> {
         let id = draft.evidence_id;
+        let clip_hash = clip_mp4.map(central_protocol::sha256_hex);
+        if clip_hash != draft.clip_sha256 {
+            return Err(storage(format!("{id}: the clip given does not match the record's clip_sha256")));
+        }
         let sealed = (&self.meta, &self.records, &self.media, &self.pending)
             .transaction(|(meta, records, media, pending)| {
                 if records.get(key(id))?.is_some() {
@@ -311,9 +328,12 @@ impl EvidenceStore for SledStore {
                 let mut totals: StoreCounts = read_json(meta, TOTALS)?;
                 totals.total += 1;
                 totals.pending += 1;
-                totals.bytes += (bytes.len() + overview_jpeg.len()) as u64;
+                totals.bytes += (bytes.len() + overview_jpeg.len() + clip_mp4.map_or(0, <[u8]>::len)) as u64;
                 records.insert(&key(id), bytes.as_slice())?;
                 media.insert(media_key(id), overview_jpeg)?;
+                if let Some(clip) = clip_mp4 {
+                    media.insert(clip_key(id), clip)?;
+                }
                 pending.insert(&key(id), &[])?;
                 write_json(meta, CHAIN_HEAD, &next)?;
                 write_json(meta, TOTALS, &totals)?;
@@ -346,6 +366,20 @@ impl EvidenceStore for SledStore {
             return Err(EvidenceError::Corrupt { id, message: format!("overview hashes to {actual}") });
         }
         Ok(bytes.to_vec())
+    }
+
+    fn clip(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, EvidenceError> {
+        let stored = self.get(id)?;
+        let Some(expected) = &stored.record.clip_sha256 else { return Ok(None) };
+        if stored.media_purged_at.is_some() {
+            return Err(EvidenceError::MediaPurged(id));
+        }
+        let bytes = self.media.get(clip_key(id)).map_err(storage)?.ok_or(EvidenceError::NotFound(id))?;
+        let actual = central_protocol::sha256_hex(&bytes);
+        if &actual != expected {
+            return Err(EvidenceError::Corrupt { id, message: format!("clip hashes to {actual}") });
+        }
+        Ok(Some(bytes.to_vec()))
     }
 
     fn pending(&self, limit: usize) -> Result<Vec<EvidenceId>, EvidenceError> {
@@ -424,6 +458,7 @@ mod tests {
             detection_score: 0.9,
             bbox: BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 },
             overview_sha256: sha256_hex(JPEG),
+            clip_sha256: None,
             plate: None,
             config_version: String::new(),
             sequence: 0,
@@ -691,5 +726,31 @@ mod tests {
         assert_eq!(store.counts().expect("counts"), before);
         assert_eq!((before.total, before.pending, before.media_purged), (3, 1, 2));
         assert!(store.overview(pending).is_ok());
+    }
+
+    #[test]
+    fn a_clip_is_stored_with_its_record_checked_by_hash_and_removed_with_the_image() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            open(dir.path()).with_limits(StoreLimits { quota_bytes: None, retention: Some(chrono::Duration::days(1)) });
+        let clip = b"\0\0\0\x18ftypisom-clip-bytes".to_vec();
+        let mut r = record();
+        r.clip_sha256 = Some(sha256_hex(&clip));
+        assert!(store.put(&r, JPEG).is_err(), "a record naming a clip needs the clip");
+        let id = store.put_with_clip(&r, JPEG, Some(&clip)).expect("put").record.evidence_id;
+        assert_eq!(store.clip(id).expect("clip"), Some(clip.clone()));
+        let plain = store.put(&record(), JPEG).expect("put").record.evidence_id;
+        assert_eq!(store.clip(plain).expect("no clip"), None);
+        let mut tampered = clip.clone();
+        tampered[10] ^= 1;
+        store.media.insert(clip_key(id), tampered).expect("tamper");
+        assert!(matches!(store.clip(id), Err(EvidenceError::Corrupt { .. })));
+        let report = verify_store(&store, &store.public_key()).expect("verify");
+        assert_eq!(report.damaged, vec![id], "{:?}", report.problems);
+        store.media.insert(clip_key(id), clip).expect("restore");
+        delivered(&store, id, Utc::now() - chrono::Duration::days(2));
+        assert_eq!(store.purge_expired(Utc::now()).expect("purge"), 1);
+        assert!(store.media.get(clip_key(id)).expect("get").is_none(), "the clip goes with the image");
+        assert!(verify_store(&store, &store.public_key()).expect("verify").is_clean());
     }
 }

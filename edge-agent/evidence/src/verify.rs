@@ -92,6 +92,11 @@ pub fn verify_store(store: &dyn EvidenceStore, key: &VerifyingKey) -> Result<Ver
             ),
             Err(e) => problem(&mut report, Some(id), Some(seq), format!("overview image: {e}")),
         }
+        match store.clip(id) {
+            Ok(_) => {}
+            Err(EvidenceError::MediaPurged(_)) if delivered => {}
+            Err(e) => problem(&mut report, Some(id), Some(seq), format!("video clip: {e}")),
+        }
         if let Some((other, _, _)) =
             chain.insert(seq, (id, stored.seal.record_sha256.clone(), stored.record.previous_record_sha256.clone()))
         {

@@ -193,7 +193,8 @@ impl Uplink {
         let upload = blocking(move || -> Result<EvidenceUpload, EvidenceError> {
             let stored = store.get(id)?;
             let jpeg = store.overview(id)?;
-            Ok(EvidenceUpload::new(stored.record, stored.seal, &jpeg))
+            let clip = store.clip(id)?;
+            Ok(EvidenceUpload::new(stored.record, stored.seal, &jpeg).with_clip(clip.as_deref()))
         })
         .await??;
         let url = format!("{}{}", self.settings.central_url.trim_end_matches('/'), EVIDENCE_PATH);
