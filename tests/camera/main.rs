@@ -260,3 +260,18 @@ fn the_ring_buffer_cuts_a_playable_clip_that_starts_before_the_event() {
     assert_eq!((frames[0].width, frames[0].height), (640, 360));
     stop(camera, rx);
 }
+
+#[test]
+fn h265_over_udp_is_decoded_too() {
+    let port = free_port();
+    let _server = Server::start(port, &["--codec", "h265"]);
+    let udp = CameraSettings { transport: Transport::Udp, ..settings("h265", format!("rtsp://127.0.0.1:{port}/cam")) };
+    let (camera, rx) = start(udp, 8);
+    let first = rx.recv_timeout(Duration::from_secs(15)).expect("H.265 frames over UDP");
+    assert_eq!((first.width, first.height), (640, 360));
+    let frames = collect(&rx, Duration::from_secs(2));
+    assert!(frames.len() as f64 >= 2.0 * FPS * 0.6, "{} frames in 2 s", frames.len());
+    let clip = camera.clip_since(chrono::Utc::now()).expect("H.265 pictures in the ring buffer");
+    assert!(clip.caps.starts_with("video/x-h265"), "{}", clip.caps);
+    stop(camera, rx);
+}

@@ -3,7 +3,8 @@
 //! file re-encoded in a loop. Prints `ready <port>` once it accepts connections; runs until killed (the tests
 //! kill it with SIGKILL to simulate a camera that dies).
 //!
-//!   te-rtsp-test-server --port 8554 [--file clip.mp4] [--width 640 --height 360 --fps 25] [--user u --password p]
+//!   te-rtsp-test-server --port 8554 [--codec h264|h265] [--file clip.mp4] [--width 640 --height 360 --fps 25]
+//!                       [--user u --password p]
 
 use gstreamer as gst;
 use gstreamer_rtsp_server as rtsp;
@@ -21,11 +22,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fps = arg(&args, "--fps").unwrap_or_else(|| "25".into());
     gst::init()?;
     // 4:2:0 like real cameras (x264enc would otherwise pick 4:4:4 from raw RGB), one keyframe a second.
-    let encode = format!(
-        "video/x-raw,format=I420,width={width},height={height},framerate={fps}/1 ! \
-         x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} ! video/x-h264,profile=baseline ! \
-         rtph264pay name=pay0 pt=96 config-interval=1"
-    );
+    let raw = format!("video/x-raw,format=I420,width={width},height={height},framerate={fps}/1");
+    let encode = match arg(&args, "--codec").as_deref() {
+        Some("h265") => format!(
+            "{raw} ! x265enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} ! \
+             rtph265pay name=pay0 pt=96 config-interval=1"
+        ),
+        _ => format!(
+            "{raw} ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} ! \
+             video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1"
+        ),
+    };
     let source = match arg(&args, "--file") {
         Some(file) => format!(
             "filesrc location=\"{file}\" ! decodebin ! videoconvert ! videoscale ! videorate ! \

@@ -88,6 +88,8 @@ pub struct CameraStats {
     pub reconnects: AtomicU64,
     /// The last error, for health output (passwords redacted).
     pub last_error: std::sync::Mutex<Option<String>>,
+    /// File replay: how far through the file, in thousandths (0 for live sources).
+    pub replay_permille: AtomicU64,
     /// Frames handed to the channel.
     pub frames_delivered: AtomicU64,
     /// Frames discarded because the channel was full (policy `drop_newest`).

@@ -306,7 +306,23 @@ fn watch_bus(
     let bus = pipeline.bus().ok_or_else(|| stream_failure("pipeline has no bus".into(), false))?;
     let stall = Duration::from_secs(settings.reconnect.stall_timeout_s.max(1));
     let mut streaming = false;
+    let mut next_progress = Instant::now();
+    let mut last_logged_tenth = 0;
     loop {
+        // Replay progress: a line every 10% and a figure in the stats, so long re-analyses show how far they are.
+        if !settings.is_live() && streaming && Instant::now() >= next_progress {
+            next_progress = Instant::now() + Duration::from_secs(2);
+            let position = pipeline.query_position::<gst::ClockTime>();
+            let duration = pipeline.query_duration::<gst::ClockTime>();
+            if let (Some(p), Some(d)) = (position, duration.filter(|d| d.nseconds() > 0)) {
+                let permille = (p.nseconds() as u128 * 1000 / d.nseconds() as u128).min(1000) as u64;
+                delivery.stats.replay_permille.store(permille, Ordering::Relaxed);
+                if permille / 100 > last_logged_tenth {
+                    last_logged_tenth = permille / 100;
+                    tracing::info!(camera = %camera, percent = permille / 10, position = %p, duration = %d, "replay progress");
+                }
+            }
+        }
         if stop.load(Ordering::SeqCst) {
             tracing::info!(camera = %camera, "camera stopped on request");
             return Ok(Ended::Stopped);
