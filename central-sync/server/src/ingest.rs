@@ -76,22 +76,32 @@ pub async fn show(State(state): State<AppState>, Path(raw): Path<String>) -> Res
     }
 }
 
-pub async fn clip(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
-    let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(&raw) };
-    match state.store.clip(id) {
-        Ok(Some(bytes)) => ([(header::CONTENT_TYPE, "video/mp4")], bytes).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no clip for {id}")),
+/// One media file of a record, by kind.
+#[derive(Debug, Clone, Copy)]
+enum MediaKind {
+    Overview,
+    Clip,
+}
+
+fn media(state: &AppState, raw: &str, kind: MediaKind) -> Response {
+    let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(raw) };
+    let (read, content_type, name) = match kind {
+        MediaKind::Overview => (state.store.overview(id), "image/jpeg", "overview"),
+        MediaKind::Clip => (state.store.clip(id), "video/mp4", "clip"),
+    };
+    match read {
+        Ok(Some(bytes)) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no {name} for {id}")),
         Err(e) => store_error(e),
     }
 }
 
+pub async fn clip(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    media(&state, &raw, MediaKind::Clip)
+}
+
 pub async fn overview(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
-    let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(&raw) };
-    match state.store.overview(id) {
-        Ok(Some(bytes)) => ([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no overview for {id}")),
-        Err(e) => store_error(e),
-    }
+    media(&state, &raw, MediaKind::Overview)
 }
 
 pub async fn stats(State(state): State<AppState>) -> Response {
