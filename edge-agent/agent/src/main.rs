@@ -1,5 +1,6 @@
 //! `edge-agent`: the binary on the box beside the intersection. Glue only: CLI, config, wiring, summary.
 
+mod bench;
 mod config;
 mod eval;
 mod evidence_cli;
@@ -51,6 +52,15 @@ enum Command {
     /// Camera stage tools.
     #[command(subcommand)]
     Camera(CameraCommand),
+    /// Benchmark: the edge pipeline on a fixed 1080p video beside a Python reference (onnxruntime + OpenCV).
+    /// Last line: `fps=<x> ref_fps=<y> ratio=<x/y> infer_share=<fraction> rss_mb=<n>`.
+    Bench {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// 60 frames per run instead of 377: under a minute on 2 cores.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Measures plate recognition on a labelled dataset. The last line is
     /// `exact=<fraction> char=<fraction> n=<count> ms_per_image=<ms>`.
     Eval(EvalArgs),
@@ -301,6 +311,11 @@ fn main() -> anyhow::Result<()> {
             evidence_cli::bench(records.max(1), media_kb)
         }
         Command::Camera(CameraCommand::Bench { seconds, cameras }) => camera_bench(seconds.max(1), &cameras),
+        Command::Bench { config, quick } => {
+            let config = config.load()?;
+            let ort = load_onnx_runtime(&config)?;
+            bench::run(&config, &ort, quick)
+        }
         Command::Camera(CameraCommand::Watch { source, seconds, transport }) => {
             init_logging(false);
             camera_watch(&source, seconds, &transport)

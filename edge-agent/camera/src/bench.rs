@@ -13,9 +13,6 @@ use te_types::CameraId;
 
 /// Encodes `seconds` of a moving test pattern at `width`x`height`, 25 fps, H.264 4:2:0, into an MP4 file.
 pub fn make_clip(path: &Path, width: u32, height: u32, seconds: u32) -> Result<(), CameraError> {
-    let camera = CameraId::new("bench");
-    let err = |message: String| CameraError::Pipeline { camera: camera.clone(), message };
-    gst::init().map_err(|e| err(e.to_string()))?;
     let description = format!(
         "videotestsrc num-buffers={} pattern=ball ! video/x-raw,format=I420,width={width},height={height},\
          framerate=25/1 ! x264enc speed-preset=ultrafast key-int-max=25 ! video/x-h264,profile=main ! \
@@ -23,7 +20,28 @@ pub fn make_clip(path: &Path, width: u32, height: u32, seconds: u32) -> Result<(
         seconds * 25,
         path.display()
     );
-    let pipeline = gst::parse::launch(&description).map_err(|e| err(e.to_string()))?;
+    run_to_end(&description)
+}
+
+/// Re-encodes the video file `source` at `width`x`height` (H.264 main 4:2:0, its own frame rate) into an MP4:
+/// a fixed real-footage benchmark input at a camera's resolution.
+pub fn transcode_clip(source: &Path, path: &Path, width: u32, height: u32) -> Result<(), CameraError> {
+    let description = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! \
+         video/x-raw,format=I420,width={width},height={height},pixel-aspect-ratio=1/1 ! \
+         x264enc speed-preset=ultrafast key-int-max=25 ! video/x-h264,profile=main ! h264parse ! mp4mux ! \
+         filesink location=\"{}\"",
+        source.display(),
+        path.display()
+    );
+    run_to_end(&description)
+}
+
+fn run_to_end(description: &str) -> Result<(), CameraError> {
+    let camera = CameraId::new("bench");
+    let err = |message: String| CameraError::Pipeline { camera: camera.clone(), message };
+    gst::init().map_err(|e| err(e.to_string()))?;
+    let pipeline = gst::parse::launch(description).map_err(|e| err(e.to_string()))?;
     pipeline.set_state(gst::State::Playing).map_err(|e| err(e.to_string()))?;
     let bus = pipeline.bus().ok_or_else(|| err("no bus".into()))?;
     let result = match bus.timed_pop_filtered(gst::ClockTime::NONE, &[gst::MessageType::Eos, gst::MessageType::Error]) {
@@ -31,7 +49,7 @@ pub fn make_clip(path: &Path, width: u32, height: u32, seconds: u32) -> Result<(
             gst::MessageView::Error(e) => Err(err(e.error().to_string())),
             _ => Ok(()),
         },
-        None => Err(err("encoder ended without a message".into())),
+        None => Err(err("pipeline ended without a message".into())),
     };
     let _ = pipeline.set_state(gst::State::Null);
     result
