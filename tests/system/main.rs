@@ -171,3 +171,25 @@ fn a_config_with_an_unknown_field_is_refused_with_the_field_named() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("frame_queu"));
 }
+
+#[test]
+fn doctor_names_a_missing_decoder_and_fails_but_passes_a_sound_box() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), free_port());
+    let sound = agent(&config, &["doctor"]);
+    let text = String::from_utf8_lossy(&sound.stdout);
+    assert!(sound.status.success(), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("ok") && l.contains("model vehicle")), "{text}");
+    // The central service is down: a warning, not a failure (the box records offline).
+    assert!(text.lines().any(|l| l.starts_with("WARN") && l.contains("central service")), "{text}");
+
+    let broken = dir.path().join("broken.toml");
+    let body = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace("when_full = \"block\"", "when_full = \"block\"\ndecoder = \"nvh264dec-not-on-this-box\"");
+    std::fs::write(&broken, body).expect("write");
+    let out = agent(&broken, &["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains("nvh264dec-not-on-this-box")), "{text}");
+}

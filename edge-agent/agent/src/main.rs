@@ -2,6 +2,7 @@
 
 mod bench;
 mod config;
+mod doctor;
 mod eval;
 mod evidence_cli;
 mod overview;
@@ -49,6 +50,12 @@ enum Command {
     /// Prints or checks configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Checks this box: GStreamer and decoders, ONNX Runtime, models and hashes, disk, key, font, cameras,
+    /// central service and clock. Prints a table; exits 1 on a blocking problem.
+    Doctor {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// Camera stage tools.
     #[command(subcommand)]
     Camera(CameraCommand),
@@ -311,6 +318,12 @@ fn main() -> anyhow::Result<()> {
             evidence_cli::bench(records.max(1), media_kb)
         }
         Command::Camera(CameraCommand::Bench { seconds, cameras }) => camera_bench(seconds.max(1), &cameras),
+        Command::Doctor { config } => {
+            if !doctor::run(&config.load()?)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Bench { config, quick } => {
             let config = config.load()?;
             let ort = load_onnx_runtime(&config)?;

@@ -228,3 +228,22 @@ impl Delivery {
         }
     }
 }
+
+/// What this box's GStreamer offers, for `edge-agent doctor`.
+#[derive(Debug, Clone)]
+pub struct GstProbe {
+    pub version: String,
+    /// (element, installed) for each element asked about.
+    pub elements: Vec<(String, bool)>,
+}
+
+/// GStreamer's version and which of `elements` are installed.
+pub fn probe(elements: &[&str]) -> Result<GstProbe, CameraError> {
+    use gstreamer as gst;
+    gst::init().map_err(|e| CameraError::Init { camera: CameraId::new("doctor"), message: e.to_string() })?;
+    let registry = gst::Registry::get();
+    Ok(GstProbe {
+        version: gst::version_string().to_string(),
+        elements: elements.iter().map(|e| (e.to_string(), registry.lookup_feature(e).is_some())).collect(),
+    })
+}

@@ -120,13 +120,7 @@ pub struct Uplink {
 
 impl Uplink {
     pub fn new(settings: UplinkSettings, store: Arc<dyn EvidenceStore>) -> Result<Self, UplinkError> {
-        // reqwest is built without a default TLS provider; ring is the one we ship. A second install is a no-op.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(settings.request_timeout_secs))
-            .user_agent(concat!("traffic-edge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| UplinkError::Client(e.to_string()))?;
+        let client = http_client(&settings)?;
         Ok(Self { settings, client, store, new_evidence: Arc::new(Notify::new()), stats: Arc::default() })
     }
 
@@ -235,6 +229,34 @@ impl Uplink {
         }
         response.json().await.map_err(|e| UplinkError::Transport(e.to_string()))
     }
+}
+
+fn http_client(settings: &UplinkSettings) -> Result<reqwest::Client, UplinkError> {
+    // reqwest is built without a default TLS provider; ring is the one we ship. A second install is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(settings.request_timeout_secs))
+        .user_agent(concat!("traffic-edge/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| UplinkError::Client(e.to_string()))
+}
+
+/// The central service's clock minus ours, from its `Date` header (1 s resolution, so ±0.5 s plus half the
+/// round trip): the fallback clock check when no NTP server is configured.
+pub async fn clock_offset(settings: &UplinkSettings) -> Result<chrono::Duration, UplinkError> {
+    let client = http_client(settings)?;
+    let url = format!("{}/healthz", settings.central_url.trim_end_matches('/'));
+    let sent = chrono::Utc::now();
+    let response = client.get(&url).send().await.map_err(|e| UplinkError::Transport(e.to_string()))?;
+    let received = chrono::Utc::now();
+    let date = response
+        .headers()
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        .ok_or_else(|| UplinkError::Transport("the central service sent no Date header".into()))?;
+    let midpoint = sent + (received - sent) / 2;
+    Ok(date.with_timezone(&chrono::Utc) - midpoint)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, UplinkError> {
