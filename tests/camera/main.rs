@@ -3,8 +3,6 @@
 //! with a slow consumer, and a configuration failure (wrong password) that neither crashes nor spins.
 
 use std::io::BufRead;
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::{Duration, Instant};
@@ -14,16 +12,10 @@ use te_types::{CameraId, Frame};
 /// The stream the test server sends.
 const FPS: f64 = 25.0;
 
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let path = exe.parent().and_then(|p| p.parent()).expect("target dir").join(name);
-    assert!(path.is_file(), "{} not built: run `cargo build --workspace --bins` (scripts/test does)", path.display());
-    path
-}
+#[path = "../support.rs"]
+mod support;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
+use support::{bin, free_port};
 
 /// A running RTSP server process; killed with SIGKILL when dropped.
 struct Server(Child);

@@ -1,27 +1,19 @@
 //! System tests: the real `edge-agent` and `central-sync` binaries talking over 127.0.0.1, with the real
 //! models and footage from the shared folder. `scripts/test` builds the binaries first.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-fn bin(name: &str) -> PathBuf {
-    // target/<profile>/deps/system-<hash> -> target/<profile>/<name>
-    let exe = std::env::current_exe().expect("test binary path");
-    let path = exe.parent().and_then(Path::parent).expect("target dir").join(name);
-    assert!(path.is_file(), "{} not built: run `cargo build --workspace --bins` (scripts/test does)", path.display());
-    path
-}
+#[path = "../support.rs"]
+mod support;
+
+use support::{bin, free_port};
 
 fn shared_dir() -> PathBuf {
     std::env::var_os("TE_SHARED_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// Kills the central service when the test ends, however it ends.

@@ -42,14 +42,6 @@ impl Stages {
     }
 }
 
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 /// Runs `cameras` replay cameras on `video` into one analysis loop, for at most `max_frames` frames in all.
 fn run_pipeline(
     video: &Path,
@@ -89,8 +81,7 @@ fn run_pipeline(
             if frame.number % 3 == 0 {
                 if let Some(view) = RgbView::new(&frame.data, frame.width, frame.height) {
                     for d in detections.iter().filter(|d| d.bbox.width() >= 80.0).take(4) {
-                        let crop = crop(view, &d.bbox);
-                        if let Some(crop) = crop {
+                        if let Some((crop, _)) = crate::pipeline::crop_rgb(view, &d.bbox) {
                             recognizer.read_plates(RgbView::of_image(&crop))?;
                         }
                     }
@@ -112,22 +103,6 @@ fn run_pipeline(
         let _ = h.join();
     }
     Ok(stages)
-}
-
-fn crop(view: RgbView<'_>, b: &te_types::BBox) -> Option<image::RgbImage> {
-    let b = b.clamp_to(view.width, view.height);
-    let (x1, y1) = (b.x1 as u32, b.y1 as u32);
-    let (w, h) = ((b.x2 as u32).saturating_sub(x1), (b.y2 as u32).saturating_sub(y1));
-    if w < 2 || h < 2 {
-        return None;
-    }
-    let stride = view.width as usize * 3;
-    let mut data = Vec::with_capacity((w * h * 3) as usize);
-    for y in y1..y1 + h {
-        let row = y as usize * stride + x1 as usize * 3;
-        data.extend_from_slice(view.data.get(row..row + w as usize * 3)?);
-    }
-    image::RgbImage::from_raw(w, h, data)
 }
 
 /// Decode alone: how fast the camera stage delivers RGB frames with nothing downstream.
@@ -209,7 +184,7 @@ pub fn run(config: &AgentConfig, ort: &te_infer::Runtime, quick: bool) -> anyhow
     let decode = decode_only(&video, frames)?;
     let core = run_pipeline(&video, 1, frames, &mut detector, None)?;
     let full = run_pipeline(&video, 1, frames, &mut detector, Some(&mut plates))?;
-    let rss_after_full = rss_mb();
+    let rss_after_full = crate::rss_mb();
     println!("stage (1 camera, 1080p)            ms/frame");
     println!(
         "  decode to RGB (camera stage)    {:>8.1}   ({:.1} frames/s alone)",

@@ -350,7 +350,8 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn rss_mb() -> f64 {
+/// Resident memory of this process, MiB (Linux /proc).
+pub(crate) fn rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_string))

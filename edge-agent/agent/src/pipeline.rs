@@ -298,7 +298,7 @@ impl AnalysisStage {
 
 /// The vehicle's box grown by 10% on each side (plates sit at the edge of the box), cut out of the frame;
 /// with the crop's top-left in frame pixels. `None` for a box outside the frame.
-fn crop_rgb(picture: RgbView<'_>, bbox: &BBox) -> Option<(image::RgbImage, (f32, f32))> {
+pub(crate) fn crop_rgb(picture: RgbView<'_>, bbox: &BBox) -> Option<(image::RgbImage, (f32, f32))> {
     let (mx, my) = (bbox.width() * 0.1, bbox.height() * 0.1);
     let x1 = (bbox.x1 - mx).max(0.0) as u32;
     let y1 = (bbox.y1 - my).max(0.0) as u32;
