@@ -30,6 +30,9 @@ pub struct AgentConfig {
     pub plates: crate::pipeline::PlateReading,
     #[serde(default)]
     pub evidence: EvidenceConfig,
+    /// Address for `/metrics` (Prometheus) and `/healthz` (JSON); empty: off.
+    #[serde(default)]
+    pub metrics_listen: String,
     #[serde(default)]
     pub uplink: UplinkSettings,
     pub cameras: Vec<CameraSettings>,

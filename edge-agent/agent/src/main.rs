@@ -5,6 +5,7 @@ mod config;
 mod doctor;
 mod eval;
 mod evidence_cli;
+mod health;
 mod overview;
 mod pipeline;
 
@@ -571,7 +572,18 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
     });
 
     let rings = cameras.iter().map(|c| (c.id.clone(), c.ring.clone())).collect();
+    let live = Arc::new(health::LiveCounters::default());
+    if !config.metrics_listen.trim().is_empty() {
+        let sources = health::Sources {
+            cameras: cameras.iter().map(|c| (c.id.clone(), c.stats.clone())).collect(),
+            store: store.clone(),
+            uplink: uplink.stats.clone(),
+            analysis: live.clone(),
+        };
+        tokio::spawn(health::serve(config.metrics_listen.clone(), sources));
+    }
     let stage = AnalysisStage {
+        live,
         rings,
         clip_before: chrono::Duration::seconds(i64::from(config.evidence.clip_before_s)),
         config_version: config.version()?,

@@ -76,6 +76,8 @@ struct OpenVehicle {
 
 pub struct AnalysisStage {
     pub device_id: DeviceId,
+    /// Counters the metrics endpoint reads while the stage runs.
+    pub live: Arc<crate::health::LiveCounters>,
     /// Each video camera's pre-event ring buffer, for the clip in every record.
     pub rings: HashMap<CameraId, Arc<std::sync::Mutex<te_camera::ring::RingBuffer>>>,
     /// Seconds of video before the vehicle was confirmed that the clip includes.
@@ -121,10 +123,16 @@ impl AnalysisStage {
             };
             report.inference_seconds += started.elapsed().as_secs_f64();
             report.detections += detections.len() as u64;
+            self.live.frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.live.detections.fetch_add(detections.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.live
+                .detector_micros
+                .fetch_add(started.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
             events.extend(tracker.update(frame.number, &detections));
             for event in &events {
                 if let TrackEvent::Confirmed { track, detection } = event {
                     report.vehicles += 1;
+                    self.live.vehicles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     match self.draft(&frame, *track, detection) {
                         Ok(vehicle) => {
                             open.insert((frame.camera.clone(), *track), vehicle);
@@ -185,6 +193,7 @@ impl AnalysisStage {
                             corner[1] += origin.1;
                         }
                         report.plate_reads += 1;
+                        self.live.plate_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         vehicle.ballot.add(frame.number, &read);
                     }
                 }
@@ -218,6 +227,7 @@ impl AnalysisStage {
                 Ok(sealed) => {
                     let record = &sealed.record;
                     report.evidence_written += 1;
+                    self.live.evidence_written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.new_evidence.notify_one();
                     tracing::info!(camera = %camera, frame = record.frame_number, %track, evidence = %record.evidence_id,
                         class = %record.vehicle_class,
@@ -226,6 +236,7 @@ impl AnalysisStage {
                 }
                 Err(e) => {
                     report.store_errors += 1;
+                    self.live.store_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::error!(camera = %camera, frame = vehicle.record.frame_number, error = %e,
                         "ALARM: evidence could not be stored");
                 }

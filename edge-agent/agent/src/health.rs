@@ -1,0 +1,311 @@
+//! The agent's own HTTP endpoint: Prometheus metrics (`/metrics`) and a health summary (`/healthz`).
+//!
+//! Read-only views of counters the stages keep anyway (camera stats, evidence totals, uplink stats, analysis
+//! counters). No plate numbers or URLs ever become labels or values here: labels are camera ids and states.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use te_camera::{CameraState, CameraStats};
+use te_evidence::EvidenceStore;
+use te_types::CameraId;
+use te_uplink::UplinkStats;
+
+/// Counters of the analysis stage that outlive a single frame, readable while it runs.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    pub frames: AtomicU64,
+    pub detections: AtomicU64,
+    pub vehicles: AtomicU64,
+    pub plate_reads: AtomicU64,
+    pub evidence_written: AtomicU64,
+    pub store_errors: AtomicU64,
+    /// Time inside the vehicle detector, microseconds.
+    pub detector_micros: AtomicU64,
+}
+
+/// Everything the endpoint reports on.
+#[derive(Clone)]
+pub struct Sources {
+    pub cameras: Vec<(CameraId, Arc<CameraStats>)>,
+    pub store: Arc<dyn EvidenceStore>,
+    pub uplink: Arc<UplinkStats>,
+    pub analysis: Arc<LiveCounters>,
+}
+
+const STATES: [CameraState; 5] = [
+    CameraState::Connecting,
+    CameraState::Streaming,
+    CameraState::BackingOff,
+    CameraState::FailedConfig,
+    CameraState::Ended,
+];
+
+/// Prometheus text exposition: each family's HELP and TYPE lines, then its samples.
+#[derive(Default)]
+struct Exposition(String);
+
+impl Exposition {
+    /// `samples`: (labels, value); labels are written as given (`camera="x"`), empty for none.
+    fn family(&mut self, name: &str, kind: &str, help: &str, samples: impl IntoIterator<Item = (String, f64)>) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let labels = if labels.is_empty() { labels } else { format!("{{{labels}}}") };
+            let _ = writeln!(self.0, "{name}{labels} {value}");
+        }
+    }
+
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: f64) {
+        self.family(name, kind, help, [(String::new(), value)]);
+    }
+}
+
+pub fn render_metrics(s: &Sources) -> String {
+    let mut out = Exposition::default();
+    let per_camera = |read: fn(&CameraStats) -> u64| {
+        s.cameras.iter().map(move |(id, c)| (format!("camera=\"{}\"", label(id.as_str())), read(c) as f64))
+    };
+    out.family(
+        "te_camera_frames_delivered_total",
+        "counter",
+        "Frames handed to analysis.",
+        per_camera(|c| c.frames_delivered.load(Relaxed)),
+    );
+    out.family(
+        "te_camera_frames_dropped_total",
+        "counter",
+        "Frames dropped because analysis was behind.",
+        per_camera(|c| c.frames_dropped.load(Relaxed)),
+    );
+    out.family(
+        "te_camera_reconnects_total",
+        "counter",
+        "Connection attempts after the first.",
+        per_camera(|c| c.reconnects.load(Relaxed)),
+    );
+    out.family(
+        "te_camera_state",
+        "gauge",
+        "1 for the state each camera is in.",
+        s.cameras.iter().flat_map(|(id, c)| {
+            let now = c.state();
+            STATES.iter().map(move |state| {
+                (
+                    format!("camera=\"{}\",state=\"{}\"", label(id.as_str()), state.as_str()),
+                    f64::from(u8::from(*state == now)),
+                )
+            })
+        }),
+    );
+    let a = &s.analysis;
+    out.single("te_analysis_frames_total", "counter", "Frames analysed.", a.frames.load(Relaxed) as f64);
+    out.single("te_analysis_detections_total", "counter", "Vehicle detections.", a.detections.load(Relaxed) as f64);
+    out.single(
+        "te_analysis_vehicles_total",
+        "counter",
+        "Vehicles confirmed by the tracker.",
+        a.vehicles.load(Relaxed) as f64,
+    );
+    out.single("te_plate_reads_total", "counter", "Plate reads.", a.plate_reads.load(Relaxed) as f64);
+    out.single(
+        "te_detector_seconds_total",
+        "counter",
+        "Time inside the vehicle detector.",
+        a.detector_micros.load(Relaxed) as f64 / 1e6,
+    );
+    out.single(
+        "te_evidence_written_total",
+        "counter",
+        "Records sealed and flushed.",
+        a.evidence_written.load(Relaxed) as f64,
+    );
+    out.single(
+        "te_evidence_store_errors_total",
+        "counter",
+        "Records the store could not take.",
+        a.store_errors.load(Relaxed) as f64,
+    );
+    let u = &s.uplink;
+    out.single(
+        "te_uplink_delivered_total",
+        "counter",
+        "Records the central service acknowledged.",
+        u.delivered.load(Relaxed) as f64,
+    );
+    out.single(
+        "te_uplink_rejected_total",
+        "counter",
+        "Records the central service refused (kept).",
+        u.rejected.load(Relaxed) as f64,
+    );
+    out.single("te_uplink_failures_total", "counter", "Failed delivery attempts.", u.failures.load(Relaxed) as f64);
+    match s.store.counts() {
+        Ok(c) => {
+            out.family(
+                "te_evidence_records",
+                "gauge",
+                "Records on the box by delivery state.",
+                [("pending", c.pending), ("delivered", c.delivered), ("rejected", c.rejected)]
+                    .map(|(state, n)| (format!("state=\"{state}\""), n as f64)),
+            );
+            out.single("te_evidence_bytes", "gauge", "Bytes of records and media on the box.", c.bytes as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "evidence counts unavailable for /metrics"),
+    }
+    out.single(
+        "te_evidence_store_alarm",
+        "gauge",
+        "1 when the store is over quota with nothing left to free.",
+        f64::from(u8::from(s.store.alarm().is_some())),
+    );
+    out.0
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// `ok`, or `degraded` with the reasons: a camera not streaming, a store alarm, rejected records.
+pub fn health(s: &Sources) -> serde_json::Value {
+    let mut problems = Vec::new();
+    let cameras: Vec<_> = s
+        .cameras
+        .iter()
+        .map(|(id, stats)| {
+            let state = stats.state();
+            if matches!(state, CameraState::BackingOff | CameraState::FailedConfig) {
+                problems.push(format!("camera {id} is {}", state.as_str()));
+            }
+            serde_json::json!({
+                "camera": id.as_str(),
+                "state": state.as_str(),
+                "reconnects": stats.reconnects.load(Relaxed),
+                "last_error": stats.last_error.lock().ok().and_then(|e| e.clone()),
+            })
+        })
+        .collect();
+    if let Some(alarm) = s.store.alarm() {
+        problems.push(alarm);
+    }
+    let counts = s.store.counts().ok();
+    if counts.is_some_and(|c| c.rejected > 0) {
+        problems.push("the central service rejected records; see `edge-agent evidence list`".into());
+    }
+    serde_json::json!({
+        "status": if problems.is_empty() { "ok" } else { "degraded" },
+        "problems": problems,
+        "cameras": cameras,
+        "evidence": counts,
+    })
+}
+
+pub fn router(sources: Sources) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(s): State<Sources>| async move {
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render_metrics(&s)).into_response()
+            }),
+        )
+        .route(
+            "/healthz",
+            get(|State(s): State<Sources>| async move {
+                let body = health(&s);
+                let status = if body["status"] == "ok" { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                (status, axum::Json(body)).into_response()
+            }),
+        )
+        .with_state(sources)
+}
+
+/// Serves the endpoint until the process ends; a port that cannot be bound is logged, not fatal.
+pub async fn serve(listen: String, sources: Sources) {
+    match tokio::net::TcpListener::bind(&listen).await {
+        Ok(listener) => {
+            tracing::info!(%listen, "metrics and health endpoint");
+            if let Err(e) = axum::serve(listener, router(sources)).await {
+                tracing::error!(error = %e, "metrics endpoint stopped");
+            }
+        }
+        Err(e) => tracing::error!(%listen, error = %e, "metrics endpoint could not bind; running without it"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources() -> (Sources, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = te_evidence::DeviceKey::load_or_create(&dir.path().join("k")).expect("key");
+        let store = te_evidence::SledStore::open(&dir.path().join("s"), key).expect("store");
+        let cam = Arc::new(CameraStats::default());
+        cam.frames_delivered.store(42, Relaxed);
+        let s = Sources {
+            cameras: vec![(CameraId::new("nga-tu-1"), cam)],
+            store: Arc::new(store),
+            uplink: Arc::default(),
+            analysis: Arc::default(),
+        };
+        (s, dir)
+    }
+
+    #[test]
+    fn metrics_are_grouped_by_family_with_camera_labels_and_no_plates() {
+        let (s, _dir) = sources();
+        s.analysis.frames.store(7, Relaxed);
+        let text = render_metrics(&s);
+        assert!(text.contains("te_camera_frames_delivered_total{camera=\"nga-tu-1\"} 42"), "{text}");
+        assert!(text.contains("te_analysis_frames_total 7"));
+        assert!(text.contains("te_evidence_records{state=\"pending\"} 0"));
+        assert!(text.contains("te_camera_state{camera=\"nga-tu-1\",state=\"connecting\"} 1"));
+        // Each family: HELP, TYPE, then its samples, before the next family starts.
+        let families: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE")).collect();
+        for f in &families {
+            let name = f.split_whitespace().nth(2).expect("name");
+            let first = text.lines().position(|l| l.starts_with(name)).expect("a sample");
+            let header = text.lines().position(|l| l == *f).expect("header");
+            assert!(first > header, "{name} sample before its header");
+        }
+        assert!(!text.contains("plate=\""), "plates never become labels");
+    }
+
+    #[test]
+    fn health_turns_degraded_when_the_central_service_rejects_records() {
+        let (s, _dir) = sources();
+        assert_eq!(health(&s)["status"], "ok");
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0];
+        let record = central_protocol::EvidenceRecord {
+            protocol_version: central_protocol::PROTOCOL_VERSION,
+            evidence_id: te_types::EvidenceId::new(),
+            device_id: te_types::DeviceId::new("box"),
+            camera_id: CameraId::new("nga-tu-1"),
+            location: String::new(),
+            kind: te_types::EventKind::VehicleDetected,
+            captured_at: chrono::Utc::now(),
+            recorded_at: chrono::Utc::now(),
+            frame_number: 0,
+            track_id: te_types::TrackId(1),
+            vehicle_class: te_types::VehicleClass::Car,
+            detection_score: 0.9,
+            bbox: te_types::BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 },
+            overview_sha256: central_protocol::sha256_hex(&jpeg),
+            clip_sha256: None,
+            plate: None,
+            config_version: String::new(),
+            sequence: 0,
+            previous_record_sha256: String::new(),
+        };
+        let id = s.store.put(&record, &jpeg).expect("put").record.evidence_id;
+        s.store.mark_rejected(id, "bad signature").expect("reject");
+        let h = health(&s);
+        assert_eq!(h["status"], "degraded", "{h}");
+        assert_eq!(h["evidence"]["rejected"], 1);
+    }
+}
