@@ -106,7 +106,7 @@ pub fn export(store: &SledStore, id: EvidenceId, to: &Path) -> anyhow::Result<Pa
 }
 
 /// A record with a random image, for the crash test and the benchmark.
-fn synthetic_record(rng: &mut fastrand::Rng, media_bytes: usize) -> (EvidenceRecord, Vec<u8>) {
+pub(crate) fn synthetic_record(rng: &mut fastrand::Rng, media_bytes: usize) -> (EvidenceRecord, Vec<u8>) {
     let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
     jpeg.extend((0..media_bytes).map(|_| rng.u8(..)));
     let record = EvidenceRecord {

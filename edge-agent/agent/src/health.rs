@@ -280,28 +280,7 @@ mod tests {
     fn health_turns_degraded_when_the_central_service_rejects_records() {
         let (s, _dir) = sources();
         assert_eq!(health(&s)["status"], "ok");
-        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0];
-        let record = central_protocol::EvidenceRecord {
-            protocol_version: central_protocol::PROTOCOL_VERSION,
-            evidence_id: te_types::EvidenceId::new(),
-            device_id: te_types::DeviceId::new("box"),
-            camera_id: CameraId::new("nga-tu-1"),
-            location: String::new(),
-            kind: te_types::EventKind::VehicleDetected,
-            captured_at: chrono::Utc::now(),
-            recorded_at: chrono::Utc::now(),
-            frame_number: 0,
-            track_id: te_types::TrackId(1),
-            vehicle_class: te_types::VehicleClass::Car,
-            detection_score: 0.9,
-            bbox: te_types::BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 },
-            overview_sha256: central_protocol::sha256_hex(&jpeg),
-            clip_sha256: None,
-            plate: None,
-            config_version: String::new(),
-            sequence: 0,
-            previous_record_sha256: String::new(),
-        };
+        let (record, jpeg) = crate::evidence_cli::synthetic_record(&mut fastrand::Rng::with_seed(1), 16);
         let id = s.store.put(&record, &jpeg).expect("put").record.evidence_id;
         s.store.mark_rejected(id, "bad signature").expect("reject");
         let h = health(&s);
