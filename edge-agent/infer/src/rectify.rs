@@ -5,6 +5,7 @@
 //! output pixel is written exactly once. Corners are ordered top-left, top-right, bottom-right, bottom-left.
 
 use image::RgbImage;
+use te_types::homography;
 
 /// A packed RGB8 picture borrowed from a frame or an image file.
 #[derive(Debug, Clone, Copy)]
@@ -69,39 +70,6 @@ pub fn rectify(src: RgbView<'_>, corners: &[[f32; 2]; 4], width: u32, height: u3
         pixel.0 = src.sample(sx, sy);
     }
     Some(out)
-}
-
-/// The 3x3 homography (row-major, m[8] = 1) that maps each `from` point onto the matching `to` point.
-fn homography(from: &[[f32; 2]; 4], to: &[[f32; 2]; 4]) -> Option<[f32; 9]> {
-    // Eight equations in eight unknowns, solved by Gaussian elimination with partial pivoting in f64.
-    let mut a = [[0f64; 9]; 8];
-    for i in 0..4 {
-        let (x, y) = (from[i][0] as f64, from[i][1] as f64);
-        let (u, v) = (to[i][0] as f64, to[i][1] as f64);
-        a[2 * i] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
-        a[2 * i + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
-    }
-    for col in 0..8 {
-        let pivot = (col..8).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))?;
-        if a[pivot][col].abs() < 1e-9 {
-            return None;
-        }
-        a.swap(col, pivot);
-        let pivot_row = a[col];
-        for (r, row) in a.iter_mut().enumerate() {
-            if r != col {
-                let f = row[col] / pivot_row[col];
-                for (v, p) in row.iter_mut().zip(pivot_row.iter()).skip(col) {
-                    *v -= f * p;
-                }
-            }
-        }
-    }
-    let mut m = [1f32; 9];
-    for (i, row) in a.iter().enumerate() {
-        m[i] = (row[8] / row[i]) as f32;
-    }
-    Some(m)
 }
 
 #[cfg(test)]

@@ -28,6 +28,16 @@ impl BBox {
         self.width() * self.height()
     }
 
+    /// Where the vehicle meets the road (bottom centre): the point that zones and lines are judged by.
+    pub fn ground_point(&self) -> (f32, f32) {
+        ((self.x1 + self.x2) / 2.0, self.y2)
+    }
+
+    /// The same box moved by `(dx, dy)`.
+    pub fn shifted(&self, dx: f32, dy: f32) -> Self {
+        Self { x1: self.x1 + dx, y1: self.y1 + dy, x2: self.x2 + dx, y2: self.y2 + dy }
+    }
+
     pub fn center(&self) -> (f32, f32) {
         ((self.x1 + self.x2) / 2.0, (self.y1 + self.y2) / 2.0)
     }
@@ -55,6 +65,49 @@ impl BBox {
             y2: self.y2.clamp(0.0, h),
         }
     }
+}
+
+/// The 3x3 homography (row-major, m[8] = 1) that maps each `from` point onto the matching `to` point.
+pub fn homography(from: &[[f32; 2]; 4], to: &[[f32; 2]; 4]) -> Option<[f32; 9]> {
+    // Eight equations in eight unknowns, solved by Gaussian elimination with partial pivoting in f64.
+    let mut a = [[0f64; 9]; 8];
+    for i in 0..4 {
+        let (x, y) = (from[i][0] as f64, from[i][1] as f64);
+        let (u, v) = (to[i][0] as f64, to[i][1] as f64);
+        a[2 * i] = [x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y, u];
+        a[2 * i + 1] = [0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y, v];
+    }
+    for col in 0..8 {
+        let pivot = (col..8).max_by(|&p, &q| a[p][col].abs().total_cmp(&a[q][col].abs()))?;
+        if a[pivot][col].abs() < 1e-9 {
+            return None;
+        }
+        a.swap(col, pivot);
+        let pivot_row = a[col];
+        for (r, row) in a.iter_mut().enumerate() {
+            if r != col {
+                let f = row[col] / pivot_row[col];
+                for (v, p) in row.iter_mut().zip(pivot_row.iter()).skip(col) {
+                    *v -= f * p;
+                }
+            }
+        }
+    }
+    let mut m = [1f32; 9];
+    for (i, row) in a.iter().enumerate() {
+        m[i] = (row[8] / row[i]) as f32;
+    }
+    Some(m)
+}
+
+/// `point` mapped through the homography `m`; `None` where it maps to infinity (behind the horizon).
+pub fn apply_homography(m: &[f32; 9], point: [f32; 2]) -> Option<[f32; 2]> {
+    let (x, y) = (point[0], point[1]);
+    let z = m[6] * x + m[7] * y + m[8];
+    if z.abs() < 1e-9 {
+        return None;
+    }
+    Some([(m[0] * x + m[1] * y + m[2]) / z, (m[3] * x + m[4] * y + m[5]) / z])
 }
 
 #[cfg(test)]

@@ -5,9 +5,11 @@
 
 mod geometry;
 mod ids;
+mod violation;
 
-pub use geometry::BBox;
+pub use geometry::{apply_homography, homography, BBox};
 pub use ids::{CameraId, DeviceId, EvidenceId, TrackId};
+pub use violation::{Moment, MomentRole, SignalPhase, Violation, ViolationKind};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -81,18 +83,48 @@ pub struct Detection {
     pub bbox: BBox,
 }
 
-/// What happened, as the evidence record states it. Violations arrive with the rules stage.
+/// What happened, as the evidence record states it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
-    /// A new vehicle was confirmed by the tracker (one event per vehicle pass).
+    /// A vehicle passed (one event per vehicle pass); recorded where the camera's scene asks for passes.
     VehicleDetected,
+    RedLight,
+    StopLine,
+    WrongWay,
+    WrongLane,
+    IllegalStopping,
+    Speeding,
 }
 
 impl EventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::VehicleDetected => "vehicle_detected",
+            Self::RedLight => ViolationKind::RedLight.as_str(),
+            Self::StopLine => ViolationKind::StopLine.as_str(),
+            Self::WrongWay => ViolationKind::WrongWay.as_str(),
+            Self::WrongLane => ViolationKind::WrongLane.as_str(),
+            Self::IllegalStopping => ViolationKind::IllegalStopping.as_str(),
+            Self::Speeding => ViolationKind::Speeding.as_str(),
+        }
+    }
+
+    /// Whether this event is an offence (goes to police review) rather than a plain vehicle pass.
+    pub fn is_violation(self) -> bool {
+        self != Self::VehicleDetected
+    }
+}
+
+impl From<ViolationKind> for EventKind {
+    fn from(kind: ViolationKind) -> Self {
+        match kind {
+            ViolationKind::RedLight => Self::RedLight,
+            ViolationKind::StopLine => Self::StopLine,
+            ViolationKind::WrongWay => Self::WrongWay,
+            ViolationKind::WrongLane => Self::WrongLane,
+            ViolationKind::IllegalStopping => Self::IllegalStopping,
+            ViolationKind::Speeding => Self::Speeding,
         }
     }
 }

@@ -1,0 +1,236 @@
+//! Rules: judges tracked vehicles against a camera's scene and says which traffic offences they commit.
+//!
+//! ```text
+//!  confirmed tracks (box per frame) + frame time + signal reads
+//!      -> Judge (one per camera): ground point in scene pixels, per-vehicle state
+//!      -> red_light (+ stop_line) | wrong_way | wrong_lane | illegal_stopping | speeding
+//!      -> Violation { kind, rule, moments before/at, measured facts }
+//! ```
+//!
+//! Invariants: pure code, clocked by frame timestamps (never the wall clock), so a replay judges the same
+//! way every time; one violation per vehicle per rule (zone, line, lane or section); a vehicle is judged by
+//! the bottom centre of its box, where it meets the road; an unknown signal phase never makes a signal
+//! violation.
+
+mod geometry;
+mod rules;
+pub mod scene;
+pub mod signal;
+
+pub use geometry::{DirectedLine, Point, Polygon};
+pub use scene::{Scene, SceneConfig, SceneError};
+pub use signal::{classify_head, SignalSettings, SignalSource, SignalTracker};
+
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet, VecDeque};
+use te_types::{BBox, Moment, MomentRole, SignalPhase, TrackId, VehicleClass, Violation, ViolationKind};
+
+/// One confirmed vehicle in one frame, in that frame's pixels.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation {
+    pub track: TrackId,
+    pub class: VehicleClass,
+    pub bbox: BBox,
+}
+
+/// Where a vehicle was at one frame, in scene pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Sample {
+    pub frame: u64,
+    pub at: DateTime<Utc>,
+    pub p: Point,
+}
+
+/// A crossing on red whose outcome (ran the light, or stopped past the line) is not yet known.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PendingCrossing {
+    pub before: Sample,
+    pub at: Sample,
+    pub phase: SignalPhase,
+    pub red_for_s: Option<f32>,
+}
+
+/// What the judge remembers of one vehicle.
+#[derive(Debug, Clone)]
+pub(crate) struct VehicleState {
+    pub class: VehicleClass,
+    pub last: Sample,
+    /// Samples of the last few seconds, oldest first (for movement over a window).
+    pub recent: VecDeque<Sample>,
+    /// The first sample of the current stand-still (the vehicle has stayed within `still_radius_px` of it).
+    pub still_since: Sample,
+    /// Per lane: when the vehicle entered it (continuously inside since).
+    pub lane_since: Vec<Option<Sample>>,
+    /// Per stop line.
+    pub pending: Vec<Option<PendingCrossing>>,
+    /// Per speed section: the entry crossing time and the sample before it.
+    pub section_entry: Vec<Option<(DateTime<Utc>, Sample)>>,
+    /// (rule kind, rule index) already reported for this vehicle.
+    pub fired: HashSet<(ViolationKind, usize)>,
+}
+
+/// What the rules see of one frame.
+pub(crate) struct FrameContext<'a> {
+    pub scene: &'a Scene,
+    pub phase: SignalPhase,
+    pub phase_since: Option<DateTime<Utc>>,
+}
+
+impl FrameContext<'_> {
+    /// A violation by `track` against rule `index` named `rule`, unless switched off or already reported.
+    pub fn report(
+        &self,
+        state: &mut VehicleState,
+        kind: ViolationKind,
+        index: usize,
+        (track, rule): (TrackId, &str),
+        before: Sample,
+        at: Sample,
+    ) -> Option<Violation> {
+        if !self.scene.enable.allows(kind) || !state.fired.insert((kind, index)) {
+            return None;
+        }
+        let moment = |role, s: Sample| Moment { role, frame_number: s.frame, captured_at: s.at };
+        Some(Violation {
+            kind,
+            track,
+            rule: rule.to_owned(),
+            at: at.at,
+            moments: vec![moment(MomentRole::Before, before), moment(MomentRole::At, at)],
+            signal: None,
+            red_for_s: None,
+            speed_kmh: None,
+            limit_kmh: None,
+            dwell_s: None,
+            certified: true,
+            summary: String::new(),
+        })
+    }
+}
+
+pub(crate) fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f32 {
+    (to - from).as_seconds_f32()
+}
+
+/// One camera's judge.
+#[derive(Debug)]
+pub struct Judge {
+    scene: Scene,
+    signal: SignalTracker,
+    vehicles: HashMap<TrackId, VehicleState>,
+}
+
+impl Judge {
+    pub fn new(scene: Scene) -> Self {
+        let signal = SignalTracker::new(scene.signal.clone());
+        Self { scene, signal, vehicles: HashMap::new() }
+    }
+
+    pub fn scene(&self) -> &Scene {
+        &self.scene
+    }
+
+    /// Reads the signal heads in this frame (packed RGB8, `width` x `height`), when the scene's signal
+    /// source is the picture; otherwise does nothing.
+    pub fn read_signal(&mut self, at: DateTime<Utc>, rgb: &[u8], width: u32, height: u32) {
+        let settings = &self.scene.signal;
+        if settings.source != SignalSource::Image {
+            return;
+        }
+        let (sx, sy) = self.frame_scale(width, height);
+        let mut phase = None;
+        for h in &settings.heads {
+            let region = [h[0] / sx, h[1] / sy, h[2] / sx, h[3] / sy];
+            let read = classify_head(rgb, width, height, region, settings.min_lit_fraction);
+            phase = match (phase, read) {
+                (None, read) => Some(read),
+                (Some(p), read) if p == read => Some(p),
+                _ => Some(SignalPhase::Unknown),
+            };
+        }
+        self.signal.observe(at, phase.unwrap_or(SignalPhase::Unknown), false);
+    }
+
+    /// The phase as the signal controller reports it (source = "external"); ignored for other sources.
+    pub fn controller_phase(&mut self, at: DateTime<Utc>, phase: SignalPhase) {
+        if self.scene.signal.source == SignalSource::External {
+            self.signal.observe(at, phase, true);
+        }
+    }
+
+    /// The committed signal phase at `at`.
+    pub fn signal_phase(&self, at: DateTime<Utc>) -> SignalPhase {
+        self.signal.phase(at).0
+    }
+
+    /// Scene pixels per frame pixel, horizontally and vertically.
+    fn frame_scale(&self, width: u32, height: u32) -> (f32, f32) {
+        let [w, h] = self.scene.frame_size;
+        (w as f32 / width.max(1) as f32, h as f32 / height.max(1) as f32)
+    }
+
+    /// Judges one frame's confirmed vehicles (`width` x `height`: the frame's size). Returns the offences
+    /// first seen in this frame.
+    pub fn judge(
+        &mut self,
+        frame: u64,
+        at: DateTime<Utc>,
+        (width, height): (u32, u32),
+        vehicles: &[Observation],
+    ) -> Vec<Violation> {
+        let (sx, sy) = self.frame_scale(width, height);
+        let (phase, phase_since) = self.signal.phase(at);
+        let ctx = FrameContext { scene: &self.scene, phase, phase_since };
+        let scene = &self.scene;
+        let mut out = Vec::new();
+        for v in vehicles {
+            let (gx, gy) = v.bbox.ground_point();
+            let cur = Sample { frame, at, p: [gx * sx, gy * sy] };
+            let Some(state) = self.vehicles.get_mut(&v.track) else {
+                self.vehicles.insert(
+                    v.track,
+                    VehicleState {
+                        class: v.class,
+                        last: cur,
+                        recent: VecDeque::from([cur]),
+                        still_since: cur,
+                        lane_since: scene.lanes.iter().map(|l| l.polygon.contains(cur.p).then_some(cur)).collect(),
+                        pending: vec![None; scene.stop_lines.len()],
+                        section_entry: vec![None; scene.speed_sections.len()],
+                        fired: HashSet::new(),
+                    },
+                );
+                continue;
+            };
+            if frame <= state.last.frame {
+                continue; // already judged (or out of order)
+            }
+            state.class = v.class;
+            let prev = state.last;
+            if geometry::distance(cur.p, state.still_since.p) > scene.thresholds.still_radius_px {
+                state.still_since = cur;
+            }
+            let keep = scene.thresholds.wrong_way_window_s + 1.0;
+            while state.recent.front().is_some_and(|s| seconds(s.at, at) > keep) || state.recent.len() >= 256 {
+                state.recent.pop_front();
+            }
+            rules::red_light::check(&ctx, v.track, state, prev, cur, &mut out);
+            rules::wrong_way::check(&ctx, v.track, state, cur, &mut out);
+            rules::wrong_lane::check(&ctx, v.track, state, cur, &mut out);
+            rules::illegal_stopping::check(&ctx, v.track, state, cur, &mut out);
+            rules::speeding::check(&ctx, v.track, state, prev, cur, &mut out);
+            state.recent.push_back(cur);
+            state.last = cur;
+        }
+        out
+    }
+
+    /// Forgets a vehicle whose track ended. A crossing on red whose outcome was not seen is dropped: the
+    /// evidence would not show the offence.
+    pub fn vehicle_gone(&mut self, track: TrackId) {
+        self.vehicles.remove(&track);
+    }
+}
+
+#[cfg(test)]
+mod tests;
