@@ -15,7 +15,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, PlateConsensus, TrackId, VehicleClass};
+use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, PlateConsensus, TrackId, VehicleClass, Violation};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -49,6 +49,10 @@ pub struct EvidenceRecord {
     /// camera had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_sha256: Option<String>,
+    /// The offence, for violation records (`kind` names it too): the rule broken, the moments the overview
+    /// shows (before / at / after, side by side), and what was measured. Absent for plain vehicle passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub violation: Option<Violation>,
     /// The vehicle's plate, decided by every read on the track; absent when no plate was seen at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plate: Option<PlateConsensus>,
@@ -208,6 +212,7 @@ mod tests {
             bbox: BBox { x1: 1.0, y1: 2.0, x2: 3.0, y2: 4.0 },
             overview_sha256: sha256_hex(jpeg),
             clip_sha256: None,
+            violation: None,
             plate: None,
             config_version: String::new(),
             sequence: 1,

@@ -38,7 +38,7 @@ pub async fn queue_page(State(state): State<AppState>) -> Response {
             "<tr><td><a href=\"/api/v1/evidence/{id}/overview.jpg\"><img src=\"/api/v1/evidence/{id}/overview.jpg\" \
              width=\"160\" loading=\"lazy\" alt=\"ảnh tổng quan {id}\"></a></td><td><code>{id}</code></td><td>{}</td>\
              <td>{}<br><small>{}</small></td><td>{}{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>\n",
-            esc(r.kind.as_str()),
+            kind_cell(r),
             esc(r.camera_id.as_str()),
             esc(&r.location),
             r.captured_at.format("%Y-%m-%d %H:%M:%S UTC"),
@@ -64,6 +64,20 @@ pub async fn queue_page(State(state): State<AppState>) -> Response {
         stats.evidence_total, stats.devices, stats.cameras
     ))
     .into_response()
+}
+
+/// The offence in Vietnamese with what the box measured, or the plain event kind for a vehicle pass.
+fn kind_cell(r: &central_protocol::EvidenceRecord) -> String {
+    match &r.violation {
+        Some(v) => format!(
+            "<b class=\"violation\">{}</b><br><small>{} · {}: {}</small>",
+            esc(v.kind.vietnamese()),
+            esc(v.kind.as_str()),
+            esc(&v.rule),
+            esc(&v.summary)
+        ),
+        None => esc(r.kind.as_str()),
+    }
 }
 
 /// The plate as the box decided it, with how many reads agreed; "không đọc được" (unreadable) otherwise.

@@ -32,6 +32,7 @@ fn upload(jpeg: &[u8]) -> EvidenceUpload {
         bbox: BBox { x1: 1.0, y1: 2.0, x2: 30.0, y2: 40.0 },
         overview_sha256: sha256_hex(jpeg),
         clip_sha256: None,
+        violation: None,
         plate: None,
         config_version: String::new(),
         sequence: 1,

@@ -73,7 +73,7 @@ fn run_pipeline(
         stages.detect += t.elapsed();
         let t = Instant::now();
         let tracker = trackers.entry(frame.camera.clone()).or_insert_with(|| Tracker::new(TrackerSettings::default()));
-        tracker.update(frame.number, &detections);
+        tracker.update(frame.number, frame.captured_at, &detections);
         stages.track += t.elapsed();
         if let Some(recognizer) = plates.as_deref_mut() {
             // As the agent does: vehicles at least 80 px wide, every third frame.
@@ -169,11 +169,7 @@ pub fn run(config: &AgentConfig, ort: &te_infer::Runtime, quick: bool) -> anyhow
         if quick { " (--quick)" } else { "" }
     );
     let dirs = config.model_dirs();
-    let detector_settings = te_infer::VehicleDetectorSettings {
-        score_threshold: config.detector.score_threshold,
-        nms_iou: config.detector.nms_iou,
-        threads: config.detector.threads,
-    };
+    let detector_settings = config.detector.settings();
     let mut detector = VehicleDetector::load(ort, &dirs, detector_settings)?;
     let recognizer_settings = te_infer::RecognizerSettings {
         detector: te_infer::PlateDetectorSettings { threads: config.plates.threads, ..Default::default() },

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use te_camera::CameraSettings;
 use te_track::TrackerSettings;
-use te_types::DeviceId;
+use te_types::{CameraId, DeviceId};
 use te_uplink::UplinkSettings;
 
 /// The configuration the demo box runs with; `edge-agent config default` prints it.
@@ -36,6 +36,10 @@ pub struct AgentConfig {
     #[serde(default)]
     pub uplink: UplinkSettings,
     pub cameras: Vec<CameraSettings>,
+    /// Each camera's scene: lines, lanes, zones, signal and rules. A camera without one records every vehicle
+    /// pass and judges nothing.
+    #[serde(default)]
+    pub scenes: Vec<te_rules::SceneConfig>,
 }
 
 /// How much evidence the box keeps, and for how long after the central service has it.
@@ -52,6 +56,8 @@ pub struct EvidenceConfig {
     /// Seconds of video before a vehicle was confirmed that its clip includes (from the camera's ring buffer,
     /// whose length is the camera's `ring.seconds`).
     pub clip_before_s: u32,
+    /// The pictures of a violation (before / at / after, side by side in its overview).
+    pub moments: crate::moments::MomentSettings,
 }
 
 impl Default for EvidenceConfig {
@@ -61,6 +67,7 @@ impl Default for EvidenceConfig {
             retention_days: 30,
             data_bar_font: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into(),
             clip_before_s: 3,
+            moments: crate::moments::MomentSettings::default(),
         }
     }
 }
@@ -110,6 +117,16 @@ pub struct DetectorConfig {
     pub nms_iou: f32,
     /// ONNX Runtime intra-op threads for the detector.
     pub threads: usize,
+}
+
+impl DetectorConfig {
+    pub fn settings(&self) -> te_infer::VehicleDetectorSettings {
+        te_infer::VehicleDetectorSettings {
+            score_threshold: self.score_threshold,
+            nms_iou: self.nms_iou,
+            threads: self.threads,
+        }
+    }
 }
 
 impl Default for DetectorConfig {
@@ -214,6 +231,7 @@ impl AgentConfig {
             return Err(bad("plates.min_vehicle_width", format!("must be >= 0, got {}", p.min_vehicle_width)));
         }
         self.uplink.validate().map_err(|m| bad("uplink", m))?;
+        self.evidence.moments.validate().map_err(|m| bad("evidence.moments", m))?;
         if self.cameras.is_empty() {
             return Err(bad("cameras", "at least one camera is needed"));
         }
@@ -230,7 +248,31 @@ impl AgentConfig {
                 return Err(bad(field("source"), "must not be empty"));
             }
         }
+        let mut scened = HashSet::new();
+        for (i, scene) in self.scenes.iter().enumerate() {
+            let field = |name: &str| format!("scenes[{i}] ({}).{name}", scene.camera);
+            if !self.cameras.iter().any(|c| c.id.as_str() == scene.camera) {
+                return Err(bad(field("camera"), "is not the id of a camera in [[cameras]]"));
+            }
+            if !scened.insert(scene.camera.clone()) {
+                return Err(bad(field("camera"), "already has a scene"));
+            }
+            scene.validate().map_err(|e| bad(format!("scenes[{i}] ({}).{}", e.camera, e.field), e.message))?;
+        }
         Ok(())
+    }
+
+    /// The scenes by camera, validated (`finish` has checked them; this builds the judge's form).
+    pub fn validated_scenes(&self) -> Result<std::collections::HashMap<CameraId, te_rules::Scene>, ConfigError> {
+        self.scenes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let scene =
+                    s.validate().map_err(|e| bad(format!("scenes[{i}] ({}).{}", e.camera, e.field), e.message))?;
+                Ok((CameraId::new(&s.camera), scene))
+            })
+            .collect()
     }
 
     /// SHA-256 (first 16 hex characters) of the effective configuration, every default filled in.

@@ -125,6 +125,7 @@ pub(crate) fn synthetic_record(rng: &mut fastrand::Rng, media_bytes: usize) -> (
         bbox: BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 },
         overview_sha256: central_protocol::sha256_hex(&jpeg),
         clip_sha256: None,
+        violation: None,
         plate: None,
         config_version: String::new(),
         sequence: 0,

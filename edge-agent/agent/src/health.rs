@@ -24,6 +24,8 @@ pub struct LiveCounters {
     pub vehicles: AtomicU64,
     pub plate_reads: AtomicU64,
     pub evidence_written: AtomicU64,
+    /// Violations found by the rules (each is written as a record when its vehicle leaves).
+    pub violations: AtomicU64,
     pub store_errors: AtomicU64,
     /// Time inside the vehicle detector, microseconds.
     pub detector_micros: AtomicU64,
@@ -36,6 +38,8 @@ pub struct Sources {
     pub store: Arc<dyn EvidenceStore>,
     pub uplink: Arc<UplinkStats>,
     pub analysis: Arc<LiveCounters>,
+    /// Where junction controllers' signal phases go.
+    pub controller_phases: Arc<crate::signal_input::ControllerPhases>,
 }
 
 const STATES: [CameraState; 5] = [
@@ -118,6 +122,7 @@ pub fn render_metrics(s: &Sources) -> String {
         "Time inside the vehicle detector.",
         a.detector_micros.load(Relaxed) as f64 / 1e6,
     );
+    out.single("te_violations_total", "counter", "Violations found by the rules.", a.violations.load(Relaxed) as f64);
     out.single(
         "te_evidence_written_total",
         "counter",
@@ -221,7 +226,21 @@ pub fn router(sources: Sources) -> Router {
                 (status, axum::Json(body)).into_response()
             }),
         )
+        .route("/api/v1/signal/{camera}", axum::routing::post(controller_phase))
         .with_state(sources)
+}
+
+/// A junction controller reports the phase its signal shows a camera's approach.
+async fn controller_phase(
+    State(s): State<Sources>,
+    axum::extract::Path(camera): axum::extract::Path<String>,
+    axum::Json(report): axum::Json<crate::signal_input::PhaseReport>,
+) -> axum::response::Response {
+    let Some((id, _)) = s.cameras.iter().find(|(id, _)| id.as_str() == camera) else {
+        return (StatusCode::NOT_FOUND, "no such camera").into_response();
+    };
+    s.controller_phases.report(id.clone(), chrono::Utc::now(), report.phase);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// Serves the endpoint until the process ends; a port that cannot be bound is logged, not fatal.
@@ -252,6 +271,7 @@ mod tests {
             store: Arc::new(store),
             uplink: Arc::default(),
             analysis: Arc::default(),
+            controller_phases: Arc::default(),
         };
         (s, dir)
     }

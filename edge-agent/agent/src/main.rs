@@ -6,8 +6,11 @@ mod doctor;
 mod eval;
 mod evidence_cli;
 mod health;
+mod moments;
 mod overview;
 mod pipeline;
+mod scene_cli;
+mod signal_input;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
@@ -60,6 +63,9 @@ enum Command {
     /// Camera stage tools.
     #[command(subcommand)]
     Camera(CameraCommand),
+    /// Scene tools: check zones and lines on a snapshot; measure the rules on a labelled replay.
+    #[command(subcommand)]
+    Scene(SceneCommand),
     /// Benchmark: the edge pipeline on a fixed 1080p video beside a Python reference (onnxruntime + OpenCV).
     /// Last line: `fps=<x> ref_fps=<y> ratio=<x/y> infer_share=<fraction> rss_mb=<n>`.
     Bench {
@@ -205,6 +211,42 @@ enum CameraCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum SceneCommand {
+    /// Validates every scene and draws each onto a snapshot of its camera (PNG): stop lines red, lanes
+    /// yellow with their direction, no-stopping zones magenta, speed sections blue, signal heads white.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Only this camera's scene.
+        #[arg(long)]
+        camera: Option<String>,
+        /// Draw on this picture instead of a frame from the camera.
+        #[arg(long)]
+        snapshot: Option<PathBuf>,
+        /// Folder for scene-<camera>.png.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Runs the detector, tracker and rules over a file camera with a scripted signal and compares the
+    /// violations with labels. Last line: `precision=<x> recall=<y> found=<n> expected=<m>`.
+    Replay {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long)]
+        camera: String,
+        /// Labels (TOML): the scripted signal phases and the expected violations.
+        #[arg(long)]
+        labels: PathBuf,
+        /// Judge these recorded detections (JSON from --dump-detections) instead of running the detector.
+        #[arg(long)]
+        detections: Option<PathBuf>,
+        /// Write the detector's output per frame (JSON) here.
+        #[arg(long)]
+        dump_detections: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Prints the embedded default configuration (the demo box), a starting point for a real one.
     Default,
@@ -319,6 +361,12 @@ fn main() -> anyhow::Result<()> {
             evidence_cli::bench(records.max(1), media_kb)
         }
         Command::Camera(CameraCommand::Bench { seconds, cameras }) => camera_bench(seconds.max(1), &cameras),
+        Command::Scene(SceneCommand::Check { config, camera, snapshot, out }) => {
+            scene_cli::check(&config.load()?, camera.as_deref(), snapshot.as_deref(), &out)
+        }
+        Command::Scene(SceneCommand::Replay { config, camera, labels, detections, dump_detections }) => {
+            scene_cli::replay(&config.load()?, &camera, &labels, detections.as_deref(), dump_detections.as_ref())
+        }
         Command::Doctor { config } => {
             if !doctor::run(&config.load()?)? {
                 std::process::exit(1);
@@ -508,11 +556,7 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
     let started = Instant::now();
     let ort = load_onnx_runtime(&config)?;
     let data_bar_font = overview::DataBarFont::load(Path::new(&config.evidence.data_bar_font))?;
-    let detector_settings = te_infer::VehicleDetectorSettings {
-        score_threshold: config.detector.score_threshold,
-        nms_iou: config.detector.nms_iou,
-        threads: config.detector.threads,
-    };
+    let detector_settings = config.detector.settings();
     let detector = te_infer::VehicleDetector::load(&ort, &config.model_dirs(), detector_settings)?;
     let plates = if config.plates.enabled {
         let settings = te_infer::RecognizerSettings {
@@ -573,12 +617,14 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
 
     let rings = cameras.iter().map(|c| (c.id.clone(), c.ring.clone())).collect();
     let live = Arc::new(health::LiveCounters::default());
+    let controller_phases = Arc::new(signal_input::ControllerPhases::default());
     if !config.metrics_listen.trim().is_empty() {
         let sources = health::Sources {
             cameras: cameras.iter().map(|c| (c.id.clone(), c.stats.clone())).collect(),
             store: store.clone(),
             uplink: uplink.stats.clone(),
             analysis: live.clone(),
+            controller_phases: controller_phases.clone(),
         };
         tokio::spawn(health::serve(config.metrics_listen.clone(), sources));
     }
@@ -594,6 +640,9 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
         plate_reading: config.plates.clone(),
         tracker_settings: config.tracker.clone(),
         locations: config.cameras.iter().map(|c| (c.id.clone(), c.location.clone())).collect(),
+        scenes: config.validated_scenes()?,
+        controller_phases,
+        moments: config.evidence.moments.clone(),
         store: store.clone(),
         new_evidence: uplink.new_evidence.clone(),
     };

@@ -16,7 +16,7 @@ const BAR_BACKGROUND: u8 = 0;
 const TEXT_COLOUR: [f32; 3] = [255.0, 255.0, 255.0];
 
 /// The font the data bar is written in (must cover Vietnamese; DejaVu does).
-pub struct DataBarFont(FontVec);
+pub struct DataBarFont(pub(crate) FontVec);
 
 impl std::fmt::Debug for DataBarFont {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,15 +50,44 @@ impl DataBarFont {
 
 /// Encodes `frame` with `bbox` outlined and the data bar `text` below it. The frame itself is not modified.
 pub fn overview_jpeg(frame: &Frame, bbox: &BBox, text: &str, font: &DataBarFont) -> Result<Vec<u8>, OverviewError> {
-    let (w, h) = (frame.width, frame.height);
+    compose_jpeg(&[Panel { frame, bbox: *bbox, caption: String::new() }], text, font)
+}
+
+/// One picture of a composed overview: a frame, the vehicle's box in it, and a caption under it.
+pub struct Panel<'a> {
+    pub frame: &'a Frame,
+    pub bbox: BBox,
+    /// Written under this panel (its moment and time); empty: no caption row.
+    pub caption: String,
+}
+
+/// Encodes the panels side by side at full resolution (moments of a violation: before, at, after), each with
+/// its box and caption, and the data bar `text` across the bottom. The frames are not modified.
+pub fn compose_jpeg(panels: &[Panel<'_>], text: &str, font: &DataBarFont) -> Result<Vec<u8>, OverviewError> {
+    let w: u32 = panels.iter().map(|p| p.frame.width).sum();
+    let h = panels.iter().map(|p| p.frame.height).max().unwrap_or(0);
     let bar = (h / 18).max(22);
-    let mut rgb = Vec::with_capacity((w * (h + bar) * 3) as usize);
-    rgb.extend_from_slice(&frame.data);
-    draw_box(&mut rgb, w, h, bbox);
-    rgb.resize((w * (h + bar) * 3) as usize, BAR_BACKGROUND);
-    draw_text(&mut rgb, w, h + bar, h, bar, text, &font.0);
+    let captions = panels.iter().any(|p| !p.caption.is_empty());
+    let total = h + bar * (1 + u32::from(captions));
+    let mut rgb = vec![BAR_BACKGROUND; (w * total * 3) as usize];
+    let mut left = 0;
+    for p in panels {
+        let (pw, ph) = (p.frame.width, p.frame.height);
+        let mut pixels = p.frame.data.as_ref().clone();
+        draw_box(&mut pixels, pw, ph, &p.bbox);
+        for (y, row) in pixels.chunks_exact((pw * 3) as usize).enumerate() {
+            let at = ((y as u32 * w + left) * 3) as usize;
+            rgb[at..at + row.len()].copy_from_slice(row);
+        }
+        if captions {
+            draw_text(&mut rgb, (w, total), (left, left + pw), (h, bar), &p.caption, &font.0);
+        }
+        left += pw;
+    }
+    let top = if captions { h + bar } else { h };
+    draw_text(&mut rgb, (w, total), (0, w), (top, bar), text, &font.0);
     let mut out = Vec::with_capacity(rgb.len() / 8);
-    JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY).encode(&rgb, w, h + bar, image::ExtendedColorType::Rgb8)?;
+    JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY).encode(&rgb, w, total, image::ExtendedColorType::Rgb8)?;
     Ok(out)
 }
 
@@ -76,16 +105,23 @@ fn text_width(font: &FontVec, size: f32, text: &str) -> f32 {
         .sum()
 }
 
-/// Writes `text` in the bar (rows `top..top+bar`), left-aligned, shrunk to fit the width down to a legible
-/// minimum; below that, text that does not fit is cut at the edge.
-fn draw_text(rgb: &mut [u8], width: u32, height: u32, top: u32, bar: u32, text: &str, font: &FontVec) {
+/// Writes `text` in the bar (rows `top..top+bar`, columns `left..right` of a `width` x `height` picture),
+/// left-aligned, shrunk to fit down to a legible minimum; below that, text that does not fit is cut at the edge.
+pub(crate) fn draw_text(
+    rgb: &mut [u8],
+    (width, height): (u32, u32),
+    (left, right): (u32, u32),
+    (top, bar): (u32, u32),
+    text: &str,
+    font: &FontVec,
+) {
     let nominal = bar as f32 * 0.62;
-    let room = width as f32 - nominal * 0.8;
+    let room = (right - left) as f32 - nominal * 0.8;
     let natural = text_width(font, nominal, text);
     let size = if natural > room { (nominal * room / natural).max(9.0) } else { nominal };
     let scaled = font.as_scaled(PxScale::from(size));
     let baseline = top as f32 + (bar as f32 + scaled.ascent() + scaled.descent()) / 2.0;
-    let mut caret = size * 0.4;
+    let mut caret = left as f32 + size * 0.4;
     let mut previous = None;
     for c in text.chars() {
         let id = scaled.glyph_id(c);
@@ -100,7 +136,7 @@ fn draw_text(rgb: &mut [u8], width: u32, height: u32, top: u32, bar: u32, text: 
         outlined.draw(|gx, gy, coverage| {
             let x = bounds.min.x as i64 + i64::from(gx);
             let y = bounds.min.y as i64 + i64::from(gy);
-            if x < 0 || y < i64::from(top) || x >= i64::from(width) || y >= i64::from(height) {
+            if x < i64::from(left) || y < i64::from(top) || x >= i64::from(right.min(width)) || y >= i64::from(height) {
                 return;
             }
             let i = (y as usize * width as usize + x as usize) * 3;

@@ -1,24 +1,28 @@
 //! The analysis stage: frames in, evidence out. Runs on its own thread (inference is blocking work).
 //!
 //! ```text
-//!  cameras --bounded frames--> detect (ort) -> track (per camera) -> on new vehicle: overview JPEG
-//!          -> read plates on the vehicle while it is tracked (vote) -> on track end: evidence store (flushed)
-//!          -> notify uplink
+//!  cameras --bounded frames--> detect (ort) -> track (per camera) -> judge (scene rules, signal phase)
+//!          -> read plates on the vehicle while it is tracked (vote)
+//!          -> on track end: one record per violation (moments before/at/after side by side), and one per
+//!             vehicle pass where the camera records passes -> evidence store (flushed) -> notify uplink
 //! ```
 //!
-//! One vehicle pass gives one record, written when its track ends (or when the stream ends), so that every read
-//! of its plate has voted. A frame whose inference fails is logged, counted and skipped; a record the store
-//! cannot take is an alarm (logged at error level and counted), because a record is only "recorded" once the
-//! store has flushed it.
+//! Records are written when the vehicle's track ends (or when the stream ends), so that every read of its
+//! plate has voted; a violation by a vehicle that stays in view (a parked car) is written `HOLD_S` after its
+//! last moment with the plate as read so far. A frame whose inference fails is logged, counted and skipped; a
+//! record the store cannot take is an alarm (logged at error level and counted), because a record is only
+//! "recorded" once the store has flushed it.
 
+use crate::moments::RecentFrames;
 use central_protocol::{EvidenceRecord, PROTOCOL_VERSION};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use te_evidence::EvidenceStore;
 use te_infer::{PlateRecognizer, RgbView, VehicleDetector};
+use te_rules::{Judge, Observation, Scene};
 use te_track::{PlateBallot, TrackEvent, Tracker, TrackerSettings};
-use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, Frame, TrackId};
+use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, Frame, MomentRole, TrackId, VehicleClass, Violation};
 use tokio::sync::Notify;
 
 /// What the stage did, per camera and in total; returned when the frame channel closes.
@@ -36,6 +40,8 @@ pub struct AnalysisReport {
     pub plate_reads: u64,
     /// Time spent reading plates (plate detector + reader), seconds.
     pub plate_seconds: f64,
+    /// Violations found, by kind.
+    pub violations: BTreeMap<&'static str, u64>,
     pub inference_errors: u64,
     pub store_errors: u64,
     /// Time spent inside the detector, seconds.
@@ -64,14 +70,39 @@ impl Default for PlateReading {
     }
 }
 
-/// A confirmed vehicle whose record waits for its track to end.
+/// Seconds a violation by a vehicle still in view waits for the track to end before it is written anyway.
+const HOLD_S: i64 = 30;
+
+/// A violation waiting for its "after" moment and for the vehicle's plate.
+struct OpenViolation {
+    violation: Violation,
+    /// Frames and boxes of the before and at moments (the nearest kept frames).
+    panels: Vec<(MomentRole, Frame, BBox)>,
+    /// The first frame at least `after` past the offence in which the vehicle was seen.
+    after: Option<(Frame, BBox)>,
+    /// The latest frame showing the vehicle: the "after" picture when the track ends sooner.
+    last_seen: Option<(Frame, BBox)>,
+}
+
+/// A confirmed vehicle whose records wait for its track to end.
 struct OpenVehicle {
-    record: EvidenceRecord,
+    /// The vehicle-pass record and its overview, for cameras that record passes.
+    pass: Option<(EvidenceRecord, Vec<u8>)>,
+    class: VehicleClass,
+    score: f32,
     /// When the vehicle was confirmed: the clip starts some seconds before it.
     confirmed_at: chrono::DateTime<chrono::Utc>,
-    overview_jpeg: Vec<u8>,
     ballot: PlateBallot,
     last_read_frame: Option<u64>,
+    violations: Vec<OpenViolation>,
+}
+
+/// What the stage keeps per camera.
+struct CameraWork {
+    tracker: Tracker,
+    /// `None`: no scene for this camera, so no rules (every pass is recorded).
+    judge: Option<Judge>,
+    recent: RecentFrames,
 }
 
 pub struct AnalysisStage {
@@ -92,6 +123,12 @@ pub struct AnalysisStage {
     pub plate_reading: PlateReading,
     pub tracker_settings: TrackerSettings,
     pub locations: HashMap<CameraId, String>,
+    /// Each camera's validated scene (rules); cameras without one record every vehicle pass.
+    pub scenes: HashMap<CameraId, Scene>,
+    /// Signal phases posted by junction controllers, for scenes whose signal source is "external".
+    pub controller_phases: Arc<crate::signal_input::ControllerPhases>,
+    /// How moments are kept and chosen for violation pictures.
+    pub moments: crate::moments::MomentSettings,
     pub store: Arc<dyn EvidenceStore>,
     pub new_evidence: Arc<Notify>,
 }
@@ -100,24 +137,29 @@ impl AnalysisStage {
     /// Runs until every camera has dropped its sender.
     pub fn run(mut self, frames: Receiver<Frame>) -> AnalysisReport {
         let mut report = AnalysisReport::default();
-        let mut trackers: HashMap<CameraId, Tracker> = HashMap::new();
+        let mut cameras: HashMap<CameraId, CameraWork> = HashMap::new();
         let mut open: HashMap<(CameraId, TrackId), OpenVehicle> = HashMap::new();
         for frame in frames {
             *report.frames_per_camera.entry(frame.camera.clone()).or_default() += 1;
             report.frames += 1;
-            // Still images are single-frame scenes: every detection there is a vehicle in its own right.
-            let tracker = trackers.entry(frame.camera.clone()).or_insert_with(|| {
+            let work = cameras.entry(frame.camera.clone()).or_insert_with(|| {
+                // Still images are single-frame scenes: every detection there is a vehicle in its own right.
                 let min_hits = if frame.scene_cut { 1 } else { self.tracker_settings.min_hits };
-                Tracker::new(TrackerSettings { min_hits, ..self.tracker_settings.clone() })
+                CameraWork {
+                    tracker: Tracker::new(TrackerSettings { min_hits, ..self.tracker_settings.clone() }),
+                    judge: self.scenes.get(&frame.camera).cloned().map(Judge::new),
+                    recent: RecentFrames::new(self.moments.clone()),
+                }
             });
-            let mut events = if frame.scene_cut { tracker.scene_cut() } else { Vec::new() };
+            let mut events = if frame.scene_cut { work.tracker.scene_cut() } else { Vec::new() };
+            work.recent.push(&frame);
             let started = std::time::Instant::now();
             let detections = match self.detector.detect(&frame) {
                 Ok(d) => d,
                 Err(e) => {
                     report.inference_errors += 1;
                     tracing::warn!(camera = %frame.camera, frame = frame.number, error = %e, "inference failed; frame skipped");
-                    self.close_ended(&frame.camera, events, &mut open, &mut report);
+                    self.close_ended(&frame.camera, events, work, &mut open, &mut report);
                     continue;
                 }
             };
@@ -128,12 +170,13 @@ impl AnalysisStage {
             self.live
                 .detector_micros
                 .fetch_add(started.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-            events.extend(tracker.update(frame.number, &detections));
+            events.extend(work.tracker.update(frame.number, frame.captured_at, &detections));
             for event in &events {
                 if let TrackEvent::Confirmed { track, detection } = event {
                     report.vehicles += 1;
                     self.live.vehicles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    match self.draft(&frame, *track, detection) {
+                    let records_passes = work.judge.as_ref().is_none_or(|j| j.scene().record_passes);
+                    match self.draft(&frame, *track, detection, records_passes) {
                         Ok(vehicle) => {
                             open.insert((frame.camera.clone(), *track), vehicle);
                         }
@@ -145,21 +188,83 @@ impl AnalysisStage {
                     }
                 }
             }
-            let seen: Vec<(TrackId, BBox)> = tracker
+            let seen: Vec<(TrackId, BBox)> = work
+                .tracker
                 .tracks()
                 .iter()
                 .filter(|t| t.is_confirmed() && t.last_frame == frame.number)
                 .map(|t| (t.id, t.bbox))
                 .collect();
+            self.judge(&frame, &seen, work, &mut open, &mut report);
             self.read_plates(&frame, &seen, &mut open, &mut report);
-            self.close_ended(&frame.camera, events, &mut open, &mut report);
+            self.write_held(&frame, &mut open, &mut report);
+            self.close_ended(&frame.camera, events, work, &mut open, &mut report);
         }
         // The streams ended: every vehicle still tracked has passed as far as we will see it.
-        for (camera, mut tracker) in trackers {
-            let events = tracker.scene_cut();
-            self.close_ended(&camera, events, &mut open, &mut report);
+        for (camera, mut work) in cameras {
+            let events = work.tracker.scene_cut();
+            self.close_ended(&camera, events, &mut work, &mut open, &mut report);
         }
         report
+    }
+
+    /// Runs the camera's rules on the vehicles seen in this frame; opens a record for each new violation and
+    /// collects the later moments of the open ones.
+    fn judge(
+        &self,
+        frame: &Frame,
+        seen: &[(TrackId, BBox)],
+        work: &mut CameraWork,
+        open: &mut HashMap<(CameraId, TrackId), OpenVehicle>,
+        report: &mut AnalysisReport,
+    ) {
+        let Some(judge) = work.judge.as_mut() else { return };
+        if let Some((at, phase)) = self.controller_phases.latest(&frame.camera) {
+            judge.controller_phase(at, phase);
+        }
+        judge.read_signal(frame.captured_at, &frame.data, frame.width, frame.height);
+        let observations: Vec<Observation> = seen
+            .iter()
+            .filter_map(|&(track, bbox)| {
+                let class = open.get(&(frame.camera.clone(), track))?.class;
+                Some(Observation { track, class, bbox })
+            })
+            .collect();
+        let found = judge.judge(frame.number, frame.captured_at, (frame.width, frame.height), &observations);
+        for &(track, bbox) in seen {
+            let Some(vehicle) = open.get_mut(&(frame.camera.clone(), track)) else { continue };
+            for v in &mut vehicle.violations {
+                v.last_seen = Some((frame.clone(), bbox));
+                let due = v.violation.at + self.moments.after();
+                if v.after.is_none() && frame.captured_at >= due {
+                    v.after = Some((frame.clone(), bbox));
+                }
+            }
+        }
+        for violation in found {
+            let key = (frame.camera.clone(), violation.track);
+            let Some(vehicle) = open.get_mut(&key) else { continue };
+            let Some(track) = work.tracker.track(violation.track) else { continue };
+            *report.violations.entry(violation.kind.as_str()).or_default() += 1;
+            self.live.violations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(camera = %frame.camera, track = %violation.track, kind = %violation.kind, rule = %violation.rule,
+                summary = %violation.summary, "violation");
+            let panels = violation
+                .moments
+                .iter()
+                .filter_map(|m| {
+                    let picture = work.recent.nearest(m.frame_number)?;
+                    let bbox = track.position_at(picture.number).map_or(track.bbox, |p| p.bbox);
+                    Some((m.role, picture, bbox))
+                })
+                .collect();
+            vehicle.violations.push(OpenViolation {
+                violation,
+                panels,
+                after: None,
+                last_seen: Some((frame.clone(), track.bbox)),
+            });
+        }
     }
 
     /// Reads the plates of the vehicles seen in this frame that are due for a read.
@@ -205,41 +310,142 @@ impl AnalysisStage {
         }
     }
 
+    /// Writes the violations of vehicles still in view whose after moment is `HOLD_S` old.
+    fn write_held(
+        &self,
+        frame: &Frame,
+        open: &mut HashMap<(CameraId, TrackId), OpenVehicle>,
+        report: &mut AnalysisReport,
+    ) {
+        for ((camera, _), vehicle) in open.iter_mut().filter(|((c, _), _)| *c == frame.camera) {
+            let (held, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut vehicle.violations).into_iter().partition(|v| {
+                v.after
+                    .as_ref()
+                    .is_some_and(|(f, _)| frame.captured_at - f.captured_at >= chrono::Duration::seconds(HOLD_S))
+            });
+            vehicle.violations = kept;
+            let plate = (!vehicle.ballot.is_empty()).then(|| vehicle.ballot.consensus());
+            for v in held {
+                self.write_violation(camera, vehicle, v, plate.clone(), report);
+            }
+        }
+    }
+
     /// Writes the records of the vehicles whose tracks ended.
     fn close_ended(
         &self,
         camera: &CameraId,
         events: Vec<TrackEvent>,
+        work: &mut CameraWork,
         open: &mut HashMap<(CameraId, TrackId), OpenVehicle>,
         report: &mut AnalysisReport,
     ) {
         for event in events {
             let TrackEvent::Ended { track, .. } = event else { continue };
-            let Some(mut vehicle) = open.remove(&(camera.clone(), track)) else { continue };
-            if !vehicle.ballot.is_empty() {
-                let consensus = vehicle.ballot.consensus();
-                report.plates_read += u64::from(consensus.text.is_some());
-                vehicle.record.plate = Some(consensus);
+            if let Some(judge) = work.judge.as_mut() {
+                judge.vehicle_gone(track);
             }
-            let clip = self.cut_clip(camera, vehicle.confirmed_at);
-            vehicle.record.clip_sha256 = clip.as_deref().map(central_protocol::sha256_hex);
-            match self.store.put_with_clip(&vehicle.record, &vehicle.overview_jpeg, clip.as_deref()) {
-                Ok(sealed) => {
-                    let record = &sealed.record;
-                    report.evidence_written += 1;
-                    self.live.evidence_written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.new_evidence.notify_one();
-                    tracing::info!(camera = %camera, frame = record.frame_number, %track, evidence = %record.evidence_id,
-                        class = %record.vehicle_class,
-                        plate = record.plate.as_ref().and_then(|p| p.text.as_deref()).unwrap_or("-"),
-                        "vehicle recorded");
-                }
-                Err(e) => {
-                    report.store_errors += 1;
-                    self.live.store_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::error!(camera = %camera, frame = vehicle.record.frame_number, error = %e,
-                        "ALARM: evidence could not be stored");
-                }
+            let Some(mut vehicle) = open.remove(&(camera.clone(), track)) else { continue };
+            let plate = (!vehicle.ballot.is_empty()).then(|| vehicle.ballot.consensus());
+            report.plates_read += u64::from(plate.as_ref().is_some_and(|p| p.text.is_some()));
+            for v in std::mem::take(&mut vehicle.violations) {
+                self.write_violation(camera, &vehicle, v, plate.clone(), report);
+            }
+            if let Some((mut record, jpeg)) = vehicle.pass.take() {
+                record.plate = plate;
+                let clip = self.cut_clip(camera, vehicle.confirmed_at);
+                self.store(camera, record, &jpeg, clip.as_deref(), report);
+            }
+        }
+    }
+
+    /// Composes the violation's moments into its overview and stores its record.
+    fn write_violation(
+        &self,
+        camera: &CameraId,
+        vehicle: &OpenVehicle,
+        open: OpenViolation,
+        plate: Option<te_types::PlateConsensus>,
+        report: &mut AnalysisReport,
+    ) {
+        let OpenViolation { mut violation, mut panels, after, last_seen } = open;
+        if let Some((frame, bbox)) = after.or(last_seen) {
+            panels.push((MomentRole::After, frame, bbox));
+        }
+        // The record states the moments of the pictures it shows.
+        violation.moments = panels
+            .iter()
+            .map(|(role, f, _)| te_types::Moment { role: *role, frame_number: f.number, captured_at: f.captured_at })
+            .collect();
+        let at_index = panels.iter().position(|(r, _, _)| *r == MomentRole::At).unwrap_or(0);
+        let Some((_, at_frame, at_box)) = panels.get(at_index) else { return };
+        let x_offset: u32 = panels[..at_index].iter().map(|(_, f, _)| f.width).sum();
+        let bar = self.bar_text(
+            at_frame,
+            &format!(
+                "{} ({}) · {} · {}",
+                violation.kind.vietnamese(),
+                violation.kind,
+                violation.rule,
+                violation.summary
+            ),
+            vehicle.class,
+        );
+        let composed = crate::overview::compose_jpeg(
+            &panels
+                .iter()
+                .map(|(role, f, b)| crate::overview::Panel {
+                    frame: f,
+                    bbox: *b,
+                    caption: format!("{} · {}", moment_label(*role), f.captured_at.format("%H:%M:%S%.3f")),
+                })
+                .collect::<Vec<_>>(),
+            &bar,
+            &self.data_bar_font,
+        );
+        let jpeg = match composed {
+            Ok(j) => j,
+            Err(e) => {
+                report.store_errors += 1;
+                tracing::error!(camera = %camera, error = %e, "ALARM: violation overview could not be made; not recorded");
+                return;
+            }
+        };
+        let mut record =
+            self.record(at_frame, violation.track, violation.kind.into(), vehicle.class, vehicle.score, &jpeg);
+        record.bbox = at_box.shifted(x_offset as f32, 0.0);
+        record.captured_at = violation.at;
+        record.plate = plate;
+        record.violation = Some(violation);
+        let clip = self.cut_clip(camera, vehicle.confirmed_at);
+        self.store(camera, record, &jpeg, clip.as_deref(), report);
+    }
+
+    fn store(
+        &self,
+        camera: &CameraId,
+        mut record: EvidenceRecord,
+        jpeg: &[u8],
+        clip: Option<&[u8]>,
+        report: &mut AnalysisReport,
+    ) {
+        record.clip_sha256 = clip.map(central_protocol::sha256_hex);
+        match self.store.put_with_clip(&record, jpeg, clip) {
+            Ok(sealed) => {
+                let record = &sealed.record;
+                report.evidence_written += 1;
+                self.live.evidence_written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.new_evidence.notify_one();
+                tracing::info!(camera = %camera, frame = record.frame_number, track = %record.track_id,
+                    evidence = %record.evidence_id, kind = record.kind.as_str(), class = %record.vehicle_class,
+                    plate = record.plate.as_ref().and_then(|p| p.text.as_deref()).unwrap_or("-"),
+                    "evidence recorded");
+            }
+            Err(e) => {
+                report.store_errors += 1;
+                self.live.store_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(camera = %camera, frame = record.frame_number, error = %e,
+                    "ALARM: evidence could not be stored");
             }
         }
     }
@@ -262,48 +468,90 @@ impl AnalysisStage {
         }
     }
 
-    /// The record of a newly confirmed vehicle, complete but for its plate.
-    fn draft(&self, frame: &Frame, track: TrackId, detection: &te_types::Detection) -> anyhow::Result<OpenVehicle> {
-        let location = self.locations.get(&frame.camera).cloned().unwrap_or_default();
-        let bar = format!(
+    /// The data bar: time, place, camera, box, what happened, vehicle class.
+    fn bar_text(&self, frame: &Frame, event: &str, class: VehicleClass) -> String {
+        format!(
             "{} UTC · {} · camera {} · box {} · {} · {}",
             frame.captured_at.format("%Y-%m-%d %H:%M:%S%.3f"),
-            location,
+            self.locations.get(&frame.camera).map(String::as_str).unwrap_or_default(),
             frame.camera,
             self.device_id,
-            EventKind::VehicleDetected.as_str(),
-            detection.class
-        );
-        let jpeg = crate::overview::overview_jpeg(frame, &detection.bbox, &bar, &self.data_bar_font)?;
-        let record = EvidenceRecord {
+            event,
+            class
+        )
+    }
+
+    /// A record of `kind` at `frame`, complete but for its plate (and violation).
+    fn record(
+        &self,
+        frame: &Frame,
+        track: TrackId,
+        kind: EventKind,
+        class: VehicleClass,
+        score: f32,
+        jpeg: &[u8],
+    ) -> EvidenceRecord {
+        EvidenceRecord {
             protocol_version: PROTOCOL_VERSION,
             evidence_id: EvidenceId::new(),
             device_id: self.device_id.clone(),
             camera_id: frame.camera.clone(),
-            location,
-            kind: EventKind::VehicleDetected,
+            location: self.locations.get(&frame.camera).cloned().unwrap_or_default(),
+            kind,
             captured_at: frame.captured_at,
             recorded_at: chrono::Utc::now(),
             frame_number: frame.number,
             track_id: track,
-            vehicle_class: detection.class,
-            detection_score: detection.score,
-            bbox: detection.bbox,
-            overview_sha256: central_protocol::sha256_hex(&jpeg),
+            vehicle_class: class,
+            detection_score: score,
+            bbox: BBox { x1: 0.0, y1: 0.0, x2: 0.0, y2: 0.0 },
+            overview_sha256: central_protocol::sha256_hex(jpeg),
             clip_sha256: None,
+            violation: None,
             plate: None,
             config_version: self.config_version.clone(),
             // The store seals the record: sequence and previous hash are set there.
             sequence: 0,
             previous_record_sha256: String::new(),
+        }
+    }
+
+    /// A newly confirmed vehicle, with its pass record drafted when the camera records passes.
+    fn draft(
+        &self,
+        frame: &Frame,
+        track: TrackId,
+        detection: &te_types::Detection,
+        record_pass: bool,
+    ) -> anyhow::Result<OpenVehicle> {
+        let pass = if record_pass {
+            let bar = self.bar_text(frame, EventKind::VehicleDetected.as_str(), detection.class);
+            let jpeg = crate::overview::overview_jpeg(frame, &detection.bbox, &bar, &self.data_bar_font)?;
+            let mut record =
+                self.record(frame, track, EventKind::VehicleDetected, detection.class, detection.score, &jpeg);
+            record.bbox = detection.bbox;
+            Some((record, jpeg))
+        } else {
+            None
         };
         Ok(OpenVehicle {
-            record,
+            pass,
+            class: detection.class,
+            score: detection.score,
             confirmed_at: frame.captured_at,
-            overview_jpeg: jpeg,
             ballot: PlateBallot::default(),
             last_read_frame: None,
+            violations: Vec::new(),
         })
+    }
+}
+
+/// Caption of a moment's picture, Vietnamese first.
+fn moment_label(role: MomentRole) -> &'static str {
+    match role {
+        MomentRole::Before => "Trước · before",
+        MomentRole::At => "Vi phạm · at",
+        MomentRole::After => "Sau · after",
     }
 }
 

@@ -459,6 +459,7 @@ mod tests {
             bbox: BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 },
             overview_sha256: sha256_hex(JPEG),
             clip_sha256: None,
+            violation: None,
             plate: None,
             config_version: String::new(),
             sequence: 0,

@@ -136,6 +136,9 @@ pub struct SignalTracker {
     committed: SignalPhase,
     /// When the committed phase was first read (its start as far as we saw it).
     since: Option<DateTime<Utc>>,
+    /// The phase before the committed one: frames captured before `since` (a controller report can arrive
+    /// ahead of frames still in the pipeline) are judged by it.
+    previous: (SignalPhase, Option<DateTime<Utc>>),
     candidate: SignalPhase,
     candidate_since: Option<DateTime<Utc>>,
     candidate_reads: u32,
@@ -148,6 +151,7 @@ impl SignalTracker {
             settings,
             committed: SignalPhase::Unknown,
             since: None,
+            previous: (SignalPhase::Unknown, None),
             candidate: SignalPhase::Unknown,
             candidate_since: None,
             candidate_reads: 0,
@@ -170,6 +174,7 @@ impl SignalTracker {
         self.candidate_reads += 1;
         let needed = if trusted { 1 } else { self.settings.smoothing_frames };
         if self.candidate_reads >= needed && self.committed != self.candidate {
+            self.previous = (self.committed, self.since);
             self.committed = self.candidate;
             self.since = self.candidate_since;
         }
@@ -178,10 +183,12 @@ impl SignalTracker {
     /// The phase at `at` and when it began; `Unknown` when input is stale.
     pub fn phase(&self, at: DateTime<Utc>) -> (SignalPhase, Option<DateTime<Utc>>) {
         let fresh = self.last_input.is_some_and(|last| (at - last).as_seconds_f32() <= self.settings.stale_after_s);
-        if fresh {
-            (self.committed, self.since)
-        } else {
+        if !fresh {
             (SignalPhase::Unknown, None)
+        } else if self.since.is_some_and(|since| at < since) {
+            self.previous
+        } else {
+            (self.committed, self.since)
         }
     }
 }
@@ -226,6 +233,15 @@ mod tests {
         assert_eq!(s.phase(t(160)).0, SignalPhase::Green, "two reads are not enough");
         s.observe(t(200), SignalPhase::Red, false);
         assert_eq!(s.phase(t(200)), (SignalPhase::Red, Some(t(120))));
+    }
+
+    #[test]
+    fn a_frame_captured_before_a_reported_change_is_judged_by_the_phase_before_it() {
+        let mut s = SignalTracker::new(SignalSettings::default());
+        s.observe(t(0), SignalPhase::Green, true);
+        s.observe(t(1_000), SignalPhase::Red, true);
+        assert_eq!(s.phase(t(900)), (SignalPhase::Green, Some(t(0))));
+        assert_eq!(s.phase(t(1_100)), (SignalPhase::Red, Some(t(1_000))));
     }
 
     #[test]

@@ -1,0 +1,132 @@
+//! The frames a violation's pictures come from: the last few frames of each camera, and one frame every
+//! `every_ms` over the last `window_s` seconds, so a "before" moment seconds ago still has a picture without
+//! keeping every frame (a 1080p frame is 6 MB).
+//!
+//! Invariant: memory per camera is bounded by `3 + window_s * 1000 / every_ms` frames.
+
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use te_types::Frame;
+
+/// How violation moments are pictured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MomentSettings {
+    /// The "after" picture is the first frame this many seconds after the offence.
+    pub after_s: f32,
+    /// Seconds of sampled frames kept per camera for "before" pictures.
+    pub window_s: u32,
+    /// One frame kept per this many milliseconds in that window.
+    pub every_ms: u32,
+}
+
+impl Default for MomentSettings {
+    fn default() -> Self {
+        Self { after_s: 1.0, window_s: 10, every_ms: 500 }
+    }
+}
+
+impl MomentSettings {
+    pub fn after(&self) -> chrono::Duration {
+        chrono::Duration::milliseconds((self.after_s * 1000.0) as i64)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.after_s.is_finite() && (0.0..=30.0).contains(&self.after_s)) {
+            return Err(format!("after_s must be in [0, 30], got {}", self.after_s));
+        }
+        if self.every_ms < 40 {
+            return Err(format!("every_ms must be at least 40, got {}", self.every_ms));
+        }
+        if self.window_s > 120 {
+            return Err(format!("window_s must be at most 120, got {}", self.window_s));
+        }
+        Ok(())
+    }
+}
+
+/// One camera's recent frames (shared pixel buffers: keeping a frame does not copy it).
+pub struct RecentFrames {
+    settings: MomentSettings,
+    latest: VecDeque<Frame>,
+    sampled: VecDeque<Frame>,
+}
+
+const LATEST: usize = 3;
+
+impl RecentFrames {
+    pub fn new(settings: MomentSettings) -> Self {
+        Self { settings, latest: VecDeque::new(), sampled: VecDeque::new() }
+    }
+
+    pub fn push(&mut self, frame: &Frame) {
+        if frame.scene_cut {
+            self.latest.clear();
+            self.sampled.clear();
+        }
+        if self.latest.len() == LATEST {
+            self.latest.pop_front();
+        }
+        self.latest.push_back(frame.clone());
+        let every = chrono::Duration::milliseconds(i64::from(self.settings.every_ms));
+        if self.sampled.back().is_none_or(|b| frame.captured_at - b.captured_at >= every) {
+            self.sampled.push_back(frame.clone());
+        }
+        let window = chrono::Duration::seconds(i64::from(self.settings.window_s));
+        while self.sampled.front().is_some_and(|f| frame.captured_at - f.captured_at > window) {
+            self.sampled.pop_front();
+        }
+    }
+
+    /// The frame `number` if kept, else the first kept frame after it, else the newest.
+    pub fn nearest(&self, number: u64) -> Option<Frame> {
+        let kept = || self.sampled.iter().chain(self.latest.iter());
+        kept()
+            .filter(|f| f.number >= number)
+            .min_by_key(|f| f.number)
+            .or_else(|| kept().max_by_key(|f| f.number))
+            .cloned()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.latest.len() + self.sampled.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use te_types::CameraId;
+
+    fn frame(number: u64) -> Frame {
+        Frame {
+            camera: CameraId::new("c"),
+            number,
+            captured_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_000 + number as i64 * 40)
+                .expect("valid"),
+            scene_cut: false,
+            width: 2,
+            height: 1,
+            data: Arc::new(vec![0; 6]),
+        }
+    }
+
+    #[test]
+    fn recent_frames_are_bounded_and_give_the_frame_at_or_just_after_a_moment() {
+        let settings = MomentSettings { window_s: 2, every_ms: 200, ..Default::default() };
+        let mut recent = RecentFrames::new(settings);
+        for n in 0..1000 {
+            recent.push(&frame(n));
+        }
+        assert!(recent.len() <= 3 + 11, "{}", recent.len());
+        assert_eq!(recent.nearest(999).map(|f| f.number), Some(999));
+        assert_eq!(recent.nearest(998).map(|f| f.number), Some(998));
+        // 1 s ago: sampled every 5 frames.
+        let one_second_ago = recent.nearest(974).map(|f| f.number).expect("kept");
+        assert!((974..980).contains(&one_second_ago), "{one_second_ago}");
+        // Older than the window: the oldest kept.
+        assert!(recent.nearest(10).is_some_and(|f| f.number >= 940));
+    }
+}

@@ -1,0 +1,409 @@
+//! `edge-agent scene`: check a camera's scene by eye, and measure the rules on a labelled replay.
+//!
+//! `scene check` validates every scene (errors name the camera and the field) and draws each one onto a
+//! snapshot of its camera as PNG: stop lines red, lanes yellow with their direction, no-stopping zones
+//! magenta, speed sections blue, signal heads white. `scene replay` runs the real detector and tracker over a
+//! file camera, judges with the scene and a scripted signal (the labels file), and prints precision and
+//! recall per rule; `--dump-detections` writes the detector's output so tests can replay it without a model.
+
+use crate::config::AgentConfig;
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use te_camera::{CameraSettings, WhenFull};
+use te_rules::{Judge, Observation, Point, Scene};
+use te_track::{TrackEvent, Tracker, TrackerSettings};
+use te_types::{CameraId, Detection, Frame, SignalPhase, Violation, ViolationKind};
+
+const STOP_LINE: [u8; 3] = [255, 40, 40];
+const LANE: [u8; 3] = [255, 220, 0];
+const NO_STOPPING: [u8; 3] = [255, 0, 255];
+const SPEED: [u8; 3] = [40, 140, 255];
+const HEAD: [u8; 3] = [255, 255, 255];
+
+/// The first frame of a camera's source (file, folder of stills or RTSP).
+fn snapshot(settings: &CameraSettings) -> anyhow::Result<Frame> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    let settings = CameraSettings { when_full: WhenFull::DropNewest, ..settings.clone() };
+    let handle = te_camera::spawn(settings, tx)?;
+    let frame = rx.recv_timeout(std::time::Duration::from_secs(20));
+    handle.stop();
+    drop(rx);
+    let _ = handle.join();
+    frame.context("the camera gave no frame within 20 s")
+}
+
+/// Validates the scenes and writes `<out>/scene-<camera>.png` for each (or just `camera`'s).
+pub fn check(
+    config: &AgentConfig,
+    camera: Option<&str>,
+    snapshot_file: Option<&Path>,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let scenes = config.validated_scenes()?;
+    if scenes.is_empty() {
+        bail!("the configuration has no [[scenes]]: no camera is judged");
+    }
+    let font = crate::overview::DataBarFont::load(Path::new(&config.evidence.data_bar_font))?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for (id, scene) in &scenes {
+        if camera.is_some_and(|c| c != id.as_str()) {
+            continue;
+        }
+        let picture = match snapshot_file {
+            Some(path) => image::open(path).with_context(|| format!("reading {}", path.display()))?.into_rgb8(),
+            None => {
+                let settings = config.cameras.iter().find(|c| &c.id == id).context("scene without camera")?;
+                let frame = snapshot(settings)?;
+                image::RgbImage::from_raw(frame.width, frame.height, frame.data.as_ref().clone())
+                    .context("frame of the wrong size")?
+            }
+        };
+        let mut picture = image::imageops::resize(
+            &picture,
+            scene.frame_size[0],
+            scene.frame_size[1],
+            image::imageops::FilterType::Triangle,
+        );
+        draw_scene(&mut picture, scene, &font);
+        let path = out.join(format!("scene-{id}.png"));
+        picture.save(&path).with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "{id}: ok · {} stop line(s), {} lane(s), {} no-stopping zone(s), {} speed section(s), signal {:?} -> {}",
+            scene.stop_lines.len(),
+            scene.lanes.len(),
+            scene.no_stopping.len(),
+            scene.speed_sections.len(),
+            scene.signal.source,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn draw_scene(picture: &mut image::RgbImage, scene: &Scene, font: &crate::overview::DataBarFont) {
+    let mut labels: Vec<(Point, String)> = Vec::new();
+    for (name, line) in &scene.stop_lines {
+        draw_line(picture, line.a, line.b, STOP_LINE);
+        arrow(picture, midpoint(line.a, line.b), line.direction, STOP_LINE);
+        labels.push((line.a, name.clone()));
+    }
+    for lane in &scene.lanes {
+        polygon(picture, &lane.polygon.0, LANE);
+        let c = centroid(&lane.polygon.0);
+        if let Some(d) = lane.direction {
+            arrow(picture, c, d, LANE);
+        }
+        labels.push((c, lane.name.clone()));
+    }
+    for zone in &scene.no_stopping {
+        polygon(picture, &zone.polygon.0, NO_STOPPING);
+        labels.push((centroid(&zone.polygon.0), format!("{} ≤{:.0} s", zone.name, zone.max_dwell_s)));
+    }
+    for s in &scene.speed_sections {
+        draw_line(picture, s.entry.a, s.entry.b, SPEED);
+        draw_line(picture, s.exit.a, s.exit.b, SPEED);
+        labels.push((s.entry.a, format!("{} {:.0} km/h, {:.1} m", s.name, s.limit_kmh, s.distance_m)));
+    }
+    for h in &scene.signal.heads {
+        polygon(picture, &[[h[0], h[1]], [h[2], h[1]], [h[2], h[3]], [h[0], h[3]]], HEAD);
+    }
+    let (w, h) = picture.dimensions();
+    for (p, text) in labels {
+        let (x, y) =
+            ((p[0].max(0.0) as u32).min(w.saturating_sub(40)), (p[1].max(0.0) as u32).min(h.saturating_sub(22)));
+        crate::overview::draw_text(picture.as_mut(), (w, h), (x, w), (y, 22), &text, &font.0);
+    }
+}
+
+fn midpoint(a: Point, b: Point) -> Point {
+    [(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0]
+}
+
+fn centroid(points: &[Point]) -> Point {
+    let n = points.len().max(1) as f32;
+    [points.iter().map(|p| p[0]).sum::<f32>() / n, points.iter().map(|p| p[1]).sum::<f32>() / n]
+}
+
+fn polygon(picture: &mut image::RgbImage, points: &[Point], colour: [u8; 3]) {
+    for (i, &a) in points.iter().enumerate() {
+        draw_line(picture, a, points[(i + 1) % points.len()], colour);
+    }
+}
+
+/// A 50 px arrow from `from` along the unit vector `d`.
+fn arrow(picture: &mut image::RgbImage, from: Point, d: Point, colour: [u8; 3]) {
+    let tip = [from[0] + d[0] * 50.0, from[1] + d[1] * 50.0];
+    draw_line(picture, from, tip, colour);
+    for (c, s) in [(0.94f32, 0.34f32), (0.94, -0.34)] {
+        let back = [-(d[0] * c - d[1] * s), -(d[0] * s + d[1] * c)];
+        draw_line(picture, tip, [tip[0] + back[0] * 14.0, tip[1] + back[1] * 14.0], colour);
+    }
+}
+
+/// A 3 px wide line.
+fn draw_line(picture: &mut image::RgbImage, a: Point, b: Point, colour: [u8; 3]) {
+    let (w, h) = picture.dimensions();
+    let steps = (a[0] - b[0]).abs().max((a[1] - b[1]).abs()).ceil().max(1.0) as u32;
+    for i in 0..=steps {
+        let t = i as f32 / steps as f32;
+        let (x, y) = (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t);
+        for (dx, dy) in [(-1, -1), (0, -1), (1, -1), (-1, 0), (0, 0), (1, 0), (-1, 1), (0, 1), (1, 1)] {
+            let (px, py) = (x as i64 + dx, y as i64 + dy);
+            if px >= 0 && py >= 0 && (px as u32) < w && (py as u32) < h {
+                picture.put_pixel(px as u32, py as u32, image::Rgb(colour));
+            }
+        }
+    }
+}
+
+/// One frame's detector output, timed from the start of the video.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DetectedFrame {
+    pub frame: u64,
+    /// Milliseconds from the first frame.
+    pub t_ms: i64,
+    pub width: u32,
+    pub height: u32,
+    pub detections: Vec<Detection>,
+}
+
+/// A labelled replay: the signal the controller would have reported, and the offences a person saw.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayLabels {
+    /// How the labels were made.
+    pub method: String,
+    /// Scripted controller reports: the phase from `from_s` seconds into the video.
+    #[serde(default)]
+    pub phases: Vec<ScriptedPhase>,
+    pub expected: Vec<ExpectedViolation>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptedPhase {
+    pub from_s: f32,
+    pub phase: SignalPhase,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedViolation {
+    pub kind: ViolationKind,
+    pub rule: String,
+    /// The offence moment lies in this window, seconds into the video.
+    pub from_s: f32,
+    pub to_s: f32,
+    /// Which vehicle, in words (for people reading the labels; shown when it is missed).
+    pub vehicle: String,
+}
+
+/// The start of every replay's clock, so replays are judged the same way every time.
+fn replay_epoch() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default() // 2026-01-01T00:00:00Z
+}
+
+/// Tracks and judges recorded detections with `scene` and the scripted signal; returns every violation.
+pub fn judge_replay(
+    frames: &[DetectedFrame],
+    scene: &Scene,
+    tracker: &TrackerSettings,
+    labels: &ReplayLabels,
+) -> Vec<Violation> {
+    let epoch = replay_epoch();
+    let mut tracker = Tracker::new(tracker.clone());
+    let mut judge = Judge::new(scene.clone());
+    let mut classes = BTreeMap::new();
+    let mut found = Vec::new();
+    for f in frames {
+        let at = epoch + chrono::Duration::milliseconds(f.t_ms);
+        if let Some(p) = labels.phases.iter().rev().find(|p| f64::from(p.from_s) * 1000.0 <= f.t_ms as f64) {
+            judge.controller_phase(at, p.phase);
+        }
+        for event in tracker.update(f.frame, at, &f.detections) {
+            match event {
+                TrackEvent::Confirmed { track, detection } => {
+                    classes.insert(track, detection.class);
+                }
+                TrackEvent::Ended { track, .. } => judge.vehicle_gone(track),
+            }
+        }
+        let seen: Vec<Observation> = tracker
+            .tracks()
+            .iter()
+            .filter(|t| t.is_confirmed() && t.last_frame == f.frame)
+            .map(|t| Observation { track: t.id, class: classes.get(&t.id).copied().unwrap_or(t.class()), bbox: t.bbox })
+            .collect();
+        found.extend(judge.judge(f.frame, at, (f.width, f.height), &seen));
+    }
+    found
+}
+
+/// For each found violation, the index of the expected one it matches (same kind and rule, moment inside
+/// the labelled window; each label matches once).
+fn matches(found: &[Violation], labels: &ReplayLabels) -> Vec<Option<usize>> {
+    let epoch = replay_epoch();
+    let mut used = vec![false; labels.expected.len()];
+    found
+        .iter()
+        .map(|v| {
+            let s = (v.at - epoch).as_seconds_f32();
+            let (i, _) =
+                labels.expected.iter().enumerate().find(|(i, e)| {
+                    !used[*i] && e.kind == v.kind && e.rule == v.rule && (e.from_s..=e.to_s).contains(&s)
+                })?;
+            used[i] = true;
+            Some(i)
+        })
+        .collect()
+}
+
+/// The labelled violations nothing matched.
+pub fn missed<'a>(found: &[Violation], labels: &'a ReplayLabels) -> Vec<&'a ExpectedViolation> {
+    let hit: Vec<usize> = matches(found, labels).into_iter().flatten().collect();
+    labels.expected.iter().enumerate().filter(|(i, _)| !hit.contains(i)).map(|(_, e)| e).collect()
+}
+
+/// Precision and recall per kind: (kind, found, expected, matched).
+pub fn score(found: &[Violation], labels: &ReplayLabels) -> Vec<(ViolationKind, usize, usize, usize)> {
+    let mut matched_kind: BTreeMap<ViolationKind, usize> = BTreeMap::new();
+    for (v, m) in found.iter().zip(matches(found, labels)) {
+        if m.is_some() {
+            *matched_kind.entry(v.kind).or_default() += 1;
+        }
+    }
+    ViolationKind::ALL
+        .iter()
+        .map(|&k| {
+            let f = found.iter().filter(|v| v.kind == k).count();
+            let e = labels.expected.iter().filter(|x| x.kind == k).count();
+            (k, f, e, matched_kind.get(&k).copied().unwrap_or(0))
+        })
+        .collect()
+}
+
+/// Runs the detector over `camera`'s file source and returns every frame's detections.
+fn detect_all(config: &AgentConfig, settings: &CameraSettings) -> anyhow::Result<Vec<DetectedFrame>> {
+    let ort = crate::load_onnx_runtime(config)?;
+    let mut detector = te_infer::VehicleDetector::load(&ort, &config.model_dirs(), config.detector.settings())?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    let settings = CameraSettings { when_full: WhenFull::Block, ..settings.clone() };
+    let handle = te_camera::spawn(settings, tx)?;
+    let mut out = Vec::new();
+    let mut first = None;
+    for frame in rx {
+        let start = *first.get_or_insert(frame.captured_at);
+        out.push(DetectedFrame {
+            frame: frame.number,
+            t_ms: (frame.captured_at - start).num_milliseconds(),
+            width: frame.width,
+            height: frame.height,
+            detections: detector.detect(&frame)?,
+        });
+    }
+    handle.join()?;
+    Ok(out)
+}
+
+/// `scene replay`: prints each violation and precision/recall per rule. Last line:
+/// `precision=<x> recall=<y> found=<n> expected=<m>`.
+pub fn replay(
+    config: &AgentConfig,
+    camera: &str,
+    labels_path: &Path,
+    detections: Option<&Path>,
+    dump: Option<&PathBuf>,
+) -> anyhow::Result<()> {
+    let labels: ReplayLabels = toml::from_str(
+        &std::fs::read_to_string(labels_path).with_context(|| format!("reading {}", labels_path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", labels_path.display()))?;
+    let id = CameraId::new(camera);
+    let scenes = config.validated_scenes()?;
+    let scene = scenes.get(&id).with_context(|| format!("camera {camera} has no scene"))?;
+    let frames = match detections {
+        Some(path) => {
+            serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)?
+        }
+        None => {
+            let settings = config.cameras.iter().find(|c| c.id == id).with_context(|| format!("no camera {camera}"))?;
+            detect_all(config, settings)?
+        }
+    };
+    if let Some(path) = dump {
+        std::fs::write(path, serde_json::to_vec(&frames)?).with_context(|| format!("writing {}", path.display()))?;
+        println!("detections of {} frames written to {}", frames.len(), path.display());
+    }
+    let found = judge_replay(&frames, scene, &config.tracker, &labels);
+    println!("labels: {}", labels.method);
+    for v in &found {
+        println!(
+            "{:>7.2} s  {:<16} {:<20} track {}  {}",
+            (v.at - replay_epoch()).as_seconds_f32(),
+            v.kind.as_str(),
+            v.rule,
+            v.track,
+            v.summary
+        );
+    }
+    for missed in missed(&found, &labels) {
+        println!("missed: {} {} ({})", missed.kind.as_str(), missed.rule, missed.vehicle);
+    }
+    let (mut f_all, mut e_all, mut m_all) = (0, 0, 0);
+    for (kind, f, e, m) in score(&found, &labels) {
+        if f + e > 0 {
+            println!(
+                "{:<16} found={f} expected={e} matched={m} precision={} recall={}",
+                kind.as_str(),
+                ratio(m, f),
+                ratio(m, e)
+            );
+        }
+        (f_all, e_all, m_all) = (f_all + f, e_all + e, m_all + m);
+    }
+    println!("precision={} recall={} found={f_all} expected={e_all}", ratio(m_all, f_all), ratio(m_all, e_all));
+    Ok(())
+}
+
+fn ratio(a: usize, b: usize) -> String {
+    if b == 0 {
+        "n/a".into()
+    } else {
+        format!("{:.3}", a as f64 / b as f64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AgentConfig, DEFAULT_TOML};
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures").join(name)
+    }
+
+    /// The car-park replay: the recorded detector output of the real video, the demo's scene and the labelled
+    /// signal script. Regenerate with `edge-agent scene replay --camera carpark-1 --labels
+    /// tests/fixtures/carpark_violations.toml --dump-detections tests/fixtures/carpark_detections.json`.
+    #[test]
+    fn the_carpark_replay_finds_the_red_light_run_once_and_reports_nothing_unlabelled() {
+        let config = AgentConfig::parse(DEFAULT_TOML, "default").expect("parses");
+        let scenes = config.validated_scenes().expect("valid scenes");
+        let scene = scenes.get(&CameraId::new("carpark-1")).expect("car-park scene");
+        let labels: ReplayLabels =
+            toml::from_str(&std::fs::read_to_string(fixture("carpark_violations.toml")).expect("labels"))
+                .expect("parse");
+        let frames: Vec<DetectedFrame> =
+            serde_json::from_slice(&std::fs::read(fixture("carpark_detections.json")).expect("detections"))
+                .expect("json");
+        let found = judge_replay(&frames, scene, &config.tracker, &labels);
+        let scores = score(&found, &labels);
+        let red = scores.iter().find(|s| s.0 == ViolationKind::RedLight).expect("row");
+        assert_eq!(*red, (ViolationKind::RedLight, 1, 1, 1), "{found:?}");
+        assert!(scores.iter().all(|(_, f, _, m)| f == m), "no false positives: {scores:?}");
+        // The same frames judged twice give the same violations (clocked by frames, not the wall clock).
+        assert_eq!(judge_replay(&frames, scene, &config.tracker, &labels), found);
+    }
+}
