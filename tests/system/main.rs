@@ -185,3 +185,100 @@ fn doctor_names_a_missing_decoder_and_fails_but_passes_a_sound_box() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains("nvh264dec-not-on-this-box")), "{text}");
 }
+
+/// One HTTP/1.1 request on 127.0.0.1 (no client library needed for a status line and a small body).
+fn http(port: u16, request: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+#[test]
+fn a_car_crossing_the_stop_line_while_the_controller_reports_red_reaches_the_review_queue_as_a_red_light_violation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, agent_port) = (free_port(), free_port());
+    let _central = start_central(port, &dir.path().join("central"));
+    // The demo's car-park scene, with a controller that keeps reporting red. Replay runs faster than real time,
+    // so frame times run ahead of the reports: a long staleness limit keeps the phase valid for the test.
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"device_id = "system-test-box"
+metrics_listen = "127.0.0.1:{agent_port}"
+[paths]
+shared = "{shared}"
+state = "{state}"
+[plates]
+enabled = false
+[uplink]
+central_url = "http://127.0.0.1:{port}"
+[[cameras]]
+id = "carpark-1"
+source = "{{data}}/video/car-detection.mp4"
+when_full = "block"
+location = "system test"
+[[scenes]]
+camera = "carpark-1"
+frame_size = [768, 432]
+[scenes.signal]
+source = "external"
+stale_after_s = 600
+[[scenes.stop_lines]]
+name = "stop line"
+line = [[0, 216], [768, 216]]
+direction = [0, -1]
+"#,
+            shared = shared_dir().display(),
+            state = dir.path().join("edge").display(),
+        ),
+    )
+    .expect("write config");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let controller = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let body = r#"{"phase":"red"}"#;
+            let request = format!(
+                "POST /api/v1/signal/carpark-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let mut accepted = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if http(agent_port, &request).is_some_and(|r| r.starts_with("HTTP/1.1 204")) {
+                    accepted += 1;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            accepted
+        })
+    };
+    let run = agent(&config, &["run", "--exit-when-done", "--drain-timeout", "30"]);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let accepted = controller.join().expect("controller thread");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(accepted > 0, "the agent took no controller report");
+
+    let list = agent(&config, &["evidence", "list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    let red: Vec<&str> = text.lines().filter(|l| l.contains(" red_light ")).collect();
+    assert_eq!(red.len(), 1, "one red-light record for the red car: {text}");
+    assert!(red[0].contains("delivered"), "{}", red[0]);
+    let id = red[0].split_whitespace().next().expect("id");
+    let show = agent(&config, &["evidence", "show", id]);
+    let record: serde_json::Value = serde_json::from_slice(&show.stdout).expect("record JSON");
+    let violation = &record["record"]["violation"];
+    assert_eq!(violation["signal"], "red");
+    let roles: Vec<&str> =
+        violation["moments"].as_array().expect("moments").iter().filter_map(|m| m["role"].as_str()).collect();
+    assert_eq!(roles, ["before", "at", "after"]);
+    assert!(record["record"]["clip_sha256"].is_string(), "a video camera's violation carries its clip");
+
+    let page = http(port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").expect("queue page");
+    assert!(page.contains("Vượt đèn đỏ"), "the review queue shows the offence");
+}

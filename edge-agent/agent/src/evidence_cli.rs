@@ -11,8 +11,8 @@ use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, TrackId, Vehicle
 
 pub fn list(store: &SledStore) -> anyhow::Result<()> {
     println!(
-        "{:<26}  {:>5}  {:<12}  {:<10}  {:<14}  {:<25}  delivery",
-        "evidence id", "seq", "camera", "vehicle", "plate", "captured (UTC)"
+        "{:<26}  {:>5}  {:<12}  {:<16}  {:<10}  {:<14}  {:<25}  delivery",
+        "evidence id", "seq", "camera", "event", "vehicle", "plate", "captured (UTC)"
     );
     for id in store.list()? {
         let s = store.get(id)?;
@@ -26,10 +26,11 @@ pub fn list(store: &SledStore) -> anyhow::Result<()> {
             Some(p) => p.text.as_deref().unwrap_or("unreadable"),
         };
         println!(
-            "{:<26}  {:>5}  {:<12}  {:<10}  {:<14}  {:<25}  {delivery}",
+            "{:<26}  {:>5}  {:<12}  {:<16}  {:<10}  {:<14}  {:<25}  {delivery}",
             id.to_string(),
             s.record.sequence,
             s.record.camera_id.as_str(),
+            s.record.kind.as_str(),
             s.record.vehicle_class.as_str(),
             plate,
             s.record.captured_at.format("%F %T%.3f").to_string()

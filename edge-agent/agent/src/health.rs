@@ -307,4 +307,26 @@ mod tests {
         assert_eq!(h["status"], "degraded", "{h}");
         assert_eq!(h["evidence"]["rejected"], 1);
     }
+
+    #[tokio::test]
+    async fn a_controller_phase_is_kept_for_a_known_camera_and_refused_for_an_unknown_one() {
+        use tower::ServiceExt;
+        let (s, _dir) = sources();
+        let phases = s.controller_phases.clone();
+        let post = |camera: &str, body: &str| {
+            axum::http::Request::post(format!("/api/v1/signal/{camera}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(axum::body::Body::from(body.to_owned()))
+                .expect("request")
+        };
+        let app = router(s);
+        let ok = app.clone().oneshot(post("nga-tu-1", r#"{"phase":"red"}"#)).await.expect("response");
+        assert_eq!(ok.status(), StatusCode::NO_CONTENT);
+        assert_eq!(phases.latest(&CameraId::new("nga-tu-1")).map(|p| p.1), Some(te_types::SignalPhase::Red));
+        let unknown = app.clone().oneshot(post("other", r#"{"phase":"red"}"#)).await.expect("response");
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        let bad = app.oneshot(post("nga-tu-1", r#"{"phase":"purple"}"#)).await.expect("response");
+        assert!(bad.status().is_client_error());
+        assert_eq!(phases.latest(&CameraId::new("nga-tu-1")).map(|p| p.1), Some(te_types::SignalPhase::Red));
+    }
 }

@@ -744,7 +744,16 @@ fn print_summary(
     } else {
         println!("  plates read      {:>6}  (plate reading is off: plates.enabled = false)", 0);
     }
-    println!("  violations       {:>6}  (violation rules not in this build yet)", 0);
+    let by_kind: Vec<String> = report.violations.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    println!(
+        "  violations       {:>6}  ({})",
+        report.violations.values().sum::<u64>(),
+        if by_kind.is_empty() {
+            "none judged; cameras with a [[scenes]] entry are judged".into()
+        } else {
+            by_kind.join(", ")
+        }
+    );
     println!(
         "  evidence         {:>6}  written, {} synced, {} pending, {} rejected",
         report.evidence_written, counts.delivered, counts.pending, counts.rejected

@@ -207,6 +207,31 @@ mod tests {
     }
 
     #[test]
+    fn violation_moments_are_composed_side_by_side_with_captions_and_a_data_bar() {
+        let frame = |v: u8| Frame {
+            camera: CameraId::new("c"),
+            number: 0,
+            captured_at: chrono::Utc::now(),
+            scene_cut: false,
+            width: 200,
+            height: 100,
+            data: Arc::new(vec![v; 200 * 100 * 3]),
+        };
+        let (a, b, c) = (frame(10), frame(60), frame(110));
+        let font = DataBarFont::load(Path::new(FONT)).expect("font");
+        let bbox = BBox { x1: 50.0, y1: 20.0, x2: 90.0, y2: 60.0 };
+        let panels: Vec<Panel<'_>> =
+            [&a, &b, &c].into_iter().map(|f| Panel { frame: f, bbox, caption: "Vi phạm · at".into() }).collect();
+        let jpeg = compose_jpeg(&panels, "Vượt đèn đỏ (red_light)", &font).expect("encode");
+        let decoded = image::load_from_memory(&jpeg).expect("decode").into_rgb8();
+        assert_eq!(decoded.dimensions(), (600, 100 + 2 * 22));
+        for (i, v) in [10u8, 60, 110].into_iter().enumerate() {
+            let px = decoded.get_pixel(i as u32 * 200 + 10, 90)[1];
+            assert!(px.abs_diff(v) < 8, "panel {i} holds its own frame ({px} vs {v})");
+        }
+    }
+
+    #[test]
     fn a_missing_font_or_one_without_vietnamese_is_refused_with_the_package_named() {
         let err = DataBarFont::load(Path::new("/nonexistent.ttf")).expect_err("missing");
         assert!(err.to_string().contains("fonts-dejavu-core"));

@@ -143,10 +143,15 @@ impl AnalysisStage {
             *report.frames_per_camera.entry(frame.camera.clone()).or_default() += 1;
             report.frames += 1;
             let work = cameras.entry(frame.camera.clone()).or_insert_with(|| {
-                // Still images are single-frame scenes: every detection there is a vehicle in its own right.
-                let min_hits = if frame.scene_cut { 1 } else { self.tracker_settings.min_hits };
+                // Still images are single-frame scenes: every detection there is a vehicle in its own right,
+                // weak ones included (no later frame can confirm them).
+                let settings = if frame.scene_cut {
+                    TrackerSettings { min_hits: 1, high_score: 0.0, ..self.tracker_settings.clone() }
+                } else {
+                    self.tracker_settings.clone()
+                };
                 CameraWork {
-                    tracker: Tracker::new(TrackerSettings { min_hits, ..self.tracker_settings.clone() }),
+                    tracker: Tracker::new(settings),
                     judge: self.scenes.get(&frame.camera).cloned().map(Judge::new),
                     recent: RecentFrames::new(self.moments.clone()),
                 }
