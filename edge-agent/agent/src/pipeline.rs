@@ -329,9 +329,13 @@ impl AnalysisStage {
                     .is_some_and(|(f, _)| frame.captured_at - f.captured_at >= chrono::Duration::seconds(HOLD_S))
             });
             vehicle.violations = kept;
+            if held.is_empty() {
+                continue;
+            }
             let plate = (!vehicle.ballot.is_empty()).then(|| vehicle.ballot.consensus());
+            let clip = self.cut_clip(camera, vehicle.confirmed_at);
             for v in held {
-                self.write_violation(camera, vehicle, v, plate.clone(), report);
+                self.write_violation(camera, vehicle, v, (plate.clone(), clip.as_deref()), report);
             }
         }
     }
@@ -353,12 +357,16 @@ impl AnalysisStage {
             let Some(mut vehicle) = open.remove(&(camera.clone(), track)) else { continue };
             let plate = (!vehicle.ballot.is_empty()).then(|| vehicle.ballot.consensus());
             report.plates_read += u64::from(plate.as_ref().is_some_and(|p| p.text.is_some()));
+            if vehicle.violations.is_empty() && vehicle.pass.is_none() {
+                continue;
+            }
+            // One clip per vehicle pass: its violation records and its pass record carry the same video.
+            let clip = self.cut_clip(camera, vehicle.confirmed_at);
             for v in std::mem::take(&mut vehicle.violations) {
-                self.write_violation(camera, &vehicle, v, plate.clone(), report);
+                self.write_violation(camera, &vehicle, v, (plate.clone(), clip.as_deref()), report);
             }
             if let Some((mut record, jpeg)) = vehicle.pass.take() {
                 record.plate = plate;
-                let clip = self.cut_clip(camera, vehicle.confirmed_at);
                 self.store(camera, record, &jpeg, clip.as_deref(), report);
             }
         }
@@ -370,7 +378,7 @@ impl AnalysisStage {
         camera: &CameraId,
         vehicle: &OpenVehicle,
         open: OpenViolation,
-        plate: Option<te_types::PlateConsensus>,
+        (plate, clip): (Option<te_types::PlateConsensus>, Option<&[u8]>),
         report: &mut AnalysisReport,
     ) {
         let OpenViolation { mut violation, mut panels, after, last_seen } = open;
@@ -422,8 +430,7 @@ impl AnalysisStage {
         record.captured_at = violation.at;
         record.plate = plate;
         record.violation = Some(violation);
-        let clip = self.cut_clip(camera, vehicle.confirmed_at);
-        self.store(camera, record, &jpeg, clip.as_deref(), report);
+        self.store(camera, record, &jpeg, clip, report);
     }
 
     fn store(
