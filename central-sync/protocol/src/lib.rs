@@ -4,7 +4,14 @@
 //! ```text
 //!  edge  POST /api/v1/evidence  EvidenceUpload  ->  central
 //!        201 Created | 200 OK (already stored)  <-  IngestReceipt
+//!  edge  GET  /api/v1/clips/<sha256>            ->  ClipStatus (bytes held so far)
+//!  edge  PUT  /api/v1/clips/<sha256>?offset=N   ->  ClipStatus (chunk appended; resumable)
+//!  edge  POST /api/v1/heartbeat  Heartbeat      ->  204
 //! ```
+//!
+//! A video clip may travel inline (base64 in the upload) or, as the edge's uplink does, ahead of its record in
+//! chunks addressed by its SHA-256: an interrupted clip resumes at the offset the central service reports, and
+//! a clip shared by several records of one vehicle travels once.
 
 mod seal;
 
@@ -21,6 +28,10 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The upload path, relative to the central service's base URL.
 pub const EVIDENCE_PATH: &str = "/api/v1/evidence";
+/// Clip chunks, by SHA-256: `{CLIPS_PATH}/<sha256 hex>`.
+pub const CLIPS_PATH: &str = "/api/v1/clips";
+/// The box's periodic state report.
+pub const HEARTBEAT_PATH: &str = "/api/v1/heartbeat";
 
 /// The facts of one evidence record: what was seen, where and when. Media are referenced by hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +64,11 @@ pub struct EvidenceRecord {
     /// shows (before / at / after, side by side), and what was measured. Absent for plain vehicle passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub violation: Option<Violation>,
+    /// How far the box's clock was from a reference clock when the record was made; absent when the box could
+    /// not measure it. Violations whose clock is unchecked or off by more than the box's limit are flagged for
+    /// review: the time of an offence must be objective (Decree 135/2021, Art. 17).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockCheck>,
     /// The vehicle's plate, decided by every read on the track; absent when no plate was seen at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plate: Option<PlateConsensus>,
@@ -68,6 +84,22 @@ pub struct EvidenceRecord {
     pub previous_record_sha256: String,
 }
 
+/// One measurement of the box's clock against a reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockCheck {
+    /// Reference time minus box time, milliseconds: add it to the record's times to get reference time.
+    pub offset_ms: i64,
+    /// How far off the measurement itself may be (half the round trip plus the source's resolution), ms.
+    pub uncertainty_ms: u64,
+    /// `ntp:<host:port>` (an SNTP server) or `central-date` (the central service's HTTP `Date` header).
+    pub source: String,
+    /// When it was measured (box time).
+    pub measured_at: DateTime<Utc>,
+    /// The offset plus its uncertainty is within the box's configured limit, and the measurement is recent.
+    pub trusted: bool,
+}
+
 /// One record and its media, as sent over HTTP.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +109,8 @@ pub struct EvidenceUpload {
     pub seal: Seal,
     /// The overview JPEG, standard base64.
     pub overview_jpeg_base64: String,
-    /// The video clip (MP4), standard base64; present exactly when the record names a clip.
+    /// The video clip (MP4), standard base64. When the record names a clip and this is absent, the clip was
+    /// sent ahead through [`CLIPS_PATH`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_mp4_base64: Option<String>,
 }
@@ -114,24 +147,18 @@ impl EvidenceUpload {
         self
     }
 
-    /// Checks the clip against the hash the (sealed) record names; returns the decoded MP4, if any.
-    pub fn verified_clip(&self) -> Result<Option<Vec<u8>>, UploadError> {
+    /// Checks an inline clip against the hash the (sealed) record names.
+    pub fn verified_clip(&self) -> Result<ClipBody, UploadError> {
         match (&self.record.clip_sha256, &self.clip_mp4_base64) {
-            (None, None) => Ok(None),
-            (Some(_), None) => Err(UploadError::Clip("the record names a clip but none was sent".into())),
+            (None, None) => Ok(ClipBody::None),
+            (Some(expected), None) => Ok(ClipBody::SentAhead(expected.clone())),
             (None, Some(_)) => Err(UploadError::Clip("a clip was sent that the record does not name".into())),
             (Some(expected), Some(b64)) => {
                 let mp4 = base64::engine::general_purpose::STANDARD
                     .decode(b64.as_bytes())
                     .map_err(|_| UploadError::Clip("not valid base64".into()))?;
-                if mp4.get(4..8) != Some(b"ftyp") {
-                    return Err(UploadError::Clip("not an MP4 file".into()));
-                }
-                let actual = sha256_hex(&mp4);
-                if &actual != expected {
-                    return Err(UploadError::Clip(format!("hashes to {actual}, but the record says {expected}")));
-                }
-                Ok(Some(mp4))
+                check_clip(&mp4, expected)?;
+                Ok(ClipBody::Inline(mp4))
             }
         }
     }
@@ -154,6 +181,76 @@ impl EvidenceUpload {
         }
         Ok(jpeg)
     }
+}
+
+/// Where an upload's clip is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClipBody {
+    /// The record names no clip.
+    None,
+    /// In the upload, decoded and checked.
+    Inline(Vec<u8>),
+    /// Sent ahead through [`CLIPS_PATH`] under this SHA-256 (hex); the receiver must check it holds it whole.
+    SentAhead(String),
+}
+
+/// Checks that `mp4` is an MP4 file that hashes to `expected` (hex).
+pub fn check_clip(mp4: &[u8], expected: &str) -> Result<(), UploadError> {
+    if mp4.get(4..8) != Some(b"ftyp") {
+        return Err(UploadError::Clip("not an MP4 file".into()));
+    }
+    let actual = sha256_hex(mp4);
+    if actual != expected {
+        return Err(UploadError::Clip(format!("hashes to {actual}, but the record says {expected}")));
+    }
+    Ok(())
+}
+
+/// Whether `s` is a SHA-256 in lowercase hex (what clip addresses are; nothing else reaches a file name).
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// How much of a clip the central service holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClipStatus {
+    /// Bytes received so far: the offset of the next chunk.
+    pub received: u64,
+    /// The whole clip is held and checked (another record already brought it): nothing more to send.
+    pub complete: bool,
+}
+
+/// The box's state, sent every `heartbeat_s`; the central service keeps the latest per device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub device_id: DeviceId,
+    pub sent_at: DateTime<Utc>,
+    pub agent_version: String,
+    /// Records waiting for delivery (the send queue's depth).
+    pub pending: u64,
+    pub delivered: u64,
+    /// Records the central service refused; kept on the box for an operator.
+    pub rejected: u64,
+    /// Bytes the evidence store takes on disk, and bytes free on its file system.
+    pub disk_used_bytes: u64,
+    pub disk_free_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockCheck>,
+    pub cameras: Vec<CameraState>,
+    /// The store's alarm (quota reached, refused records), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<String>,
+}
+
+/// One camera in a heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CameraState {
+    pub camera_id: CameraId,
+    /// `streaming`, `reconnecting`, `ended` (a file replay finished) or `failed`.
+    pub state: String,
+    pub frames_in: u64,
+    pub frames_dropped: u64,
+    pub reconnects: u64,
 }
 
 /// Whether the central service stored the record now or already had it.
@@ -213,6 +310,7 @@ mod tests {
             overview_sha256: sha256_hex(jpeg),
             clip_sha256: None,
             violation: None,
+            clock: None,
             plate: None,
             config_version: String::new(),
             sequence: 1,

@@ -53,31 +53,117 @@ pub async fn queue_page(State(state): State<AppState>) -> Response {
             esc(&entry.review_status),
         ));
     }
+    page(
+        "Hàng chờ xét duyệt · Review queue",
+        &format!(
+            "<h1>Hàng chờ xét duyệt <small>(review queue)</small></h1>\
+             <p id=\"totals\">{} bản ghi · {} thiết bị · {} camera</p>\
+             <table><thead><tr><th>Ảnh</th><th>Mã chứng cứ</th><th>Loại</th><th>Camera</th><th>Thời gian</th>\
+             <th>Biển số</th><th>Phương tiện</th><th>Độ tin cậy</th><th>Trạng thái</th></tr></thead><tbody>\n{rows}</tbody></table>",
+            stats.evidence_total, stats.devices, stats.cameras
+        ),
+    )
+}
+
+/// The offence in Vietnamese with what the box measured, or the plain event kind for a vehicle pass. A
+/// violation whose box clock was unchecked or off is flagged: its time is not objective until a reviewer looks.
+fn kind_cell(r: &central_protocol::EvidenceRecord) -> String {
+    match &r.violation {
+        Some(v) => format!(
+            "<b class=\"violation\">{}</b><br><small>{} · {}: {}</small>{}",
+            esc(v.kind.vietnamese()),
+            esc(v.kind.as_str()),
+            esc(&v.rule),
+            esc(&v.summary),
+            clock_flag(r.clock.as_ref()),
+        ),
+        None => esc(r.kind.as_str()),
+    }
+}
+
+fn clock_flag(clock: Option<&central_protocol::ClockCheck>) -> String {
+    match clock {
+        Some(c) if c.trusted => String::new(),
+        Some(c) => format!(
+            "<br><b class=\"clock-flag\">⚠ Đồng hồ lệch {:+.1} s (clock off, {})</b>",
+            c.offset_ms as f64 / 1000.0,
+            esc(&c.source)
+        ),
+        None => "<br><b class=\"clock-flag\">⚠ Đồng hồ chưa kiểm chứng (clock unchecked)</b>".into(),
+    }
+}
+
+fn page(title: &str, body: &str) -> Response {
     Html(format!(
-        "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>Hàng chờ xét duyệt · Review queue</title>\
+        "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>{title}</title>\
          <style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;\
-         padding:4px 8px;text-align:left;vertical-align:top}}</style></head><body>\
-         <h1>Hàng chờ xét duyệt <small>(review queue)</small></h1>\
-         <p id=\"totals\">{} bản ghi · {} thiết bị · {} camera</p>\
-         <table><thead><tr><th>Ảnh</th><th>Mã chứng cứ</th><th>Loại</th><th>Camera</th><th>Thời gian</th>\
-         <th>Biển số</th><th>Phương tiện</th><th>Độ tin cậy</th><th>Trạng thái</th></tr></thead><tbody>\n{rows}</tbody></table></body></html>",
-        stats.evidence_total, stats.devices, stats.cameras
+         padding:4px 8px;text-align:left;vertical-align:top}}.clock-flag,.alarm{{color:#b00}}</style></head><body>\
+         <nav><a href=\"/\">Hàng chờ (queue)</a> · <a href=\"/devices\">Thiết bị (devices)</a></nav>{body}</body></html>"
     ))
     .into_response()
 }
 
-/// The offence in Vietnamese with what the box measured, or the plain event kind for a vehicle pass.
-fn kind_cell(r: &central_protocol::EvidenceRecord) -> String {
-    match &r.violation {
-        Some(v) => format!(
-            "<b class=\"violation\">{}</b><br><small>{} · {}: {}</small>",
-            esc(v.kind.vietnamese()),
-            esc(v.kind.as_str()),
-            esc(&v.rule),
-            esc(&v.summary)
-        ),
-        None => esc(r.kind.as_str()),
+/// Every box's latest heartbeat: is it alive, how much is waiting on it, is its clock right, are its cameras up.
+pub async fn devices_page(State(state): State<AppState>) -> Response {
+    let devices = match state.store.devices().await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "devices page");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "storage failure").into_response();
+        }
+    };
+    let now = chrono::Utc::now();
+    let mut rows = String::new();
+    for d in &devices {
+        let h = &d.heartbeat;
+        let age = (now - d.received_at).num_seconds();
+        let clock = match &h.clock {
+            Some(c) => format!(
+                "{:+} ms ±{} <small>{}</small>{}",
+                c.offset_ms,
+                c.uncertainty_ms,
+                esc(&c.source),
+                if c.trusted { "" } else { " <b class=\"alarm\">⚠</b>" }
+            ),
+            None => "<b class=\"alarm\">chưa đo (unmeasured)</b>".into(),
+        };
+        let cameras: Vec<String> = h
+            .cameras
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {} <small>({} frames, {} dropped, {} reconnects)</small>",
+                    esc(c.camera_id.as_str()),
+                    esc(&c.state),
+                    c.frames_in,
+                    c.frames_dropped,
+                    c.reconnects
+                )
+            })
+            .collect();
+        rows.push_str(&format!(
+            "<tr class=\"device\"><td><code>{}</code><br><small>{}</small></td><td>{} <small>({age} s ago)</small></td>\
+             <td class=\"pending\">{}</td><td>{}</td><td>{}</td><td>{:.1} / {:.1} GB</td><td>{clock}</td><td>{}</td><td class=\"alarm\">{}</td></tr>\n",
+            esc(h.device_id.as_str()),
+            esc(&h.agent_version),
+            d.received_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            h.pending,
+            h.delivered,
+            h.rejected,
+            h.disk_used_bytes as f64 / 1e9,
+            h.disk_free_bytes as f64 / 1e9,
+            cameras.join("<br>"),
+            esc(h.alarm.as_deref().unwrap_or("")),
+        ));
     }
+    page(
+        "Thiết bị · Devices",
+        &format!(
+            "<h1>Thiết bị <small>(devices)</small></h1><table><thead><tr><th>Thiết bị</th><th>Nhịp gần nhất (last heartbeat)</th>\
+             <th>Chờ gửi (pending)</th><th>Đã gửi</th><th>Bị từ chối</th><th>Đĩa dùng / trống</th><th>Đồng hồ (clock offset)</th>\
+             <th>Camera</th><th>Cảnh báo</th></tr></thead><tbody>\n{rows}</tbody></table>"
+        ),
+    )
 }
 
 /// The plate as the box decided it, with how many reads agreed; "không đọc được" (unreadable) otherwise.

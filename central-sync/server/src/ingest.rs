@@ -1,12 +1,13 @@
 //! The evidence API: upload (idempotent), list, show, media, totals. Errors are JSON `{"error": ...}`.
 
-use crate::{AppState, StoreError};
+use crate::{AppState, ClipError, StoreError};
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use central_protocol::{ApiError, EvidenceUpload, IngestStatus};
+use central_protocol::{ApiError, ClipBody, EvidenceUpload, Heartbeat, IngestStatus};
 use serde::Deserialize;
 use te_types::EvidenceId;
 
@@ -18,8 +19,23 @@ fn store_error(e: StoreError) -> Response {
     match e {
         StoreError::Conflict(_) => error(StatusCode::CONFLICT, e.to_string()),
         StoreError::WrongDeviceKey { .. } => error(StatusCode::FORBIDDEN, e.to_string()),
+        StoreError::Clip(e) => clip_error(e),
         other => {
             tracing::error!(error = %other, "storage failure");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "storage failure; retry later")
+        }
+    }
+}
+
+fn clip_error(e: ClipError) -> Response {
+    match e {
+        ClipError::BadName(_) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        ClipError::TooLarge { .. } => error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        // Retryable by the box: it asks the status and sends what is missing.
+        ClipError::Incomplete { .. } => error(StatusCode::FAILED_DEPENDENCY, e.to_string()),
+        ClipError::WrongOffset { .. } => error(StatusCode::CONFLICT, e.to_string()),
+        ClipError::Io { .. } => {
+            tracing::error!(error = %e, "clip storage failure");
             error(StatusCode::INTERNAL_SERVER_ERROR, "storage failure; retry later")
         }
     }
@@ -35,9 +51,18 @@ pub async fn upload(State(state): State<AppState>, body: Result<Json<EvidenceUpl
         Ok(body) => body,
         Err(rejection) => return error(rejection.status(), rejection.body_text()),
     };
+    // The seal first: nothing of an upload that fails it touches storage.
     let (jpeg, clip) = match (upload.verified_overview(), upload.verified_clip()) {
         (Ok(jpeg), Ok(clip)) => (jpeg, clip),
         (Err(e), _) | (_, Err(e)) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    };
+    let clip = match clip {
+        ClipBody::None => None,
+        ClipBody::Inline(bytes) => Some(bytes),
+        ClipBody::SentAhead(sha) => match state.store.clips.take(&sha).await {
+            Ok(bytes) => Some(bytes),
+            Err(e) => return clip_error(e),
+        },
     };
     match state.store.ingest(&upload.record, &upload.seal, &jpeg, clip.as_deref()).await {
         Ok(receipt) => {
@@ -107,6 +132,63 @@ pub async fn overview(State(state): State<AppState>, Path(raw): Path<String>) ->
 pub async fn stats(State(state): State<AppState>) -> Response {
     match state.store.stats().await {
         Ok(stats) => Json(stats).into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChunkQuery {
+    offset: u64,
+}
+
+/// GET /api/v1/clips/{sha}: how much of the clip is held.
+pub async fn clip_status(State(state): State<AppState>, Path(sha): Path<String>) -> Response {
+    match state.store.clips.status(&sha).await {
+        Ok(status) => Json(status).into_response(),
+        Err(e) => clip_error(e),
+    }
+}
+
+/// PUT /api/v1/clips/{sha}?offset=N: appends a chunk at N (the length held; 0 starts afresh). 409 with the
+/// held length when N is not it.
+pub async fn clip_chunk(
+    State(state): State<AppState>,
+    Path(sha): Path<String>,
+    Query(q): Query<ChunkQuery>,
+    body: Bytes,
+) -> Response {
+    if body.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "empty chunk");
+    }
+    match state.store.clips.append(&sha, q.offset, &body).await {
+        Ok(status) => Json(status).into_response(),
+        Err(ClipError::WrongOffset { held, .. }) => {
+            (StatusCode::CONFLICT, Json(central_protocol::ClipStatus { received: held, complete: false }))
+                .into_response()
+        }
+        Err(e) => clip_error(e),
+    }
+}
+
+/// POST /api/v1/heartbeat: 204; the device's latest state is kept.
+pub async fn heartbeat(State(state): State<AppState>, body: Result<Json<Heartbeat>, JsonRejection>) -> Response {
+    let Json(heartbeat) = match body {
+        Ok(body) => body,
+        Err(rejection) => return error(rejection.status(), rejection.body_text()),
+    };
+    if heartbeat.cameras.len() > 1024 {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, "more than 1024 cameras in one heartbeat");
+    }
+    match state.store.heartbeat(&heartbeat).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => store_error(e),
+    }
+}
+
+/// GET /api/v1/devices: every device's latest heartbeat.
+pub async fn devices(State(state): State<AppState>) -> Response {
+    match state.store.devices().await {
+        Ok(devices) => Json(devices).into_response(),
         Err(e) => store_error(e),
     }
 }

@@ -1,7 +1,9 @@
 //! The central service: takes evidence in from edge boxes, keeps it, shows the review queue.
 //!
 //! ```text
+//!  edge box --PUT  /api/v1/clips/<sha>-> clip chunks (resumable) ---------> clips/partial, then clips/<sha>.mp4
 //!  edge box --POST /api/v1/evidence--> ingest (verify, idempotent by id) --> SQL row + media file
+//!  edge box --POST /api/v1/heartbeat-> latest state per device -----------> SQL row, devices page
 //!  officer  --GET /------------------> review queue (HTML)
 //! ```
 //!
@@ -9,14 +11,16 @@
 //! repeated upload is the same receipt; an upload whose media does not match its hash is refused and nothing
 //! of it is stored. Embedded default: SQLite and a local media folder, so the demo needs no server.
 
+mod clips;
 mod html;
 mod ingest;
 mod store;
 
-pub use store::{CentralStore, StoreError};
+pub use clips::{ClipError, ClipStore};
+pub use store::{CentralStore, DeviceStatus, StoreError, MAX_CLIP_BYTES};
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -56,6 +60,10 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/api/v1/evidence/{id}/overview.jpg", get(ingest::overview))
         .route("/api/v1/evidence/{id}/clip.mp4", get(ingest::clip))
         .route("/api/v1/stats", get(ingest::stats))
+        .route("/api/v1/clips/{sha}", put(ingest::clip_chunk).get(ingest::clip_status))
+        .route(central_protocol::HEARTBEAT_PATH, post(ingest::heartbeat))
+        .route("/api/v1/devices", get(ingest::devices))
+        .route("/devices", get(html::devices_page))
         .layer(DefaultBodyLimit::max(max_upload_bytes))
         .with_state(state)
 }

@@ -1,6 +1,7 @@
 //! Storage: metadata in SQL (SQLite embedded by default), media as files named by evidence id.
 
-use central_protocol::{CentralStats, EvidenceRecord, IngestReceipt, IngestStatus, Seal};
+use crate::clips::{ClipError, ClipStore};
+use central_protocol::{CentralStats, EvidenceRecord, Heartbeat, IngestReceipt, IngestStatus, Seal};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -21,6 +22,18 @@ pub enum StoreError {
     WrongDeviceKey { device: String, known: String, found: String },
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Clip(#[from] ClipError),
+}
+
+/// The largest clip taken through the clips API, bytes (a minute of 1080p H.264 is about 30 MB).
+pub const MAX_CLIP_BYTES: u64 = 256 << 20;
+
+/// A device's latest heartbeat, as the central service received it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeviceStatus {
+    pub received_at: DateTime<Utc>,
+    pub heartbeat: Heartbeat,
 }
 
 /// One row of the review queue.
@@ -35,6 +48,8 @@ pub struct QueueEntry {
 pub struct CentralStore {
     db: SqlitePool,
     media_dir: PathBuf,
+    /// Clips sent ahead of their records.
+    pub clips: ClipStore,
 }
 
 impl CentralStore {
@@ -50,7 +65,8 @@ impl CentralStore {
             .synchronous(SqliteSynchronous::Full);
         let db = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&db).await?;
-        Ok(Self { db, media_dir })
+        let clips = ClipStore::open(&data_dir.join("clips"), MAX_CLIP_BYTES)?;
+        Ok(Self { db, media_dir, clips })
     }
 
     fn overview_path(&self, id: EvidenceId) -> PathBuf {
@@ -213,6 +229,44 @@ impl CentralStore {
         let get = |name: &str| -> Result<u64, StoreError> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
         Ok(CentralStats { evidence_total: get("n")?, devices: get("d")?, cameras: get("c")? })
     }
+}
+
+impl CentralStore {
+    /// Keeps `heartbeat` as its device's latest.
+    pub async fn heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), StoreError> {
+        let json = serde_json::to_string(heartbeat).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO device_heartbeats (device_id, received_at, heartbeat_json) VALUES (?, ?, ?) \
+             ON CONFLICT (device_id) DO UPDATE SET received_at = excluded.received_at, heartbeat_json = excluded.heartbeat_json",
+        )
+        .bind(heartbeat.device_id.as_str())
+        .bind(Utc::now().to_rfc3339())
+        .bind(json)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Every device's latest heartbeat, by device id.
+    pub async fn devices(&self) -> Result<Vec<DeviceStatus>, StoreError> {
+        let rows = sqlx::query("SELECT received_at, heartbeat_json FROM device_heartbeats ORDER BY device_id")
+            .fetch_all(&self.db)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let received: String = row.try_get("received_at")?;
+                let json: String = row.try_get("heartbeat_json")?;
+                Ok(DeviceStatus {
+                    received_at: parse_time(&received)?,
+                    heartbeat: serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    Ok(DateTime::parse_from_rfc3339(s).map_err(|e| StoreError::Corrupt(e.to_string()))?.with_timezone(&Utc))
 }
 
 fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QueueEntry, StoreError> {

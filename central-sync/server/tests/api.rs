@@ -33,6 +33,7 @@ fn upload(jpeg: &[u8]) -> EvidenceUpload {
         overview_sha256: sha256_hex(jpeg),
         clip_sha256: None,
         violation: None,
+        clock: None,
         plate: None,
         config_version: String::new(),
         sequence: 1,
@@ -159,12 +160,104 @@ async fn a_clip_is_stored_and_served_only_when_it_matches_the_sealed_record() {
     let mut u = upload(JPEG);
     u.record.clip_sha256 = Some(sha256_hex(&clip));
     u.seal = central_protocol::seal(&u.record, &device_key());
-    // Named but missing, or different from what the record names: refused, nothing stored.
-    assert_eq!(post(&app, serde_json::to_string(&u).expect("json")).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    // Named but neither inline nor sent ahead: "not yet" (the box sends it and retries); different from what the
+    // record names: refused. Nothing stored either way.
+    assert_eq!(post(&app, serde_json::to_string(&u).expect("json")).await.0, StatusCode::FAILED_DEPENDENCY);
     let other = u.clone().with_clip(Some(b"\0\0\0\x18ftypisom-another-clip"));
     assert_eq!(post(&app, serde_json::to_string(&other).expect("json")).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(total(&store).await, 0);
     let good = u.with_clip(Some(&clip));
     assert_eq!(post(&app, serde_json::to_string(&good).expect("json")).await.0, StatusCode::CREATED);
     assert_eq!(store.clip(good.record.evidence_id).expect("read"), Some(clip));
+}
+
+async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let response = app.clone().oneshot(request).await.expect("response");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+fn put_chunk(sha: &str, offset: usize, bytes: &[u8]) -> Request<Body> {
+    Request::put(format!("/api/v1/clips/{sha}?offset={offset}")).body(Body::from(bytes.to_vec())).expect("request")
+}
+
+#[tokio::test]
+async fn a_clip_sent_ahead_in_chunks_resumes_after_a_cut_and_serves_every_record_that_names_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, store) = app(dir.path()).await;
+    let mut clip = b"\0\0\0\x18ftypisom".to_vec();
+    clip.extend((0..40_000u32).map(|i| (i % 253) as u8));
+    let sha = sha256_hex(&clip);
+    let status_of = || Request::get(format!("/api/v1/clips/{sha}")).body(Body::empty()).expect("request");
+    assert_eq!(send(&app, status_of()).await.1["received"], 0);
+    assert_eq!(send(&app, put_chunk(&sha, 0, &clip[..16_000])).await.1["received"], 16_000);
+    // The link dropped; the box asks where to go on, and a stale offset is answered with the held length.
+    assert_eq!(send(&app, status_of()).await.1["received"], 16_000);
+    let (status, body) = send(&app, put_chunk(&sha, 8_000, &clip[8_000..24_000])).await;
+    assert_eq!((status, body["received"].as_u64()), (StatusCode::CONFLICT, Some(16_000)));
+    send(&app, put_chunk(&sha, 16_000, &clip[16_000..32_000])).await;
+    send(&app, put_chunk(&sha, 32_000, &clip[32_000..])).await;
+    let (_, held) = send(&app, status_of()).await;
+    assert_eq!(held["complete"], true, "{held}");
+
+    // Two records of one vehicle name the clip; it came once and both have it.
+    for _ in 0..2 {
+        let mut u = upload(JPEG);
+        u.record.clip_sha256 = Some(sha.clone());
+        u.seal = central_protocol::seal(&u.record, &device_key());
+        assert_eq!(post(&app, serde_json::to_string(&u).expect("json")).await.0, StatusCode::CREATED);
+        assert_eq!(store.clip(u.record.evidence_id).expect("read").as_deref(), Some(&clip[..]));
+    }
+}
+
+#[tokio::test]
+async fn clip_names_that_are_not_a_digest_are_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, _) = app(dir.path()).await;
+    for name in ["..%2F..%2Fetc%2Fpasswd", "ABCDEF", "evidence.mp4"] {
+        let (status, _) = send(&app, put_chunk(name, 0, b"\0\0\0\x18ftyp")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}");
+    }
+    let partial = std::fs::read_dir(dir.path().join("clips/partial")).expect("dir").count();
+    assert_eq!(partial, 0);
+}
+
+#[tokio::test]
+async fn a_heartbeat_is_kept_as_the_devices_latest_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (app, store) = app(dir.path()).await;
+    let beat = |pending: u64| central_protocol::Heartbeat {
+        device_id: DeviceId::new("box-7"),
+        sent_at: chrono::Utc::now(),
+        agent_version: "0.1.0".into(),
+        pending,
+        delivered: 10,
+        rejected: 0,
+        disk_used_bytes: 1 << 20,
+        disk_free_bytes: 1 << 30,
+        clock: None,
+        cameras: vec![central_protocol::CameraState {
+            camera_id: CameraId::new("cam-2"),
+            state: "streaming".into(),
+            frames_in: 100,
+            frames_dropped: 0,
+            reconnects: 1,
+        }],
+        alarm: None,
+    };
+    for pending in [5, 3] {
+        let request = Request::post("/api/v1/heartbeat")
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_string(&beat(pending)).expect("json")))
+            .expect("request");
+        assert_eq!(send(&app, request).await.0, StatusCode::NO_CONTENT);
+    }
+    let devices = store.devices().await.expect("devices");
+    assert_eq!(devices.len(), 1);
+    assert_eq!(devices[0].heartbeat.pending, 3);
+    let page = app.clone().oneshot(Request::get("/devices").body(Body::empty()).expect("req")).await.expect("resp");
+    let html = axum::body::to_bytes(page.into_body(), 1 << 20).await.expect("body");
+    let html = String::from_utf8_lossy(&html);
+    assert!(html.contains("box-7") && html.contains("cam-2: streaming"), "{html}");
 }

@@ -35,6 +35,9 @@ pub struct AgentConfig {
     pub metrics_listen: String,
     #[serde(default)]
     pub uplink: UplinkSettings,
+    /// How the box checks its clock (records carry the result; violations with a bad clock are flagged).
+    #[serde(default)]
+    pub time: te_uplink::clock::ClockSettings,
     pub cameras: Vec<CameraSettings>,
     /// Each camera's scene: lines, lanes, zones, signal and rules. A camera without one records every vehicle
     /// pass and judges nothing.
@@ -231,6 +234,7 @@ impl AgentConfig {
             return Err(bad("plates.min_vehicle_width", format!("must be >= 0, got {}", p.min_vehicle_width)));
         }
         self.uplink.validate().map_err(|m| bad("uplink", m))?;
+        self.time.validate().map_err(|m| bad("time", m))?;
         self.evidence.moments.validate().map_err(|m| bad("evidence.moments", m))?;
         if self.cameras.is_empty() {
             return Err(bad("cameras", "at least one camera is needed"));

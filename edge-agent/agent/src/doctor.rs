@@ -112,14 +112,6 @@ fn runtime(config: &AgentConfig) -> Check {
     }
 }
 
-/// Free bytes on the file system holding `path`, from `df` (no unsafe statvfs in this crate).
-fn free_bytes(path: &Path) -> Option<u64> {
-    let out = std::process::Command::new("df").args(["-Pk"]).arg(path).output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let kib: u64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
 fn storage(config: &AgentConfig) -> Vec<Check> {
     let state = Path::new(&config.paths.state);
     let existing = state.ancestors().find(|p| p.exists()).unwrap_or(Path::new("."));
@@ -131,7 +123,7 @@ fn storage(config: &AgentConfig) -> Vec<Check> {
         format!("{} ({})", state.display(), if state.exists() { "exists" } else { "will be created" }),
     ));
     let quota = config.evidence.limits().quota_bytes;
-    match (free_bytes(existing), quota) {
+    match (crate::heartbeat::free_bytes(existing), quota) {
         (Some(free), Some(quota)) if free < quota / 10 => checks.push(check(
             "disk space",
             Level::Fail,
@@ -203,18 +195,46 @@ fn cameras(config: &AgentConfig) -> Vec<Check> {
 }
 
 async fn central(config: &AgentConfig) -> Vec<Check> {
-    match te_uplink::clock_offset(&config.uplink).await {
-        Ok(offset) => {
-            let secs = offset.num_milliseconds() as f64 / 1000.0;
-            let level = if secs.abs() > 2.0 { Level::Warn } else { Level::Ok };
-            vec![
-                check("central service", Level::Ok, format!("{} reachable", config.uplink.central_url)),
-                check("clock offset", level, format!("{secs:+.1} s against the central service's clock (±0.5 s)")),
-            ]
+    let client = match te_uplink::http_client(&config.uplink) {
+        Ok(c) => c,
+        Err(e) => return vec![check("central service", Level::Fail, e.to_string())],
+    };
+    let url = format!("{}/healthz", config.uplink.central_url.trim_end_matches('/'));
+    let mut checks = vec![match client.get(&url).send().await {
+        Ok(r) if r.status().is_success() => {
+            check("central service", Level::Ok, format!("{} reachable", config.uplink.central_url))
+        }
+        Ok(r) => {
+            check("central service", Level::Warn, format!("{} answered {}", config.uplink.central_url, r.status()))
         }
         // The box records offline and sends later: unreachable is a warning, not a failure.
-        Err(e) => vec![check("central service", Level::Warn, format!("{}: {e}", config.uplink.central_url))],
-    }
+        Err(e) => check("central service", Level::Warn, format!("{}: {e}", config.uplink.central_url)),
+    }];
+    let watch = te_uplink::clock::ClockWatch::new(&config.time);
+    let source = if config.time.ntp_server.is_empty() {
+        "the central service's Date header".to_string()
+    } else {
+        format!("SNTP {}", config.time.ntp_server)
+    };
+    checks.push(match te_uplink::clock::check_once(&config.time, &client, &config.uplink.central_url, &watch).await {
+        Ok(o) => {
+            let level = if o.offset_ms.unsigned_abs() + o.uncertainty_ms > config.time.max_offset_ms {
+                Level::Warn
+            } else {
+                Level::Ok
+            };
+            check(
+                "clock offset",
+                level,
+                format!(
+                    "{:+} ms ±{} against {source} (limit {} ms)",
+                    o.offset_ms, o.uncertainty_ms, config.time.max_offset_ms
+                ),
+            )
+        }
+        Err(e) => check("clock offset", Level::Warn, format!("not measured: {e}; violations will be flagged")),
+    });
+    checks
 }
 
 /// Runs every check and prints the table; `Ok(false)` when any check failed.

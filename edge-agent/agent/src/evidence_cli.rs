@@ -127,6 +127,7 @@ pub(crate) fn synthetic_record(rng: &mut fastrand::Rng, media_bytes: usize) -> (
         overview_sha256: central_protocol::sha256_hex(&jpeg),
         clip_sha256: None,
         violation: None,
+        clock: None,
         plate: None,
         config_version: String::new(),
         sequence: 0,

@@ -40,6 +40,8 @@ pub struct Sources {
     pub analysis: Arc<LiveCounters>,
     /// Where junction controllers' signal phases go.
     pub controller_phases: Arc<crate::signal_input::ControllerPhases>,
+    /// The latest clock measurement.
+    pub clock: te_uplink::clock::ClockWatch,
 }
 
 const STATES: [CameraState; 5] = [
@@ -149,6 +151,28 @@ pub fn render_metrics(s: &Sources) -> String {
         u.rejected.load(Relaxed) as f64,
     );
     out.single("te_uplink_failures_total", "counter", "Failed delivery attempts.", u.failures.load(Relaxed) as f64);
+    out.single("te_uplink_bytes_sent_total", "counter", "Request bytes sent.", u.bytes_sent.load(Relaxed) as f64);
+    out.single(
+        "te_uplink_clip_bytes_resumed_total",
+        "counter",
+        "Clip bytes not resent because the central service already held them.",
+        u.clip_bytes_resumed.load(Relaxed) as f64,
+    );
+    out.single("te_uplink_heartbeats_total", "counter", "Heartbeats delivered.", u.heartbeats.load(Relaxed) as f64);
+    if let Some(clock) = s.clock.check(chrono::Utc::now()) {
+        out.single(
+            "te_clock_offset_seconds",
+            "gauge",
+            "Reference clock minus box clock.",
+            clock.offset_ms as f64 / 1000.0,
+        );
+        out.single(
+            "te_clock_trusted",
+            "gauge",
+            "1 when the last clock check is recent and within the limit.",
+            f64::from(u8::from(clock.trusted)),
+        );
+    }
     match s.store.counts() {
         Ok(c) => {
             out.family(
@@ -198,6 +222,15 @@ pub fn health(s: &Sources) -> serde_json::Value {
     if let Some(alarm) = s.store.alarm() {
         problems.push(alarm);
     }
+    let clock = s.clock.check(chrono::Utc::now());
+    match &clock {
+        None => problems.push("the clock has not been checked yet: violations are flagged for review".into()),
+        Some(c) if !c.trusted => problems.push(format!(
+            "the clock is off by {} ms (±{}, {}) or the check is stale: violations are flagged for review",
+            c.offset_ms, c.uncertainty_ms, c.source
+        )),
+        Some(_) => {}
+    }
     let counts = s.store.counts().ok();
     if counts.is_some_and(|c| c.rejected > 0) {
         problems.push("the central service rejected records; see `edge-agent evidence list`".into());
@@ -207,6 +240,7 @@ pub fn health(s: &Sources) -> serde_json::Value {
         "problems": problems,
         "cameras": cameras,
         "evidence": counts,
+        "clock": clock,
     })
 }
 
@@ -272,7 +306,10 @@ mod tests {
             uplink: Arc::default(),
             analysis: Arc::default(),
             controller_phases: Arc::default(),
+            clock: te_uplink::clock::ClockWatch::new(&te_uplink::clock::ClockSettings::default()),
         };
+        let measured = te_uplink::clock::Offset { offset_ms: 20, uncertainty_ms: 5 };
+        s.clock.record(measured, "ntp:test:123".into(), chrono::Utc::now());
         (s, dir)
     }
 
@@ -306,6 +343,23 @@ mod tests {
         let h = health(&s);
         assert_eq!(h["status"], "degraded", "{h}");
         assert_eq!(h["evidence"]["rejected"], 1);
+    }
+
+    #[test]
+    fn health_turns_degraded_when_the_clock_is_off_or_unchecked() {
+        let (s, _dir) = sources();
+        assert_eq!(health(&s)["clock"]["offset_ms"], 20);
+        s.clock.record(
+            te_uplink::clock::Offset { offset_ms: -4000, uncertainty_ms: 5 },
+            "ntp:t:1".into(),
+            chrono::Utc::now(),
+        );
+        let h = health(&s);
+        assert_eq!(h["status"], "degraded", "{h}");
+        assert!(h["problems"][0].as_str().expect("problem").contains("-4000 ms"), "{h}");
+        assert!(render_metrics(&s).contains("te_clock_offset_seconds -4"));
+        let unchecked = Sources { clock: te_uplink::clock::ClockWatch::default(), ..s.clone() };
+        assert_eq!(health(&unchecked)["status"], "degraded");
     }
 
     #[tokio::test]

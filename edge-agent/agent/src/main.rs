@@ -6,6 +6,7 @@ mod doctor;
 mod eval;
 mod evidence_cli;
 mod health;
+mod heartbeat;
 mod moments;
 mod overview;
 mod pipeline;
@@ -569,6 +570,14 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
     };
     let store = open_store(&config)?;
     let uplink = Arc::new(Uplink::new(config.uplink.clone(), store.clone())?);
+    let clock = te_uplink::clock::ClockWatch::new(&config.time);
+    // The first records should already carry a clock check: one try (bounded by `time.timeout_ms`) before the
+    // analysis starts, then the periodic task.
+    if let Err(e) =
+        te_uplink::clock::check_once(&config.time, uplink.client(), &config.uplink.central_url, &clock).await
+    {
+        tracing::warn!(error = %e, "clock not checked at start; records are flagged until it is");
+    }
     // Housekeeping: images of delivered evidence past retention are removed, now and every ten minutes.
     tokio::spawn({
         let store = store.clone();
@@ -587,6 +596,7 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
     });
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let shutdown_rx_for_tasks = shutdown_rx.clone();
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let uplink_task = tokio::spawn({
         let uplink = uplink.clone();
@@ -618,15 +628,33 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
     let rings = cameras.iter().map(|c| (c.id.clone(), c.ring.clone())).collect();
     let live = Arc::new(health::LiveCounters::default());
     let controller_phases = Arc::new(signal_input::ControllerPhases::default());
+    tokio::spawn(te_uplink::clock::run(
+        config.time.clone(),
+        uplink.client().clone(),
+        config.uplink.central_url.clone(),
+        clock.clone(),
+        shutdown_rx_for_tasks.clone(),
+    ));
+    let sources = health::Sources {
+        cameras: cameras.iter().map(|c| (c.id.clone(), c.stats.clone())).collect(),
+        store: store.clone(),
+        uplink: uplink.stats.clone(),
+        analysis: live.clone(),
+        controller_phases: controller_phases.clone(),
+        clock: clock.clone(),
+    };
     if !config.metrics_listen.trim().is_empty() {
-        let sources = health::Sources {
-            cameras: cameras.iter().map(|c| (c.id.clone(), c.stats.clone())).collect(),
-            store: store.clone(),
-            uplink: uplink.stats.clone(),
-            analysis: live.clone(),
-            controller_phases: controller_phases.clone(),
-        };
-        tokio::spawn(health::serve(config.metrics_listen.clone(), sources));
+        tokio::spawn(health::serve(config.metrics_listen.clone(), sources.clone()));
+    }
+    if config.uplink.heartbeat_s > 0 {
+        tokio::spawn(heartbeat::run(
+            uplink.clone(),
+            config.device_id.clone(),
+            sources,
+            PathBuf::from(&config.paths.state),
+            Duration::from_secs(config.uplink.heartbeat_s),
+            shutdown_rx_for_tasks,
+        ));
     }
     let stage = AnalysisStage {
         live,
@@ -642,6 +670,7 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
         locations: config.cameras.iter().map(|c| (c.id.clone(), c.location.clone())).collect(),
         scenes: config.validated_scenes()?,
         controller_phases,
+        clock,
         moments: config.evidence.moments.clone(),
         store: store.clone(),
         new_evidence: uplink.new_evidence.clone(),

@@ -127,6 +127,8 @@ pub struct AnalysisStage {
     pub scenes: HashMap<CameraId, Scene>,
     /// Signal phases posted by junction controllers, for scenes whose signal source is "external".
     pub controller_phases: Arc<crate::signal_input::ControllerPhases>,
+    /// The box's latest clock check, stamped into every record.
+    pub clock: te_uplink::clock::ClockWatch,
     /// How moments are kept and chosen for violation pictures.
     pub moments: crate::moments::MomentSettings,
     pub store: Arc<dyn EvidenceStore>,
@@ -520,6 +522,7 @@ impl AnalysisStage {
             overview_sha256: central_protocol::sha256_hex(jpeg),
             clip_sha256: None,
             violation: None,
+            clock: self.clock.check(chrono::Utc::now()),
             plate: None,
             config_version: self.config_version.clone(),
             // The store seals the record: sequence and previous hash are set there.

@@ -460,6 +460,7 @@ mod tests {
             overview_sha256: sha256_hex(JPEG),
             clip_sha256: None,
             violation: None,
+            clock: None,
             plate: None,
             config_version: String::new(),
             sequence: 0,

@@ -3,10 +3,19 @@
 //! Invariants: only the central service's receipt (a 200/201 answer naming the same evidence id) takes a
 //! record out of the send queue; a transport error or 5xx leaves it pending and backs off (capped exponential,
 //! with jitter, so 300 boxes coming back after an outage do not hammer the centre in step); a 4xx other than
-//! 408/429 means resending cannot help, so the record is marked rejected, kept, and logged as an alarm.
-//! Store calls are blocking (sled flushes) and run on the blocking pool, never on the async executor.
+//! 408/424/429 means resending cannot help, so the record is marked rejected, kept, and logged as an alarm.
+//! Records go oldest first, a few at a time (`concurrency`), within a bandwidth budget (`max_upload_kbps`).
+//! A record's video clip goes ahead of it in chunks addressed by the clip's hash, so a clip cut off by a
+//! dropped link resumes where the central service says it stopped, and a clip shared by several records of
+//! one vehicle travels once. Store calls are blocking (sled flushes) and run on the blocking pool.
 
-use central_protocol::{ApiError, CentralStats, EvidenceUpload, IngestReceipt, EVIDENCE_PATH};
+pub mod clock;
+mod rate;
+
+use central_protocol::{
+    ApiError, CentralStats, ClipStatus, EvidenceUpload, Heartbeat, IngestReceipt, CLIPS_PATH, EVIDENCE_PATH,
+    HEARTBEAT_PATH,
+};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,13 +24,18 @@ use te_evidence::{EvidenceError, EvidenceStore};
 use te_types::EvidenceId;
 use tokio::sync::{watch, Notify};
 
+pub use rate::RateLimiter;
+
 /// How the uplink reaches the central service.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UplinkSettings {
-    /// Base URL of the central service, e.g. `http://127.0.0.1:8787`.
+    /// Base URL of the central service, e.g. `https://central.example:8787`.
     pub central_url: String,
-    /// Time limit for one upload request.
+    /// PEM file with the CA certificate(s) to trust for an `https` central service, and nothing else (pinned);
+    /// empty: the operating system's trust store.
+    pub ca_file: String,
+    /// Time limit for one request.
     pub request_timeout_secs: u64,
     /// First wait after a failure; doubles per consecutive failure.
     pub backoff_initial_ms: u64,
@@ -29,16 +43,30 @@ pub struct UplinkSettings {
     pub backoff_max_ms: u64,
     /// Records fetched from the store per round.
     pub batch: usize,
+    /// Uploads in flight at once.
+    pub concurrency: usize,
+    /// Upload budget, kilobits per second, averaged over a second (the junction's link is shared with the
+    /// cameras' operators); 0: no limit.
+    pub max_upload_kbps: u64,
+    /// Size of one clip chunk, KiB: what a dropped link costs at most to resend.
+    pub clip_chunk_kb: usize,
+    /// Seconds between heartbeats (queue depth, disk, clock, cameras) to the central service; 0: none.
+    pub heartbeat_s: u64,
 }
 
 impl Default for UplinkSettings {
     fn default() -> Self {
         Self {
             central_url: "http://127.0.0.1:8787".into(),
+            ca_file: String::new(),
             request_timeout_secs: 30,
             backoff_initial_ms: 500,
             backoff_max_ms: 60_000,
             batch: 16,
+            concurrency: 2,
+            max_upload_kbps: 0,
+            clip_chunk_kb: 256,
+            heartbeat_s: 30,
         }
     }
 }
@@ -49,13 +77,26 @@ impl UplinkSettings {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("central_url: scheme must be http or https, got {}", url.scheme()));
         }
+        if !self.ca_file.is_empty() && url.scheme() != "https" {
+            return Err("ca_file: a pinned CA needs an https central_url".into());
+        }
         if self.batch == 0 {
             return Err("batch must be at least 1".into());
+        }
+        if self.concurrency == 0 || self.concurrency > 64 {
+            return Err(format!("concurrency must be 1..=64, got {}", self.concurrency));
+        }
+        if self.clip_chunk_kb == 0 || self.clip_chunk_kb > 16 * 1024 {
+            return Err(format!("clip_chunk_kb must be 1..=16384, got {}", self.clip_chunk_kb));
         }
         if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
             return Err("backoff_initial_ms must be > 0 and <= backoff_max_ms".into());
         }
         Ok(())
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.central_url.trim_end_matches('/'), path)
     }
 }
 
@@ -84,6 +125,11 @@ pub struct UplinkStats {
     pub already_stored: AtomicU64,
     pub rejected: AtomicU64,
     pub failures: AtomicU64,
+    /// Request bodies sent (records, clip chunks, heartbeats), bytes.
+    pub bytes_sent: AtomicU64,
+    /// Clip bytes the central service already held when a clip upload (re)started.
+    pub clip_bytes_resumed: AtomicU64,
+    pub heartbeats: AtomicU64,
 }
 
 /// Capped exponential backoff with full jitter.
@@ -113,6 +159,7 @@ pub struct Uplink {
     settings: UplinkSettings,
     client: reqwest::Client,
     store: Arc<dyn EvidenceStore>,
+    limiter: RateLimiter,
     /// Woken by the pipeline when a record is stored, so delivery does not wait for a poll.
     pub new_evidence: Arc<Notify>,
     pub stats: Arc<UplinkStats>,
@@ -121,7 +168,13 @@ pub struct Uplink {
 impl Uplink {
     pub fn new(settings: UplinkSettings, store: Arc<dyn EvidenceStore>) -> Result<Self, UplinkError> {
         let client = http_client(&settings)?;
-        Ok(Self { settings, client, store, new_evidence: Arc::new(Notify::new()), stats: Arc::default() })
+        let limiter = RateLimiter::new(settings.max_upload_kbps * 1000 / 8);
+        Ok(Self { settings, client, store, limiter, new_evidence: Arc::new(Notify::new()), stats: Arc::default() })
+    }
+
+    /// The HTTP client (TLS settings included), for other talks with the central service.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// Sends until `shutdown` turns true. With `drain` also true, returns as soon as nothing is pending
@@ -159,41 +212,70 @@ impl Uplink {
         }
     }
 
-    /// One round: sends a batch of pending records oldest first. Returns how many left the queue.
+    /// One round: sends a batch of pending records, oldest first, `concurrency` at a time. Returns how many left
+    /// the queue; the first failure (after the rest of the round finished) when any upload failed.
     pub async fn send_pending(&self) -> Result<usize, UplinkError> {
+        use futures_util::StreamExt;
         let store = self.store.clone();
         let batch = self.settings.batch;
         let ids = blocking(move || store.pending(batch)).await??;
+        let results: Vec<_> = futures_util::stream::iter(ids)
+            .map(|id| self.deliver(id))
+            .buffer_unordered(self.settings.concurrency)
+            .collect()
+            .await;
         let mut done = 0;
-        for id in ids {
-            match self.send_one(id).await {
+        let mut first_error = None;
+        for result in results {
+            match result {
                 Ok(()) => done += 1,
-                Err(UplinkError::Refused { id, status, message }) => {
-                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(evidence = %id, status, %message, "ALARM: central refused evidence; kept on the box, not resent");
-                    let store = self.store.clone();
-                    let reason = format!("{status}: {message}");
-                    blocking(move || store.mark_rejected(id, &reason)).await??;
-                    done += 1;
-                }
-                Err(e) => return Err(e),
+                Err(e) if first_error.is_none() => first_error = Some(e),
+                Err(_) => {}
             }
         }
-        Ok(done)
+        match first_error {
+            // Progress was made: report it, so the caller goes on at once; the failed record is retried next round.
+            Some(e) if done == 0 => Err(e),
+            Some(e) => {
+                tracing::warn!(error = %e, "an upload failed; retrying next round");
+                Ok(done)
+            }
+            None => Ok(done),
+        }
+    }
+
+    /// Sends one record; a refusal is recorded on the box (rejected, kept) and counts as done.
+    async fn deliver(&self, id: EvidenceId) -> Result<(), UplinkError> {
+        match self.send_one(id).await {
+            Err(UplinkError::Refused { id, status, message }) => {
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(evidence = %id, status, %message, "ALARM: central refused evidence; kept on the box, not resent");
+                let store = self.store.clone();
+                let reason = format!("{status}: {message}");
+                blocking(move || store.mark_rejected(id, &reason)).await??;
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     async fn send_one(&self, id: EvidenceId) -> Result<(), UplinkError> {
         let store = self.store.clone();
-        let upload = blocking(move || -> Result<EvidenceUpload, EvidenceError> {
+        let (upload, clip) = blocking(move || -> Result<_, EvidenceError> {
             let stored = store.get(id)?;
             let jpeg = store.overview(id)?;
             let clip = store.clip(id)?;
-            Ok(EvidenceUpload::new(stored.record, stored.seal, &jpeg).with_clip(clip.as_deref()))
+            Ok((EvidenceUpload::new(stored.record, stored.seal, &jpeg), clip))
         })
         .await??;
-        let url = format!("{}{}", self.settings.central_url.trim_end_matches('/'), EVIDENCE_PATH);
-        let response =
-            self.client.post(&url).json(&upload).send().await.map_err(|e| UplinkError::Transport(e.to_string()))?;
+        if let (Some(clip), Some(sha)) = (clip, upload.record.clip_sha256.clone()) {
+            self.send_clip(id, &sha, &clip).await?;
+        }
+        let body = serde_json::to_vec(&upload).map_err(|e| UplinkError::Client(e.to_string()))?;
+        let response = self
+            .post_bytes(&self.settings.url(EVIDENCE_PATH), body, "application/json")
+            .await
+            .map_err(|e| UplinkError::Transport(e.to_string()))?;
         let status = response.status();
         if status.is_success() {
             let receipt: IngestReceipt = response.json().await.map_err(|e| UplinkError::Transport(e.to_string()))?;
@@ -209,21 +291,88 @@ impl Uplink {
             tracing::debug!(evidence = %id, "delivered");
             return Ok(());
         }
-        let message = match response.json::<ApiError>().await {
-            Ok(body) => body.error,
-            Err(_) => status.canonical_reason().unwrap_or("").to_string(),
-        };
-        if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
-            Err(UplinkError::Refused { id, status: status.as_u16(), message })
-        } else {
-            Err(UplinkError::Server { status: status.as_u16(), message })
+        Err(answer_error(id, response).await)
+    }
+
+    /// Brings the central service's copy of a clip up to its full length, from where it stopped.
+    async fn send_clip(&self, id: EvidenceId, sha: &str, clip: &[u8]) -> Result<(), UplinkError> {
+        let url = self.settings.url(&format!("{CLIPS_PATH}/{sha}"));
+        let response = self.client.get(&url).send().await.map_err(|e| UplinkError::Transport(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(answer_error(id, response).await);
         }
+        let held: ClipStatus = response.json().await.map_err(|e| UplinkError::Transport(e.to_string()))?;
+        if held.complete {
+            return Ok(());
+        }
+        // Not complete although as long as the clip (the central hashes on status): its copy is wrong; start again.
+        let mut offset = if held.received as usize >= clip.len() { 0 } else { held.received as usize };
+        if offset > 0 {
+            self.stats.clip_bytes_resumed.fetch_add(offset as u64, Ordering::Relaxed);
+            tracing::info!(evidence = %id, clip = sha, offset, total = clip.len(), "resuming clip upload");
+        }
+        let chunk = self.settings.clip_chunk_kb * 1024;
+        while offset < clip.len() {
+            let end = (offset + chunk).min(clip.len());
+            let response = self
+                .put_bytes(&format!("{url}?offset={offset}"), clip[offset..end].to_vec())
+                .await
+                .map_err(|e| UplinkError::Transport(e.to_string()))?;
+            let status = response.status();
+            if status == reqwest::StatusCode::CONFLICT {
+                // Our idea of the offset is stale (an earlier chunk did arrive after all): take the central's.
+                let held: ClipStatus = response.json().await.map_err(|e| UplinkError::Transport(e.to_string()))?;
+                if held.received as usize == clip.len() {
+                    break; // another upload of this clip finished it; the record's upload checks it
+                }
+                offset = if held.received as usize > clip.len() { 0 } else { held.received as usize };
+                continue;
+            }
+            if !status.is_success() {
+                return Err(answer_error(id, response).await);
+            }
+            let held: ClipStatus = response.json().await.map_err(|e| UplinkError::Transport(e.to_string()))?;
+            offset = held.received as usize;
+        }
+        Ok(())
+    }
+
+    async fn post_bytes(&self, url: &str, body: Vec<u8>, content_type: &str) -> reqwest::Result<reqwest::Response> {
+        self.limiter.acquire(body.len() as u64).await;
+        self.stats.bytes_sent.fetch_add(body.len() as u64, Ordering::Relaxed);
+        self.client.post(url).header(reqwest::header::CONTENT_TYPE, content_type).body(body).send().await
+    }
+
+    async fn put_bytes(&self, url: &str, body: Vec<u8>) -> reqwest::Result<reqwest::Response> {
+        self.limiter.acquire(body.len() as u64).await;
+        self.stats.bytes_sent.fetch_add(body.len() as u64, Ordering::Relaxed);
+        self.client.put(url).header(reqwest::header::CONTENT_TYPE, "application/octet-stream").body(body).send().await
+    }
+
+    /// Reports the box's state; the central service answers 204.
+    pub async fn send_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), UplinkError> {
+        let body = serde_json::to_vec(heartbeat).map_err(|e| UplinkError::Client(e.to_string()))?;
+        let response = self
+            .post_bytes(&self.settings.url(HEARTBEAT_PATH), body, "application/json")
+            .await
+            .map_err(|e| UplinkError::Transport(e.to_string()))?;
+        if !response.status().is_success() {
+            let status = response.status().as_u16();
+            let message = response.json::<ApiError>().await.map(|b| b.error).unwrap_or_default();
+            return Err(UplinkError::Server { status, message });
+        }
+        self.stats.heartbeats.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Asks the central service for its totals.
     pub async fn central_stats(&self) -> Result<CentralStats, UplinkError> {
-        let url = format!("{}/api/v1/stats", self.settings.central_url.trim_end_matches('/'));
-        let response = self.client.get(&url).send().await.map_err(|e| UplinkError::Transport(e.to_string()))?;
+        let response = self
+            .client
+            .get(self.settings.url("/api/v1/stats"))
+            .send()
+            .await
+            .map_err(|e| UplinkError::Transport(e.to_string()))?;
         if !response.status().is_success() {
             return Err(UplinkError::Server { status: response.status().as_u16(), message: "stats".into() });
         }
@@ -231,32 +380,40 @@ impl Uplink {
     }
 }
 
-fn http_client(settings: &UplinkSettings) -> Result<reqwest::Client, UplinkError> {
-    // reqwest is built without a default TLS provider; ring is the one we ship. A second install is a no-op.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(settings.request_timeout_secs))
-        .user_agent(concat!("traffic-edge/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| UplinkError::Client(e.to_string()))
+/// What a non-success answer means: a refusal of this record (kept, not resent), or a failure worth retrying
+/// (408 timeout, 424 clip not held whole yet, 429 slow down, 5xx).
+async fn answer_error(id: EvidenceId, response: reqwest::Response) -> UplinkError {
+    let status = response.status();
+    let message = match response.json::<ApiError>().await {
+        Ok(body) => body.error,
+        Err(_) => status.canonical_reason().unwrap_or("").to_string(),
+    };
+    if status.is_client_error() && !matches!(status.as_u16(), 408 | 424 | 429) {
+        UplinkError::Refused { id, status: status.as_u16(), message }
+    } else {
+        UplinkError::Server { status: status.as_u16(), message }
+    }
 }
 
-/// The central service's clock minus ours, from its `Date` header (1 s resolution, so ±0.5 s plus half the
-/// round trip): the fallback clock check when no NTP server is configured.
-pub async fn clock_offset(settings: &UplinkSettings) -> Result<chrono::Duration, UplinkError> {
-    let client = http_client(settings)?;
-    let url = format!("{}/healthz", settings.central_url.trim_end_matches('/'));
-    let sent = chrono::Utc::now();
-    let response = client.get(&url).send().await.map_err(|e| UplinkError::Transport(e.to_string()))?;
-    let received = chrono::Utc::now();
-    let date = response
-        .headers()
-        .get(reqwest::header::DATE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
-        .ok_or_else(|| UplinkError::Transport("the central service sent no Date header".into()))?;
-    let midpoint = sent + (received - sent) / 2;
-    Ok(date.with_timezone(&chrono::Utc) - midpoint)
+/// The HTTP client: rustls (ring), trusting only `ca_file`'s certificates when it is set.
+pub fn http_client(settings: &UplinkSettings) -> Result<reqwest::Client, UplinkError> {
+    // reqwest is built without a default TLS provider; ring is the one we ship. A second install is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(settings.request_timeout_secs))
+        .connect_timeout(Duration::from_secs(settings.request_timeout_secs.min(10)))
+        .user_agent(concat!("traffic-edge/", env!("CARGO_PKG_VERSION")));
+    if !settings.ca_file.is_empty() {
+        let pem = std::fs::read(&settings.ca_file)
+            .map_err(|e| UplinkError::Client(format!("ca_file {}: {e}", settings.ca_file)))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| UplinkError::Client(format!("ca_file {}: {e}", settings.ca_file)))?;
+        if certs.is_empty() {
+            return Err(UplinkError::Client(format!("ca_file {}: no certificate in it", settings.ca_file)));
+        }
+        builder = builder.tls_certs_only(certs);
+    }
+    builder.build().map_err(|e| UplinkError::Client(e.to_string()))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, UplinkError> {
