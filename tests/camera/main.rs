@@ -12,10 +12,7 @@ use te_types::{CameraId, Frame};
 /// The stream the test server sends.
 const FPS: f64 = 25.0;
 
-#[path = "../support.rs"]
-mod support;
-
-use support::{bin, free_port};
+use te_system_tests::{bin, free_port};
 
 /// A running RTSP server process; killed with SIGKILL when dropped.
 struct Server(Child);

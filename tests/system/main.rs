@@ -2,44 +2,15 @@
 //! models and footage from the shared folder. `scripts/test` builds the binaries first.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-#[path = "../support.rs"]
-mod support;
+mod faults;
 
-use support::{bin, free_port};
-
-fn shared_dir() -> PathBuf {
-    std::env::var_os("TE_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
-}
-
-/// Kills the central service when the test ends, however it ends.
-struct Central(Child);
-
-impl Drop for Central {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use te_system_tests::{agent, bin, free_port, http, shared_dir, Central};
 
 fn start_central(port: u16, data_dir: &Path) -> Central {
-    let child = Command::new(bin("central-sync"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data_dir)
-        .stderr(std::fs::File::create(data_dir.with_extension("log")).expect("log file"))
-        .spawn()
-        .expect("start central-sync");
-    let central = Central(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "central-sync did not start listening within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    central
+    Central::start(port, data_dir)
 }
 
 fn write_config(dir: &Path, port: u16) -> PathBuf {
@@ -65,13 +36,6 @@ location = "system test"
     let path = dir.join("agent.toml");
     std::fs::write(&path, config).expect("write config");
     path
-}
-
-fn agent(config: &Path, args: &[&str]) -> Output {
-    let output =
-        Command::new(bin("edge-agent")).args(args).arg("--config").arg(config).output().expect("run edge-agent");
-    eprintln!("--- edge-agent {args:?}\n{}", String::from_utf8_lossy(&output.stdout));
-    output
 }
 
 /// The number after `key=` in the last line of `evidence list`.
@@ -186,17 +150,6 @@ fn doctor_names_a_missing_decoder_and_fails_but_passes_a_sound_box() {
     assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains("nvh264dec-not-on-this-box")), "{text}");
 }
 
-/// One HTTP/1.1 request on 127.0.0.1 (no client library needed for a status line and a small body).
-fn http(port: u16, request: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
-}
-
 #[test]
 fn a_car_crossing_the_stop_line_while_the_controller_reports_red_reaches_the_review_queue_as_a_red_light_violation() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -217,6 +170,8 @@ state = "{state}"
 enabled = false
 [uplink]
 central_url = "http://127.0.0.1:{port}"
+[time]
+ntp_server = "{ntp}"
 [[cameras]]
 id = "carpark-1"
 source = "{{data}}/video/car-detection.mp4"
@@ -235,6 +190,8 @@ direction = [0, -1]
 "#,
             shared = shared_dir().display(),
             state = dir.path().join("edge").display(),
+            // The province's time server says the box runs 5 s slow: its violations get flagged.
+            ntp = te_system_tests::fake_sntp_server(5000),
         ),
     )
     .expect("write config");
@@ -278,7 +235,11 @@ direction = [0, -1]
         violation["moments"].as_array().expect("moments").iter().filter_map(|m| m["role"].as_str()).collect();
     assert_eq!(roles, ["before", "at", "after"]);
     assert!(record["record"]["clip_sha256"].is_string(), "a video camera's violation carries its clip");
+    let clock = &record["record"]["clock"];
+    let offset = clock["offset_ms"].as_i64().expect("clock offset in the record");
+    assert!((4900..=5100).contains(&offset) && clock["trusted"] == false, "{clock}");
 
     let page = http(port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").expect("queue page");
     assert!(page.contains("Vượt đèn đỏ"), "the review queue shows the offence");
+    assert!(page.contains("Đồng hồ lệch +5.0 s"), "and flags the box's clock");
 }

@@ -16,6 +16,9 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 fn store_error(e: StoreError) -> Response {
+    if !matches!(e, StoreError::Clip(ClipError::Incomplete { .. }) | StoreError::Db(_) | StoreError::Media { .. }) {
+        tracing::warn!(error = %e, "evidence refused");
+    }
     match e {
         StoreError::Conflict(_) => error(StatusCode::CONFLICT, e.to_string()),
         StoreError::WrongDeviceKey { .. } => error(StatusCode::FORBIDDEN, e.to_string()),
@@ -54,7 +57,10 @@ pub async fn upload(State(state): State<AppState>, body: Result<Json<EvidenceUpl
     // The seal first: nothing of an upload that fails it touches storage.
     let (jpeg, clip) = match (upload.verified_overview(), upload.verified_clip()) {
         (Ok(jpeg), Ok(clip)) => (jpeg, clip),
-        (Err(e), _) | (_, Err(e)) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(evidence = %upload.record.evidence_id, error = %e, "evidence refused");
+            return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+        }
     };
     let clip = match clip {
         ClipBody::None => None,

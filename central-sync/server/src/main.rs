@@ -3,7 +3,7 @@
 use anyhow::Context;
 use central_server::{router, AppState, CentralStore, ServerSettings};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The central service of traffic-edge: receives evidence from edge boxes and serves the review queue.
@@ -30,12 +30,18 @@ enum Command {
         /// Log as JSON lines.
         #[arg(long)]
         log_json: bool,
+        /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. Boxes pin the CA with `uplink.ca_file`.
+        #[arg(long, env = "CENTRAL_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, env = "CENTRAL_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Command::Serve { listen, data_dir, max_upload_bytes, log_json } = Cli::parse().command;
+    let Command::Serve { listen, data_dir, max_upload_bytes, log_json, tls_cert, tls_key } = Cli::parse().command;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if log_json {
@@ -48,11 +54,35 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
     let app = router(AppState { store: Arc::new(store) }, settings.max_upload_bytes);
+    if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+        return serve_tls(&settings, app, &cert, &key).await;
+    }
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %settings.data_dir.display(), "central service ready");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// HTTPS through rustls (ring), the same provider the boxes use.
+async fn serve_tls(settings: &ServerSettings, app: axum::Router, cert: &Path, key: &Path) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+        .await
+        .with_context(|| format!("loading the TLS certificate {} and key {}", cert.display(), key.display()))?;
+    let addr: std::net::SocketAddr =
+        settings.listen.parse().with_context(|| format!("--listen {:?} must be ip:port for TLS", settings.listen))?;
+    let handle = axum_server::Handle::new();
+    tokio::spawn({
+        let handle = handle.clone();
+        async move {
+            shutdown_signal().await;
+            handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        }
+    });
+    tracing::info!(listen = %addr, data_dir = %settings.data_dir.display(), "central service ready (https)");
+    axum_server::bind_rustls(addr, tls).handle(handle).serve(app.into_make_service()).await?;
     Ok(())
 }
 

@@ -704,7 +704,8 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
 
     let counts = store.counts()?;
     let central = uplink.central_stats().await;
-    let summary = Summary { counts, central, store_alarm: store.alarm(), elapsed: analysed_at };
+    let summary =
+        Summary { counts, central, store_alarm: store.alarm(), elapsed: analysed_at, uplink: uplink.stats.clone() };
     print_summary(&config, &report, &camera_stats, &summary);
     if counts.pending > 0 && exit_when_done {
         bail!("{} evidence record(s) are still pending on the box", counts.pending);
@@ -727,6 +728,7 @@ async fn wait_for_signal() {
 struct Summary {
     counts: te_evidence::StoreCounts,
     central: Result<central_protocol::CentralStats, te_uplink::UplinkError>,
+    uplink: Arc<te_uplink::UplinkStats>,
     store_alarm: Option<String>,
     elapsed: Duration,
 }
@@ -737,7 +739,7 @@ fn print_summary(
     cameras: &[(te_types::CameraId, Arc<te_camera::CameraStats>)],
     summary: &Summary,
 ) {
-    let Summary { counts, central, store_alarm, elapsed } = summary;
+    let Summary { counts, central, store_alarm, elapsed, uplink } = summary;
     use std::sync::atomic::Ordering::Relaxed;
     let dropped: u64 = cameras.iter().map(|(_, s)| s.frames_dropped.load(Relaxed)).sum();
     let secs = elapsed.as_secs_f64().max(1e-9);
@@ -786,6 +788,13 @@ fn print_summary(
     println!(
         "  evidence         {:>6}  written, {} synced, {} pending, {} rejected",
         report.evidence_written, counts.delivered, counts.pending, counts.rejected
+    );
+    println!(
+        "  uplink           {:>6}  KiB sent, {} KiB of clips resumed, {} failed attempt(s), {} heartbeat(s)",
+        uplink.bytes_sent.load(Relaxed) / 1024,
+        uplink.clip_bytes_resumed.load(Relaxed) / 1024,
+        uplink.failures.load(Relaxed),
+        uplink.heartbeats.load(Relaxed)
     );
     if let Some(alarm) = store_alarm {
         println!("  ALARM            {alarm}");
