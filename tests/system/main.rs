@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 mod faults;
+mod tls;
 
 use te_system_tests::{agent, bin, free_port, http, shared_dir, Central};
 

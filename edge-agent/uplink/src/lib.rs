@@ -272,13 +272,11 @@ impl Uplink {
             self.send_clip(id, &sha, &clip).await?;
         }
         let body = serde_json::to_vec(&upload).map_err(|e| UplinkError::Client(e.to_string()))?;
-        let response = self
-            .post_bytes(&self.settings.url(EVIDENCE_PATH), body, "application/json")
-            .await
-            .map_err(|e| UplinkError::Transport(e.to_string()))?;
+        let response =
+            self.post_bytes(&self.settings.url(EVIDENCE_PATH), body, "application/json").await.map_err(transport)?;
         let status = response.status();
         if status.is_success() {
-            let receipt: IngestReceipt = response.json().await.map_err(|e| UplinkError::Transport(e.to_string()))?;
+            let receipt: IngestReceipt = response.json().await.map_err(transport)?;
             if receipt.evidence_id != id {
                 return Err(UplinkError::WrongReceipt { sent: id, got: receipt.evidence_id });
             }
@@ -297,11 +295,11 @@ impl Uplink {
     /// Brings the central service's copy of a clip up to its full length, from where it stopped.
     async fn send_clip(&self, id: EvidenceId, sha: &str, clip: &[u8]) -> Result<(), UplinkError> {
         let url = self.settings.url(&format!("{CLIPS_PATH}/{sha}"));
-        let response = self.client.get(&url).send().await.map_err(|e| UplinkError::Transport(e.to_string()))?;
+        let response = self.client.get(&url).send().await.map_err(transport)?;
         if !response.status().is_success() {
             return Err(answer_error(id, response).await);
         }
-        let held: ClipStatus = response.json().await.map_err(|e| UplinkError::Transport(e.to_string()))?;
+        let held: ClipStatus = response.json().await.map_err(transport)?;
         if held.complete {
             return Ok(());
         }
@@ -317,11 +315,11 @@ impl Uplink {
             let response = self
                 .put_bytes(&format!("{url}?offset={offset}"), clip[offset..end].to_vec())
                 .await
-                .map_err(|e| UplinkError::Transport(e.to_string()))?;
+                .map_err(transport)?;
             let status = response.status();
             if status == reqwest::StatusCode::CONFLICT {
                 // Our idea of the offset is stale (an earlier chunk did arrive after all): take the central's.
-                let held: ClipStatus = response.json().await.map_err(|e| UplinkError::Transport(e.to_string()))?;
+                let held: ClipStatus = response.json().await.map_err(transport)?;
                 if held.received as usize == clip.len() {
                     break; // another upload of this clip finished it; the record's upload checks it
                 }
@@ -331,7 +329,7 @@ impl Uplink {
             if !status.is_success() {
                 return Err(answer_error(id, response).await);
             }
-            let held: ClipStatus = response.json().await.map_err(|e| UplinkError::Transport(e.to_string()))?;
+            let held: ClipStatus = response.json().await.map_err(transport)?;
             offset = held.received as usize;
         }
         Ok(())
@@ -352,10 +350,8 @@ impl Uplink {
     /// Reports the box's state; the central service answers 204.
     pub async fn send_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), UplinkError> {
         let body = serde_json::to_vec(heartbeat).map_err(|e| UplinkError::Client(e.to_string()))?;
-        let response = self
-            .post_bytes(&self.settings.url(HEARTBEAT_PATH), body, "application/json")
-            .await
-            .map_err(|e| UplinkError::Transport(e.to_string()))?;
+        let response =
+            self.post_bytes(&self.settings.url(HEARTBEAT_PATH), body, "application/json").await.map_err(transport)?;
         if !response.status().is_success() {
             let status = response.status().as_u16();
             let message = response.json::<ApiError>().await.map(|b| b.error).unwrap_or_default();
@@ -367,16 +363,11 @@ impl Uplink {
 
     /// Asks the central service for its totals.
     pub async fn central_stats(&self) -> Result<CentralStats, UplinkError> {
-        let response = self
-            .client
-            .get(self.settings.url("/api/v1/stats"))
-            .send()
-            .await
-            .map_err(|e| UplinkError::Transport(e.to_string()))?;
+        let response = self.client.get(self.settings.url("/api/v1/stats")).send().await.map_err(transport)?;
         if !response.status().is_success() {
             return Err(UplinkError::Server { status: response.status().as_u16(), message: "stats".into() });
         }
-        response.json().await.map_err(|e| UplinkError::Transport(e.to_string()))
+        response.json().await.map_err(transport)
     }
 }
 
@@ -414,6 +405,19 @@ pub fn http_client(settings: &UplinkSettings) -> Result<reqwest::Client, UplinkE
         builder = builder.tls_certs_only(certs);
     }
     builder.build().map_err(|e| UplinkError::Client(e.to_string()))
+}
+
+/// A transport failure with its causes spelled out ("error sending request" alone does not tell an operator
+/// that the certificate's issuer is unknown, or that the connection was refused).
+fn transport(e: reqwest::Error) -> UplinkError {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    UplinkError::Transport(message)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, UplinkError> {
