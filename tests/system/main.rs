@@ -8,7 +8,7 @@ use std::time::Duration;
 mod faults;
 mod tls;
 
-use te_system_tests::{agent, bin, free_port, http, shared_dir, Central};
+use te_system_tests::{agent, bin, box_evidence, free_port, http, shared_dir, Central};
 
 fn start_central(port: u16, data_dir: &Path) -> Central {
     Central::start(port, data_dir)
@@ -39,18 +39,6 @@ location = "system test"
     path
 }
 
-/// The number after `key=` in the last line of `evidence list`.
-fn list_count(config: &Path, key: &str) -> u64 {
-    let out = agent(config, &["evidence", "list"]);
-    assert!(out.status.success(), "evidence list failed: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let last = text.lines().last().expect("summary line");
-    last.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key}= in {last:?}"))
-}
-
 /// The central total from the run summary line `  central   <n>  records held at ...`.
 fn central_total(output: &Output) -> u64 {
     let text = String::from_utf8_lossy(&output.stdout);
@@ -67,16 +55,16 @@ fn evidence_recorded_while_the_central_service_is_down_is_delivered_once_after_i
     // Central is down: the agent records, cannot deliver, keeps everything and says so.
     let offline = agent(&config, &["run", "--exit-when-done", "--drain-timeout", "2"]);
     assert!(!offline.status.success(), "undelivered evidence must make --exit-when-done fail");
-    let recorded = list_count(&config, "pending");
+    let recorded = box_evidence(&config).pending;
     assert!(recorded >= 20, "the street photos hold dozens of vehicles, got {recorded}");
-    assert_eq!(list_count(&config, "delivered"), 0);
+    assert_eq!(box_evidence(&config).delivered, 0);
 
     // Central comes back: the next run re-sends the backlog and its own records.
     let _central = start_central(port, &dir.path().join("central"));
     let online = agent(&config, &["run", "--exit-when-done", "--drain-timeout", "30"]);
     assert!(online.status.success(), "{}", String::from_utf8_lossy(&online.stderr));
-    assert_eq!(list_count(&config, "pending"), 0);
-    assert_eq!(list_count(&config, "total"), 2 * recorded, "same photos, same detections");
+    assert_eq!(box_evidence(&config).pending, 0);
+    assert_eq!(box_evidence(&config).ids.len() as u64, 2 * recorded, "same photos, same detections");
     assert_eq!(central_total(&online), 2 * recorded, "central holds every record exactly once");
 
     // Nothing is sent twice: a third run adds only its own records.
