@@ -225,7 +225,8 @@ pub async fn check_once(
 }
 
 /// Measures every `check_every_s` until `shutdown`; failures are logged and retried sooner. The last good
-/// measurement stays (and ages out of `trusted` after `max_age_s`).
+/// measurement stays (and ages out of `trusted` after `max_age_s`). A measurement already in `watch` (the
+/// start-up check) counts as the first one.
 pub async fn run(
     settings: ClockSettings,
     client: reqwest::Client,
@@ -233,6 +234,12 @@ pub async fn run(
     watch: ClockWatch,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    if watch.check(Utc::now()).is_some() {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(settings.check_every_s)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
     loop {
         let next = match check_once(&settings, &client, &central_url, &watch).await {
             Ok(_) => Duration::from_secs(settings.check_every_s),

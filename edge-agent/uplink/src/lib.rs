@@ -272,8 +272,10 @@ impl Uplink {
             self.send_clip(id, &sha, &clip).await?;
         }
         let body = serde_json::to_vec(&upload).map_err(|e| UplinkError::Client(e.to_string()))?;
-        let response =
-            self.post_bytes(&self.settings.url(EVIDENCE_PATH), body, "application/json").await.map_err(transport)?;
+        let response = self
+            .send_bytes(reqwest::Method::POST, &self.settings.url(EVIDENCE_PATH), body, "application/json")
+            .await
+            .map_err(transport)?;
         let status = response.status();
         if status.is_success() {
             let receipt: IngestReceipt = response.json().await.map_err(transport)?;
@@ -313,7 +315,12 @@ impl Uplink {
         while offset < clip.len() {
             let end = (offset + chunk).min(clip.len());
             let response = self
-                .put_bytes(&format!("{url}?offset={offset}"), clip[offset..end].to_vec())
+                .send_bytes(
+                    reqwest::Method::PUT,
+                    &format!("{url}?offset={offset}"),
+                    clip[offset..end].to_vec(),
+                    "application/octet-stream",
+                )
                 .await
                 .map_err(transport)?;
             let status = response.status();
@@ -335,23 +342,26 @@ impl Uplink {
         Ok(())
     }
 
-    async fn post_bytes(&self, url: &str, body: Vec<u8>, content_type: &str) -> reqwest::Result<reqwest::Response> {
+    /// One request with a body, within the bandwidth budget.
+    async fn send_bytes(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> reqwest::Result<reqwest::Response> {
         self.limiter.acquire(body.len() as u64).await;
         self.stats.bytes_sent.fetch_add(body.len() as u64, Ordering::Relaxed);
-        self.client.post(url).header(reqwest::header::CONTENT_TYPE, content_type).body(body).send().await
-    }
-
-    async fn put_bytes(&self, url: &str, body: Vec<u8>) -> reqwest::Result<reqwest::Response> {
-        self.limiter.acquire(body.len() as u64).await;
-        self.stats.bytes_sent.fetch_add(body.len() as u64, Ordering::Relaxed);
-        self.client.put(url).header(reqwest::header::CONTENT_TYPE, "application/octet-stream").body(body).send().await
+        self.client.request(method, url).header(reqwest::header::CONTENT_TYPE, content_type).body(body).send().await
     }
 
     /// Reports the box's state; the central service answers 204.
     pub async fn send_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), UplinkError> {
         let body = serde_json::to_vec(heartbeat).map_err(|e| UplinkError::Client(e.to_string()))?;
-        let response =
-            self.post_bytes(&self.settings.url(HEARTBEAT_PATH), body, "application/json").await.map_err(transport)?;
+        let response = self
+            .send_bytes(reqwest::Method::POST, &self.settings.url(HEARTBEAT_PATH), body, "application/json")
+            .await
+            .map_err(transport)?;
         if !response.status().is_success() {
             let status = response.status().as_u16();
             let message = response.json::<ApiError>().await.map(|b| b.error).unwrap_or_default();
