@@ -1,5 +1,5 @@
 //! The camera stage against a real RTSP server (te-rtsp-test-server, gstreamer-rtsp-server) on 127.0.0.1:
-//! delivery and timestamps, reconnection after the server dies, isolation of a dead camera, bounded memory
+//! delivery and timestamps, the frame-rate budget, reconnection after the server dies, isolation of a dead camera, bounded memory
 //! with a slow consumer, and a configuration failure (wrong password) that neither crashes nor spins.
 
 use std::io::BufRead;
@@ -97,6 +97,20 @@ fn frames_from_a_local_rtsp_server_arrive_in_order_stamped_on_arrival() {
     }
     assert!(first.captured_at >= before && previous.captured_at <= chrono::Utc::now());
     assert_eq!(camera.stats.state(), CameraState::Streaming);
+    stop(camera, rx);
+}
+
+#[test]
+fn a_frame_rate_budget_hands_analysis_only_that_many_frames_per_second() {
+    let port = free_port();
+    let _server = Server::start(port, &[]);
+    let budget = CameraSettings { max_fps: 5, ..settings("cam-b", format!("rtsp://127.0.0.1:{port}/cam")) };
+    let (camera, rx) = start(budget, 8);
+    rx.recv_timeout(Duration::from_secs(10)).expect("a first frame within 10 s");
+    let frames = collect(&rx, Duration::from_secs(3));
+    // 25 frames/s arrive; about 15 of the 75 in 3 s pass the budget (bounds loose for a busy CI machine).
+    assert!((8..=22).contains(&frames.len()), "{} frames in 3 s at max_fps = 5", frames.len());
+    assert_eq!(camera.stats.frames_dropped.load(std::sync::atomic::Ordering::Relaxed), 0, "not dropped as backlog");
     stop(camera, rx);
 }
 

@@ -17,6 +17,13 @@ pub const DEFAULT_TOML: &str = include_str!("default.toml");
 pub struct AgentConfig {
     /// This box's id, unique in the province; in every evidence record.
     pub device_id: DeviceId,
+    /// The box profile (`hw/profiles`): decoder, execution provider, threads, frame-rate budget. `auto`
+    /// picks one from the hardware; after parsing this holds the profile in effect.
+    #[serde(default = "default_profile")]
+    pub profile: String,
+    /// Which ONNX Runtime execution provider runs the models (normally from the profile).
+    #[serde(default)]
+    pub inference: te_infer::ExecutionSettings,
     /// Frames waiting for analysis, all cameras together.
     #[serde(default = "default_frame_queue")]
     pub frame_queue: usize,
@@ -82,6 +89,10 @@ impl EvidenceConfig {
             retention: (self.retention_days > 0).then(|| chrono::Duration::days(i64::from(self.retention_days))),
         }
     }
+}
+
+fn default_profile() -> String {
+    crate::profile::AUTO.into()
 }
 
 fn default_frame_queue() -> usize {
@@ -163,8 +174,16 @@ pub struct Overrides {
 
 impl AgentConfig {
     /// Parses TOML text; `origin` names the file in errors.
+    /// The box profile goes under it: the text's own values win.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| bad(origin, e.to_string()))
+        // As written first, so that errors point at the line and unknown keys are named.
+        let as_written: Self = toml::from_str(text).map_err(|e| bad(origin, e.to_string()))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| bad(origin, e.to_string()))?;
+        let profile = crate::profile::resolve(&as_written.profile).map_err(|m| bad("profile", m))?;
+        let mut merged = profile.underlay(table);
+        merged.insert("profile".into(), toml::Value::String(profile.name.clone()));
+        Self::deserialize(toml::Value::Table(merged))
+            .map_err(|e| bad(format!("{origin} with profile {}", profile.name), e.to_string()))
     }
 
     /// Applies overrides, expands placeholders and validates.
@@ -343,6 +362,22 @@ mod tests {
         let err =
             AgentConfig::parse("device_id = \"x\"\ncameras = []\nfram_queue = 3\n", "box.toml").expect_err("invalid");
         assert!(err.to_string().contains("fram_queue"), "{err}");
+    }
+
+    #[test]
+    fn a_named_profile_fills_what_the_configuration_leaves_out() {
+        let text = "device_id = \"x\"\nprofile = \"jetson\"\n[detector]\nthreads = 4\n\
+                    [[cameras]]\nid = \"a\"\nsource = \"rtsp://10.0.0.9/s\"\n";
+        let config = AgentConfig::parse(text, "box.toml").expect("valid");
+        assert_eq!(config.profile, "jetson");
+        assert_eq!(config.inference.provider, te_infer::Provider::Tensorrt);
+        assert!(config.inference.fp16);
+        assert_eq!(config.detector.threads, 4, "the configuration's own value");
+        assert_eq!(config.cameras[0].decoder, "nvv4l2decoder");
+        assert_eq!(config.cameras[0].max_fps, 10);
+        let err = AgentConfig::parse("device_id = \"x\"\nprofile = \"gpu\"\ncameras = []\n", "box.toml")
+            .expect_err("unknown profile");
+        assert_eq!(err.field, "profile");
     }
 
     #[test]

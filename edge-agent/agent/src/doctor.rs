@@ -55,7 +55,10 @@ const REQUIRED_ELEMENTS: &[&str] = &[
 const HW_DECODERS: &[&str] = &["nvh264dec", "nvh265dec", "nvv4l2decoder", "vah264dec", "vah265dec", "v4l2h264dec"];
 
 fn gstreamer(config: &AgentConfig) -> Vec<Check> {
-    let configured: Vec<&str> = config.cameras.iter().map(|c| c.decoder.trim()).filter(|d| !d.is_empty()).collect();
+    let mut configured: Vec<&str> =
+        config.cameras.iter().map(|c| c.decoder.trim()).filter(|d| !d.is_empty()).collect();
+    configured.sort_unstable();
+    configured.dedup();
     let mut names: Vec<&str> = REQUIRED_ELEMENTS.iter().chain(HW_DECODERS).copied().collect();
     names.extend(&configured);
     let probe = match te_camera::probe(&names) {
@@ -101,14 +104,36 @@ fn models(config: &AgentConfig) -> Vec<Check> {
         .collect()
 }
 
-fn runtime(config: &AgentConfig) -> Check {
+fn runtime(config: &AgentConfig) -> Vec<Check> {
     let configured = (!config.paths.runtime_library.is_empty()).then(|| Path::new(&config.paths.runtime_library));
-    match te_infer::resolve_runtime_library(configured) {
-        Ok(path) => match te_infer::Runtime::load(&path) {
-            Ok(_) => check("ONNX Runtime", Level::Ok, format!("{} (CPU execution provider)", path.display())),
-            Err(e) => check("ONNX Runtime", Level::Fail, e.to_string()),
-        },
-        Err(e) => check("ONNX Runtime", Level::Fail, e.to_string()),
+    let loaded = te_infer::resolve_runtime_library(configured).and_then(|path| te_infer::Runtime::load(&path));
+    let runtime = match loaded {
+        Ok(runtime) => runtime,
+        Err(e) => return vec![check("ONNX Runtime", Level::Fail, e.to_string())],
+    };
+    let built_in = runtime.built_in_providers();
+    let names = built_in.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
+    let wanted = config.inference.provider;
+    let provider = if built_in.contains(&wanted) {
+        check("execution provider", Level::Ok, format!("{wanted} (built into the library)"))
+    } else if config.inference.fallback_to_cpu {
+        check("execution provider", Level::Warn, format!("{wanted} is not in this library: models run on the CPU"))
+    } else {
+        check("execution provider", Level::Fail, format!("{wanted} is not in this library (fallback_to_cpu = false)"))
+    };
+    vec![check("ONNX Runtime", Level::Ok, format!("{} (providers: {names})", runtime.library.display())), provider]
+}
+
+/// The profile in effect, and what auto-detection would choose here.
+fn profile(config: &AgentConfig) -> Check {
+    let (detected, why) = crate::profile::Facts::of_this_box().choose();
+    match crate::profile::BoxProfile::named(&config.profile) {
+        Ok(p) => check(
+            "box profile",
+            Level::Ok,
+            format!("{}: {} (this box looks like {detected}: {why})", p.name, p.description),
+        ),
+        Err(e) => check("box profile", Level::Fail, e),
     }
 }
 
@@ -239,8 +264,9 @@ async fn central(config: &AgentConfig) -> Vec<Check> {
 
 /// Runs every check and prints the table; `Ok(false)` when any check failed.
 pub fn run(config: &AgentConfig) -> anyhow::Result<bool> {
-    let mut checks = gstreamer(config);
-    checks.push(runtime(config));
+    let mut checks = vec![profile(config)];
+    checks.extend(gstreamer(config));
+    checks.extend(runtime(config));
     checks.extend(models(config));
     checks.extend(storage(config));
     checks.extend(cameras(config));

@@ -29,6 +29,8 @@ pub struct LiveCounters {
     pub store_errors: AtomicU64,
     /// Time inside the vehicle detector, microseconds.
     pub detector_micros: AtomicU64,
+    /// Time per frame in each step of the analysis stage.
+    pub stages: crate::latency::StageLatencies,
 }
 
 /// Everything the endpoint reports on.
@@ -42,6 +44,8 @@ pub struct Sources {
     pub controller_phases: Arc<crate::signal_input::ControllerPhases>,
     /// The latest clock measurement.
     pub clock: te_uplink::clock::ClockWatch,
+    /// The execution provider each model runs on.
+    pub providers: Vec<(String, te_infer::Provider)>,
 }
 
 const STATES: [CameraState; 5] = [
@@ -63,6 +67,24 @@ impl Exposition {
         for (labels, value) in samples {
             let labels = if labels.is_empty() { labels } else { format!("{{{labels}}}") };
             let _ = writeln!(self.0, "{name}{labels} {value}");
+        }
+    }
+
+    /// One histogram per label set: cumulative buckets, `+Inf`, sum and count.
+    fn histograms<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        series: impl IntoIterator<Item = (String, &'a crate::latency::Histogram)>,
+    ) {
+        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (labels, histogram) in series {
+            let (buckets, count, sum) = histogram.snapshot();
+            for (le, n) in buckets {
+                let _ = writeln!(self.0, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
+            }
+            let _ = writeln!(self.0, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+            let _ = writeln!(self.0, "{name}_sum{{{labels}}} {sum}\n{name}_count{{{labels}}} {count}");
         }
     }
 
@@ -136,6 +158,24 @@ pub fn render_metrics(s: &Sources) -> String {
         "counter",
         "Records the store could not take.",
         a.store_errors.load(Relaxed) as f64,
+    );
+    let delivered: u64 = s.cameras.iter().map(|(_, c)| c.frames_delivered.load(Relaxed)).sum();
+    out.single(
+        "te_frame_queue_depth",
+        "gauge",
+        "Frames handed to analysis and not yet analysed (all cameras).",
+        delivered.saturating_sub(a.frames.load(Relaxed)) as f64,
+    );
+    out.histograms(
+        "te_stage_seconds",
+        "Time per frame in each analysis step (detect: vehicle model; plates: plate models).",
+        crate::latency::Stage::ALL.map(|stage| (format!("stage=\"{}\"", stage.as_str()), a.stages.get(stage))),
+    );
+    out.family(
+        "te_inference_provider",
+        "gauge",
+        "1 for the execution provider each model runs on.",
+        s.providers.iter().map(|(model, p)| (format!("model=\"{}\",provider=\"{p}\"", label(model)), 1.0)),
     );
     let u = &s.uplink;
     out.single(
@@ -307,6 +347,7 @@ mod tests {
             analysis: Arc::default(),
             controller_phases: Arc::default(),
             clock: te_uplink::clock::ClockWatch::new(&te_uplink::clock::ClockSettings::default()),
+            providers: vec![("vehicle".into(), te_infer::Provider::Cpu)],
         };
         let measured = te_uplink::clock::Offset { offset_ms: 20, uncertainty_ms: 5 };
         s.clock.record(measured, "ntp:test:123".into(), chrono::Utc::now());
@@ -322,6 +363,14 @@ mod tests {
         assert!(text.contains("te_analysis_frames_total 7"));
         assert!(text.contains("te_evidence_records{state=\"pending\"} 0"));
         assert!(text.contains("te_camera_state{camera=\"nga-tu-1\",state=\"connecting\"} 1"));
+        assert!(text.contains("te_frame_queue_depth 35"), "42 delivered, 7 analysed");
+        assert!(text.contains("te_inference_provider{model=\"vehicle\",provider=\"cpu\"} 1"));
+        s.analysis.stages.get(crate::latency::Stage::Detect).observe(std::time::Duration::from_millis(19));
+        let text = render_metrics(&s);
+        assert!(text.contains("te_stage_seconds_bucket{stage=\"detect\",le=\"0.01\"} 0"), "{text}");
+        assert!(text.contains("te_stage_seconds_bucket{stage=\"detect\",le=\"0.02\"} 1"));
+        assert!(text.contains("te_stage_seconds_bucket{stage=\"detect\",le=\"+Inf\"} 1"));
+        assert!(text.contains("te_stage_seconds_count{stage=\"plates\"} 0"));
         // Each family: HELP, TYPE, then its samples, before the next family starts.
         let families: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE")).collect();
         for f in &families {

@@ -7,9 +7,11 @@ mod eval;
 mod evidence_cli;
 mod health;
 mod heartbeat;
+mod latency;
 mod moments;
 mod overview;
 mod pipeline;
+mod profile;
 mod scene_cli;
 mod signal_input;
 
@@ -490,7 +492,7 @@ fn camera_bench(seconds: u32, cameras: &[usize]) -> anyhow::Result<()> {
 fn load_onnx_runtime(config: &AgentConfig) -> anyhow::Result<te_infer::Runtime> {
     let configured = (!config.paths.runtime_library.is_empty()).then(|| PathBuf::from(&config.paths.runtime_library));
     let library = te_infer::resolve_runtime_library(configured.as_deref())?;
-    Ok(te_infer::Runtime::load(&library)?)
+    Ok(te_infer::Runtime::load(&library)?.with_execution(config.inference.clone()))
 }
 
 /// A file of this repository, found from the working directory or from the binary's place in target/.
@@ -642,6 +644,7 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
         analysis: live.clone(),
         controller_phases: controller_phases.clone(),
         clock: clock.clone(),
+        providers: ort.providers_in_use(),
     };
     if !config.metrics_listen.trim().is_empty() {
         tokio::spawn(health::serve(config.metrics_listen.clone(), sources.clone()));

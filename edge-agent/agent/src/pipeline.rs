@@ -13,6 +13,7 @@
 //! record the store cannot take is an alarm (logged at error level and counted), because a record is only
 //! "recorded" once the store has flushed it.
 
+use crate::latency::Stage;
 use crate::moments::RecentFrames;
 use central_protocol::{EvidenceRecord, PROTOCOL_VERSION};
 use std::collections::{BTreeMap, HashMap};
@@ -142,6 +143,7 @@ impl AnalysisStage {
         let mut cameras: HashMap<CameraId, CameraWork> = HashMap::new();
         let mut open: HashMap<(CameraId, TrackId), OpenVehicle> = HashMap::new();
         for frame in frames {
+            let frame_started = std::time::Instant::now();
             *report.frames_per_camera.entry(frame.camera.clone()).or_default() += 1;
             report.frames += 1;
             let work = cameras.entry(frame.camera.clone()).or_insert_with(|| {
@@ -171,13 +173,17 @@ impl AnalysisStage {
                 }
             };
             report.inference_seconds += started.elapsed().as_secs_f64();
+            self.live.stages.get(Stage::Detect).observe(started.elapsed());
             report.detections += detections.len() as u64;
             self.live.frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.live.detections.fetch_add(detections.len() as u64, std::sync::atomic::Ordering::Relaxed);
             self.live
                 .detector_micros
                 .fetch_add(started.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-            events.extend(work.tracker.update(frame.number, frame.captured_at, &detections));
+            let stages = &self.live.stages;
+            events.extend(
+                stages.time(Stage::Track, || work.tracker.update(frame.number, frame.captured_at, &detections)),
+            );
             for event in &events {
                 if let TrackEvent::Confirmed { track, detection } = event {
                     report.vehicles += 1;
@@ -202,10 +208,14 @@ impl AnalysisStage {
                 .filter(|t| t.is_confirmed() && t.last_frame == frame.number)
                 .map(|t| (t.id, t.bbox))
                 .collect();
-            self.judge(&frame, &seen, work, &mut open, &mut report);
-            self.read_plates(&frame, &seen, &mut open, &mut report);
-            self.write_held(&frame, &mut open, &mut report);
-            self.close_ended(&frame.camera, events, work, &mut open, &mut report);
+            let stages = self.live.clone();
+            stages.stages.time(Stage::Rules, || self.judge(&frame, &seen, work, &mut open, &mut report));
+            stages.stages.time(Stage::Plates, || self.read_plates(&frame, &seen, &mut open, &mut report));
+            stages.stages.time(Stage::Evidence, || {
+                self.write_held(&frame, &mut open, &mut report);
+                self.close_ended(&frame.camera, events, work, &mut open, &mut report);
+            });
+            stages.stages.get(Stage::Frame).observe(frame_started.elapsed());
         }
         // The streams ended: every vehicle still tracked has passed as far as we will see it.
         for (camera, mut work) in cameras {

@@ -82,6 +82,11 @@ pub struct CameraSettings {
     /// one decoder per box, as the box profile does.
     #[serde(default)]
     pub decoder: String,
+    /// Frames per second analysed from a live camera (the box profile's budget); frames above it are decoded
+    /// but dropped before scaling and conversion. The clip keeps every frame. Files and still folders are
+    /// analysed whole, so replays stay deterministic. 0: every frame.
+    #[serde(default)]
+    pub max_fps: u32,
     /// Pre-event ring buffer of encoded video, for clips that start before the event.
     #[serde(default)]
     pub ring: crate::ring::RingSettings,
@@ -113,6 +118,7 @@ impl CameraSettings {
             latency_ms: default_latency_ms(),
             reconnect: ReconnectSettings::default(),
             decoder: String::new(),
+            max_fps: 0,
             ring: crate::ring::RingSettings::default(),
         }
     }

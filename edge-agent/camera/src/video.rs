@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  urisourcebin (rtspsrc: transport, latency) -> parsebin -> H.264/H.265 -> tee
-//!      tee -> queue -> decodebin -> videoscale -> [width] -> videoconvert -> RGB -> appsink (frames)
+//!      tee -> queue -> decodebin -> [videorate: max_fps, live only] -> videoscale -> [width] -> videoconvert -> RGB -> appsink (frames)
 //!      tee -> leaky queue -> appsink (encoded pictures) -> pre-event ring buffer
 //! ```
 //!
@@ -173,13 +173,19 @@ fn run_once(
     } else {
         "videoscale ! ".to_string()
     };
+    // The frame-rate budget drops whole decoded frames before the expensive scale and colour conversion.
+    let budget = if settings.is_live() && settings.max_fps > 0 {
+        format!("videorate drop-only=true max-rate={} ! ", settings.max_fps)
+    } else {
+        String::new()
+    };
     let uri_escaped = uri.replace('"', "%22");
     // The parsed (still encoded) stream is split: one branch is decoded for analysis, the other feeds the
     // pre-event ring buffer as it came from the camera. Only H.264/H.265 are accepted (enforcement cameras).
     let description = format!(
         "urisourcebin uri=\"{uri_escaped}\" name=src ! parsebin ! capsfilter caps=\"video/x-h264;video/x-h265\" ! \
          tee name=t \
-         t. ! queue max-size-buffers=4 ! decodebin ! {scale}videoconvert ! \
+         t. ! queue max-size-buffers=4 ! decodebin ! {budget}{scale}videoconvert ! \
          video/x-raw,format=RGB,pixel-aspect-ratio=1/1 ! appsink name=sink sync=false max-buffers=2 \
          t. ! queue max-size-buffers=16 leaky=downstream ! appsink name=encoded sync=false max-buffers=16 drop=true"
     );

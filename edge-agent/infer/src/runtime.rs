@@ -1,10 +1,10 @@
 //! Finding and loading the ONNX Runtime shared library (ort's `load-dynamic`), once per process.
 
-use crate::{InferError, ModelDirs, ModelManifest};
+use crate::{ExecutionSettings, InferError, ModelDirs, ModelManifest, Provider};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Environment variable that names the library, as ort itself understands it.
 pub const RUNTIME_ENV_VAR: &str = "ORT_DYLIB_PATH";
@@ -42,11 +42,15 @@ pub struct Runtime {
     pub(crate) env: Arc<ort::environment::Environment>,
     /// The library file that was loaded, for `doctor` and logs.
     pub library: PathBuf,
+    /// The execution provider every session gets (the box profile's).
+    pub execution: ExecutionSettings,
+    /// (model, provider) of every session built, for metrics: a fallback to the CPU must be visible.
+    in_use: Arc<Mutex<Vec<(String, Provider)>>>,
 }
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("library", &self.library).finish()
+        f.debug_struct("Runtime").field("library", &self.library).field("execution", &self.execution).finish()
     }
 }
 
@@ -61,24 +65,49 @@ impl Runtime {
             .build()
             .map_err(|e| load_err(e.to_string()))?;
         tracing::info!(library = %library.display(), "ONNX Runtime loaded");
-        Ok(Self { env: Arc::new(env), library: library.to_path_buf() })
+        Ok(Self {
+            env: Arc::new(env),
+            library: library.to_path_buf(),
+            execution: ExecutionSettings::default(),
+            in_use: Arc::default(),
+        })
+    }
+
+    /// Sessions built from now on use this provider.
+    pub fn with_execution(mut self, execution: ExecutionSettings) -> Self {
+        self.execution = execution;
+        self
+    }
+
+    /// The provider each model loaded so far runs on.
+    pub fn providers_in_use(&self) -> Vec<(String, Provider)> {
+        self.in_use.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The providers the loaded library was built with, for `doctor`.
+    pub fn built_in_providers(&self) -> Vec<Provider> {
+        Provider::ALL.into_iter().filter(|p| p.is_built_in()).collect()
     }
 }
 
 impl Runtime {
-    /// Builds a CPU session for manifest model `name` after checking the file's sha256 against the pin.
+    /// Builds a session on the configured provider for manifest model `name` after checking the file's sha256
+    /// against the pin.
     pub(crate) fn session(&self, name: &str, dirs: &ModelDirs, threads: usize) -> Result<Session, InferError> {
         let path = ModelManifest::embedded()?.verified_path(name, dirs)?;
         let session_err = |message: String| InferError::Session { name: name.into(), message };
-        let session = Session::builder(&self.env)
+        let mut builder = Session::builder(&self.env)
             .map_err(|e| session_err(e.to_string()))?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| session_err(e.to_string()))?
             .with_intra_threads(threads.max(1))
-            .map_err(|e| session_err(e.to_string()))?
-            .commit_from_file(&path)
             .map_err(|e| session_err(e.to_string()))?;
-        tracing::info!(model = name, path = %path.display(), threads, "model loaded");
+        let provider = self.execution.apply(&mut builder).map_err(session_err)?;
+        let session = builder.commit_from_file(&path).map_err(|e| session_err(e.to_string()))?;
+        tracing::info!(model = name, path = %path.display(), threads, %provider, "model loaded");
+        if let Ok(mut in_use) = self.in_use.lock() {
+            in_use.push((name.to_string(), provider));
+        }
         Ok(session)
     }
 }
