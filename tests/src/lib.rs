@@ -41,6 +41,8 @@ pub struct Central {
     pub port: u16,
     data_dir: PathBuf,
     extra: Vec<String>,
+    /// A supervisor API token, made before the first start, for reading what the service holds.
+    pub token: String,
 }
 
 impl Central {
@@ -54,7 +56,9 @@ impl Central {
             port,
             data_dir: data_dir.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            token: String::new(),
         };
+        central.token = central_admin(data_dir, &["token", "create", "--name", "tests", "--role", "supervisor"], "");
         central.restart();
         central
     }
@@ -100,9 +104,22 @@ impl Central {
 
     /// Evidence ids the central service holds, each as often as it lists it.
     pub fn evidence_ids(&self) -> Vec<String> {
-        let body = http_body(self.port, "GET /api/v1/evidence?limit=1000").unwrap_or_default();
+        let body = self.get("/api/v1/evidence?limit=1000").unwrap_or_default();
         let entries: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap_or_default();
         entries.iter().filter_map(|e| e["record"]["evidence_id"].as_str().map(str::to_string)).collect()
+    }
+
+    /// The body of a 200 answer to `GET <path>` with the supervisor token.
+    pub fn get(&self, path: &str) -> Option<String> {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            self.token
+        );
+        let response = http(self.port, &request)?;
+        if !response.starts_with("HTTP/1.1 200") {
+            return None;
+        }
+        response.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
     }
 
     pub fn total(&self) -> Option<u64> {
@@ -115,6 +132,22 @@ impl Drop for Central {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Runs `central-sync <args> --data-dir <dir>` with `stdin` as its input; its trimmed standard output.
+pub fn central_admin(data_dir: &Path, args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new(bin("central-sync"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run central-sync");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    let out = child.wait_with_output().expect("central-sync output");
+    assert!(out.status.success(), "central-sync {args:?} failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// One HTTP/1.1 request on 127.0.0.1 (a status line and small bodies need no client library).

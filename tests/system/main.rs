@@ -143,7 +143,7 @@ fn doctor_names_a_missing_decoder_and_fails_but_passes_a_sound_box() {
 fn a_car_crossing_the_stop_line_while_the_controller_reports_red_reaches_the_review_queue_as_a_red_light_violation() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (port, agent_port) = (free_port(), free_port());
-    let _central = start_central(port, &dir.path().join("central"));
+    let central = start_central(port, &dir.path().join("central"));
     // The demo's car-park scene, with a controller that keeps reporting red. Replay runs faster than real time,
     // so frame times run ahead of the reports: a long staleness limit keeps the phase valid for the test.
     let config = dir.path().join("agent.toml");
@@ -228,7 +228,7 @@ direction = [0, -1]
     let offset = clock["offset_ms"].as_i64().expect("clock offset in the record");
     assert!((4900..=5100).contains(&offset) && clock["trusted"] == false, "{clock}");
 
-    let page = http(port, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").expect("queue page");
+    let page = central.get("/").expect("queue page");
     assert!(page.contains("Vượt đèn đỏ"), "the review queue shows the offence");
     assert!(page.contains("Đồng hồ lệch +5.0 s"), "and flags the box's clock");
 }

@@ -1,13 +1,68 @@
-//! The review queue page. Server-rendered and dependency-free so it stays fast on a modest PC;
-//! the full review workflow (login, approve/reject, audit) grows from here.
+//! Shared pieces of the server-rendered pages (plain HTML, no scripts, so they stay fast on a modest PC):
+//! escaping, the language choice, the page frame with its navigation, and the devices page.
 
+use crate::auth::{cookie, Actor};
 use crate::AppState;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use std::convert::Infallible;
+
+/// The UI language: Vietnamese unless the officer chose English (`/lang/en`, kept in a cookie).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Vi,
+    En,
+}
+
+pub const LANG_COOKIE: &str = "te_lang";
+
+impl Lang {
+    /// The text in this language.
+    pub fn t<'a>(self, vi: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Vi => vi,
+            Lang::En => en,
+        }
+    }
+
+    fn code(self) -> &'static str {
+        self.t("vi", "en")
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Lang {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(if cookie(parts, LANG_COOKIE) == Some("en") { Lang::En } else { Lang::Vi })
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Times on pages are Vietnam's (UTC+7), as officers and the fines system read them.
+pub fn local_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    let offset = chrono::FixedOffset::east_opt(crate::store::VIETNAM_OFFSET_S).expect("valid offset");
+    t.with_timezone(&offset).format("%d/%m/%Y %H:%M:%S").to_string()
+}
+
+pub fn storage_failure(what: &str, e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "{what}");
+    (StatusCode::INTERNAL_SERVER_ERROR, "storage failure").into_response()
+}
 
 /// Escapes text for HTML element content and quoted attributes.
-fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -22,95 +77,79 @@ fn esc(s: &str) -> String {
     out
 }
 
-pub async fn queue_page(State(state): State<AppState>) -> Response {
-    let (entries, stats) = match (state.store.queue(200).await, state.store.stats().await) {
-        (Ok(e), Ok(s)) => (e, s),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!(error = %e, "queue page");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "storage failure").into_response();
-        }
-    };
-    let mut rows = String::new();
-    for entry in &entries {
-        let r = &entry.record;
-        let id = r.evidence_id.to_string();
-        rows.push_str(&format!(
-            "<tr><td><a href=\"/api/v1/evidence/{id}/overview.jpg\"><img src=\"/api/v1/evidence/{id}/overview.jpg\" \
-             width=\"160\" loading=\"lazy\" alt=\"ảnh tổng quan {id}\"></a></td><td><code>{id}</code></td><td>{}</td>\
-             <td>{}<br><small>{}</small></td><td>{}{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>\n",
-            kind_cell(r),
-            esc(r.camera_id.as_str()),
-            esc(&r.location),
-            r.captured_at.format("%Y-%m-%d %H:%M:%S UTC"),
-            if r.clip_sha256.is_some() {
-                format!("<br><a href=\"/api/v1/evidence/{id}/clip.mp4\">video</a>")
-            } else {
-                String::new()
-            },
-            plate_cell(r.plate.as_ref()),
-            esc(r.vehicle_class.as_str()),
-            r.detection_score,
-            esc(&entry.review_status),
-        ));
-    }
-    page(
-        "Hàng chờ xét duyệt · Review queue",
-        &format!(
-            "<h1>Hàng chờ xét duyệt <small>(review queue)</small></h1>\
-             <p id=\"totals\">{} bản ghi · {} thiết bị · {} camera</p>\
-             <table><thead><tr><th>Ảnh</th><th>Mã chứng cứ</th><th>Loại</th><th>Camera</th><th>Thời gian</th>\
-             <th>Biển số</th><th>Phương tiện</th><th>Độ tin cậy</th><th>Trạng thái</th></tr></thead><tbody>\n{rows}</tbody></table>",
-            stats.evidence_total, stats.devices, stats.cameras
-        ),
-    )
-}
-
 /// The offence in Vietnamese with what the box measured, or the plain event kind for a vehicle pass. A
 /// violation whose box clock was unchecked or off is flagged: its time is not objective until a reviewer looks.
-fn kind_cell(r: &central_protocol::EvidenceRecord) -> String {
+pub fn kind_cell(lang: Lang, r: &central_protocol::EvidenceRecord) -> String {
     match &r.violation {
         Some(v) => format!(
-            "<b class=\"violation\">{}</b><br><small>{} · {}: {}</small>{}",
-            esc(v.kind.vietnamese()),
-            esc(v.kind.as_str()),
+            "<b class=\"violation\">{}</b><br><small>{}: {}</small>{}",
+            esc(lang.t(v.kind.vietnamese(), v.kind.english())),
             esc(&v.rule),
             esc(&v.summary),
-            clock_flag(r.clock.as_ref()),
+            clock_flag(lang, r.clock.as_ref()),
         ),
-        None => esc(r.kind.as_str()),
+        None => esc(lang.t("Phương tiện đi qua", "Vehicle passed")),
     }
 }
 
-fn clock_flag(clock: Option<&central_protocol::ClockCheck>) -> String {
+pub fn clock_flag(lang: Lang, clock: Option<&central_protocol::ClockCheck>) -> String {
     match clock {
         Some(c) if c.trusted => String::new(),
         Some(c) => format!(
-            "<br><b class=\"clock-flag\">⚠ Đồng hồ lệch {:+.1} s (clock off, {})</b>",
+            "<br><b class=\"clock-flag\">⚠ {} {:+.1} s ({})</b>",
+            lang.t("Đồng hồ lệch", "Clock off by"),
             c.offset_ms as f64 / 1000.0,
             esc(&c.source)
         ),
-        None => "<br><b class=\"clock-flag\">⚠ Đồng hồ chưa kiểm chứng (clock unchecked)</b>".into(),
+        None => format!("<br><b class=\"clock-flag\">⚠ {}</b>", lang.t("Đồng hồ chưa kiểm chứng", "Clock unchecked")),
     }
 }
 
-fn page(title: &str, body: &str) -> Response {
-    Html(format!(
-        "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\"><title>{title}</title>\
-         <style>body{{font-family:sans-serif;margin:1.5em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;\
-         padding:4px 8px;text-align:left;vertical-align:top}}.clock-flag,.alarm{{color:#b00}}</style></head><body>\
-         <nav><a href=\"/\">Hàng chờ (queue)</a> · <a href=\"/devices\">Thiết bị (devices)</a></nav>{body}</body></html>"
-    ))
-    .into_response()
+/// The frame of every page: navigation for what the actor may see, who is logged in, the language switch.
+pub fn page(lang: Lang, actor: Option<&Actor>, title: &str, body: &str) -> Response {
+    page_with_status(StatusCode::OK, lang, actor, title, body)
 }
 
+pub fn page_with_status(status: StatusCode, lang: Lang, actor: Option<&Actor>, title: &str, body: &str) -> Response {
+    let nav = match actor {
+        Some(a) => format!(
+            "<nav><a href=\"/\">{}</a> · <a href=\"/devices\">{}</a>{}\
+             <span class=\"who\"><b id=\"who\">{}</b> ({}) <form method=\"post\" action=\"/logout\" class=\"inline\">\
+             <button>{}</button></form> · <a href=\"/lang/{}\">{}</a></span></nav>",
+            lang.t("Hàng chờ xét duyệt", "Review queue"),
+            lang.t("Thiết bị", "Devices"),
+            if a.role.supervises() {
+                format!(" · <a href=\"/audit\">{}</a>", lang.t("Nhật ký kiểm tra", "Audit log"))
+            } else {
+                String::new()
+            },
+            esc(&a.name),
+            a.role.as_str(),
+            lang.t("Đăng xuất", "Log out"),
+            lang.t("en", "vi"),
+            lang.t("English", "Tiếng Việt"),
+        ),
+        None => format!("<nav><a href=\"/lang/{}\">{}</a></nav>", lang.t("en", "vi"), lang.t("English", "Tiếng Việt")),
+    };
+    let html = format!(
+        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{} · traffic-edge</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"><style>{STYLE}</style></head><body>{nav}{body}</body></html>",
+        lang.code(),
+        esc(title),
+    );
+    (status, Html(html)).into_response()
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}\
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}.clock-flag,.alarm,.overdue,.error{color:#b00}\
+.ok{color:#070}nav{margin-bottom:1em}.who{float:right}.inline{display:inline}form.decision{margin:.5em 0;padding:.5em;\
+border:1px solid #ddd}.plate{font-family:monospace;font-size:1.2em}img.overview{max-width:100%}label{margin-right:1em}";
+
 /// Every box's latest heartbeat: is it alive, how much is waiting on it, is its clock right, are its cameras up.
-pub async fn devices_page(State(state): State<AppState>) -> Response {
+pub async fn devices_page(State(state): State<AppState>, actor: Actor, lang: Lang) -> Response {
     let devices = match state.store.devices().await {
         Ok(d) => d,
-        Err(e) => {
-            tracing::error!(error = %e, "devices page");
-            return (StatusCode::INTERNAL_SERVER_ERROR, "storage failure").into_response();
-        }
+        Err(e) => return storage_failure("devices page", e),
     };
     let now = chrono::Utc::now();
     let mut rows = String::new();
@@ -157,6 +196,8 @@ pub async fn devices_page(State(state): State<AppState>) -> Response {
         ));
     }
     page(
+        lang,
+        Some(&actor),
         "Thiết bị · Devices",
         &format!(
             "<h1>Thiết bị <small>(devices)</small></h1><table><thead><tr><th>Thiết bị</th><th>Nhịp gần nhất (last heartbeat)</th>\
@@ -164,22 +205,6 @@ pub async fn devices_page(State(state): State<AppState>) -> Response {
              <th>Camera</th><th>Cảnh báo</th></tr></thead><tbody>\n{rows}</tbody></table>"
         ),
     )
-}
-
-/// The plate as the box decided it, with how many reads agreed; "không đọc được" (unreadable) otherwise.
-fn plate_cell(plate: Option<&te_types::PlateConsensus>) -> String {
-    match plate {
-        None => "<small>—</small>".into(),
-        Some(p) => match &p.text {
-            Some(text) => format!(
-                "<b class=\"plate\">{}</b><br><small>{:.0}% of {} read(s)</small>",
-                esc(text),
-                100.0 * p.share,
-                p.votes.len()
-            ),
-            None => format!("<small>không đọc được (unreadable), {} read(s)</small>", p.votes.len()),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The evidence API: upload (idempotent), list, show, media, totals. Errors are JSON `{"error": ...}`.
 
-use crate::{AppState, ClipError, StoreError};
+use crate::{Actor, AppState, ClipError, QueueFilter, StoreError};
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -87,18 +87,32 @@ pub async fn upload(State(state): State<AppState>, body: Result<Json<EvidenceUpl
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     limit: Option<i64>,
+    #[serde(flatten)]
+    filter: QueueFilter,
 }
 
-/// GET /api/v1/evidence?limit=N: newest first.
-pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Response {
+/// The 403 answer unless the actor sees evidence (reviewers and up, and the export role).
+fn may_read(actor: &Actor) -> Option<Response> {
+    (!(actor.role.reviews() || actor.role.exports()))
+        .then(|| error(StatusCode::FORBIDDEN, format!("the {} role may not read evidence", actor.role.as_str())))
+}
+
+/// GET /api/v1/evidence?limit=N&status=&camera=&kind=&from=&to=: newest first.
+pub async fn list(State(state): State<AppState>, actor: Actor, Query(q): Query<ListQuery>) -> Response {
+    if let Some(refused) = may_read(&actor) {
+        return refused;
+    }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    match state.store.queue(limit).await {
+    match state.store.queue(&q.filter, limit).await {
         Ok(entries) => Json(entries).into_response(),
         Err(e) => store_error(e),
     }
 }
 
-pub async fn show(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+pub async fn show(State(state): State<AppState>, actor: Actor, Path(raw): Path<String>) -> Response {
+    if let Some(refused) = may_read(&actor) {
+        return refused;
+    }
     let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(&raw) };
     match state.store.get(id).await {
         Ok(Some(entry)) => Json(entry).into_response(),
@@ -127,12 +141,12 @@ fn media(state: &AppState, raw: &str, kind: MediaKind) -> Response {
     }
 }
 
-pub async fn clip(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
-    media(&state, &raw, MediaKind::Clip)
+pub async fn clip(State(state): State<AppState>, actor: Actor, Path(raw): Path<String>) -> Response {
+    may_read(&actor).unwrap_or_else(|| media(&state, &raw, MediaKind::Clip))
 }
 
-pub async fn overview(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
-    media(&state, &raw, MediaKind::Overview)
+pub async fn overview(State(state): State<AppState>, actor: Actor, Path(raw): Path<String>) -> Response {
+    may_read(&actor).unwrap_or_else(|| media(&state, &raw, MediaKind::Overview))
 }
 
 pub async fn stats(State(state): State<AppState>) -> Response {
@@ -192,7 +206,7 @@ pub async fn heartbeat(State(state): State<AppState>, body: Result<Json<Heartbea
 }
 
 /// GET /api/v1/devices: every device's latest heartbeat.
-pub async fn devices(State(state): State<AppState>) -> Response {
+pub async fn devices(State(state): State<AppState>, _actor: Actor) -> Response {
     match state.store.devices().await {
         Ok(devices) => Json(devices).into_response(),
         Err(e) => store_error(e),

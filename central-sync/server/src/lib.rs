@@ -4,20 +4,26 @@
 //!  edge box --PUT  /api/v1/clips/<sha>-> clip chunks (resumable) ---------> clips/partial, then clips/<sha>.mp4
 //!  edge box --POST /api/v1/evidence--> ingest (verify, idempotent by id) --> SQL row + media file
 //!  edge box --POST /api/v1/heartbeat-> latest state per device -----------> SQL row, devices page
-//!  officer  --GET /------------------> review queue (HTML)
+//!  officer  --GET /, /evidence/<id>--> review queue, one case (HTML; login, session cookie)
+//!  officer  --POST decide------------> approve / reject / correct plate / reopen --> SQL + audit log (chained)
 //! ```
 //!
 //! Invariants: a record is stored once per evidence id, whatever the number of uploads; the answer to a
 //! repeated upload is the same receipt; an upload whose media does not match its hash is refused and nothing
 //! of it is stored. Embedded default: SQLite and a local media folder, so the demo needs no server.
 
+pub mod auth;
 mod clips;
 mod html;
 mod ingest;
+mod pages;
+pub mod review;
 mod store;
 
+pub use auth::{AccountError, Actor, Role};
 pub use clips::{ClipError, ClipStore};
-pub use store::{CentralStore, DeviceStatus, StoreError, MAX_CLIP_BYTES};
+pub use review::{ChainCheck, Decision, ReviewError};
+pub use store::{CentralStore, DeviceStatus, QueueEntry, QueueFilter, SealCheck, StoreError, MAX_CLIP_BYTES};
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
@@ -48,12 +54,26 @@ impl Default for ServerSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<CentralStore>,
+    /// Session cookies carry `Secure` (the service is served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl AppState {
+    pub fn new(store: Arc<CentralStore>) -> Self {
+        Self { store, secure_cookies: false }
+    }
 }
 
 /// The HTTP API and pages.
 pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
     Router::new()
-        .route("/", get(html::queue_page))
+        .route("/", get(pages::queue))
+        .route("/login", get(pages::login_page).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/lang/{code}", get(pages::set_lang))
+        .route("/evidence/{id}", get(pages::case))
+        .route("/evidence/{id}/decide", post(pages::decide))
+        .route("/audit", get(pages::audit))
         .route("/healthz", get(|| async { "ok" }))
         .route(central_protocol::EVIDENCE_PATH, post(ingest::upload).get(ingest::list))
         .route("/api/v1/evidence/{id}", get(ingest::show))

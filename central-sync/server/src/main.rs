@@ -37,11 +37,101 @@ enum Command {
         #[arg(long, env = "CENTRAL_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
     },
+    /// Officers' accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API tokens for systems (the fines system: role export).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The audit log of every review action.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Adds an account; the password is read from the first line of standard input (at least 10 characters).
+    Add {
+        #[arg(long, env = "CENTRAL_DATA_DIR", default_value = ".local/central")]
+        data_dir: PathBuf,
+        /// 3-32 characters: a-z, 0-9, '.', '_', '-'.
+        #[arg(long)]
+        username: String,
+        /// reviewer (decides pending cases), supervisor (also reopens and reads the audit log), admin.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Makes a token and prints it once (only its SHA-256 is kept); send it as `Authorization: Bearer <token>`.
+    Create {
+        #[arg(long, env = "CENTRAL_DATA_DIR", default_value = ".local/central")]
+        data_dir: PathBuf,
+        /// Who uses it, e.g. fines-system.
+        #[arg(long)]
+        name: String,
+        /// export (reads approved cases), reviewer, supervisor or admin.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recomputes the hash chain; exits 1 when an entry was changed or removed. Last line:
+    /// `audit entries=<n> chain=intact` or `audit entries=<n> chain=broken_at=<seq>`.
+    Verify {
+        #[arg(long, env = "CENTRAL_DATA_DIR", default_value = ".local/central")]
+        data_dir: PathBuf,
+    },
+}
+
+async fn open_store(data_dir: &Path) -> anyhow::Result<CentralStore> {
+    CentralStore::open(data_dir).await.with_context(|| format!("opening the store in {}", data_dir.display()))
+}
+
+async fn admin(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::User { command: UserCommand::Add { data_dir, username, role } } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            open_store(&data_dir).await?.add_user(&username, password, &role).await?;
+            println!("user {username} added with role {role}");
+        }
+        Command::Token { command: TokenCommand::Create { data_dir, name, role } } => {
+            let token = open_store(&data_dir).await?.create_token(&name, &role).await?;
+            println!("{token}");
+        }
+        Command::Audit { command: AuditCommand::Verify { data_dir } } => {
+            let check = open_store(&data_dir).await?.verify_audit().await?;
+            match check.broken_at {
+                None => println!("audit entries={} chain=intact", check.entries),
+                Some(seq) => {
+                    println!("audit entries={} chain=broken_at={seq}", check.entries);
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Serve { .. } => unreachable!("serve is handled by main"),
+    }
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Command::Serve { listen, data_dir, max_upload_bytes, log_json, tls_cert, tls_key } = Cli::parse().command;
+    let command = Cli::parse().command;
+    let Command::Serve { listen, data_dir, max_upload_bytes, log_json, tls_cert, tls_key } = command else {
+        return admin(command).await;
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if log_json {
@@ -50,10 +140,9 @@ async fn main() -> anyhow::Result<()> {
         builder.init();
     }
     let settings = ServerSettings { listen, data_dir, max_upload_bytes };
-    let store = CentralStore::open(&settings.data_dir)
-        .await
-        .with_context(|| format!("opening the store in {}", settings.data_dir.display()))?;
-    let app = router(AppState { store: Arc::new(store) }, settings.max_upload_bytes);
+    let store = open_store(&settings.data_dir).await?;
+    let state = AppState { store: Arc::new(store), secure_cookies: tls_cert.is_some() };
+    let app = router(state, settings.max_upload_bytes);
     if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
         return serve_tls(&settings, app, &cert, &key).await;
     }

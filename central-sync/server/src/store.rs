@@ -36,12 +36,52 @@ pub struct DeviceStatus {
     pub heartbeat: Heartbeat,
 }
 
-/// One row of the review queue.
+/// One row of the review queue: the record as sealed, and the review beside it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QueueEntry {
     pub record: EvidenceRecord,
     pub received_at: DateTime<Utc>,
     pub review_status: String,
+    /// The plate as a reviewer corrected it (the box's reading stays in `record`).
+    pub corrected_plate: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub reject_reason: Option<String>,
+}
+
+impl QueueEntry {
+    /// The plate the case goes by: the reviewer's correction, else the box's reading.
+    pub fn plate(&self) -> Option<&str> {
+        self.corrected_plate.as_deref().or(self.record.plate.as_ref().and_then(|p| p.text.as_deref()))
+    }
+}
+
+/// Which part of the queue to show. Empty fields do not filter.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct QueueFilter {
+    pub camera: String,
+    /// An event kind (`red_light`, `vehicle_detected`...).
+    pub kind: String,
+    /// pending, approved or rejected.
+    pub status: String,
+    /// Captured on or after this day (YYYY-MM-DD, Vietnam time).
+    pub from: String,
+    /// Captured on or before this day.
+    pub to: String,
+}
+
+/// Whether a stored record still proves what the box saw.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SealCheck {
+    /// The signature verifies with the device's pinned key and the record hashes to what was signed.
+    pub signature_ok: bool,
+    /// The overview file on disk hashes to the record's `overview_sha256`.
+    pub overview_ok: bool,
+    /// The clip, when there is one, hashes to the record's `clip_sha256`.
+    pub clip_ok: Option<bool>,
+    pub public_key: String,
+    pub detail: String,
 }
 
 #[derive(Debug)]
@@ -50,6 +90,8 @@ pub struct CentralStore {
     media_dir: PathBuf,
     /// Clips sent ahead of their records.
     pub clips: ClipStore,
+    /// Audit entries form a chain: one writer at a time.
+    pub(crate) audit_lock: tokio::sync::Mutex<()>,
 }
 
 impl CentralStore {
@@ -66,7 +108,11 @@ impl CentralStore {
         let db = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&db).await?;
         let clips = ClipStore::open(&data_dir.join("clips"), MAX_CLIP_BYTES)?;
-        Ok(Self { db, media_dir, clips })
+        Ok(Self { db, media_dir, clips, audit_lock: tokio::sync::Mutex::new(()) })
+    }
+
+    pub(crate) fn db(&self) -> &SqlitePool {
+        &self.db
     }
 
     fn overview_path(&self, id: EvidenceId) -> PathBuf {
@@ -201,23 +247,83 @@ impl CentralStore {
         }
     }
 
-    /// Newest first.
-    pub async fn queue(&self, limit: i64) -> Result<Vec<QueueEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT record_json, received_at, review_status FROM evidence ORDER BY captured_at DESC, evidence_id DESC LIMIT ?",
-        )
-        .bind(limit)
-        .fetch_all(&self.db)
-        .await?;
+    /// Newest first, filtered.
+    pub async fn queue(&self, filter: &QueueFilter, limit: i64) -> Result<Vec<QueueEntry>, StoreError> {
+        let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM evidence WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        for (column, value) in
+            [("camera_id", &filter.camera), ("kind", &filter.kind), ("review_status", &filter.status)]
+        {
+            if !value.trim().is_empty() {
+                sql.push_str(&format!(" AND {column} = ?"));
+                binds.push(value.trim().to_string());
+            }
+        }
+        // Days are Vietnam's (UTC+7); captured_at is stored as RFC 3339 UTC, which sorts as text.
+        if let Some(from) = day_start_utc(&filter.from) {
+            sql.push_str(" AND captured_at >= ?");
+            binds.push(from);
+        }
+        if let Some(to) = day_start_utc(&filter.to).and_then(|t| next_day(&t)) {
+            sql.push_str(" AND captured_at < ?");
+            binds.push(to);
+        }
+        sql.push_str(" ORDER BY captured_at DESC, evidence_id DESC LIMIT ?");
+        let mut query = sqlx::query(&sql);
+        for b in &binds {
+            query = query.bind(b);
+        }
+        let rows = query.bind(limit).fetch_all(&self.db).await?;
         rows.iter().map(entry_from_row).collect()
     }
 
+    /// The cameras that have sent evidence, for the queue's filter.
+    pub async fn cameras(&self) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT DISTINCT camera_id FROM evidence ORDER BY camera_id").fetch_all(&self.db).await?;
+        rows.iter().map(|r| Ok(r.try_get("camera_id")?)).collect()
+    }
+
     pub async fn get(&self, id: EvidenceId) -> Result<Option<QueueEntry>, StoreError> {
-        let row = sqlx::query("SELECT record_json, received_at, review_status FROM evidence WHERE evidence_id = ?")
+        let row = sqlx::query(&format!("SELECT {ENTRY_COLUMNS} FROM evidence WHERE evidence_id = ?"))
             .bind(id.to_string())
             .fetch_optional(&self.db)
             .await?;
         row.as_ref().map(entry_from_row).transpose()
+    }
+
+    /// Checks the stored record against its seal and the device's pinned key, and the media against the
+    /// hashes in the record: anything altered since the box sealed it shows here.
+    pub async fn seal_check(&self, id: EvidenceId) -> Result<Option<SealCheck>, StoreError> {
+        let row = sqlx::query(
+            "SELECT e.record_json, e.seal_json, k.public_key FROM evidence e              LEFT JOIN device_keys k ON k.device_id = e.device_id WHERE e.evidence_id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.db)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let record: EvidenceRecord = serde_json::from_str(&row.try_get::<String, _>("record_json")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let seal: Option<Seal> =
+            row.try_get::<Option<String>, _>("seal_json")?.and_then(|j| serde_json::from_str(&j).ok());
+        let pinned: Option<String> = row.try_get("public_key")?;
+        let (signature_ok, detail, public_key) = match &seal {
+            None => (false, "no seal stored".to_string(), String::new()),
+            Some(seal) if pinned.as_deref() != Some(seal.public_key.as_str()) => {
+                (false, "sealed by a key that is not the device's".into(), seal.public_key.clone())
+            }
+            Some(seal) => match central_protocol::verify(&record, seal, None) {
+                Ok(()) => (true, "Ed25519 signature valid".into(), seal.public_key.clone()),
+                Err(e) => (false, e.to_string(), seal.public_key.clone()),
+            },
+        };
+        let overview_ok =
+            self.overview(id)?.is_some_and(|bytes| central_protocol::sha256_hex(&bytes) == record.overview_sha256);
+        let clip_ok = match &record.clip_sha256 {
+            Some(sha) => Some(self.clip(id)?.is_some_and(|bytes| &central_protocol::sha256_hex(&bytes) == sha)),
+            None => None,
+        };
+        Ok(Some(SealCheck { signature_ok, overview_ok, clip_ok, public_key, detail }))
     }
 
     pub async fn stats(&self) -> Result<CentralStats, StoreError> {
@@ -265,18 +371,48 @@ impl CentralStore {
     }
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
     Ok(DateTime::parse_from_rfc3339(s).map_err(|e| StoreError::Corrupt(e.to_string()))?.with_timezone(&Utc))
 }
+
+/// Vietnam's offset from UTC (no daylight saving).
+pub const VIETNAM_OFFSET_S: i32 = 7 * 3600;
+
+/// Midnight in Vietnam of a `YYYY-MM-DD` day, as RFC 3339 UTC; `None` for anything else.
+fn day_start_utc(day: &str) -> Option<String> {
+    let date = chrono::NaiveDate::parse_from_str(day.trim(), "%Y-%m-%d").ok()?;
+    let offset = chrono::FixedOffset::east_opt(VIETNAM_OFFSET_S)?;
+    let local = date.and_hms_opt(0, 0, 0)?.and_local_timezone(offset).single()?;
+    Some(local.with_timezone(&Utc).to_rfc3339())
+}
+
+fn next_day(rfc3339: &str) -> Option<String> {
+    Some((parse_time(rfc3339).ok()? + chrono::Duration::days(1)).to_rfc3339())
+}
+
+const ENTRY_COLUMNS: &str =
+    "record_json, received_at, review_status, corrected_plate, decided_by, decided_at, reject_reason";
 
 fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QueueEntry, StoreError> {
     let json: String = row.try_get("record_json")?;
     let received: String = row.try_get("received_at")?;
+    let decided: Option<String> = row.try_get("decided_at")?;
     Ok(QueueEntry {
         record: serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        received_at: DateTime::parse_from_rfc3339(&received)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?
-            .with_timezone(&Utc),
+        received_at: parse_time(&received)?,
         review_status: row.try_get("review_status")?,
+        corrected_plate: row.try_get("corrected_plate")?,
+        decided_by: row.try_get("decided_by")?,
+        decided_at: decided.as_deref().map(parse_time).transpose()?,
+        reject_reason: row.try_get("reject_reason")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_vietnamese_day_starts_at_17_utc_the_day_before() {
+        assert_eq!(super::day_start_utc("2026-11-24").as_deref(), Some("2026-11-23T17:00:00+00:00"));
+        assert_eq!(super::day_start_utc("24/11/2026"), None);
+    }
 }

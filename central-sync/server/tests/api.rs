@@ -12,7 +12,7 @@ const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
 
 async fn app(dir: &std::path::Path) -> (axum::Router, Arc<CentralStore>) {
     let store = Arc::new(CentralStore::open(dir).await.expect("open store"));
-    (router(AppState { store: store.clone() }, 64 * 1024), store)
+    (router(AppState::new(store.clone()), 64 * 1024), store)
 }
 
 fn upload(jpeg: &[u8]) -> EvidenceUpload {
@@ -145,9 +145,11 @@ async fn malformed_oversized_and_wrong_version_uploads_get_clear_client_errors()
 #[tokio::test]
 async fn a_path_that_is_not_an_evidence_id_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (app, _) = app(dir.path()).await;
+    let (app, store) = app(dir.path()).await;
+    let token = store.create_token("tests", "supervisor").await.expect("token");
     for path in ["/api/v1/evidence/..%2F..%2Fetc%2Fpasswd/overview.jpg", "/api/v1/evidence/nope"] {
-        let response = app.clone().oneshot(Request::get(path).body(Body::empty()).expect("req")).await.expect("resp");
+        let request = Request::get(path).header("authorization", format!("Bearer {token}")).body(Body::empty());
+        let response = app.clone().oneshot(request.expect("req")).await.expect("resp");
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
     }
 }
@@ -256,7 +258,9 @@ async fn a_heartbeat_is_kept_as_the_devices_latest_state() {
     let devices = store.devices().await.expect("devices");
     assert_eq!(devices.len(), 1);
     assert_eq!(devices[0].heartbeat.pending, 3);
-    let page = app.clone().oneshot(Request::get("/devices").body(Body::empty()).expect("req")).await.expect("resp");
+    let token = store.create_token("tests", "reviewer").await.expect("token");
+    let request = Request::get("/devices").header("authorization", format!("Bearer {token}")).body(Body::empty());
+    let page = app.clone().oneshot(request.expect("req")).await.expect("resp");
     let html = axum::body::to_bytes(page.into_body(), 1 << 20).await.expect("body");
     let html = String::from_utf8_lossy(&html);
     assert!(html.contains("box-7") && html.contains("cam-2: streaming"), "{html}");

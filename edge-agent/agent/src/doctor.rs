@@ -55,8 +55,7 @@ const REQUIRED_ELEMENTS: &[&str] = &[
 const HW_DECODERS: &[&str] = &["nvh264dec", "nvh265dec", "nvv4l2decoder", "vah264dec", "vah265dec", "v4l2h264dec"];
 
 fn gstreamer(config: &AgentConfig) -> Vec<Check> {
-    let mut configured: Vec<&str> =
-        config.cameras.iter().map(|c| c.decoder.trim()).filter(|d| !d.is_empty()).collect();
+    let mut configured: Vec<&str> = config.cameras.iter().map(|c| c.decoder.trim()).filter(|d| !d.is_empty()).collect();
     configured.sort_unstable();
     configured.dedup();
     let mut names: Vec<&str> = REQUIRED_ELEMENTS.iter().chain(HW_DECODERS).copied().collect();

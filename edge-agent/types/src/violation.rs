@@ -53,6 +53,20 @@ impl ViolationKind {
     }
 }
 
+impl ViolationKind {
+    /// The offence in English, for the review UI's English view.
+    pub fn english(self) -> &'static str {
+        match self {
+            Self::RedLight => "Red light",
+            Self::StopLine => "Stopped past the stop line",
+            Self::WrongWay => "Wrong way",
+            Self::WrongLane => "Wrong lane",
+            Self::IllegalStopping => "Illegal stopping or parking",
+            Self::Speeding => "Speeding",
+        }
+    }
+}
+
 impl std::fmt::Display for ViolationKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -1,0 +1,320 @@
+//! Who is asking: officers log in (Argon2id passwords, a session cookie), systems such as the fines system
+//! present an API token (`Authorization: Bearer`). Only SHA-256 digests of sessions and tokens are stored.
+
+use crate::{AppState, CentralStore, StoreError};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use central_protocol::sha256_hex;
+use chrono::{Duration, Utc};
+use sqlx::Row;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "te_session";
+/// A session lasts one working shift.
+const SESSION_HOURS: i64 = 12;
+
+/// What a person or system may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reviews pending evidence: approve, reject with a reason, correct the plate.
+    Reviewer,
+    /// A reviewer who may also reopen a decided case and read the audit log.
+    Supervisor,
+    /// A supervisor who also manages accounts.
+    Admin,
+    /// A system (the fines system): reads approved cases through the export API, nothing else.
+    Export,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "reviewer" => Some(Role::Reviewer),
+            "supervisor" => Some(Role::Supervisor),
+            "admin" => Some(Role::Admin),
+            "export" => Some(Role::Export),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reviewer => "reviewer",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+            Role::Export => "export",
+        }
+    }
+
+    /// Sees evidence (pictures, plates) and decides pending cases.
+    pub fn reviews(self) -> bool {
+        matches!(self, Role::Reviewer | Role::Supervisor | Role::Admin)
+    }
+
+    /// Reopens decided cases and reads the whole audit log.
+    pub fn supervises(self) -> bool {
+        matches!(self, Role::Supervisor | Role::Admin)
+    }
+
+    /// Reads approved cases for fining.
+    pub fn exports(self) -> bool {
+        self != Role::Reviewer
+    }
+}
+
+/// The person or system behind a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("username must be 3-32 characters of a-z, 0-9, '.', '_' or '-'")]
+    BadUsername,
+    #[error("password must be at least 10 characters")]
+    WeakPassword,
+    #[error("unknown role {0:?}: reviewer, supervisor, admin (or export for API tokens)")]
+    BadRole(String),
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("password hashing: {0}")]
+    Hash(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn valid_name(name: &str) -> bool {
+    (3..=32).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A fresh 256-bit secret, hex.
+fn secret() -> Result<String, AccountError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| AccountError::Hash(e.to_string()))?;
+    Ok(hex_lower(&bytes))
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl CentralStore {
+    /// Adds an officer's account.
+    pub async fn add_user(&self, username: &str, password: &str, role: &str) -> Result<(), AccountError> {
+        if !valid_name(username) {
+            return Err(AccountError::BadUsername);
+        }
+        if password.chars().count() < 10 {
+            return Err(AccountError::WeakPassword);
+        }
+        let role =
+            Role::parse(role).filter(|r| *r != Role::Export).ok_or_else(|| AccountError::BadRole(role.into()))?;
+        let password = password.to_string();
+        let hash = tokio::task::spawn_blocking(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+        })
+        .await
+        .map_err(|e| AccountError::Hash(e.to_string()))?
+        .map_err(|e| AccountError::Hash(e.to_string()))?;
+        let inserted = sqlx::query(
+            "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(username)
+        .bind(hash)
+        .bind(role.as_str())
+        .bind(Utc::now().to_rfc3339())
+        .execute(self.db())
+        .await
+        .map_err(StoreError::from)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(AccountError::Exists(format!("user {username}")));
+        }
+        let actor = Actor { name: "cli".into(), role: Role::Admin };
+        let detail = serde_json::json!({ "username": username, "role": role });
+        self.audit(&actor, "user_added", None, detail).await?;
+        Ok(())
+    }
+
+    /// Makes an API token for a system; the token is shown once and only its digest is kept.
+    pub async fn create_token(&self, name: &str, role: &str) -> Result<String, AccountError> {
+        if !valid_name(name) {
+            return Err(AccountError::BadUsername);
+        }
+        let role = Role::parse(role).ok_or_else(|| AccountError::BadRole(role.into()))?;
+        let token = secret()?;
+        let inserted = sqlx::query(
+            "INSERT INTO api_tokens (token_sha256, name, role, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(sha256_hex(token.as_bytes()))
+        .bind(name)
+        .bind(role.as_str())
+        .bind(Utc::now().to_rfc3339())
+        .execute(self.db())
+        .await
+        .map_err(StoreError::from)?
+        .rows_affected();
+        if inserted == 0 {
+            return Err(AccountError::Exists(format!("token {name}")));
+        }
+        let actor = Actor { name: "cli".into(), role: Role::Admin };
+        self.audit(&actor, "token_created", None, serde_json::json!({ "name": name, "role": role })).await?;
+        Ok(token)
+    }
+
+    /// Checks a password; on success opens a session and returns its secret. Every attempt is audited.
+    pub async fn login(&self, username: &str, password: &str) -> Result<Option<(String, Actor)>, AccountError> {
+        let row = sqlx::query("SELECT password_hash, role FROM users WHERE username = ? AND disabled = 0")
+            .bind(username)
+            .fetch_optional(self.db())
+            .await
+            .map_err(StoreError::from)?;
+        let account = match &row {
+            Some(row) => Some((row.try_get::<String, _>("password_hash").map_err(StoreError::from)?, {
+                let role: String = row.try_get("role").map_err(StoreError::from)?;
+                Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?
+            })),
+            None => None,
+        };
+        let password = password.to_string();
+        let stored = account.as_ref().map(|(hash, _)| hash.clone());
+        let matches = tokio::task::spawn_blocking(move || match stored {
+            Some(hash) => PasswordHash::new(&hash)
+                .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()),
+            None => false,
+        })
+        .await
+        .map_err(|e| AccountError::Hash(e.to_string()))?;
+        // The name as typed may be anything: keep it short and printable in the log.
+        let shown: String = username.chars().filter(|c| !c.is_control()).take(64).collect();
+        let Some((_, role)) = account.filter(|_| matches) else {
+            let actor = Actor { name: shown, role: Role::Reviewer };
+            self.audit(&actor, "login_failed", None, serde_json::json!({})).await?;
+            return Ok(None);
+        };
+        let token = secret()?;
+        let now = Utc::now();
+        sqlx::query("INSERT INTO sessions (token_sha256, username, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(sha256_hex(token.as_bytes()))
+            .bind(username)
+            .bind(now.to_rfc3339())
+            .bind((now + Duration::hours(SESSION_HOURS)).to_rfc3339())
+            .execute(self.db())
+            .await
+            .map_err(StoreError::from)?;
+        let actor = Actor { name: shown, role };
+        self.audit(&actor, "login", None, serde_json::json!({})).await?;
+        Ok(Some((token, actor)))
+    }
+
+    pub async fn logout(&self, token: &str, actor: &Actor) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE token_sha256 = ?")
+            .bind(sha256_hex(token.as_bytes()))
+            .execute(self.db())
+            .await?;
+        self.audit(actor, "logout", None, serde_json::json!({})).await
+    }
+
+    /// The officer behind a session cookie, or the system behind a token; `None` when neither is valid.
+    pub async fn actor(&self, session: Option<&str>, bearer: Option<&str>) -> Result<Option<Actor>, StoreError> {
+        if let Some(token) = session {
+            let row = sqlx::query(
+                "SELECT u.username, u.role FROM sessions s JOIN users u ON u.username = s.username \
+                 WHERE s.token_sha256 = ? AND s.expires_at > ? AND u.disabled = 0",
+            )
+            .bind(sha256_hex(token.as_bytes()))
+            .bind(Utc::now().to_rfc3339())
+            .fetch_optional(self.db())
+            .await?;
+            if let Some(row) = row {
+                return actor_from(row.try_get("username")?, row.try_get("role")?).map(Some);
+            }
+        }
+        if let Some(token) = bearer {
+            let row = sqlx::query("SELECT name, role FROM api_tokens WHERE token_sha256 = ?")
+                .bind(sha256_hex(token.as_bytes()))
+                .fetch_optional(self.db())
+                .await?;
+            if let Some(row) = row {
+                return actor_from(row.try_get("name")?, row.try_get("role")?).map(Some);
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn actor_from(name: String, role: String) -> Result<Actor, StoreError> {
+    let role = Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?;
+    Ok(Actor { name, role })
+}
+
+/// The value of cookie `name` in a `Cookie` header.
+pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+}
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = Response;
+
+    /// Pages send a person without a session to the login page; the API answers 401.
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let found = state.store.actor(cookie(parts, SESSION_COOKIE), bearer(parts)).await;
+        match found {
+            Ok(Some(actor)) => Ok(actor),
+            Ok(None) if parts.uri.path().starts_with("/api/") => Err((
+                StatusCode::UNAUTHORIZED,
+                axum::Json(central_protocol::ApiError { error: "log in or send Authorization: Bearer <token>".into() }),
+            )
+                .into_response()),
+            Ok(None) => {
+                let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                Err(Redirect::to(&format!("/login?next={}", crate::html::url_encode(next))).into_response())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "session lookup");
+                Err((StatusCode::INTERNAL_SERVER_ERROR, "storage failure").into_response())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_nest_and_export_sees_no_queue() {
+        assert!(Role::Reviewer.reviews() && !Role::Reviewer.supervises() && !Role::Reviewer.exports());
+        assert!(Role::Supervisor.supervises() && Role::Admin.supervises());
+        assert!(Role::Export.exports() && !Role::Export.reviews());
+        assert_eq!(Role::parse("admin"), Some(Role::Admin));
+        assert_eq!(Role::parse("root"), None);
+    }
+
+    #[test]
+    fn names_are_short_and_plain() {
+        assert!(valid_name("nguyen.van-a_1"));
+        assert!(!valid_name("ab") && !valid_name("Admin") && !valid_name("a b c") && !valid_name("../etc"));
+    }
+}

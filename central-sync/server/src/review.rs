@@ -1,0 +1,345 @@
+//! The review workflow: decisions on evidence and the append-only, hash-chained audit log of every action.
+//!
+//! ```text
+//!  pending --approve (plate known)--> approved --(export to the fines system)
+//!  pending --reject (reason)--------> rejected
+//!  pending --correct plate----------> pending (plate as the officer read it)
+//!  approved/rejected --reopen (supervisor, reason)--> pending
+//! ```
+//! The record as the box sealed it never changes; decisions live beside it and each is one audit entry, written
+//! in the same transaction.
+
+use crate::auth::Actor;
+use crate::{CentralStore, StoreError};
+use central_protocol::sha256_hex;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use te_types::EvidenceId;
+
+/// What an officer decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Approve for fining; `plate` replaces the box's reading when given.
+    Approve {
+        plate: Option<String>,
+    },
+    Reject {
+        reason: String,
+    },
+    CorrectPlate {
+        plate: String,
+    },
+    Reopen {
+        reason: String,
+    },
+}
+
+impl Decision {
+    fn action(&self) -> &'static str {
+        match self {
+            Decision::Approve { .. } => "approve",
+            Decision::Reject { .. } => "reject",
+            Decision::CorrectPlate { .. } => "correct_plate",
+            Decision::Reopen { .. } => "reopen",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("no evidence {0}")]
+    NotFound(EvidenceId),
+    #[error("the {role} role may not {action}")]
+    Forbidden { role: &'static str, action: &'static str },
+    #[error("evidence {id} is {status}; {action} needs it {needed}")]
+    WrongState { id: EvidenceId, status: String, action: &'static str, needed: &'static str },
+    #[error("{0:?} is not a Vietnamese plate (e.g. 51F-123.45, 59X1-234.56)")]
+    BadPlate(String),
+    #[error("a reason is needed")]
+    ReasonRequired,
+    #[error("no plate to fine: correct the plate first")]
+    NoPlate,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reasons offered when rejecting (free text is accepted too).
+pub const REJECT_REASONS: [(&str, &str); 5] = [
+    ("Biển số không đọc được", "Plate unreadable"),
+    ("Không có vi phạm", "No violation"),
+    ("Xe ưu tiên đang làm nhiệm vụ", "Priority vehicle on duty"),
+    ("Hình ảnh không rõ ràng", "Pictures unclear"),
+    ("Trùng lặp với trường hợp khác", "Duplicate of another case"),
+];
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub evidence_id: Option<String>,
+    pub detail: serde_json::Value,
+    pub entry_sha256: String,
+}
+
+/// Where the chain breaks, if it does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainCheck {
+    pub entries: u64,
+    /// The first entry whose hash does not follow from its content and its predecessor.
+    pub broken_at: Option<i64>,
+}
+
+/// The first entry's predecessor.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+fn entry_hash(prev: &str, seq: i64, at: &str, actor: &str, action: &str, evidence: &str, detail: &str) -> String {
+    sha256_hex(format!("{prev}\n{seq}\n{at}\n{actor}\n{action}\n{evidence}\n{detail}").as_bytes())
+}
+
+/// A plate as an officer typed it, checked against the Vietnamese plate grammar and written the standard way.
+pub fn normalise_plate(text: &str) -> Result<String, ReviewError> {
+    let lines: Vec<&str> = text.split(['/', '\n']).collect();
+    te_plate::parse(&lines, None).map(|p| p.display()).map_err(|_| ReviewError::BadPlate(text.trim().into()))
+}
+
+impl CentralStore {
+    /// Appends one entry to the audit log (its own transaction).
+    pub async fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        evidence: Option<EvidenceId>,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let _chain = self.audit_lock.lock().await;
+        let mut tx = self.db().begin().await?;
+        append(&mut tx, actor, action, evidence, &detail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Applies an officer's decision and audits it, in one transaction.
+    pub async fn decide(&self, id: EvidenceId, actor: &Actor, decision: Decision) -> Result<(), ReviewError> {
+        let action = decision.action();
+        let allowed = match decision {
+            Decision::Reopen { .. } => actor.role.supervises(),
+            _ => actor.role.reviews(),
+        };
+        if !allowed {
+            return Err(ReviewError::Forbidden { role: actor.role.as_str(), action });
+        }
+        let _chain = self.audit_lock.lock().await;
+        let mut tx = self.db().begin().await.map_err(StoreError::from)?;
+        let row = sqlx::query("SELECT review_status, plate_text, corrected_plate FROM evidence WHERE evidence_id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from)?
+            .ok_or(ReviewError::NotFound(id))?;
+        let status: String = row.try_get("review_status").map_err(StoreError::from)?;
+        let box_plate: Option<String> = row.try_get("plate_text").map_err(StoreError::from)?;
+        let corrected: Option<String> = row.try_get("corrected_plate").map_err(StoreError::from)?;
+        let wrong_state = |needed| ReviewError::WrongState { id, status: status.clone(), action, needed };
+        let now = Utc::now().to_rfc3339();
+        let detail = match &decision {
+            Decision::Approve { plate } => {
+                if status != "pending" {
+                    return Err(wrong_state("pending"));
+                }
+                let plate = match plate.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+                    Some(p) => Some(normalise_plate(p)?),
+                    None => None,
+                };
+                let fined = plate.clone().or(corrected.clone()).or(box_plate.clone()).ok_or(ReviewError::NoPlate)?;
+                sqlx::query(
+                    "UPDATE evidence SET review_status = 'approved', corrected_plate = COALESCE(?, corrected_plate), \
+                     decided_by = ?, decided_at = ?, reject_reason = NULL WHERE evidence_id = ?",
+                )
+                .bind(&plate)
+                .bind(&actor.name)
+                .bind(&now)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+                serde_json::json!({ "plate": fined, "box_plate": box_plate })
+            }
+            Decision::Reject { reason } => {
+                if status != "pending" {
+                    return Err(wrong_state("pending"));
+                }
+                let reason = reason.trim();
+                if reason.is_empty() {
+                    return Err(ReviewError::ReasonRequired);
+                }
+                sqlx::query(
+                    "UPDATE evidence SET review_status = 'rejected', decided_by = ?, decided_at = ?, reject_reason = ? \
+                     WHERE evidence_id = ?",
+                )
+                .bind(&actor.name)
+                .bind(&now)
+                .bind(reason)
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+                serde_json::json!({ "reason": reason })
+            }
+            Decision::CorrectPlate { plate } => {
+                if status != "pending" {
+                    return Err(wrong_state("pending"));
+                }
+                let plate = normalise_plate(plate)?;
+                sqlx::query("UPDATE evidence SET corrected_plate = ? WHERE evidence_id = ?")
+                    .bind(&plate)
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                serde_json::json!({ "from": corrected.or(box_plate), "to": plate })
+            }
+            Decision::Reopen { reason } => {
+                if status == "pending" {
+                    return Err(wrong_state("approved or rejected"));
+                }
+                let reason = reason.trim();
+                if reason.is_empty() {
+                    return Err(ReviewError::ReasonRequired);
+                }
+                sqlx::query(
+                    "UPDATE evidence SET review_status = 'pending', decided_by = NULL, decided_at = NULL, \
+                     reject_reason = NULL WHERE evidence_id = ?",
+                )
+                .bind(id.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+                serde_json::json!({ "was": status, "reason": reason })
+            }
+        };
+        append(&mut tx, actor, action, Some(id), &detail).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        tracing::info!(evidence = %id, actor = %actor.name, action, "review decision");
+        Ok(())
+    }
+
+    /// Audit entries, newest first: all of them (`evidence` None) or one record's.
+    pub async fn audit_entries(&self, evidence: Option<EvidenceId>, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = match evidence {
+            Some(id) => {
+                sqlx::query("SELECT * FROM audit_log WHERE evidence_id = ? ORDER BY seq DESC LIMIT ?")
+                    .bind(id.to_string())
+                    .bind(limit)
+                    .fetch_all(self.db())
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM audit_log ORDER BY seq DESC LIMIT ?")
+                    .bind(limit)
+                    .fetch_all(self.db())
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|row| {
+                let at: String = row.try_get("at")?;
+                let detail: String = row.try_get("detail")?;
+                Ok(AuditEntry {
+                    seq: row.try_get("seq")?,
+                    at: crate::store::parse_time(&at)?,
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                    evidence_id: row.try_get("evidence_id")?,
+                    detail: serde_json::from_str(&detail).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    entry_sha256: row.try_get("entry_sha256")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Recomputes the whole chain.
+    pub async fn verify_audit(&self) -> Result<ChainCheck, StoreError> {
+        let rows = sqlx::query("SELECT * FROM audit_log ORDER BY seq").fetch_all(self.db()).await?;
+        let mut prev = GENESIS.to_string();
+        for row in &rows {
+            let seq: i64 = row.try_get("seq")?;
+            let stored_prev: String = row.try_get("prev_sha256")?;
+            let stored: String = row.try_get("entry_sha256")?;
+            let evidence: Option<String> = row.try_get("evidence_id")?;
+            let expected = entry_hash(
+                &prev,
+                seq,
+                &row.try_get::<String, _>("at")?,
+                &row.try_get::<String, _>("actor")?,
+                &row.try_get::<String, _>("action")?,
+                evidence.as_deref().unwrap_or(""),
+                &row.try_get::<String, _>("detail")?,
+            );
+            if stored_prev != prev || stored != expected {
+                return Ok(ChainCheck { entries: rows.len() as u64, broken_at: Some(seq) });
+            }
+            prev = stored;
+        }
+        Ok(ChainCheck { entries: rows.len() as u64, broken_at: None })
+    }
+}
+
+async fn append(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    actor: &Actor,
+    action: &str,
+    evidence: Option<EvidenceId>,
+    detail: &serde_json::Value,
+) -> Result<(), StoreError> {
+    let last = sqlx::query("SELECT seq, entry_sha256 FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?;
+    let (seq, prev) = match last {
+        Some(row) => (row.try_get::<i64, _>("seq")? + 1, row.try_get::<String, _>("entry_sha256")?),
+        None => (1, GENESIS.to_string()),
+    };
+    let at = Utc::now().to_rfc3339();
+    let evidence = evidence.map(|id| id.to_string());
+    let detail = detail.to_string();
+    let hash = entry_hash(&prev, seq, &at, &actor.name, action, evidence.as_deref().unwrap_or(""), &detail);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor, action, evidence_id, detail, prev_sha256, entry_sha256) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(seq)
+    .bind(at)
+    .bind(&actor.name)
+    .bind(action)
+    .bind(evidence)
+    .bind(detail)
+    .bind(prev)
+    .bind(hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plates_are_checked_and_written_the_standard_way() {
+        assert_eq!(normalise_plate("51f12345").expect("plate"), "51F-123.45");
+        assert_eq!(normalise_plate(" 51F-123.45 ").expect("plate"), "51F-123.45");
+        assert!(matches!(normalise_plate("HELLO"), Err(ReviewError::BadPlate(_))));
+        assert!(matches!(normalise_plate(""), Err(ReviewError::BadPlate(_))));
+    }
+
+    #[test]
+    fn the_entry_hash_covers_every_field() {
+        let base = entry_hash(GENESIS, 1, "t", "a", "approve", "e", "{}");
+        assert_ne!(base, entry_hash(GENESIS, 1, "t", "b", "approve", "e", "{}"));
+        assert_ne!(base, entry_hash(GENESIS, 2, "t", "a", "approve", "e", "{}"));
+        assert_ne!(base, entry_hash(GENESIS, 1, "t", "a", "approve", "e", "{\"x\":1}"));
+    }
+}

@@ -1,0 +1,193 @@
+//! The review workflow against a real SQLite database: login, roles, decisions, the audit chain, and that
+//! nothing about a case is readable without logging in.
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use central_protocol::{sha256_hex, EvidenceRecord, EvidenceUpload, PROTOCOL_VERSION};
+use central_server::{router, Actor, AppState, CentralStore, Decision, ReviewError, Role};
+use std::sync::Arc;
+use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, PlateConsensus, TrackId, VehicleClass};
+use tower::ServiceExt;
+
+const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
+
+async fn setup() -> (tempfile::TempDir, axum::Router, Arc<CentralStore>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(CentralStore::open(dir.path()).await.expect("store"));
+    store.add_user("lan.reviewer", "mat-khau-dai-1", "reviewer").await.expect("user");
+    store.add_user("minh.supervisor", "mat-khau-dai-2", "supervisor").await.expect("user");
+    (dir, router(AppState::new(store.clone()), 1 << 20), store)
+}
+
+/// Stores one sealed record with the box's plate reading `plate`.
+async fn case(store: &CentralStore, plate: Option<&str>) -> EvidenceId {
+    let record = EvidenceRecord {
+        protocol_version: PROTOCOL_VERSION,
+        evidence_id: EvidenceId::new(),
+        device_id: DeviceId::new("box-1"),
+        camera_id: CameraId::new("nga-tu-1"),
+        location: "Ngã tư Lê Lợi".into(),
+        kind: EventKind::RedLight,
+        captured_at: chrono::Utc::now(),
+        recorded_at: chrono::Utc::now(),
+        frame_number: 1,
+        track_id: TrackId(1),
+        vehicle_class: VehicleClass::Car,
+        detection_score: 0.9,
+        bbox: BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 },
+        overview_sha256: sha256_hex(JPEG),
+        clip_sha256: None,
+        violation: None,
+        clock: None,
+        plate: plate.map(|p| PlateConsensus { text: Some(p.into()), share: 1.0, votes: vec![] }),
+        config_version: String::new(),
+        sequence: 1,
+        previous_record_sha256: String::new(),
+    };
+    let key = central_protocol::SigningKey::from_bytes(&[5u8; 32]);
+    let seal = central_protocol::seal(&record, &key);
+    let upload = EvidenceUpload::new(record, seal, JPEG);
+    let jpeg = upload.verified_overview().expect("overview");
+    store.ingest(&upload.record, &upload.seal, &jpeg, None).await.expect("ingest");
+    upload.record.evidence_id
+}
+
+fn reviewer() -> Actor {
+    Actor { name: "lan.reviewer".into(), role: Role::Reviewer }
+}
+
+fn supervisor() -> Actor {
+    Actor { name: "minh.supervisor".into(), role: Role::Supervisor }
+}
+
+async fn status_of(store: &CentralStore, id: EvidenceId) -> (String, Option<String>) {
+    let entry = store.get(id).await.expect("get").expect("found");
+    (entry.review_status.clone(), entry.plate().map(str::to_string))
+}
+
+#[tokio::test]
+async fn approve_reject_correct_and_reopen_follow_the_rules_and_each_is_audited() {
+    let (_dir, _app, store) = setup().await;
+    let (a, b, c) = (case(&store, Some("51F-123.45")).await, case(&store, None).await, case(&store, None).await);
+
+    store.decide(a, &reviewer(), Decision::Approve { plate: None }).await.expect("approve");
+    assert_eq!(status_of(&store, a).await, ("approved".into(), Some("51F-123.45".into())));
+    // Decided once: a second decision is refused, and only a supervisor reopens.
+    assert!(matches!(
+        store.decide(a, &reviewer(), Decision::Reject { reason: "x".into() }).await,
+        Err(ReviewError::WrongState { .. })
+    ));
+    assert!(matches!(
+        store.decide(a, &reviewer(), Decision::Reopen { reason: "sai".into() }).await,
+        Err(ReviewError::Forbidden { .. })
+    ));
+
+    // No plate: approval waits for a correction; a correction must be a Vietnamese plate.
+    assert!(matches!(store.decide(b, &reviewer(), Decision::Approve { plate: None }).await, Err(ReviewError::NoPlate)));
+    assert!(matches!(
+        store.decide(b, &reviewer(), Decision::CorrectPlate { plate: "HELLO".into() }).await,
+        Err(ReviewError::BadPlate(_))
+    ));
+    store.decide(b, &reviewer(), Decision::CorrectPlate { plate: "30a99999".into() }).await.expect("correct");
+    store.decide(b, &reviewer(), Decision::Approve { plate: None }).await.expect("approve");
+    assert_eq!(status_of(&store, b).await, ("approved".into(), Some("30A-999.99".into())));
+
+    assert!(matches!(
+        store.decide(c, &reviewer(), Decision::Reject { reason: "  ".into() }).await,
+        Err(ReviewError::ReasonRequired)
+    ));
+    store.decide(c, &reviewer(), Decision::Reject { reason: "Không có vi phạm".into() }).await.expect("reject");
+    store.decide(c, &supervisor(), Decision::Reopen { reason: "xem lại video".into() }).await.expect("reopen");
+    assert_eq!(status_of(&store, c).await.0, "pending");
+
+    let trail = store.audit_entries(Some(b), 10).await.expect("audit");
+    let actions: Vec<&str> = trail.iter().rev().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["correct_plate", "approve"]);
+    assert_eq!(trail[1].detail["to"], "30A-999.99");
+    assert_eq!(trail[1].actor, "lan.reviewer");
+    let chain = store.verify_audit().await.expect("verify");
+    assert_eq!(chain.broken_at, None);
+    assert!(chain.entries >= 7, "two accounts and five decisions: {chain:?}");
+}
+
+#[tokio::test]
+async fn the_audit_log_refuses_changes_and_a_forced_change_breaks_the_chain() {
+    let (dir, _app, store) = setup().await;
+    let a = case(&store, Some("51F-123.45")).await;
+    store.decide(a, &reviewer(), Decision::Approve { plate: None }).await.expect("approve");
+    drop(store);
+    let db =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("central.db").display())).await.expect("db");
+    let update = sqlx::query("UPDATE audit_log SET actor = 'someone-else' WHERE action = 'approve'").execute(&db).await;
+    assert!(update.is_err_and(|e| e.to_string().contains("append-only")));
+    assert!(sqlx::query("DELETE FROM audit_log").execute(&db).await.is_err());
+    // Someone with the database file drops the guard: the chain shows where.
+    sqlx::query("DROP TRIGGER audit_log_no_update").execute(&db).await.expect("drop trigger");
+    sqlx::query("UPDATE audit_log SET actor = 'someone-else' WHERE action = 'approve'")
+        .execute(&db)
+        .await
+        .expect("forced");
+    db.close().await;
+    let store = CentralStore::open(dir.path()).await.expect("reopen");
+    let chain = store.verify_audit().await.expect("verify");
+    let approve_seq = store.audit_entries(Some(a), 1).await.expect("entries")[0].seq;
+    assert_eq!(chain.broken_at, Some(approve_seq));
+}
+
+async fn get(app: &axum::Router, path: &str, cookie: Option<&str>) -> (StatusCode, String, Option<String>) {
+    let mut request = Request::get(path);
+    if let Some(c) = cookie {
+        request = request.header(header::COOKIE, c);
+    }
+    let response = app.clone().oneshot(request.body(Body::empty()).expect("req")).await.expect("resp");
+    let status = response.status();
+    let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    (status, String::from_utf8_lossy(&body).into_owned(), location)
+}
+
+async fn login(app: &axum::Router, user: &str, password: &str) -> (StatusCode, Option<String>) {
+    let request = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("username={user}&password={password}&next=%2F")))
+        .expect("req");
+    let response = app.clone().oneshot(request).await.expect("resp");
+    let cookie = response.headers().get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).map(|c| {
+        assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict"), "{c}");
+        c.split(';').next().unwrap_or_default().to_string()
+    });
+    (response.status(), cookie)
+}
+
+#[tokio::test]
+async fn nothing_about_a_case_is_shown_without_a_session_and_a_session_shows_the_queue() {
+    let (_dir, app, store) = setup().await;
+    let id = case(&store, Some("51F-123.45")).await;
+    let (status, _, location) = get(&app, "/", None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location.as_deref(), Some("/login?next=/"));
+    for path in [format!("/api/v1/evidence/{id}/overview.jpg"), "/api/v1/evidence".into(), format!("/evidence/{id}")] {
+        let (status, body, _) = get(&app, &path, None).await;
+        assert!(matches!(status, StatusCode::UNAUTHORIZED | StatusCode::SEE_OTHER), "{path}: {status}");
+        assert!(!body.contains("51F-123.45"), "{path}");
+    }
+    let (status, _, _) = get(&app, "/", Some("te_session=forged")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "a forged session is no session");
+
+    assert_eq!(login(&app, "lan.reviewer", "wrong-password").await, (StatusCode::UNAUTHORIZED, None));
+    let (status, cookie) = login(&app, "lan.reviewer", "mat-khau-dai-1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookie.expect("session cookie");
+    let (status, page, _) = get(&app, "/", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("51F-123.45") && page.contains("lan.reviewer"), "{page}");
+    let (status, page, _) = get(&app, &format!("/evidence/{id}"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Ed25519 signature valid") && page.contains("id=\"approve\""), "{page}");
+    // A reviewer does not read the audit log; English on request.
+    assert_eq!(get(&app, "/audit", Some(&cookie)).await.0, StatusCode::FORBIDDEN);
+    let (_, english, _) = get(&app, "/", Some(&format!("{cookie}; te_lang=en"))).await;
+    assert!(english.contains("Review queue"));
+    let failed = store.audit_entries(None, 10).await.expect("audit");
+    assert!(failed.iter().any(|e| e.action == "login_failed" && e.actor == "lan.reviewer"));
+}

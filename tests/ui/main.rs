@@ -1,0 +1,193 @@
+//! The review UI in a real browser: headless Chromium (Debian `chromium` + `chromium-driver`) driven through
+//! WebDriver against the real `central-sync` binary on 127.0.0.1. An officer logs in, approves one case,
+//! rejects one with a reason, corrects a plate and approves that case; screenshots of each step are saved in
+//! `target/ui-screenshots/` (or `$TE_SCREENSHOT_DIR`).
+
+use central_protocol::{sha256_hex, EvidenceRecord, EvidenceUpload, PROTOCOL_VERSION};
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use te_system_tests::{central_admin, free_port, http, shared_dir, Central};
+use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, PlateConsensus, TrackId, VehicleClass};
+
+const PASSWORD: &str = "mat-khau-thu-nghiem";
+
+/// chromedriver on a loopback port; killed when dropped.
+struct Driver(Child, u16);
+
+impl Driver {
+    fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver; scripts/setup installs it)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self(child, port)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1100"]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.1))
+        .await
+        .expect("a Chromium session")
+}
+
+/// POSTs one sealed red-light record with a real photograph as its overview; `plate` is the box's reading.
+fn upload(port: u16, jpeg: &[u8], plate: Option<&str>, camera: &str) -> EvidenceId {
+    let record = EvidenceRecord {
+        protocol_version: PROTOCOL_VERSION,
+        evidence_id: EvidenceId::new(),
+        device_id: DeviceId::new("ui-test-box"),
+        camera_id: CameraId::new(camera),
+        location: "Ngã tư Lê Lợi – Nguyễn Huệ, hướng Bắc".into(),
+        kind: EventKind::VehicleDetected,
+        captured_at: chrono::Utc::now(),
+        recorded_at: chrono::Utc::now(),
+        frame_number: 10,
+        track_id: TrackId(3),
+        vehicle_class: VehicleClass::Car,
+        detection_score: 0.88,
+        bbox: BBox { x1: 10.0, y1: 10.0, x2: 200.0, y2: 150.0 },
+        overview_sha256: sha256_hex(jpeg),
+        clip_sha256: None,
+        violation: None,
+        clock: None,
+        plate: plate.map(|p| PlateConsensus { text: Some(p.into()), share: 1.0, votes: vec![] }),
+        config_version: String::new(),
+        sequence: 1,
+        previous_record_sha256: String::new(),
+    };
+    let key = central_protocol::SigningKey::from_bytes(&[9u8; 32]);
+    let seal = central_protocol::seal(&record, &key);
+    let body = serde_json::to_string(&EvidenceUpload::new(record.clone(), seal, jpeg)).expect("json");
+    let request = format!(
+        "POST /api/v1/evidence HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let response = http(port, &request).expect("upload answered");
+    assert!(response.starts_with("HTTP/1.1 201"), "{}", response.lines().next().unwrap_or_default());
+    record.evidence_id
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = std::env::var_os("TE_SCREENSHOT_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots")
+    });
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    dir
+}
+
+async fn snap(browser: &Client, name: &str) {
+    let png = browser.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    std::fs::write(screenshot_dir().join(format!("{name}.png")), png).expect("save screenshot");
+}
+
+async fn text_of(browser: &Client, css: &str) -> String {
+    browser.find(Locator::Css(css)).await.expect(css).text().await.expect("text")
+}
+
+async fn open_case(browser: &Client, base: &str, id: EvidenceId) {
+    browser.goto(&format!("{base}/evidence/{id}")).await.expect("case page");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_logs_in_approves_rejects_and_corrects_a_plate_in_chromium() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("central");
+    let port = free_port();
+    let central = Central::start(port, &data);
+    let added = central_admin(&data, &["user", "add", "--username", "lan.reviewer", "--role", "reviewer"], PASSWORD);
+    assert!(added.contains("lan.reviewer"), "{added}");
+    let photo = std::fs::read(shared_dir().join("data/vn_scenes/1.jpg")).expect("a real street photograph");
+    let approve_me = upload(port, &photo, Some("51F-123.45"), "nga-tu-1");
+    let reject_me = upload(port, &photo, Some("29A-111.22"), "nga-tu-1");
+    let correct_me = upload(port, &photo, None, "nga-tu-2");
+
+    let driver = Driver::start();
+    let browser = browser(&driver).await;
+    let base = format!("http://127.0.0.1:{port}");
+
+    // Not logged in: the login page, which leads back to the queue.
+    browser.goto(&format!("{base}/")).await.expect("open");
+    assert!(browser.current_url().await.expect("url").path().starts_with("/login"));
+    browser.find(Locator::Id("username")).await.expect("username").send_keys("lan.reviewer").await.expect("type");
+    browser.find(Locator::Id("password")).await.expect("password").send_keys(PASSWORD).await.expect("type");
+    snap(&browser, "01-login").await;
+    browser.find(Locator::Id("login")).await.expect("button").click().await.expect("log in");
+    assert_eq!(text_of(&browser, "#who").await, "lan.reviewer");
+    let cases = browser.find_all(Locator::Css("tr.case")).await.expect("rows");
+    assert_eq!(cases.len(), 3, "three pending cases");
+    snap(&browser, "02-queue").await;
+
+    open_case(&browser, &base, approve_me).await;
+    assert!(text_of(&browser, "#seal").await.contains("Ed25519 signature valid"));
+    browser.find(Locator::Id("approve")).await.expect("approve").click().await.expect("approve");
+    assert!(text_of(&browser, "#status").await.contains("Đã duyệt"));
+    assert!(text_of(&browser, "#status").await.contains("lan.reviewer"));
+    snap(&browser, "03-approved").await;
+
+    open_case(&browser, &base, reject_me).await;
+    browser.find(Locator::Id("reject-note")).await.expect("note").send_keys("xe cứu thương").await.expect("type");
+    browser.find(Locator::Id("reject")).await.expect("reject").click().await.expect("reject");
+    let status = text_of(&browser, "#status").await;
+    assert!(status.contains("Đã loại") && status.contains("xe cứu thương"), "{status}");
+    snap(&browser, "04-rejected").await;
+
+    // No plate read: approving is refused until the plate is corrected; a wrong plate is refused too.
+    open_case(&browser, &base, correct_me).await;
+    browser.find(Locator::Id("approve")).await.expect("approve").click().await.expect("approve");
+    assert!(text_of(&browser, "#notice").await.contains("correct the plate first"));
+    browser.find(Locator::Id("plate-input")).await.expect("plate").send_keys("ABC").await.expect("type");
+    browser.find(Locator::Id("correct")).await.expect("correct").click().await.expect("correct");
+    assert!(text_of(&browser, "#notice").await.contains("not a Vietnamese plate"));
+    browser.find(Locator::Id("plate-input")).await.expect("plate").send_keys("30a99999").await.expect("type");
+    browser.find(Locator::Id("correct")).await.expect("correct").click().await.expect("correct");
+    assert_eq!(text_of(&browser, "#plate").await, "30A-999.99");
+    browser.find(Locator::Id("approve")).await.expect("approve").click().await.expect("approve");
+    assert!(text_of(&browser, "#status").await.contains("Đã duyệt"));
+    snap(&browser, "05-corrected-and-approved").await;
+
+    // The queue filtered to approved cases; the English view.
+    browser.goto(&format!("{base}/?status=approved")).await.expect("filtered");
+    assert_eq!(browser.find_all(Locator::Css("tr.case")).await.expect("rows").len(), 2);
+    browser.goto(&format!("{base}/lang/en")).await.expect("english");
+    browser.goto(&format!("{base}/?status=")).await.expect("all");
+    assert!(browser.source().await.expect("html").contains("Review queue"));
+    snap(&browser, "06-queue-english").await;
+    browser.close().await.expect("close the browser");
+
+    // Every action is in the audit log and the chain holds.
+    let audit = central_admin(&data, &["audit", "verify"], "");
+    assert!(audit.ends_with("chain=intact"), "{audit}");
+    let entries: u64 = audit.split("entries=").nth(1).and_then(|s| s.split(' ').next()?.parse().ok()).expect("count");
+    // token, user, login, approve, reject, correct_plate, approve (the refused tries change nothing).
+    assert_eq!(entries, 7, "{audit}");
+    drop(central);
+}
