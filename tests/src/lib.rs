@@ -43,6 +43,8 @@ pub struct Central {
     extra: Vec<String>,
     /// A supervisor API token, made before the first start, for reading what the service holds.
     pub token: String,
+    /// Unregistered boxes may upload (`--open-enrolment`); tests of device registration start it closed.
+    open_enrolment: bool,
 }
 
 impl Central {
@@ -50,13 +52,24 @@ impl Central {
         Self::start_with(port, data_dir, &[])
     }
 
+    /// With open enrolment, so that test boxes need no registration.
     pub fn start_with(port: u16, data_dir: &Path, extra: &[&str]) -> Self {
+        Self::start_enrolment(port, data_dir, extra, true)
+    }
+
+    /// Only registered devices may upload.
+    pub fn start_closed(port: u16, data_dir: &Path) -> Self {
+        Self::start_enrolment(port, data_dir, &[], false)
+    }
+
+    fn start_enrolment(port: u16, data_dir: &Path, extra: &[&str], open_enrolment: bool) -> Self {
         let mut central = Self {
             child: None,
             port,
             data_dir: data_dir.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             token: String::new(),
+            open_enrolment,
         };
         central.token = central_admin(data_dir, &["token", "create", "--name", "tests", "--role", "supervisor"], "");
         central.restart();
@@ -75,6 +88,7 @@ impl Central {
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port), "--data-dir"])
             .arg(&self.data_dir)
             .args(&self.extra)
+            .args(self.open_enrolment.then_some("--open-enrolment"))
             .stderr(log)
             .spawn()
             .expect("start central-sync");

@@ -96,9 +96,9 @@ fn upload(port: u16, jpeg: &[u8], plate: Option<&str>, camera: &str) -> Evidence
 }
 
 fn screenshot_dir() -> PathBuf {
-    let dir = std::env::var_os("TE_SCREENSHOT_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots")
-    });
+    let dir = std::env::var_os("TE_SCREENSHOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots"));
     std::fs::create_dir_all(&dir).expect("screenshot folder");
     dir
 }

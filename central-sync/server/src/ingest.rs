@@ -1,5 +1,6 @@
 //! The evidence API: upload (idempotent), list, show, media, totals. Errors are JSON `{"error": ...}`.
 
+use crate::devices::DeviceAuth;
 use crate::{Actor, AppState, ClipError, QueueFilter, StoreError};
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
@@ -49,11 +50,18 @@ fn bad_id(raw: &str) -> Response {
 }
 
 /// POST /api/v1/evidence: 201 with a receipt when stored now, 200 with the first receipt when already stored.
-pub async fn upload(State(state): State<AppState>, body: Result<Json<EvidenceUpload>, JsonRejection>) -> Response {
+pub async fn upload(
+    State(state): State<AppState>,
+    device: DeviceAuth,
+    body: Result<Json<EvidenceUpload>, JsonRejection>,
+) -> Response {
     let Json(upload) = match body {
         Ok(body) => body,
         Err(rejection) => return error(rejection.status(), rejection.body_text()),
     };
+    if let Err(refused) = device.check(&state, upload.record.device_id.as_str()).await {
+        return refused;
+    }
     // The seal first: nothing of an upload that fails it touches storage.
     let (jpeg, clip) = match (upload.verified_overview(), upload.verified_clip()) {
         (Ok(jpeg), Ok(clip)) => (jpeg, clip),
@@ -162,7 +170,7 @@ pub struct ChunkQuery {
 }
 
 /// GET /api/v1/clips/{sha}: how much of the clip is held.
-pub async fn clip_status(State(state): State<AppState>, Path(sha): Path<String>) -> Response {
+pub async fn clip_status(State(state): State<AppState>, _device: DeviceAuth, Path(sha): Path<String>) -> Response {
     match state.store.clips.status(&sha).await {
         Ok(status) => Json(status).into_response(),
         Err(e) => clip_error(e),
@@ -173,6 +181,7 @@ pub async fn clip_status(State(state): State<AppState>, Path(sha): Path<String>)
 /// held length when N is not it.
 pub async fn clip_chunk(
     State(state): State<AppState>,
+    _device: DeviceAuth,
     Path(sha): Path<String>,
     Query(q): Query<ChunkQuery>,
     body: Bytes,
@@ -191,11 +200,18 @@ pub async fn clip_chunk(
 }
 
 /// POST /api/v1/heartbeat: 204; the device's latest state is kept.
-pub async fn heartbeat(State(state): State<AppState>, body: Result<Json<Heartbeat>, JsonRejection>) -> Response {
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    device: DeviceAuth,
+    body: Result<Json<Heartbeat>, JsonRejection>,
+) -> Response {
     let Json(heartbeat) = match body {
         Ok(body) => body,
         Err(rejection) => return error(rejection.status(), rejection.body_text()),
     };
+    if let Err(refused) = device.check(&state, heartbeat.device_id.as_str()).await {
+        return refused;
+    }
     if heartbeat.cameras.len() > 1024 {
         return error(StatusCode::UNPROCESSABLE_ENTITY, "more than 1024 cameras in one heartbeat");
     }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  edge box --PUT  /api/v1/clips/<sha>-> clip chunks (resumable) ---------> clips/partial, then clips/<sha>.mp4
-//!  edge box --POST /api/v1/evidence--> ingest (verify, idempotent by id) --> SQL row + media file
+//!  edge box --POST /api/v1/evidence--> device token, ingest (verify, idempotent by id) --> SQL row + media file
 //!  edge box --POST /api/v1/heartbeat-> latest state per device -----------> SQL row, devices page
 //!  officer  --GET /, /evidence/<id>--> review queue, one case (HTML; login, session cookie)
 //!  officer  --POST decide------------> approve / reject / correct plate / reopen --> SQL + audit log (chained)
@@ -14,6 +14,7 @@
 
 pub mod auth;
 mod clips;
+pub mod devices;
 mod html;
 mod ingest;
 mod pages;
@@ -56,11 +57,14 @@ pub struct AppState {
     pub store: Arc<CentralStore>,
     /// Session cookies carry `Secure` (the service is served over HTTPS).
     pub secure_cookies: bool,
+    /// Unregistered boxes may upload without a token (their key is pinned on first use): demo and tests only.
+    pub open_enrolment: bool,
 }
 
 impl AppState {
+    /// Closed enrolment: only registered devices upload.
     pub fn new(store: Arc<CentralStore>) -> Self {
-        Self { store, secure_cookies: false }
+        Self { store, secure_cookies: false, open_enrolment: false }
     }
 }
 

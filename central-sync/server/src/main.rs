@@ -36,6 +36,15 @@ enum Command {
         /// The certificate's private key (PEM).
         #[arg(long, env = "CENTRAL_TLS_KEY", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Accept uploads from unregistered boxes without a token, pinning each one's key on its first record
+        /// (the demo and tests). Without it only devices registered with `central-sync device register` upload.
+        #[arg(long, env = "CENTRAL_OPEN_ENROLMENT")]
+        open_enrolment: bool,
+    },
+    /// Edge boxes.
+    Device {
+        #[command(subcommand)]
+        command: DeviceCommand,
     },
     /// Officers' accounts.
     User {
@@ -66,6 +75,21 @@ enum UserCommand {
         /// reviewer (decides pending cases), supervisor (also reopens and reads the audit log), admin.
         #[arg(long)]
         role: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// Registers a box with the key it seals records with (`edge-agent evidence key` on the box) and prints its
+    /// upload token once; put it in the file the box's `uplink.token_file` names.
+    Register {
+        #[arg(long, env = "CENTRAL_DATA_DIR", default_value = ".local/central")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        device_id: String,
+        /// 64 hex characters.
+        #[arg(long)]
+        public_key: String,
     },
 }
 
@@ -107,6 +131,10 @@ async fn admin(command: Command) -> anyhow::Result<()> {
             open_store(&data_dir).await?.add_user(&username, password, &role).await?;
             println!("user {username} added with role {role}");
         }
+        Command::Device { command: DeviceCommand::Register { data_dir, device_id, public_key } } => {
+            let token = open_store(&data_dir).await?.register_device(&device_id, &public_key).await?;
+            println!("{token}");
+        }
         Command::Token { command: TokenCommand::Create { data_dir, name, role } } => {
             let token = open_store(&data_dir).await?.create_token(&name, &role).await?;
             println!("{token}");
@@ -129,7 +157,8 @@ async fn admin(command: Command) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let command = Cli::parse().command;
-    let Command::Serve { listen, data_dir, max_upload_bytes, log_json, tls_cert, tls_key } = command else {
+    let Command::Serve { listen, data_dir, max_upload_bytes, log_json, tls_cert, tls_key, open_enrolment } = command
+    else {
         return admin(command).await;
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
@@ -141,7 +170,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let settings = ServerSettings { listen, data_dir, max_upload_bytes };
     let store = open_store(&settings.data_dir).await?;
-    let state = AppState { store: Arc::new(store), secure_cookies: tls_cert.is_some() };
+    if open_enrolment {
+        tracing::warn!("open enrolment: unregistered boxes may upload (demo and tests only)");
+    }
+    let state = AppState { store: Arc::new(store), secure_cookies: tls_cert.is_some(), open_enrolment };
     let app = router(state, settings.max_upload_bytes);
     if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
         return serve_tls(&settings, app, &cert, &key).await;

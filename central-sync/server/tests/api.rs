@@ -12,7 +12,8 @@ const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
 
 async fn app(dir: &std::path::Path) -> (axum::Router, Arc<CentralStore>) {
     let store = Arc::new(CentralStore::open(dir).await.expect("open store"));
-    (router(AppState::new(store.clone()), 64 * 1024), store)
+    // Open enrolment: these tests are about ingest itself; device tokens are tested in tests/devices.rs.
+    (router(AppState { open_enrolment: true, ..AppState::new(store.clone()) }, 64 * 1024), store)
 }
 
 fn upload(jpeg: &[u8]) -> EvidenceUpload {

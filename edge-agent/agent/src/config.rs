@@ -170,6 +170,7 @@ pub struct Overrides {
     pub models: Option<PathBuf>,
     pub state: Option<PathBuf>,
     pub central_url: Option<String>,
+    pub token_file: Option<PathBuf>,
 }
 
 impl AgentConfig {
@@ -203,6 +204,9 @@ impl AgentConfig {
         }
         if let Some(url) = &o.central_url {
             self.uplink.central_url = url.clone();
+        }
+        if let Some(p) = &o.token_file {
+            self.uplink.token_file = path(p);
         }
         let shared = self.paths.shared.clone();
         let expand = |s: &str, data: &str, models: &str| {

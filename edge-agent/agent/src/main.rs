@@ -280,6 +280,9 @@ struct ConfigArgs {
     /// Base URL of the central service.
     #[arg(long, env = "TE_CENTRAL_URL")]
     central_url: Option<String>,
+    /// File holding this box's device token (`central-sync device register` prints it).
+    #[arg(long, env = "TE_DEVICE_TOKEN_FILE")]
+    device_token_file: Option<PathBuf>,
 }
 
 impl ConfigArgs {
@@ -297,6 +300,7 @@ impl ConfigArgs {
             models: self.model_dir.clone(),
             state: self.state_dir.clone(),
             central_url: self.central_url.clone(),
+            token_file: self.device_token_file.clone(),
         };
         Ok(AgentConfig::parse(&text, &origin)?.finish(&overrides)?)
     }

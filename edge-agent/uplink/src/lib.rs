@@ -3,7 +3,9 @@
 //! Invariants: only the central service's receipt (a 200/201 answer naming the same evidence id) takes a
 //! record out of the send queue; a transport error or 5xx leaves it pending and backs off (capped exponential,
 //! with jitter, so 300 boxes coming back after an outage do not hammer the centre in step); a 4xx other than
-//! 408/424/429 means resending cannot help, so the record is marked rejected, kept, and logged as an alarm.
+//! 401/408/424/429 means resending cannot help, so the record is marked rejected, kept, and logged as an alarm.
+//! 401 (no or unknown device token) is the box's configuration, not the record's fault: it is retried, so the
+//! queue drains by itself once the device is registered and its token installed.
 //! Records go oldest first, a few at a time (`concurrency`), within a bandwidth budget (`max_upload_kbps`).
 //! A record's video clip goes ahead of it in chunks addressed by the clip's hash, so a clip cut off by a
 //! dropped link resumes where the central service says it stopped, and a clip shared by several records of
@@ -52,6 +54,9 @@ pub struct UplinkSettings {
     pub clip_chunk_kb: usize,
     /// Seconds between heartbeats (queue depth, disk, clock, cameras) to the central service; 0: none.
     pub heartbeat_s: u64,
+    /// File holding this box's device token (from `central-sync device register`), sent as
+    /// `Authorization: Bearer` on every request; empty: none (only a centre with open enrolment accepts that).
+    pub token_file: String,
 }
 
 impl Default for UplinkSettings {
@@ -67,6 +72,7 @@ impl Default for UplinkSettings {
             max_upload_kbps: 0,
             clip_chunk_kb: 256,
             heartbeat_s: 30,
+            token_file: String::new(),
         }
     }
 }
@@ -382,14 +388,14 @@ impl Uplink {
 }
 
 /// What a non-success answer means: a refusal of this record (kept, not resent), or a failure worth retrying
-/// (408 timeout, 424 clip not held whole yet, 429 slow down, 5xx).
+/// (401 device token missing or unknown, 408 timeout, 424 clip not held whole yet, 429 slow down, 5xx).
 async fn answer_error(id: EvidenceId, response: reqwest::Response) -> UplinkError {
     let status = response.status();
     let message = match response.json::<ApiError>().await {
         Ok(body) => body.error,
         Err(_) => status.canonical_reason().unwrap_or("").to_string(),
     };
-    if status.is_client_error() && !matches!(status.as_u16(), 408 | 424 | 429) {
+    if status.is_client_error() && !matches!(status.as_u16(), 401 | 408 | 424 | 429) {
         UplinkError::Refused { id, status: status.as_u16(), message }
     } else {
         UplinkError::Server { status: status.as_u16(), message }
@@ -413,6 +419,15 @@ pub fn http_client(settings: &UplinkSettings) -> Result<reqwest::Client, UplinkE
             return Err(UplinkError::Client(format!("ca_file {}: no certificate in it", settings.ca_file)));
         }
         builder = builder.tls_certs_only(certs);
+    }
+    if !settings.token_file.is_empty() {
+        let token = std::fs::read_to_string(&settings.token_file)
+            .map_err(|e| UplinkError::Client(format!("token_file {}: {e}", settings.token_file)))?;
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .map_err(|_| UplinkError::Client(format!("token_file {}: not a token", settings.token_file)))?;
+        // Kept out of debug output and logs.
+        value.set_sensitive(true);
+        builder = builder.default_headers([(reqwest::header::AUTHORIZATION, value)].into_iter().collect());
     }
     builder.build().map_err(|e| UplinkError::Client(e.to_string()))
 }

@@ -1,0 +1,143 @@
+//! Security of the device side against a real SQLite store, enrolment closed: only registered boxes with their
+//! token upload; every refusal stores nothing.
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use central_protocol::{sha256_hex, EvidenceRecord, EvidenceUpload, SigningKey, PROTOCOL_VERSION};
+use central_server::devices::RegisterError;
+use central_server::{router, AppState, CentralStore};
+use std::sync::Arc;
+use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, TrackId, VehicleClass};
+use tower::ServiceExt;
+
+const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn upload(device: &str, signer: &SigningKey) -> EvidenceUpload {
+    let record = EvidenceRecord {
+        protocol_version: PROTOCOL_VERSION,
+        evidence_id: EvidenceId::new(),
+        device_id: DeviceId::new(device),
+        camera_id: CameraId::new("cam-1"),
+        location: "Ngã tư".into(),
+        kind: EventKind::VehicleDetected,
+        captured_at: chrono::Utc::now(),
+        recorded_at: chrono::Utc::now(),
+        frame_number: 1,
+        track_id: TrackId(1),
+        vehicle_class: VehicleClass::Car,
+        detection_score: 0.8,
+        bbox: BBox { x1: 0.0, y1: 0.0, x2: 5.0, y2: 5.0 },
+        overview_sha256: sha256_hex(JPEG),
+        clip_sha256: None,
+        violation: None,
+        clock: None,
+        plate: None,
+        config_version: String::new(),
+        sequence: 1,
+        previous_record_sha256: String::new(),
+    };
+    let seal = central_protocol::seal(&record, signer);
+    EvidenceUpload::new(record, seal, JPEG)
+}
+
+async fn setup(open: bool) -> (tempfile::TempDir, axum::Router, Arc<CentralStore>, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(CentralStore::open(dir.path()).await.expect("store"));
+    let public = hex::encode(key(1).verifying_key().to_bytes());
+    let token = store.register_device("box-1", &public).await.expect("register");
+    let state = AppState { open_enrolment: open, ..AppState::new(store.clone()) };
+    (dir, router(state, 64 * 1024), store, token)
+}
+
+async fn post(app: &axum::Router, path: &str, token: Option<&str>, body: String) -> (StatusCode, String) {
+    let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+    if let Some(t) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let response = app.clone().oneshot(request.body(Body::from(body)).expect("req")).await.expect("resp");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+async fn total(store: &CentralStore) -> u64 {
+    store.stats().await.expect("stats").evidence_total
+}
+
+fn json(u: &EvidenceUpload) -> String {
+    serde_json::to_string(u).expect("json")
+}
+
+#[tokio::test]
+async fn uploads_without_a_valid_token_or_for_another_device_are_refused_and_nothing_is_stored() {
+    let (_dir, app, store, token) = setup(false).await;
+    let path = "/api/v1/evidence";
+    let good = upload("box-1", &key(1));
+
+    let (status, body) = post(&app, path, None, json(&good)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no token: {body}");
+    assert!(body.contains("device register"), "{body}");
+    assert_eq!(post(&app, path, Some("0badc0de"), json(&good)).await.0, StatusCode::UNAUTHORIZED, "unknown token");
+    // box-1's token carrying a record that claims to be box-2's.
+    let (status, body) = post(&app, path, Some(&token), json(&upload("box-2", &key(1)))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // The right token, but sealed by a key that is not the one registered.
+    assert_eq!(post(&app, path, Some(&token), json(&upload("box-1", &key(2)))).await.0, StatusCode::FORBIDDEN);
+    // Altered after sealing: the signature no longer covers it.
+    let mut altered = upload("box-1", &key(1));
+    altered.record.location = "somewhere else".into();
+    assert_eq!(post(&app, path, Some(&token), json(&altered)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    // Too large a body.
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(100 * 1024));
+    assert_eq!(post(&app, path, Some(&token), big).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    // Heartbeats are held to the same rule.
+    let beat = serde_json::json!({"device_id": "box-9", "sent_at": chrono::Utc::now(), "agent_version": "x",
+        "pending": 0, "delivered": 0, "rejected": 0, "disk_used_bytes": 0, "disk_free_bytes": 0, "clock": null,
+        "cameras": [], "alarm": null});
+    assert_eq!(post(&app, "/api/v1/heartbeat", Some(&token), beat.to_string()).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(post(&app, "/api/v1/heartbeat", None, beat.to_string()).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(total(&store).await, 0, "nothing of a refused upload is stored");
+    assert!(store.devices().await.expect("devices").is_empty());
+
+    // The registered box with its token: stored once; the same upload replayed changes nothing.
+    assert_eq!(post(&app, path, Some(&token), json(&good)).await.0, StatusCode::CREATED);
+    assert_eq!(post(&app, path, Some(&token), json(&good)).await.0, StatusCode::OK);
+    // A replay of the id with other content is a conflict.
+    let mut other = upload("box-1", &key(1));
+    other.record.evidence_id = good.record.evidence_id;
+    let other = EvidenceUpload::new(other.record.clone(), central_protocol::seal(&other.record, &key(1)), JPEG);
+    assert_eq!(post(&app, path, Some(&token), json(&other)).await.0, StatusCode::CONFLICT);
+    assert_eq!(total(&store).await, 1);
+}
+
+#[tokio::test]
+async fn open_enrolment_still_holds_a_registered_device_to_its_token() {
+    let (_dir, app, store, token) = setup(true).await;
+    let (status, body) = post(&app, "/api/v1/evidence", None, json(&upload("box-1", &key(1)))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // An unregistered box is taken on first use (its key pinned).
+    assert_eq!(post(&app, "/api/v1/evidence", None, json(&upload("box-new", &key(3)))).await.0, StatusCode::CREATED);
+    assert_eq!(
+        post(&app, "/api/v1/evidence", Some(&token), json(&upload("box-1", &key(1)))).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(total(&store).await, 2);
+}
+
+#[tokio::test]
+async fn registration_checks_the_key_and_refuses_a_second_registration() {
+    let (_dir, _app, store, _) = setup(false).await;
+    assert!(matches!(store.register_device("box-2", "abc").await, Err(RegisterError::BadKey)));
+    assert!(matches!(store.register_device("../box", &"00".repeat(32)).await, Err(RegisterError::BadDeviceId)));
+    let public = hex::encode(key(1).verifying_key().to_bytes());
+    assert!(matches!(store.register_device("box-1", &public).await, Err(RegisterError::Exists(_))));
+    // A box already pinned (open enrolment) by another key cannot be registered with a different one.
+    let pinned = upload("box-3", &key(4));
+    let jpeg = pinned.verified_overview().expect("jpeg");
+    store.ingest(&pinned.record, &pinned.seal, &jpeg, None).await.expect("ingest");
+    assert!(matches!(store.register_device("box-3", &public).await, Err(RegisterError::OtherKeyPinned { .. })));
+}
