@@ -6,6 +6,7 @@
 //!  edge box --POST /api/v1/heartbeat-> latest state per device -----------> SQL row, devices page
 //!  officer  --GET /, /evidence/<id>--> review queue, one case (HTML; login, session cookie)
 //!  officer  --POST decide------------> approve / reject / correct plate / reopen --> SQL + audit log (chained)
+//!  fines system <--GET /api/v1/export/cases[.csv], webhook (outbox, retries, HMAC)-- approved cases
 //! ```
 //!
 //! Invariants: a record is stored once per evidence id, whatever the number of uploads; the answer to a
@@ -15,6 +16,7 @@
 pub mod auth;
 mod clips;
 pub mod devices;
+pub mod export;
 mod html;
 mod ingest;
 mod pages;
@@ -59,12 +61,14 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Unregistered boxes may upload without a token (their key is pinned on first use): demo and tests only.
     pub open_enrolment: bool,
+    /// Who owns a plate, for exported cases; `None`: cases go out without the owner.
+    pub owners: Option<Arc<dyn export::OwnerRegistry>>,
 }
 
 impl AppState {
     /// Closed enrolment: only registered devices upload.
     pub fn new(store: Arc<CentralStore>) -> Self {
-        Self { store, secure_cookies: false, open_enrolment: false }
+        Self { store, secure_cookies: false, open_enrolment: false, owners: None }
     }
 }
 
@@ -78,6 +82,8 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/evidence/{id}", get(pages::case))
         .route("/evidence/{id}/decide", post(pages::decide))
         .route("/audit", get(pages::audit))
+        .route("/api/v1/export/cases", get(export::cases_json))
+        .route("/api/v1/export/cases.csv", get(export::cases_csv))
         .route("/healthz", get(|| async { "ok" }))
         .route(central_protocol::EVIDENCE_PATH, post(ingest::upload).get(ingest::list))
         .route("/api/v1/evidence/{id}", get(ingest::show))

@@ -1,6 +1,7 @@
 //! `central-sync`: the central service binary. Glue only: settings, logging, serve.
 
 use anyhow::Context;
+use central_server::export::{self, FileOwnerRegistry, OwnerRegistry, Webhook};
 use central_server::{router, AppState, CentralStore, ServerSettings};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -40,6 +41,15 @@ enum Command {
         /// (the demo and tests). Without it only devices registered with `central-sync device register` upload.
         #[arg(long, env = "CENTRAL_OPEN_ENROLMENT")]
         open_enrolment: bool,
+        /// POST every approved case (JSON, as GET /api/v1/export/cases) to this URL, retried until it answers 2xx.
+        #[arg(long, env = "CENTRAL_WEBHOOK_URL", requires = "webhook_secret_file")]
+        webhook_url: Option<String>,
+        /// File with the shared secret for the webhook's `X-Traffic-Edge-Signature: sha256=<HMAC-SHA256 of the body>`.
+        #[arg(long, env = "CENTRAL_WEBHOOK_SECRET_FILE", requires = "webhook_url")]
+        webhook_secret_file: Option<PathBuf>,
+        /// Vehicle owners (CSV: plate,name,address,id_number), standing in for the national registry.
+        #[arg(long, env = "CENTRAL_OWNER_REGISTRY")]
+        owner_registry: Option<PathBuf>,
     },
     /// Edge boxes.
     Device {
@@ -157,7 +167,18 @@ async fn admin(command: Command) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let command = Cli::parse().command;
-    let Command::Serve { listen, data_dir, max_upload_bytes, log_json, tls_cert, tls_key, open_enrolment } = command
+    let Command::Serve {
+        listen,
+        data_dir,
+        max_upload_bytes,
+        log_json,
+        tls_cert,
+        tls_key,
+        open_enrolment,
+        webhook_url,
+        webhook_secret_file,
+        owner_registry,
+    } = command
     else {
         return admin(command).await;
     };
@@ -173,7 +194,20 @@ async fn main() -> anyhow::Result<()> {
     if open_enrolment {
         tracing::warn!("open enrolment: unregistered boxes may upload (demo and tests only)");
     }
-    let state = AppState { store: Arc::new(store), secure_cookies: tls_cert.is_some(), open_enrolment };
+    let owners: Option<Arc<dyn OwnerRegistry>> = match &owner_registry {
+        Some(path) => Some(Arc::new(FileOwnerRegistry::load(path)?)),
+        None => None,
+    };
+    let store = Arc::new(store);
+    if let (Some(url), Some(secret_file)) = (webhook_url, webhook_secret_file) {
+        let secret = std::fs::read(&secret_file)
+            .with_context(|| format!("reading the webhook secret {}", secret_file.display()))?;
+        let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
+        anyhow::ensure!(secret.len() >= 16, "the webhook secret must be at least 16 characters");
+        tracing::info!(%url, "approved cases are pushed to the webhook");
+        tokio::spawn(export::deliver(store.clone(), owners.clone(), Webhook { url, secret }));
+    }
+    let state = AppState { store, secure_cookies: tls_cert.is_some(), open_enrolment, owners };
     let app = router(state, settings.max_upload_bytes);
     if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
         return serve_tls(&settings, app, &cert, &key).await;

@@ -1,7 +1,7 @@
 //! The review workflow: decisions on evidence and the append-only, hash-chained audit log of every action.
 //!
 //! ```text
-//!  pending --approve (plate known)--> approved --(export to the fines system)
+//!  pending --approve (plate known)--> approved --(export API, CSV, webhook outbox: the fines system)
 //!  pending --reject (reason)--------> rejected
 //!  pending --correct plate----------> pending (plate as the officer read it)
 //!  approved/rejected --reopen (supervisor, reason)--> pending
@@ -166,6 +166,14 @@ impl CentralStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::from)?;
+                // The hand-off to the fines system, in the same transaction as the approval.
+                sqlx::query("INSERT INTO webhook_outbox (evidence_id, created_at, next_attempt_at) VALUES (?, ?, ?)")
+                    .bind(id.to_string())
+                    .bind(&now)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
                 serde_json::json!({ "plate": fined, "box_plate": box_plate })
             }
             Decision::Reject { reason } => {

@@ -1,0 +1,407 @@
+//! Approved cases to the fines system ("phạt nguội"): a documented JSON API, CSV, and a webhook with retries.
+//!
+//! ```text
+//!  approve --(same transaction)--> webhook_outbox --deliverer (backoff, HMAC-SHA256)--> fines system
+//!  GET /api/v1/export/cases[.csv]?since=<RFC 3339>  (role export, supervisor or admin)
+//! ```
+//! Each case carries the record exactly as the box sealed it with its seal, so the receiver can verify it, the
+//! plate the officer approved, who approved it and when, the owner when a registry is configured, and the
+//! Circular 73/2024 owner-identification deadline.
+
+use crate::auth::Actor;
+use crate::{AppState, CentralStore, QueueEntry, StoreError};
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use central_protocol::{EvidenceRecord, Seal};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The owner of a vehicle, as the national registry would answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub name: String,
+    pub address: String,
+    /// Citizen identity or company registration number.
+    pub id_number: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OwnerError {
+    #[error("owner registry {path}: {message}")]
+    File { path: String, message: String },
+    #[error("owner registry unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Who owns a plate. The national vehicle registry is external; this is the seam it plugs into.
+pub trait OwnerRegistry: Send + Sync {
+    /// `Ok(None)`: the plate is not registered.
+    fn lookup(&self, plate: &str) -> Result<Option<Owner>, OwnerError>;
+}
+
+/// A registry kept in a CSV file with the header `plate,name,address,id_number` (plates written either way,
+/// "51F-123.45" or "51F12345").
+#[derive(Debug, Default)]
+pub struct FileOwnerRegistry {
+    by_plate: HashMap<String, Owner>,
+}
+
+impl FileOwnerRegistry {
+    pub fn load(path: &Path) -> Result<Self, OwnerError> {
+        let file_err = |message: String| OwnerError::File { path: path.display().to_string(), message };
+        let mut reader = csv::Reader::from_path(path).map_err(|e| file_err(e.to_string()))?;
+        let mut by_plate = HashMap::new();
+        for (i, row) in reader.records().enumerate() {
+            let row = row.map_err(|e| file_err(e.to_string()))?;
+            let field = |n: usize| row.get(n).map(str::trim).unwrap_or_default().to_string();
+            if row.len() != 4 || field(0).is_empty() {
+                return Err(file_err(format!("line {}: want plate,name,address,id_number", i + 2)));
+            }
+            by_plate
+                .insert(te_plate::compact(&field(0)), Owner { name: field(1), address: field(2), id_number: field(3) });
+        }
+        Ok(Self { by_plate })
+    }
+}
+
+impl OwnerRegistry for FileOwnerRegistry {
+    fn lookup(&self, plate: &str) -> Result<Option<Owner>, OwnerError> {
+        Ok(self.by_plate.get(&te_plate::compact(plate)).cloned())
+    }
+}
+
+/// One approved case as the fines system receives it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportCase {
+    pub evidence_id: String,
+    /// `red_light`, `wrong_way`... (`vehicle_detected` when an officer approved a plain pass).
+    pub violation: String,
+    pub violation_vi: String,
+    /// The plate approved for fining (the officer's correction, else the box's reading).
+    pub plate: String,
+    pub plate_read_by_box: Option<String>,
+    pub captured_at: DateTime<Utc>,
+    pub location: String,
+    pub camera_id: String,
+    pub device_id: String,
+    pub vehicle_class: String,
+    pub approved_by: String,
+    pub approved_at: DateTime<Utc>,
+    /// Circular 73/2024/TT-BCA: identify and notify the owner within 10 days of the violation.
+    pub owner_deadline: DateTime<Utc>,
+    /// Paths on this service (send the same token to fetch them).
+    pub overview_url: String,
+    pub clip_url: Option<String>,
+    /// The owner from the configured registry; `None` without one or when the plate is not in it.
+    pub owner: Option<Owner>,
+    /// The record exactly as the box sealed it, and its seal: verifiable by the receiver.
+    pub record: EvidenceRecord,
+    pub seal: Seal,
+}
+
+impl CentralStore {
+    /// Approved cases decided after `since` (all when `None`), oldest decision first.
+    pub async fn approved_cases(
+        &self,
+        since: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<(QueueEntry, Seal)>, StoreError> {
+        let since = since.map(|t| t.to_rfc3339()).unwrap_or_default();
+        let rows = sqlx::query(
+            "SELECT evidence_id, seal_json FROM evidence WHERE review_status = 'approved' AND decided_at > ? \
+             ORDER BY decided_at, evidence_id LIMIT ?",
+        )
+        .bind(since)
+        .bind(limit)
+        .fetch_all(self.db())
+        .await?;
+        let mut cases = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("evidence_id")?;
+            let seal: Option<String> = row.try_get("seal_json")?;
+            let seal: Seal = seal
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("evidence {id} has no seal")))?;
+            let id = id.parse().map_err(|_| StoreError::Corrupt(format!("evidence id {id}")))?;
+            if let Some(entry) = self.get(id).await? {
+                cases.push((entry, seal));
+            }
+        }
+        Ok(cases)
+    }
+}
+
+/// Builds the exported form of a case, asking the registry for the owner.
+pub fn export_case(entry: QueueEntry, seal: Seal, owners: Option<&dyn OwnerRegistry>) -> ExportCase {
+    let plate = entry.plate().unwrap_or_default().to_string();
+    let owner = owners.and_then(|o| match o.lookup(&plate) {
+        Ok(owner) => owner,
+        Err(e) => {
+            tracing::warn!(error = %e, "owner lookup failed; exported without the owner");
+            None
+        }
+    });
+    let r = entry.record;
+    let id = r.evidence_id.to_string();
+    let violation_vi = r.violation.as_ref().map(|v| v.kind.vietnamese()).unwrap_or("Phương tiện đi qua").to_string();
+    ExportCase {
+        violation: r.kind.as_str().to_string(),
+        violation_vi,
+        plate_read_by_box: r.plate.as_ref().and_then(|p| p.text.clone()),
+        plate,
+        captured_at: r.captured_at,
+        location: r.location.clone(),
+        camera_id: r.camera_id.to_string(),
+        device_id: r.device_id.to_string(),
+        vehicle_class: r.vehicle_class.as_str().to_string(),
+        approved_by: entry.decided_by.unwrap_or_default(),
+        approved_at: entry.decided_at.unwrap_or(entry.received_at),
+        owner_deadline: r.captured_at + chrono::Duration::days(10),
+        overview_url: format!("/api/v1/evidence/{id}/overview.jpg"),
+        clip_url: r.clip_sha256.as_ref().map(|_| format!("/api/v1/evidence/{id}/clip.mp4")),
+        owner,
+        evidence_id: id,
+        record: r,
+        seal,
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct ExportQuery {
+    /// Only cases approved after this instant (RFC 3339); the last `approved_at` seen is the next `since`.
+    since: Option<DateTime<Utc>>,
+    limit: Option<i64>,
+}
+
+async fn cases_for(state: &AppState, actor: &Actor, q: &ExportQuery) -> Result<Vec<ExportCase>, Response> {
+    if !actor.role.exports() {
+        let message = format!("the {} role may not export cases", actor.role.as_str());
+        return Err((StatusCode::FORBIDDEN, Json(central_protocol::ApiError { error: message })).into_response());
+    }
+    let cases = state.store.approved_cases(q.since, q.limit.unwrap_or(500).clamp(1, 5000)).await.map_err(|e| {
+        tracing::error!(error = %e, "export");
+        (StatusCode::INTERNAL_SERVER_ERROR, "storage failure").into_response()
+    })?;
+    let owners = state.owners.as_deref();
+    Ok(cases.into_iter().map(|(entry, seal)| export_case(entry, seal, owners)).collect())
+}
+
+/// GET /api/v1/export/cases: JSON array of [`ExportCase`].
+pub async fn cases_json(State(state): State<AppState>, actor: Actor, Query(q): Query<ExportQuery>) -> Response {
+    match cases_for(&state, &actor, &q).await {
+        Ok(cases) => Json(cases).into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// GET /api/v1/export/cases.csv: one row per case (UTF-8, header row).
+pub async fn cases_csv(State(state): State<AppState>, actor: Actor, Query(q): Query<ExportQuery>) -> Response {
+    let cases = match cases_for(&state, &actor, &q).await {
+        Ok(cases) => cases,
+        Err(refused) => return refused,
+    };
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "evidence_id",
+        "violation",
+        "violation_vi",
+        "plate",
+        "plate_read_by_box",
+        "captured_at",
+        "location",
+        "camera_id",
+        "device_id",
+        "vehicle_class",
+        "approved_by",
+        "approved_at",
+        "owner_deadline",
+        "owner_name",
+        "owner_address",
+        "owner_id_number",
+        "record_sha256",
+    ];
+    let mut rows = vec![writer.write_record(header)];
+    for c in &cases {
+        let owner =
+            c.owner.clone().unwrap_or(Owner { name: String::new(), address: String::new(), id_number: String::new() });
+        rows.push(writer.write_record([
+            c.evidence_id.as_str(),
+            &c.violation,
+            &c.violation_vi,
+            &c.plate,
+            c.plate_read_by_box.as_deref().unwrap_or(""),
+            &c.captured_at.to_rfc3339(),
+            &c.location,
+            &c.camera_id,
+            &c.device_id,
+            &c.vehicle_class,
+            &c.approved_by,
+            &c.approved_at.to_rfc3339(),
+            &c.owner_deadline.to_rfc3339(),
+            &owner.name,
+            &owner.address,
+            &owner.id_number,
+            &c.seal.record_sha256,
+        ]));
+    }
+    match (rows.into_iter().collect::<Result<Vec<()>, _>>(), writer.into_inner()) {
+        (Ok(_), Ok(bytes)) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response(),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "csv").into_response(),
+    }
+}
+
+/// Where approved cases are pushed, and with which shared secret they are signed.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub url: String,
+    /// HMAC-SHA256 key; the body's MAC goes in `X-Traffic-Edge-Signature: sha256=<hex>`.
+    pub secret: Vec<u8>,
+}
+
+/// The signature header's value for `body`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Delivers the outbox until the process ends: every due case is POSTed; 2xx marks it delivered, anything
+/// else is retried after 2^attempts seconds (at most an hour). Nothing is dropped.
+pub async fn deliver(store: Arc<CentralStore>, owners: Option<Arc<dyn OwnerRegistry>>, hook: Webhook) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = match reqwest::Client::builder().timeout(Duration::from_secs(15)).build() {
+        Ok(c) => c,
+        Err(e) => return tracing::error!(error = %e, "webhook client; approved cases are not pushed"),
+    };
+    loop {
+        match deliver_due(&store, owners.as_deref(), &hook, &client).await {
+            Ok(0) => tokio::time::sleep(Duration::from_millis(500)).await,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "webhook outbox");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
+
+/// One pass over the due entries; how many were attempted.
+async fn deliver_due(
+    store: &CentralStore,
+    owners: Option<&dyn OwnerRegistry>,
+    hook: &Webhook,
+    client: &reqwest::Client,
+) -> Result<usize, StoreError> {
+    let now = Utc::now();
+    let due = sqlx::query(
+        "SELECT seq, evidence_id, attempts FROM webhook_outbox WHERE delivered_at IS NULL AND next_attempt_at <= ? \
+         ORDER BY seq LIMIT 16",
+    )
+    .bind(now.to_rfc3339())
+    .fetch_all(store.db())
+    .await?;
+    for row in &due {
+        let seq: i64 = row.try_get("seq")?;
+        let id: String = row.try_get("evidence_id")?;
+        let attempts: i64 = row.try_get("attempts")?;
+        let outcome = match store.case_for_export(&id).await? {
+            Some((entry, seal)) => post_case(client, hook, &export_case(entry, seal, owners)).await,
+            None => Err("the case is no longer approved (reopened)".to_string()),
+        };
+        match outcome {
+            Ok(()) => {
+                sqlx::query("UPDATE webhook_outbox SET delivered_at = ?, attempts = ? WHERE seq = ?")
+                    .bind(Utc::now().to_rfc3339())
+                    .bind(attempts + 1)
+                    .bind(seq)
+                    .execute(store.db())
+                    .await?;
+                tracing::info!(evidence = %id, "case delivered to the fines system");
+            }
+            Err(message) => {
+                let wait = chrono::Duration::seconds(1i64 << attempts.clamp(0, 12)).min(chrono::Duration::hours(1));
+                tracing::warn!(evidence = %id, attempts = attempts + 1, error = %message, "webhook failed; will retry");
+                sqlx::query(
+                    "UPDATE webhook_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ?",
+                )
+                .bind(attempts + 1)
+                .bind((Utc::now() + wait).to_rfc3339())
+                .bind(message)
+                .bind(seq)
+                .execute(store.db())
+                .await?;
+            }
+        }
+    }
+    Ok(due.len())
+}
+
+async fn post_case(client: &reqwest::Client, hook: &Webhook, case: &ExportCase) -> Result<(), String> {
+    let body = serde_json::to_vec(case).map_err(|e| e.to_string())?;
+    let response = client
+        .post(&hook.url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("X-Traffic-Edge-Signature", sign(&hook.secret, &body))
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("receiver answered {}", response.status()))
+    }
+}
+
+impl CentralStore {
+    /// One approved case with its seal; `None` when it is not (or no longer) approved.
+    async fn case_for_export(&self, id: &str) -> Result<Option<(QueueEntry, Seal)>, StoreError> {
+        let Ok(id) = id.parse() else { return Ok(None) };
+        let Some(entry) = self.get(id).await? else { return Ok(None) };
+        if entry.review_status != "approved" {
+            return Ok(None);
+        }
+        let row = sqlx::query("SELECT seal_json FROM evidence WHERE evidence_id = ?")
+            .bind(id.to_string())
+            .fetch_one(self.db())
+            .await?;
+        let seal: Option<String> = row.try_get("seal_json")?;
+        Ok(seal.and_then(|s| serde_json::from_str(&s).ok()).map(|seal| (entry, seal)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_registry_finds_a_plate_however_it_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("owners.csv");
+        std::fs::write(&path, "plate,name,address,id_number\n51F-123.45,Nguyễn Văn A,\"12 Lê Lợi, Q1\",079123456789\n")
+            .expect("write");
+        let registry = FileOwnerRegistry::load(&path).expect("load");
+        let owner = registry.lookup("51F12345").expect("lookup").expect("found");
+        assert_eq!(owner.address, "12 Lê Lợi, Q1");
+        assert_eq!(registry.lookup("30A-999.99").expect("lookup"), None);
+        std::fs::write(&path, "plate,name\n51F-123.45,A\n").expect("write");
+        assert!(FileOwnerRegistry::load(&path).is_err_and(|e| e.to_string().contains("line 2")));
+    }
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_the_body() {
+        // RFC 4231 test case 2.
+        let mac = sign(b"Jefe", b"what do ya want for nothing?");
+        assert_eq!(mac, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    }
+}

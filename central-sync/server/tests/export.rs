@@ -1,0 +1,160 @@
+//! Approved cases to the fines system: the JSON and CSV export (roles, `since`, owners, verifiable seals), and
+//! the webhook that keeps retrying until the receiver takes each case.
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use central_protocol::{sha256_hex, EvidenceRecord, EvidenceUpload, PROTOCOL_VERSION};
+use central_server::export::{deliver, sign, FileOwnerRegistry, OwnerRegistry, Webhook};
+use central_server::{router, Actor, AppState, CentralStore, Decision, Role};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, PlateConsensus, TrackId, VehicleClass};
+use tower::ServiceExt;
+
+const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
+
+async fn case(store: &CentralStore, plate: Option<&str>) -> EvidenceId {
+    let record = EvidenceRecord {
+        protocol_version: PROTOCOL_VERSION,
+        evidence_id: EvidenceId::new(),
+        device_id: DeviceId::new("box-1"),
+        camera_id: CameraId::new("nga-tu-1"),
+        location: "Ngã tư Lê Lợi".into(),
+        kind: EventKind::RedLight,
+        captured_at: chrono::Utc::now(),
+        recorded_at: chrono::Utc::now(),
+        frame_number: 1,
+        track_id: TrackId(1),
+        vehicle_class: VehicleClass::Car,
+        detection_score: 0.9,
+        bbox: BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 },
+        overview_sha256: sha256_hex(JPEG),
+        clip_sha256: None,
+        violation: None,
+        clock: None,
+        plate: plate.map(|p| PlateConsensus { text: Some(p.into()), share: 1.0, votes: vec![] }),
+        config_version: String::new(),
+        sequence: 1,
+        previous_record_sha256: String::new(),
+    };
+    let seal = central_protocol::seal(&record, &central_protocol::SigningKey::from_bytes(&[5u8; 32]));
+    let upload = EvidenceUpload::new(record, seal, JPEG);
+    let jpeg = upload.verified_overview().expect("overview");
+    store.ingest(&upload.record, &upload.seal, &jpeg, None).await.expect("ingest");
+    upload.record.evidence_id
+}
+
+fn officer() -> Actor {
+    Actor { name: "lan.reviewer".into(), role: Role::Reviewer }
+}
+
+fn owners(dir: &std::path::Path) -> Arc<dyn OwnerRegistry> {
+    let path = dir.join("owners.csv");
+    std::fs::write(&path, "plate,name,address,id_number\n51F12345,Nguyễn Văn A,\"12 Lê Lợi, Q1\",079123456789\n")
+        .expect("owners");
+    Arc::new(FileOwnerRegistry::load(&path).expect("registry"))
+}
+
+async fn get(app: &axum::Router, path: &str, token: Option<&str>) -> (StatusCode, String) {
+    let mut request = Request::get(path);
+    if let Some(t) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let response = app.clone().oneshot(request.body(Body::empty()).expect("req")).await.expect("resp");
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn approved_cases_are_exported_as_json_and_csv_with_owner_and_a_verifiable_seal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(CentralStore::open(dir.path()).await.expect("store"));
+    let app = router(AppState { owners: Some(owners(dir.path())), ..AppState::new(store.clone()) }, 1 << 20);
+    let fines = store.create_token("fines-system", "export").await.expect("token");
+    let reviewer = store.create_token("a-reviewer", "reviewer").await.expect("token");
+    let (a, b, c) =
+        (case(&store, Some("51F-123.45")).await, case(&store, None).await, case(&store, Some("29A-111.22")).await);
+    store.decide(a, &officer(), Decision::Approve { plate: None }).await.expect("approve");
+    store.decide(b, &officer(), Decision::Approve { plate: Some("30a99999".into()) }).await.expect("approve");
+    store.decide(c, &officer(), Decision::Reject { reason: "Không có vi phạm".into() }).await.expect("reject");
+
+    assert_eq!(get(&app, "/api/v1/export/cases", None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(get(&app, "/api/v1/export/cases", Some(&reviewer)).await.0, StatusCode::FORBIDDEN);
+    let (status, body) = get(&app, "/api/v1/export/cases", Some(&fines)).await;
+    assert_eq!(status, StatusCode::OK);
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&body).expect("json");
+    assert_eq!(cases.len(), 2, "approved only: {body}");
+    assert_eq!(cases[0]["evidence_id"], a.to_string());
+    assert_eq!(cases[0]["plate"], "51F-123.45");
+    assert_eq!(cases[0]["owner"]["name"], "Nguyễn Văn A");
+    assert_eq!(cases[0]["approved_by"], "lan.reviewer");
+    assert_eq!(cases[1]["plate"], "30A-999.99");
+    assert_eq!(cases[1]["plate_read_by_box"], serde_json::Value::Null);
+    assert_eq!(cases[1]["owner"], serde_json::Value::Null, "not in the registry");
+    // The receiver can check the record against its seal.
+    let record: EvidenceRecord = serde_json::from_value(cases[0]["record"].clone()).expect("record");
+    let seal: central_protocol::Seal = serde_json::from_value(cases[0]["seal"].clone()).expect("seal");
+    central_protocol::verify(&record, &seal, None).expect("the exported record verifies");
+
+    let since = cases[0]["approved_at"].as_str().expect("approved_at").replace('+', "%2B");
+    let (_, later) = get(&app, &format!("/api/v1/export/cases?since={since}"), Some(&fines)).await;
+    let later: Vec<serde_json::Value> = serde_json::from_str(&later).expect("json");
+    assert_eq!(later.len(), 1, "only what was approved after the cursor");
+    assert_eq!(later[0]["evidence_id"], b.to_string());
+
+    let (status, csv) = get(&app, "/api/v1/export/cases.csv", Some(&fines)).await;
+    assert_eq!(status, StatusCode::OK);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("evidence_id,violation,violation_vi,plate"));
+    assert!(lines[1].contains("51F-123.45") && lines[1].contains("\"12 Lê Lợi, Q1\""), "{}", lines[1]);
+}
+
+#[tokio::test]
+async fn the_webhook_retries_until_the_fines_system_takes_each_case_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(CentralStore::open(dir.path()).await.expect("store"));
+    // A receiver that fails its first two calls, then accepts; it keeps what it accepted.
+    let accepted: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let receiver = axum::Router::new().route(
+        "/cases",
+        axum::routing::post({
+            let (accepted, calls) = (accepted.clone(), calls.clone());
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                    return StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let signature = headers.get("x-traffic-edge-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+                assert_eq!(signature, sign(b"shared-secret-0123456789", &body), "signed with the shared secret");
+                let case: serde_json::Value = serde_json::from_slice(&body).expect("json");
+                let id = case["evidence_id"].as_str().unwrap_or_default().to_string();
+                accepted.lock().expect("lock").push((id, signature.to_string()));
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/cases", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let hook = Webhook { url, secret: b"shared-secret-0123456789".to_vec() };
+    tokio::spawn(deliver(store.clone(), Some(owners(dir.path())), hook));
+
+    let (a, b) = (case(&store, Some("51F-123.45")).await, case(&store, Some("29A-111.22")).await);
+    store.decide(a, &officer(), Decision::Approve { plate: None }).await.expect("approve");
+    store.decide(b, &officer(), Decision::Approve { plate: None }).await.expect("approve");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while accepted.lock().expect("lock").len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "both cases delivered within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nothing more arrives: each case once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut ids: Vec<String> = accepted.lock().expect("lock").iter().map(|(id, _)| id.clone()).collect();
+    ids.sort();
+    let mut expected = vec![a.to_string(), b.to_string()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 4, "two refusals, then two deliveries");
+}
