@@ -181,6 +181,11 @@ async fn an_officer_logs_in_approves_rejects_and_corrects_a_plate_in_chromium() 
     browser.goto(&format!("{base}/?status=")).await.expect("all");
     assert!(browser.source().await.expect("html").contains("Review queue"));
     snap(&browser, "06-queue-english").await;
+    // The self-audit: nga-tu-1's approved case was read right by its box; nga-tu-2's was not read at all.
+    browser.goto(&format!("{base}/accuracy")).await.expect("accuracy");
+    let rows = browser.find_all(Locator::Css("tr.accuracy")).await.expect("rows");
+    assert_eq!(rows.len(), 2, "one row per camera and period");
+    snap(&browser, "07-accuracy").await;
     browser.close().await.expect("close the browser");
 
     // Every action is in the audit log and the chain holds.

@@ -113,7 +113,7 @@ pub fn page(lang: Lang, actor: Option<&Actor>, title: &str, body: &str) -> Respo
 pub fn page_with_status(status: StatusCode, lang: Lang, actor: Option<&Actor>, title: &str, body: &str) -> Response {
     let nav = match actor {
         Some(a) => format!(
-            "<nav><a href=\"/\">{}</a> · <a href=\"/devices\">{}</a>{}\
+            "<nav><a href=\"/\">{}</a> · <a href=\"/devices\">{}</a>{} · <a href=\"/stats\">{}</a> · <a href=\"/accuracy\">{}</a>\
              <span class=\"who\"><b id=\"who\">{}</b> ({}) <form method=\"post\" action=\"/logout\" class=\"inline\">\
              <button>{}</button></form> · <a href=\"/lang/{}\">{}</a></span></nav>",
             lang.t("Hàng chờ xét duyệt", "Review queue"),
@@ -123,6 +123,8 @@ pub fn page_with_status(status: StatusCode, lang: Lang, actor: Option<&Actor>, t
             } else {
                 String::new()
             },
+            lang.t("Thống kê", "Statistics"),
+            lang.t("Độ chính xác", "Accuracy"),
             esc(&a.name),
             a.role.as_str(),
             lang.t("Đăng xuất", "Log out"),

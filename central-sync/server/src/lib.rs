@@ -21,6 +21,7 @@ mod html;
 mod ingest;
 mod pages;
 pub mod review;
+pub mod stats;
 mod store;
 
 pub use auth::{AccountError, Actor, Role};
@@ -82,6 +83,11 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/evidence/{id}", get(pages::case))
         .route("/evidence/{id}/decide", post(pages::decide))
         .route("/audit", get(pages::audit))
+        .route("/stats", get(stats::chart_page))
+        .route("/accuracy", get(stats::accuracy_page))
+        .route("/api/v1/accuracy", get(stats::accuracy_json))
+        .route("/api/v1/open-data/violations", get(stats::open_data_json))
+        .route("/api/v1/open-data/violations.csv", get(stats::open_data_csv))
         .route("/api/v1/export/cases", get(export::cases_json))
         .route("/api/v1/export/cases.csv", get(export::cases_csv))
         .route("/healthz", get(|| async { "ok" }))

@@ -1,0 +1,79 @@
+//! Open data (counts, no plates) and the plate-accuracy self-audit fed by reviewers' corrections.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use central_protocol::{sha256_hex, EvidenceRecord, EvidenceUpload, PROTOCOL_VERSION};
+use central_server::{router, Actor, AppState, CentralStore, Decision, Role};
+use std::sync::Arc;
+use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, PlateConsensus, TrackId, VehicleClass};
+use tower::ServiceExt;
+
+const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
+
+async fn case(store: &CentralStore, plate: Option<&str>) -> EvidenceId {
+    let record = EvidenceRecord {
+        protocol_version: PROTOCOL_VERSION,
+        evidence_id: EvidenceId::new(),
+        device_id: DeviceId::new("box-1"),
+        camera_id: CameraId::new("nga-tu-1"),
+        location: "Ngã tư Lê Lợi".into(),
+        kind: EventKind::RedLight,
+        captured_at: chrono::Utc::now(),
+        recorded_at: chrono::Utc::now(),
+        frame_number: 1,
+        track_id: TrackId(1),
+        vehicle_class: VehicleClass::Car,
+        detection_score: 0.9,
+        bbox: BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 },
+        overview_sha256: sha256_hex(JPEG),
+        clip_sha256: None,
+        violation: None,
+        clock: None,
+        plate: plate.map(|p| PlateConsensus { text: Some(p.into()), share: 1.0, votes: vec![] }),
+        config_version: String::new(),
+        sequence: 1,
+        previous_record_sha256: String::new(),
+    };
+    let seal = central_protocol::seal(&record, &central_protocol::SigningKey::from_bytes(&[5u8; 32]));
+    let upload = EvidenceUpload::new(record, seal, JPEG);
+    let jpeg = upload.verified_overview().expect("overview");
+    store.ingest(&upload.record, &upload.seal, &jpeg, None).await.expect("ingest");
+    upload.record.evidence_id
+}
+
+fn officer() -> Actor {
+    Actor { name: "lan.reviewer".into(), role: Role::Reviewer }
+}
+
+#[tokio::test]
+async fn corrections_become_an_accuracy_figure_and_open_data_carries_no_plate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(CentralStore::open(dir.path()).await.expect("store"));
+    let app = router(AppState::new(store.clone()), 1 << 20);
+    let (a, b, c) =
+        (case(&store, Some("51F-123.45")).await, case(&store, Some("51F-123.46")).await, case(&store, None).await);
+    store.decide(a, &officer(), Decision::Approve { plate: None }).await.expect("approve as read");
+    store.decide(b, &officer(), Decision::CorrectPlate { plate: "51F-123.48".into() }).await.expect("correct");
+    store.decide(b, &officer(), Decision::Approve { plate: None }).await.expect("approve corrected");
+    store.decide(c, &officer(), Decision::Approve { plate: Some("30A-999.99".into()) }).await.expect("approve typed");
+    let _pending = case(&store, Some("29A-111.22")).await;
+
+    let audit = store.plate_accuracy().await.expect("accuracy");
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!((audit[0].reviewed, audit[0].correct), (3, 1), "only the first was read right");
+    assert_eq!(audit[0].meets_target, None, "three cases are too few to judge");
+    assert!(audit[0].target == 0.93 || audit[0].target == 0.80);
+
+    let response = app.clone().oneshot(Request::get("/api/v1/open-data/violations").body(Body::empty()).expect("req"));
+    let response = response.await.expect("resp");
+    assert_eq!(response.status(), StatusCode::OK, "open data needs no login");
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    let text = String::from_utf8_lossy(&body);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&text).expect("json");
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0]["recorded"].as_u64(), rows[0]["approved"].as_u64()), (Some(4), Some(3)));
+    assert_eq!(rows[0]["kind"], "red_light");
+    for plate in ["51F", "30A", "29A"] {
+        assert!(!text.contains(plate), "no plate in open data: {text}");
+    }
+}
