@@ -1,5 +1,7 @@
 //! `central-sync`: the central service binary. Glue only: settings, logging, serve.
 
+mod bench;
+
 use anyhow::Context;
 use central_server::export::{self, FileOwnerRegistry, OwnerRegistry, Webhook};
 use central_server::{router, AppState, CentralStore, ServerSettings};
@@ -65,6 +67,25 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Load benchmark: sealed uploads from registered boxes over loopback HTTP into a fresh store. Last line:
+    /// `uploads=<n> uploads_per_s=<x> p50_ms=<x> p99_ms=<x> errors=<n>`.
+    Bench {
+        /// Uploads in all.
+        #[arg(long, default_value_t = 2000)]
+        uploads: usize,
+        /// Uploads in flight at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Boxes they come from.
+        #[arg(long, default_value_t = 300)]
+        devices: usize,
+        /// Overview image size, KiB (a 1080p overview with its data bar is 150-300 KiB).
+        #[arg(long, default_value_t = 200)]
+        image_kb: usize,
+        /// Where the throw-away store goes (default: a temporary folder, removed afterwards).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// The audit log of every review action.
     Audit {
@@ -158,6 +179,26 @@ async fn admin(command: Command) -> anyhow::Result<()> {
                     std::process::exit(1);
                 }
             }
+        }
+        Command::Bench { uploads, concurrency, devices, image_kb, data_dir } => {
+            let temp = tempfile::tempdir()?;
+            let dir = data_dir.unwrap_or_else(|| temp.path().to_path_buf());
+            let settings = bench::BenchSettings { uploads, concurrency, devices, image_kb };
+            let r = bench::run(&settings, &dir).await?;
+            println!(
+                "central bench: {} uploads of {image_kb} KiB from {devices} boxes, {concurrency} in flight, {:.1} s \
+                 (SQLite, synchronous=FULL, media fsynced)",
+                r.uploads, r.seconds
+            );
+            println!("latency ms: p50 {:.1}  p99 {:.1}  max {:.1}", r.p50_ms, r.p99_ms, r.max_ms);
+            println!(
+                "uploads={} uploads_per_s={:.1} p50_ms={:.1} p99_ms={:.1} errors={}",
+                r.uploads,
+                r.uploads as f64 / r.seconds.max(1e-9),
+                r.p50_ms,
+                r.p99_ms,
+                r.errors
+            );
         }
         Command::Serve { .. } => unreachable!("serve is handled by main"),
     }
