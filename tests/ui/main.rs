@@ -109,8 +109,23 @@ async fn snap(browser: &Client, name: &str) {
     std::fs::write(screenshot_dir().join(format!("{name}.png")), png).expect("save screenshot");
 }
 
-async fn text_of(browser: &Client, css: &str) -> String {
-    browser.find(Locator::Css(css)).await.expect(css).text().await.expect("text")
+/// Waits (up to 15 s) until the element's text satisfies `want`: a form POST navigates, and until the new page
+/// is in, the element read may be the old page's or gone.
+async fn wait_text(browser: &Client, css: &str, want: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(element) = browser.find(Locator::Css(css)).await {
+            if let Ok(text) = element.text().await {
+                if want(&text) {
+                    return text;
+                }
+                last = text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} never showed what was expected; last text {last:?}");
 }
 
 async fn open_case(browser: &Client, base: &str, id: EvidenceId) {
@@ -141,37 +156,35 @@ async fn an_officer_logs_in_approves_rejects_and_corrects_a_plate_in_chromium() 
     browser.find(Locator::Id("password")).await.expect("password").send_keys(PASSWORD).await.expect("type");
     snap(&browser, "01-login").await;
     browser.find(Locator::Id("login")).await.expect("button").click().await.expect("log in");
-    assert_eq!(text_of(&browser, "#who").await, "lan.reviewer");
+    wait_text(&browser, "#who", |t| t == "lan.reviewer").await;
     let cases = browser.find_all(Locator::Css("tr.case")).await.expect("rows");
     assert_eq!(cases.len(), 3, "three pending cases");
     snap(&browser, "02-queue").await;
 
     open_case(&browser, &base, approve_me).await;
-    assert!(text_of(&browser, "#seal").await.contains("Ed25519 signature valid"));
+    wait_text(&browser, "#seal", |t| t.contains("Ed25519 signature valid")).await;
     browser.find(Locator::Id("approve")).await.expect("approve").click().await.expect("approve");
-    assert!(text_of(&browser, "#status").await.contains("Đã duyệt"));
-    assert!(text_of(&browser, "#status").await.contains("lan.reviewer"));
+    wait_text(&browser, "#status", |t| t.contains("Đã duyệt") && t.contains("lan.reviewer")).await;
     snap(&browser, "03-approved").await;
 
     open_case(&browser, &base, reject_me).await;
     browser.find(Locator::Id("reject-note")).await.expect("note").send_keys("xe cứu thương").await.expect("type");
     browser.find(Locator::Id("reject")).await.expect("reject").click().await.expect("reject");
-    let status = text_of(&browser, "#status").await;
-    assert!(status.contains("Đã loại") && status.contains("xe cứu thương"), "{status}");
+    wait_text(&browser, "#status", |t| t.contains("Đã loại") && t.contains("xe cứu thương")).await;
     snap(&browser, "04-rejected").await;
 
     // No plate read: approving is refused until the plate is corrected; a wrong plate is refused too.
     open_case(&browser, &base, correct_me).await;
     browser.find(Locator::Id("approve")).await.expect("approve").click().await.expect("approve");
-    assert!(text_of(&browser, "#notice").await.contains("correct the plate first"));
+    wait_text(&browser, "#notice", |t| t.contains("correct the plate first")).await;
     browser.find(Locator::Id("plate-input")).await.expect("plate").send_keys("ABC").await.expect("type");
     browser.find(Locator::Id("correct")).await.expect("correct").click().await.expect("correct");
-    assert!(text_of(&browser, "#notice").await.contains("not a Vietnamese plate"));
+    wait_text(&browser, "#notice", |t| t.contains("not a Vietnamese plate")).await;
     browser.find(Locator::Id("plate-input")).await.expect("plate").send_keys("30a99999").await.expect("type");
     browser.find(Locator::Id("correct")).await.expect("correct").click().await.expect("correct");
-    assert_eq!(text_of(&browser, "#plate").await, "30A-999.99");
+    wait_text(&browser, "#plate", |t| t == "30A-999.99").await;
     browser.find(Locator::Id("approve")).await.expect("approve").click().await.expect("approve");
-    assert!(text_of(&browser, "#status").await.contains("Đã duyệt"));
+    wait_text(&browser, "#status", |t| t.contains("Đã duyệt")).await;
     snap(&browser, "05-corrected-and-approved").await;
 
     // The queue filtered to approved cases; the English view.

@@ -126,7 +126,7 @@ impl CentralStore {
         .map_err(|e| AccountError::Hash(e.to_string()))?
         .map_err(|e| AccountError::Hash(e.to_string()))?;
         let inserted = sqlx::query(
-            "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
         .bind(username)
         .bind(hash)
@@ -153,7 +153,7 @@ impl CentralStore {
         let role = Role::parse(role).ok_or_else(|| AccountError::BadRole(role.into()))?;
         let token = secret()?;
         let inserted = sqlx::query(
-            "INSERT INTO api_tokens (token_sha256, name, role, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO api_tokens (token_sha256, name, role, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
         .bind(sha256_hex(token.as_bytes()))
         .bind(name)
@@ -173,7 +173,7 @@ impl CentralStore {
 
     /// Checks a password; on success opens a session and returns its secret. Every attempt is audited.
     pub async fn login(&self, username: &str, password: &str) -> Result<Option<(String, Actor)>, AccountError> {
-        let row = sqlx::query("SELECT password_hash, role FROM users WHERE username = ? AND disabled = 0")
+        let row = sqlx::query("SELECT password_hash, role FROM users WHERE username = $1 AND disabled = 0")
             .bind(username)
             .fetch_optional(self.db())
             .await
@@ -203,7 +203,7 @@ impl CentralStore {
         };
         let token = secret()?;
         let now = Utc::now();
-        sqlx::query("INSERT INTO sessions (token_sha256, username, created_at, expires_at) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO sessions (token_sha256, username, created_at, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(sha256_hex(token.as_bytes()))
             .bind(username)
             .bind(now.to_rfc3339())
@@ -217,7 +217,7 @@ impl CentralStore {
     }
 
     pub async fn logout(&self, token: &str, actor: &Actor) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE token_sha256 = ?")
+        sqlx::query("DELETE FROM sessions WHERE token_sha256 = $1")
             .bind(sha256_hex(token.as_bytes()))
             .execute(self.db())
             .await?;
@@ -229,7 +229,7 @@ impl CentralStore {
         if let Some(token) = session {
             let row = sqlx::query(
                 "SELECT u.username, u.role FROM sessions s JOIN users u ON u.username = s.username \
-                 WHERE s.token_sha256 = ? AND s.expires_at > ? AND u.disabled = 0",
+                 WHERE s.token_sha256 = $1 AND s.expires_at > $2 AND u.disabled = 0",
             )
             .bind(sha256_hex(token.as_bytes()))
             .bind(Utc::now().to_rfc3339())
@@ -240,7 +240,7 @@ impl CentralStore {
             }
         }
         if let Some(token) = bearer {
-            let row = sqlx::query("SELECT name, role FROM api_tokens WHERE token_sha256 = ?")
+            let row = sqlx::query("SELECT name, role FROM api_tokens WHERE token_sha256 = $1")
                 .bind(sha256_hex(token.as_bytes()))
                 .fetch_optional(self.db())
                 .await?;

@@ -58,8 +58,12 @@ fn sealed(device: &str, key: &SigningKey, sequence: u64, jpeg: &[u8]) -> Evidenc
 }
 
 /// Runs the benchmark against a service on 127.0.0.1 backed by a store in `data_dir`.
-pub async fn run(settings: &BenchSettings, data_dir: &std::path::Path) -> anyhow::Result<BenchReport> {
-    let store = Arc::new(CentralStore::open(data_dir).await?);
+pub async fn run(
+    settings: &BenchSettings,
+    database_url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<BenchReport> {
+    let store = Arc::new(CentralStore::open_with(database_url, data_dir).await?);
     let mut devices = Vec::new();
     for i in 0..settings.devices.max(1) {
         let key = SigningKey::from_bytes(&[(i % 250) as u8 + 1; 32]);

@@ -46,7 +46,7 @@ impl CentralStore {
         let token = hex::encode(token_bytes);
         let now = Utc::now().to_rfc3339();
         let mut tx = self.db().begin().await.map_err(StoreError::from)?;
-        let pinned: Option<String> = sqlx::query("SELECT public_key FROM device_keys WHERE device_id = ?")
+        let pinned: Option<String> = sqlx::query("SELECT public_key FROM device_keys WHERE device_id = $1")
             .bind(device_id)
             .fetch_optional(&mut *tx)
             .await
@@ -60,7 +60,7 @@ impl CentralStore {
             }
             Some(_) => {}
             None => {
-                sqlx::query("INSERT INTO device_keys (device_id, public_key, first_seen) VALUES (?, ?, ?)")
+                sqlx::query("INSERT INTO device_keys (device_id, public_key, first_seen) VALUES ($1, $2, $3)")
                     .bind(device_id)
                     .bind(&key)
                     .bind(&now)
@@ -70,7 +70,7 @@ impl CentralStore {
             }
         }
         let inserted = sqlx::query(
-            "INSERT INTO device_tokens (token_sha256, device_id, registered_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO device_tokens (token_sha256, device_id, registered_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(sha256_hex(token.as_bytes()))
         .bind(device_id)
@@ -90,7 +90,7 @@ impl CentralStore {
     }
 
     async fn device_for_token(&self, token: &str) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT device_id FROM device_tokens WHERE token_sha256 = ?")
+        let row = sqlx::query("SELECT device_id FROM device_tokens WHERE token_sha256 = $1")
             .bind(sha256_hex(token.as_bytes()))
             .fetch_optional(self.db())
             .await?;
@@ -98,7 +98,7 @@ impl CentralStore {
     }
 
     async fn is_registered(&self, device_id: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT 1 FROM device_tokens WHERE device_id = ?")
+        let row = sqlx::query("SELECT 1 FROM device_tokens WHERE device_id = $1")
             .bind(device_id)
             .fetch_optional(self.db())
             .await?;

@@ -115,8 +115,8 @@ impl CentralStore {
     ) -> Result<Vec<(QueueEntry, Seal)>, StoreError> {
         let since = since.map(|t| t.to_rfc3339()).unwrap_or_default();
         let rows = sqlx::query(
-            "SELECT evidence_id, seal_json FROM evidence WHERE review_status = 'approved' AND decided_at > ? \
-             ORDER BY decided_at, evidence_id LIMIT ?",
+            "SELECT evidence_id, seal_json FROM evidence WHERE review_status = 'approved' AND decided_at > $1 \
+             ORDER BY decided_at, evidence_id LIMIT $2",
         )
         .bind(since)
         .bind(limit)
@@ -304,7 +304,7 @@ async fn deliver_due(
 ) -> Result<usize, StoreError> {
     let now = Utc::now();
     let due = sqlx::query(
-        "SELECT seq, evidence_id, attempts FROM webhook_outbox WHERE delivered_at IS NULL AND next_attempt_at <= ? \
+        "SELECT seq, evidence_id, attempts FROM webhook_outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
          ORDER BY seq LIMIT 16",
     )
     .bind(now.to_rfc3339())
@@ -320,7 +320,7 @@ async fn deliver_due(
         };
         match outcome {
             Ok(()) => {
-                sqlx::query("UPDATE webhook_outbox SET delivered_at = ?, attempts = ? WHERE seq = ?")
+                sqlx::query("UPDATE webhook_outbox SET delivered_at = $1, attempts = $2 WHERE seq = $3")
                     .bind(Utc::now().to_rfc3339())
                     .bind(attempts + 1)
                     .bind(seq)
@@ -332,7 +332,7 @@ async fn deliver_due(
                 let wait = chrono::Duration::seconds(1i64 << attempts.clamp(0, 12)).min(chrono::Duration::hours(1));
                 tracing::warn!(evidence = %id, attempts = attempts + 1, error = %message, "webhook failed; will retry");
                 sqlx::query(
-                    "UPDATE webhook_outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE seq = ?",
+                    "UPDATE webhook_outbox SET attempts = $1, next_attempt_at = $2, last_error = $3 WHERE seq = $4",
                 )
                 .bind(attempts + 1)
                 .bind((Utc::now() + wait).to_rfc3339())
@@ -371,7 +371,7 @@ impl CentralStore {
         if entry.review_status != "approved" {
             return Ok(None);
         }
-        let row = sqlx::query("SELECT seal_json FROM evidence WHERE evidence_id = ?")
+        let row = sqlx::query("SELECT seal_json FROM evidence WHERE evidence_id = $1")
             .bind(id.to_string())
             .fetch_one(self.db())
             .await?;

@@ -13,6 +13,10 @@ use std::sync::Arc;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// PostgreSQL for the metadata (`postgres://user@host/db`); without it, SQLite in --data-dir. Media and
+    /// clips are files under --data-dir either way.
+    #[arg(long, global = true, env = "CENTRAL_DATABASE_URL")]
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -149,29 +153,33 @@ enum AuditCommand {
     },
 }
 
-async fn open_store(data_dir: &Path) -> anyhow::Result<CentralStore> {
-    CentralStore::open(data_dir).await.with_context(|| format!("opening the store in {}", data_dir.display()))
+async fn open_store(database_url: Option<&str>, data_dir: &Path) -> anyhow::Result<CentralStore> {
+    let what = match database_url {
+        Some(_) => format!("PostgreSQL (media in {})", data_dir.display()),
+        None => data_dir.display().to_string(),
+    };
+    CentralStore::open_with(database_url, data_dir).await.with_context(|| format!("opening the store in {what}"))
 }
 
-async fn admin(command: Command) -> anyhow::Result<()> {
+async fn admin(db: Option<&str>, command: Command) -> anyhow::Result<()> {
     match command {
         Command::User { command: UserCommand::Add { data_dir, username, role } } => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']);
-            open_store(&data_dir).await?.add_user(&username, password, &role).await?;
+            open_store(db, &data_dir).await?.add_user(&username, password, &role).await?;
             println!("user {username} added with role {role}");
         }
         Command::Device { command: DeviceCommand::Register { data_dir, device_id, public_key } } => {
-            let token = open_store(&data_dir).await?.register_device(&device_id, &public_key).await?;
+            let token = open_store(db, &data_dir).await?.register_device(&device_id, &public_key).await?;
             println!("{token}");
         }
         Command::Token { command: TokenCommand::Create { data_dir, name, role } } => {
-            let token = open_store(&data_dir).await?.create_token(&name, &role).await?;
+            let token = open_store(db, &data_dir).await?.create_token(&name, &role).await?;
             println!("{token}");
         }
         Command::Audit { command: AuditCommand::Verify { data_dir } } => {
-            let check = open_store(&data_dir).await?.verify_audit().await?;
+            let check = open_store(db, &data_dir).await?.verify_audit().await?;
             match check.broken_at {
                 None => println!("audit entries={} chain=intact", check.entries),
                 Some(seq) => {
@@ -184,11 +192,13 @@ async fn admin(command: Command) -> anyhow::Result<()> {
             let temp = tempfile::tempdir()?;
             let dir = data_dir.unwrap_or_else(|| temp.path().to_path_buf());
             let settings = bench::BenchSettings { uploads, concurrency, devices, image_kb };
-            let r = bench::run(&settings, &dir).await?;
+            let r = bench::run(&settings, db, &dir).await?;
             println!(
                 "central bench: {} uploads of {image_kb} KiB from {devices} boxes, {concurrency} in flight, {:.1} s \
-                 (SQLite, synchronous=FULL, media fsynced)",
-                r.uploads, r.seconds
+                 ({}, media fsynced)",
+                r.uploads,
+                r.seconds,
+                if db.is_some() { "PostgreSQL" } else { "SQLite, synchronous=FULL" }
             );
             println!("latency ms: p50 {:.1}  p99 {:.1}  max {:.1}", r.p50_ms, r.p99_ms, r.max_ms);
             println!(
@@ -207,7 +217,7 @@ async fn admin(command: Command) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let command = Cli::parse().command;
+    let Cli { database_url, command } = Cli::parse();
     let Command::Serve {
         listen,
         data_dir,
@@ -221,7 +231,7 @@ async fn main() -> anyhow::Result<()> {
         owner_registry,
     } = command
     else {
-        return admin(command).await;
+        return admin(database_url.as_deref(), command).await;
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
@@ -231,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
         builder.init();
     }
     let settings = ServerSettings { listen, data_dir, max_upload_bytes };
-    let store = open_store(&settings.data_dir).await?;
+    let store = open_store(database_url.as_deref(), &settings.data_dir).await?;
     if open_enrolment {
         tracing::warn!("open enrolment: unregistered boxes may upload (demo and tests only)");
     }

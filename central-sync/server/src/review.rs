@@ -134,7 +134,7 @@ impl CentralStore {
         }
         let _chain = self.audit_lock.lock().await;
         let mut tx = self.db().begin().await.map_err(StoreError::from)?;
-        let row = sqlx::query("SELECT review_status, plate_text, corrected_plate FROM evidence WHERE evidence_id = ?")
+        let row = sqlx::query("SELECT review_status, plate_text, corrected_plate FROM evidence WHERE evidence_id = $1")
             .bind(id.to_string())
             .fetch_optional(&mut *tx)
             .await
@@ -156,8 +156,8 @@ impl CentralStore {
                 };
                 let fined = plate.clone().or(corrected.clone()).or(box_plate.clone()).ok_or(ReviewError::NoPlate)?;
                 sqlx::query(
-                    "UPDATE evidence SET review_status = 'approved', corrected_plate = COALESCE(?, corrected_plate), \
-                     decided_by = ?, decided_at = ?, reject_reason = NULL WHERE evidence_id = ?",
+                    "UPDATE evidence SET review_status = 'approved', corrected_plate = COALESCE($1, corrected_plate), \
+                     decided_by = $2, decided_at = $3, reject_reason = NULL WHERE evidence_id = $4",
                 )
                 .bind(&plate)
                 .bind(&actor.name)
@@ -167,13 +167,15 @@ impl CentralStore {
                 .await
                 .map_err(StoreError::from)?;
                 // The hand-off to the fines system, in the same transaction as the approval.
-                sqlx::query("INSERT INTO webhook_outbox (evidence_id, created_at, next_attempt_at) VALUES (?, ?, ?)")
-                    .bind(id.to_string())
-                    .bind(&now)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(StoreError::from)?;
+                sqlx::query(
+                    "INSERT INTO webhook_outbox (evidence_id, created_at, next_attempt_at) VALUES ($1, $2, $3)",
+                )
+                .bind(id.to_string())
+                .bind(&now)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
                 serde_json::json!({ "plate": fined, "box_plate": box_plate })
             }
             Decision::Reject { reason } => {
@@ -185,8 +187,8 @@ impl CentralStore {
                     return Err(ReviewError::ReasonRequired);
                 }
                 sqlx::query(
-                    "UPDATE evidence SET review_status = 'rejected', decided_by = ?, decided_at = ?, reject_reason = ? \
-                     WHERE evidence_id = ?",
+                    "UPDATE evidence SET review_status = 'rejected', decided_by = $1, decided_at = $2, reject_reason = $3 \
+                     WHERE evidence_id = $4",
                 )
                 .bind(&actor.name)
                 .bind(&now)
@@ -202,7 +204,7 @@ impl CentralStore {
                     return Err(wrong_state("pending"));
                 }
                 let plate = normalise_plate(plate)?;
-                sqlx::query("UPDATE evidence SET corrected_plate = ? WHERE evidence_id = ?")
+                sqlx::query("UPDATE evidence SET corrected_plate = $1 WHERE evidence_id = $2")
                     .bind(&plate)
                     .bind(id.to_string())
                     .execute(&mut *tx)
@@ -220,7 +222,7 @@ impl CentralStore {
                 }
                 sqlx::query(
                     "UPDATE evidence SET review_status = 'pending', decided_by = NULL, decided_at = NULL, \
-                     reject_reason = NULL WHERE evidence_id = ?",
+                     reject_reason = NULL WHERE evidence_id = $1",
                 )
                 .bind(id.to_string())
                 .execute(&mut *tx)
@@ -239,14 +241,14 @@ impl CentralStore {
     pub async fn audit_entries(&self, evidence: Option<EvidenceId>, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = match evidence {
             Some(id) => {
-                sqlx::query("SELECT * FROM audit_log WHERE evidence_id = ? ORDER BY seq DESC LIMIT ?")
+                sqlx::query("SELECT * FROM audit_log WHERE evidence_id = $1 ORDER BY seq DESC LIMIT $2")
                     .bind(id.to_string())
                     .bind(limit)
                     .fetch_all(self.db())
                     .await?
             }
             None => {
-                sqlx::query("SELECT * FROM audit_log ORDER BY seq DESC LIMIT ?")
+                sqlx::query("SELECT * FROM audit_log ORDER BY seq DESC LIMIT $1")
                     .bind(limit)
                     .fetch_all(self.db())
                     .await?
@@ -297,7 +299,7 @@ impl CentralStore {
 }
 
 async fn append(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     actor: &Actor,
     action: &str,
     evidence: Option<EvidenceId>,
@@ -316,7 +318,7 @@ async fn append(
     let hash = entry_hash(&prev, seq, &at, &actor.name, action, evidence.as_deref().unwrap_or(""), &detail);
     sqlx::query(
         "INSERT INTO audit_log (seq, at, actor, action, evidence_id, detail, prev_sha256, entry_sha256) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(seq)
     .bind(at)

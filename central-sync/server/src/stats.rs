@@ -43,15 +43,20 @@ pub struct CountQuery {
 
 impl CentralStore {
     pub async fn hourly_counts(&self, include_passes: bool) -> Result<Vec<HourCount>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT camera_id, location, strftime('%Y-%m-%dT%H', captured_at, '+7 hours') AS hour, kind, \
-             COUNT(*) AS recorded, SUM(review_status = 'approved') AS approved FROM evidence \
-             WHERE ? OR kind <> 'vehicle_detected' GROUP BY camera_id, location, hour, kind \
-             ORDER BY hour, camera_id, kind",
-        )
-        .bind(include_passes)
-        .fetch_all(self.db())
-        .await?;
+        // The local hour, in each database's dialect (times are stored as RFC 3339 UTC text).
+        let hour = match self.backend() {
+            crate::store::Backend::Sqlite => "strftime('%Y-%m-%dT%H', captured_at, '+7 hours')",
+            crate::store::Backend::Postgres => {
+                "to_char(captured_at::timestamptz AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYY-MM-DD\"T\"HH24')"
+            }
+        };
+        let passes = if include_passes { "" } else { "WHERE kind <> 'vehicle_detected'" };
+        let sql = format!(
+            "SELECT camera_id, location, {hour} AS hour, kind, COUNT(*) AS recorded, \
+             SUM(CASE WHEN review_status = 'approved' THEN 1 ELSE 0 END) AS approved FROM evidence {passes} \
+             GROUP BY camera_id, location, hour, kind ORDER BY hour, camera_id, kind"
+        );
+        let rows = sqlx::query(&sql).fetch_all(self.db()).await?;
         rows.iter()
             .map(|r| {
                 Ok(HourCount {

@@ -3,13 +3,25 @@
 use crate::clips::{ClipError, ClipStore};
 use central_protocol::{CentralStats, EvidenceRecord, Heartbeat, IngestReceipt, IngestStatus, Seal};
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use sqlx::{Executor, Row};
 use std::path::{Path, PathBuf};
 use te_types::EvidenceId;
 
+/// Which SQL database holds the metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded, one file under the data folder: the demo and single-server installs.
+    Sqlite,
+    /// The province's data centre.
+    Postgres,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error("database migration: {0}")]
@@ -86,7 +98,8 @@ pub struct SealCheck {
 
 #[derive(Debug)]
 pub struct CentralStore {
-    db: SqlitePool,
+    db: AnyPool,
+    backend: Backend,
     media_dir: PathBuf,
     /// Clips sent ahead of their records.
     pub clips: ClipStore,
@@ -95,24 +108,58 @@ pub struct CentralStore {
 }
 
 impl CentralStore {
-    /// Opens (creating if needed) the database and media folder under `data_dir` and applies migrations.
+    /// Opens (creating if needed) the embedded SQLite database and media folder under `data_dir` and applies
+    /// migrations.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        let media_dir = data_dir.join("media");
-        std::fs::create_dir_all(&media_dir).map_err(|source| StoreError::Media { path: media_dir.clone(), source })?;
-        let options = SqliteConnectOptions::new()
-            .filename(data_dir.join("central.db"))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // Evidence is acknowledged to the box only after it is on disk.
-            .synchronous(SqliteSynchronous::Full);
-        let db = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        sqlx::migrate!("./migrations").run(&db).await?;
-        let clips = ClipStore::open(&data_dir.join("clips"), MAX_CLIP_BYTES)?;
-        Ok(Self { db, media_dir, clips, audit_lock: tokio::sync::Mutex::new(()) })
+        Self::open_with(None, data_dir).await
     }
 
-    pub(crate) fn db(&self) -> &SqlitePool {
+    /// `database_url`: `postgres://...` for PostgreSQL (production), `None` for SQLite in `data_dir`. Media
+    /// and clips are files under `data_dir` either way.
+    pub async fn open_with(database_url: Option<&str>, data_dir: &Path) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let media_dir = data_dir.join("media");
+        std::fs::create_dir_all(&media_dir).map_err(|source| StoreError::Media { path: media_dir.clone(), source })?;
+        let (url, backend) = match database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                (url.to_string(), Backend::Postgres)
+            }
+            Some(other) => {
+                return Err(StoreError::Config(format!("database URL must be postgres://..., got {other:?}")))
+            }
+            None => (format!("sqlite://{}?mode=rwc", data_dir.join("central.db").display()), Backend::Sqlite),
+        };
+        let db = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL for readers beside the writer; FULL: evidence is acknowledged to the box only
+                        // after it is on disk.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&db).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&db).await?,
+        }
+        let clips = ClipStore::open(&data_dir.join("clips"), MAX_CLIP_BYTES)?;
+        Ok(Self { db, backend, media_dir, clips, audit_lock: tokio::sync::Mutex::new(()) })
+    }
+
+    pub(crate) fn db(&self) -> &AnyPool {
         &self.db
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     fn overview_path(&self, id: EvidenceId) -> PathBuf {
@@ -123,14 +170,14 @@ impl CentralStore {
     /// Pins the device's key on its first upload; afterwards a record sealed by another key is refused.
     async fn check_device_key(&self, record: &EvidenceRecord, seal: &Seal) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO device_keys (device_id, public_key, first_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO device_keys (device_id, public_key, first_seen) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(record.device_id.as_str())
         .bind(&seal.public_key)
         .bind(Utc::now().to_rfc3339())
         .execute(&self.db)
         .await?;
-        let known: String = sqlx::query("SELECT public_key FROM device_keys WHERE device_id = ?")
+        let known: String = sqlx::query("SELECT public_key FROM device_keys WHERE device_id = $1")
             .bind(record.device_id.as_str())
             .fetch_one(&self.db)
             .await?
@@ -169,7 +216,7 @@ impl CentralStore {
         let inserted = sqlx::query(
             "INSERT INTO evidence (evidence_id, device_id, camera_id, location, kind, vehicle_class, captured_at, \
              received_at, overview_sha256, record_json, plate_text, seal_json, record_sha256) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (evidence_id) DO NOTHING",
         )
         .bind(id.to_string())
@@ -197,7 +244,7 @@ impl CentralStore {
 
     /// The first receipt for `id`, when it was stored with the same record hash; a different hash is a conflict.
     async fn receipt_for(&self, id: EvidenceId, record_sha256: &str) -> Result<Option<IngestReceipt>, StoreError> {
-        let row = sqlx::query("SELECT record_sha256, received_at FROM evidence WHERE evidence_id = ?")
+        let row = sqlx::query("SELECT record_sha256, received_at FROM evidence WHERE evidence_id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.db)
             .await?;
@@ -255,20 +302,20 @@ impl CentralStore {
             [("camera_id", &filter.camera), ("kind", &filter.kind), ("review_status", &filter.status)]
         {
             if !value.trim().is_empty() {
-                sql.push_str(&format!(" AND {column} = ?"));
                 binds.push(value.trim().to_string());
+                sql.push_str(&format!(" AND {column} = ${}", binds.len()));
             }
         }
         // Days are Vietnam's (UTC+7); captured_at is stored as RFC 3339 UTC, which sorts as text.
         if let Some(from) = day_start_utc(&filter.from) {
-            sql.push_str(" AND captured_at >= ?");
             binds.push(from);
+            sql.push_str(&format!(" AND captured_at >= ${}", binds.len()));
         }
         if let Some(to) = day_start_utc(&filter.to).and_then(|t| next_day(&t)) {
-            sql.push_str(" AND captured_at < ?");
             binds.push(to);
+            sql.push_str(&format!(" AND captured_at < ${}", binds.len()));
         }
-        sql.push_str(" ORDER BY captured_at DESC, evidence_id DESC LIMIT ?");
+        sql.push_str(&format!(" ORDER BY captured_at DESC, evidence_id DESC LIMIT ${}", binds.len() + 1));
         let mut query = sqlx::query(&sql);
         for b in &binds {
             query = query.bind(b);
@@ -285,7 +332,7 @@ impl CentralStore {
     }
 
     pub async fn get(&self, id: EvidenceId) -> Result<Option<QueueEntry>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {ENTRY_COLUMNS} FROM evidence WHERE evidence_id = ?"))
+        let row = sqlx::query(&format!("SELECT {ENTRY_COLUMNS} FROM evidence WHERE evidence_id = $1"))
             .bind(id.to_string())
             .fetch_optional(&self.db)
             .await?;
@@ -296,7 +343,7 @@ impl CentralStore {
     /// hashes in the record: anything altered since the box sealed it shows here.
     pub async fn seal_check(&self, id: EvidenceId) -> Result<Option<SealCheck>, StoreError> {
         let row = sqlx::query(
-            "SELECT e.record_json, e.seal_json, k.public_key FROM evidence e              LEFT JOIN device_keys k ON k.device_id = e.device_id WHERE e.evidence_id = ?",
+            "SELECT e.record_json, e.seal_json, k.public_key FROM evidence e              LEFT JOIN device_keys k ON k.device_id = e.device_id WHERE e.evidence_id = $1",
         )
         .bind(id.to_string())
         .fetch_optional(&self.db)
@@ -342,7 +389,7 @@ impl CentralStore {
     pub async fn heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), StoreError> {
         let json = serde_json::to_string(heartbeat).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO device_heartbeats (device_id, received_at, heartbeat_json) VALUES (?, ?, ?) \
+            "INSERT INTO device_heartbeats (device_id, received_at, heartbeat_json) VALUES ($1, $2, $3) \
              ON CONFLICT (device_id) DO UPDATE SET received_at = excluded.received_at, heartbeat_json = excluded.heartbeat_json",
         )
         .bind(heartbeat.device_id.as_str())
@@ -393,7 +440,7 @@ fn next_day(rfc3339: &str) -> Option<String> {
 const ENTRY_COLUMNS: &str =
     "record_json, received_at, review_status, corrected_plate, decided_by, decided_at, reject_reason";
 
-fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<QueueEntry, StoreError> {
+fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<QueueEntry, StoreError> {
     let json: String = row.try_get("record_json")?;
     let received: String = row.try_get("received_at")?;
     let decided: Option<String> = row.try_get("decided_at")?;

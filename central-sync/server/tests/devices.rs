@@ -10,6 +10,8 @@ use std::sync::Arc;
 use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, TrackId, VehicleClass};
 use tower::ServiceExt;
 
+mod common;
+
 const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
 
 fn key(seed: u8) -> SigningKey {
@@ -44,13 +46,12 @@ fn upload(device: &str, signer: &SigningKey) -> EvidenceUpload {
     EvidenceUpload::new(record, seal, JPEG)
 }
 
-async fn setup(open: bool) -> (tempfile::TempDir, axum::Router, Arc<CentralStore>, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(CentralStore::open(dir.path()).await.expect("store"));
+/// box-1 registered on `store`; the router (enrolment open or closed) and box-1's token.
+async fn setup(store: &Arc<CentralStore>, open: bool) -> (axum::Router, String) {
     let public = hex::encode(key(1).verifying_key().to_bytes());
     let token = store.register_device("box-1", &public).await.expect("register");
     let state = AppState { open_enrolment: open, ..AppState::new(store.clone()) };
-    (dir, router(state, 64 * 1024), store, token)
+    (router(state, 64 * 1024), token)
 }
 
 async fn post(app: &axum::Router, path: &str, token: Option<&str>, body: String) -> (StatusCode, String) {
@@ -74,7 +75,17 @@ fn json(u: &EvidenceUpload) -> String {
 
 #[tokio::test]
 async fn uploads_without_a_valid_token_or_for_another_device_are_refused_and_nothing_is_stored() {
-    let (_dir, app, store, token) = setup(false).await;
+    for t in common::stores().await {
+        uploads_without_a_valid_token_or_for_another_device_are_refused_and_nothing_is_stored_on(&t.store).await;
+        eprintln!("{}: ok", t.backend);
+    }
+}
+
+async fn uploads_without_a_valid_token_or_for_another_device_are_refused_and_nothing_is_stored_on(
+    store: &Arc<CentralStore>,
+) {
+    let store = store.clone();
+    let (app, token) = setup(&store, false).await;
     let path = "/api/v1/evidence";
     let good = upload("box-1", &key(1));
 
@@ -116,7 +127,15 @@ async fn uploads_without_a_valid_token_or_for_another_device_are_refused_and_not
 
 #[tokio::test]
 async fn open_enrolment_still_holds_a_registered_device_to_its_token() {
-    let (_dir, app, store, token) = setup(true).await;
+    for t in common::stores().await {
+        open_enrolment_still_holds_a_registered_device_to_its_token_on(&t.store).await;
+        eprintln!("{}: ok", t.backend);
+    }
+}
+
+async fn open_enrolment_still_holds_a_registered_device_to_its_token_on(store: &Arc<CentralStore>) {
+    let store = store.clone();
+    let (app, token) = setup(&store, true).await;
     let (status, body) = post(&app, "/api/v1/evidence", None, json(&upload("box-1", &key(1)))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     // An unregistered box is taken on first use (its key pinned).
@@ -130,7 +149,15 @@ async fn open_enrolment_still_holds_a_registered_device_to_its_token() {
 
 #[tokio::test]
 async fn registration_checks_the_key_and_refuses_a_second_registration() {
-    let (_dir, _app, store, _) = setup(false).await;
+    for t in common::stores().await {
+        registration_checks_the_key_and_refuses_a_second_registration_on(&t.store).await;
+        eprintln!("{}: ok", t.backend);
+    }
+}
+
+async fn registration_checks_the_key_and_refuses_a_second_registration_on(store: &Arc<CentralStore>) {
+    let store = store.clone();
+    let _ = setup(&store, false).await;
     assert!(matches!(store.register_device("box-2", "abc").await, Err(RegisterError::BadKey)));
     assert!(matches!(store.register_device("../box", &"00".repeat(32)).await, Err(RegisterError::BadDeviceId)));
     let public = hex::encode(key(1).verifying_key().to_bytes());

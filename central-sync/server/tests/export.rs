@@ -11,6 +11,8 @@ use std::time::Duration;
 use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, PlateConsensus, TrackId, VehicleClass};
 use tower::ServiceExt;
 
+mod common;
+
 const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
 
 async fn case(store: &CentralStore, plate: Option<&str>) -> EvidenceId {
@@ -68,9 +70,15 @@ async fn get(app: &axum::Router, path: &str, token: Option<&str>) -> (StatusCode
 
 #[tokio::test]
 async fn approved_cases_are_exported_as_json_and_csv_with_owner_and_a_verifiable_seal() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(CentralStore::open(dir.path()).await.expect("store"));
-    let app = router(AppState { owners: Some(owners(dir.path())), ..AppState::new(store.clone()) }, 1 << 20);
+    for t in common::stores().await {
+        one_backend(&t.store, t.dir.path()).await;
+        eprintln!("{}: ok", t.backend);
+    }
+}
+
+async fn one_backend(store: &Arc<CentralStore>, dir: &std::path::Path) {
+    let store = store.clone();
+    let app = router(AppState { owners: Some(owners(dir)), ..AppState::new(store.clone()) }, 1 << 20);
     let fines = store.create_token("fines-system", "export").await.expect("token");
     let reviewer = store.create_token("a-reviewer", "reviewer").await.expect("token");
     let (a, b, c) =

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, PlateConsensus, TrackId, VehicleClass};
 use tower::ServiceExt;
 
+mod common;
+
 const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
 
-async fn setup() -> (tempfile::TempDir, axum::Router, Arc<CentralStore>) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(CentralStore::open(dir.path()).await.expect("store"));
+/// Two officers on a fresh store; the router over it.
+async fn setup(store: &Arc<CentralStore>) -> axum::Router {
     store.add_user("lan.reviewer", "mat-khau-dai-1", "reviewer").await.expect("user");
     store.add_user("minh.supervisor", "mat-khau-dai-2", "supervisor").await.expect("user");
-    (dir, router(AppState::new(store.clone()), 1 << 20), store)
+    router(AppState::new(store.clone()), 1 << 20)
 }
 
 /// Stores one sealed record with the box's plate reading `plate`.
@@ -67,7 +68,14 @@ async fn status_of(store: &CentralStore, id: EvidenceId) -> (String, Option<Stri
 
 #[tokio::test]
 async fn approve_reject_correct_and_reopen_follow_the_rules_and_each_is_audited() {
-    let (_dir, _app, store) = setup().await;
+    for t in common::stores().await {
+        decisions(&t.store).await;
+        eprintln!("{}: ok", t.backend);
+    }
+}
+
+async fn decisions(store: &Arc<CentralStore>) {
+    let _ = setup(store).await;
     let (a, b, c) = (case(&store, Some("51F-123.45")).await, case(&store, None).await, case(&store, None).await);
 
     store.decide(a, &reviewer(), Decision::Approve { plate: None }).await.expect("approve");
@@ -112,7 +120,9 @@ async fn approve_reject_correct_and_reopen_follow_the_rules_and_each_is_audited(
 
 #[tokio::test]
 async fn the_audit_log_refuses_changes_and_a_forced_change_breaks_the_chain() {
-    let (dir, _app, store) = setup().await;
+    let t = common::stores().await.into_iter().next().expect("sqlite");
+    let (dir, store) = (t.dir, t.store);
+    let _ = setup(&store).await;
     let a = case(&store, Some("51F-123.45")).await;
     store.decide(a, &reviewer(), Decision::Approve { plate: None }).await.expect("approve");
     drop(store);
@@ -161,7 +171,14 @@ async fn login(app: &axum::Router, user: &str, password: &str) -> (StatusCode, O
 
 #[tokio::test]
 async fn nothing_about_a_case_is_shown_without_a_session_and_a_session_shows_the_queue() {
-    let (_dir, app, store) = setup().await;
+    for t in common::stores().await {
+        pages(&t.store).await;
+        eprintln!("{}: ok", t.backend);
+    }
+}
+
+async fn pages(store: &Arc<CentralStore>) {
+    let app = setup(store).await;
     let id = case(&store, Some("51F-123.45")).await;
     let (status, _, location) = get(&app, "/", None).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
@@ -190,4 +207,18 @@ async fn nothing_about_a_case_is_shown_without_a_session_and_a_session_shows_the
     assert!(english.contains("Review queue"));
     let failed = store.audit_entries(None, 10).await.expect("audit");
     assert!(failed.iter().any(|e| e.action == "login_failed" && e.actor == "lan.reviewer"));
+}
+
+#[tokio::test]
+async fn on_postgresql_the_audit_log_refuses_update_delete_and_truncate() {
+    for t in common::stores().await {
+        let Some(url) = &t.url else { continue };
+        let _ = setup(&t.store).await;
+        let db = sqlx::PgPool::connect(url).await.expect("db");
+        for sql in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log", "TRUNCATE audit_log"] {
+            let refused = sqlx::query(sql).execute(&db).await;
+            assert!(refused.is_err_and(|e| e.to_string().contains("append-only")), "{sql}");
+        }
+        assert_eq!(t.store.verify_audit().await.expect("verify").entries, 2);
+    }
 }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, PlateConsensus, TrackId, VehicleClass};
 use tower::ServiceExt;
 
+mod common;
+
 const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
 
 async fn case(store: &CentralStore, plate: Option<&str>) -> EvidenceId {
@@ -47,8 +49,14 @@ fn officer() -> Actor {
 
 #[tokio::test]
 async fn corrections_become_an_accuracy_figure_and_open_data_carries_no_plate() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(CentralStore::open(dir.path()).await.expect("store"));
+    for t in common::stores().await {
+        one_backend(&t.store, t.dir.path()).await;
+        eprintln!("{}: ok", t.backend);
+    }
+}
+
+async fn one_backend(store: &Arc<CentralStore>, _dir: &std::path::Path) {
+    let store = store.clone();
     let app = router(AppState::new(store.clone()), 1 << 20);
     let (a, b, c) =
         (case(&store, Some("51F-123.45")).await, case(&store, Some("51F-123.46")).await, case(&store, None).await);

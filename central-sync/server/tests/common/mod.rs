@@ -1,0 +1,38 @@
+//! The SQL backends every API test runs against: SQLite in a temporary folder, and PostgreSQL in a schema of
+//! its own when `TE_TEST_POSTGRES_URL` names a server (`scripts/test` starts one on 127.0.0.1 and sets it).
+
+#![allow(dead_code)]
+
+use central_server::CentralStore;
+use std::sync::Arc;
+
+pub struct TestStore {
+    pub backend: &'static str,
+    /// Media and clips (and the SQLite file) live here.
+    pub dir: tempfile::TempDir,
+    pub store: Arc<CentralStore>,
+    /// The PostgreSQL URL with this test's schema, for tests that go behind the store's back.
+    pub url: Option<String>,
+}
+
+/// One fresh, migrated store per backend.
+pub async fn stores() -> Vec<TestStore> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(CentralStore::open(dir.path()).await.expect("SQLite store"));
+    let mut all = vec![TestStore { backend: "sqlite", dir, store, url: None }];
+    match std::env::var("TE_TEST_POSTGRES_URL") {
+        Ok(base) => {
+            let schema = format!("te_{}", te_types::EvidenceId::new().to_string().to_lowercase());
+            let admin = sqlx::PgPool::connect(&base).await.expect("PostgreSQL at TE_TEST_POSTGRES_URL");
+            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.expect("create schema");
+            admin.close().await;
+            let join = if base.contains('?') { '&' } else { '?' };
+            let url = format!("{base}{join}options=-c%20search_path%3D{schema}");
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = CentralStore::open_with(Some(&url), dir.path()).await.expect("PostgreSQL store");
+            all.push(TestStore { backend: "postgres", dir, store: Arc::new(store), url: Some(url) });
+        }
+        Err(_) => eprintln!("TE_TEST_POSTGRES_URL is not set: PostgreSQL skipped (scripts/test sets it)"),
+    }
+    all
+}
