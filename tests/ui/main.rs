@@ -3,13 +3,13 @@
 //! rejects one with a reason, corrects a plate and approves that case; screenshots of each step are saved in
 //! `target/ui-screenshots/` (or `$TE_SCREENSHOT_DIR`).
 
-use central_protocol::{sha256_hex, EvidenceRecord, EvidenceUpload, PROTOCOL_VERSION};
+use central_protocol::{EvidenceRecord, EvidenceUpload};
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use te_system_tests::{central_admin, free_port, http, shared_dir, Central};
-use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, PlateConsensus, TrackId, VehicleClass};
+use te_types::{EvidenceId, PlateConsensus};
 
 const PASSWORD: &str = "mat-khau-thu-nghiem";
 
@@ -60,27 +60,8 @@ async fn browser(driver: &Driver) -> Client {
 /// POSTs one sealed red-light record with a real photograph as its overview; `plate` is the box's reading.
 fn upload(port: u16, jpeg: &[u8], plate: Option<&str>, camera: &str) -> EvidenceId {
     let record = EvidenceRecord {
-        protocol_version: PROTOCOL_VERSION,
-        evidence_id: EvidenceId::new(),
-        device_id: DeviceId::new("ui-test-box"),
-        camera_id: CameraId::new(camera),
-        location: "Ngã tư Lê Lợi – Nguyễn Huệ, hướng Bắc".into(),
-        kind: EventKind::VehicleDetected,
-        captured_at: chrono::Utc::now(),
-        recorded_at: chrono::Utc::now(),
-        frame_number: 10,
-        track_id: TrackId(3),
-        vehicle_class: VehicleClass::Car,
-        detection_score: 0.88,
-        bbox: BBox { x1: 10.0, y1: 10.0, x2: 200.0, y2: 150.0 },
-        overview_sha256: sha256_hex(jpeg),
-        clip_sha256: None,
-        violation: None,
-        clock: None,
         plate: plate.map(|p| PlateConsensus { text: Some(p.into()), share: 1.0, votes: vec![] }),
-        config_version: String::new(),
-        sequence: 1,
-        previous_record_sha256: String::new(),
+        ..EvidenceRecord::synthetic("ui-test-box", camera, jpeg)
     };
     let key = central_protocol::SigningKey::from_bytes(&[9u8; 32]);
     let seal = central_protocol::seal(&record, &key);

@@ -84,6 +84,37 @@ pub struct EvidenceRecord {
     pub previous_record_sha256: String,
 }
 
+impl EvidenceRecord {
+    /// A plain vehicle pass at `now` with no plate, clip or clock check, its overview hashed: the start of
+    /// synthetic records (the load and crash benchmarks, tests). Set what matters on the result.
+    pub fn synthetic(device: &str, camera: &str, overview_jpeg: &[u8]) -> Self {
+        let now = Utc::now();
+        Self {
+            protocol_version: PROTOCOL_VERSION,
+            evidence_id: EvidenceId::new(),
+            device_id: DeviceId::new(device),
+            camera_id: CameraId::new(camera),
+            location: "Ngã tư Lê Lợi – Nguyễn Huệ".into(),
+            kind: EventKind::VehicleDetected,
+            captured_at: now,
+            recorded_at: now,
+            frame_number: 1,
+            track_id: TrackId(1),
+            vehicle_class: VehicleClass::Car,
+            detection_score: 0.9,
+            bbox: BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 },
+            overview_sha256: sha256_hex(overview_jpeg),
+            clip_sha256: None,
+            violation: None,
+            clock: None,
+            plate: None,
+            config_version: String::new(),
+            sequence: 1,
+            previous_record_sha256: String::new(),
+        }
+    }
+}
+
 /// One measurement of the box's clock against a reference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -293,29 +324,7 @@ mod tests {
     use super::*;
 
     fn upload(jpeg: &[u8]) -> EvidenceUpload {
-        let record = EvidenceRecord {
-            protocol_version: PROTOCOL_VERSION,
-            evidence_id: EvidenceId::new(),
-            device_id: DeviceId::new("box"),
-            camera_id: CameraId::new("cam"),
-            location: "Ngã tư".into(),
-            kind: EventKind::VehicleDetected,
-            captured_at: Utc::now(),
-            recorded_at: Utc::now(),
-            frame_number: 7,
-            track_id: TrackId(3),
-            vehicle_class: VehicleClass::Motorbike,
-            detection_score: 0.8,
-            bbox: BBox { x1: 1.0, y1: 2.0, x2: 3.0, y2: 4.0 },
-            overview_sha256: sha256_hex(jpeg),
-            clip_sha256: None,
-            violation: None,
-            clock: None,
-            plate: None,
-            config_version: String::new(),
-            sequence: 1,
-            previous_record_sha256: String::new(),
-        };
+        let record = EvidenceRecord::synthetic("box", "cam", jpeg);
         let seal = seal(&record, &test_key());
         EvidenceUpload::new(record, seal, jpeg)
     }

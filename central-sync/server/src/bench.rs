@@ -2,11 +2,11 @@
 //! them (registered devices with tokens, sealed records, an overview image each). Prints uploads/s and latency
 //! percentiles; the last line is `uploads=<n> uploads_per_s=<x> p50_ms=<x> p99_ms=<x> errors=<n>`.
 
-use central_protocol::{sha256_hex, EvidenceRecord, EvidenceUpload, SigningKey, PROTOCOL_VERSION};
+use central_protocol::{EvidenceRecord, EvidenceUpload, SigningKey};
 use central_server::{router, AppState, CentralStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, TrackId, VehicleClass};
+use te_types::TrackId;
 
 #[derive(Debug, Clone)]
 pub struct BenchSettings {
@@ -31,27 +31,10 @@ pub struct BenchReport {
 
 fn sealed(device: &str, key: &SigningKey, sequence: u64, jpeg: &[u8]) -> EvidenceUpload {
     let record = EvidenceRecord {
-        protocol_version: PROTOCOL_VERSION,
-        evidence_id: EvidenceId::new(),
-        device_id: DeviceId::new(device),
-        camera_id: CameraId::new("cam-1"),
-        location: "bench".into(),
-        kind: EventKind::VehicleDetected,
-        captured_at: chrono::Utc::now(),
-        recorded_at: chrono::Utc::now(),
         frame_number: sequence,
         track_id: TrackId(sequence),
-        vehicle_class: VehicleClass::Car,
-        detection_score: 0.8,
-        bbox: BBox { x1: 0.0, y1: 0.0, x2: 50.0, y2: 50.0 },
-        overview_sha256: sha256_hex(jpeg),
-        clip_sha256: None,
-        violation: None,
-        clock: None,
-        plate: None,
-        config_version: String::new(),
         sequence,
-        previous_record_sha256: String::new(),
+        ..EvidenceRecord::synthetic(device, "cam-1", jpeg)
     };
     let seal = central_protocol::seal(&record, key);
     EvidenceUpload::new(record, seal, jpeg)

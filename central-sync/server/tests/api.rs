@@ -2,10 +2,10 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use central_protocol::{sha256_hex, EvidenceRecord, EvidenceUpload, IngestReceipt, IngestStatus, PROTOCOL_VERSION};
+use central_protocol::{sha256_hex, EvidenceRecord, EvidenceUpload, IngestReceipt, IngestStatus};
 use central_server::{router, AppState, CentralStore};
 use std::sync::Arc;
-use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, TrackId, VehicleClass};
+use te_types::{CameraId, DeviceId};
 use tower::ServiceExt;
 
 const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
@@ -17,29 +17,7 @@ async fn app(dir: &std::path::Path) -> (axum::Router, Arc<CentralStore>) {
 }
 
 fn upload(jpeg: &[u8]) -> EvidenceUpload {
-    let record = EvidenceRecord {
-        protocol_version: PROTOCOL_VERSION,
-        evidence_id: EvidenceId::new(),
-        device_id: DeviceId::new("box-7"),
-        camera_id: CameraId::new("cam-2"),
-        location: "Ngã tư Lê Lợi".into(),
-        kind: EventKind::VehicleDetected,
-        captured_at: chrono::Utc::now(),
-        recorded_at: chrono::Utc::now(),
-        frame_number: 12,
-        track_id: TrackId(4),
-        vehicle_class: VehicleClass::Motorbike,
-        detection_score: 0.77,
-        bbox: BBox { x1: 1.0, y1: 2.0, x2: 30.0, y2: 40.0 },
-        overview_sha256: sha256_hex(jpeg),
-        clip_sha256: None,
-        violation: None,
-        clock: None,
-        plate: None,
-        config_version: String::new(),
-        sequence: 1,
-        previous_record_sha256: String::new(),
-    };
+    let record = EvidenceRecord::synthetic("box-7", "cam-2", jpeg);
     let seal = central_protocol::seal(&record, &device_key());
     EvidenceUpload::new(record, seal, jpeg)
 }

@@ -3,11 +3,10 @@
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use central_protocol::{sha256_hex, EvidenceRecord, EvidenceUpload, SigningKey, PROTOCOL_VERSION};
+use central_protocol::{EvidenceRecord, EvidenceUpload, SigningKey};
 use central_server::devices::RegisterError;
 use central_server::{router, AppState, CentralStore};
 use std::sync::Arc;
-use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, TrackId, VehicleClass};
 use tower::ServiceExt;
 
 mod common;
@@ -19,29 +18,7 @@ fn key(seed: u8) -> SigningKey {
 }
 
 fn upload(device: &str, signer: &SigningKey) -> EvidenceUpload {
-    let record = EvidenceRecord {
-        protocol_version: PROTOCOL_VERSION,
-        evidence_id: EvidenceId::new(),
-        device_id: DeviceId::new(device),
-        camera_id: CameraId::new("cam-1"),
-        location: "Ngã tư".into(),
-        kind: EventKind::VehicleDetected,
-        captured_at: chrono::Utc::now(),
-        recorded_at: chrono::Utc::now(),
-        frame_number: 1,
-        track_id: TrackId(1),
-        vehicle_class: VehicleClass::Car,
-        detection_score: 0.8,
-        bbox: BBox { x1: 0.0, y1: 0.0, x2: 5.0, y2: 5.0 },
-        overview_sha256: sha256_hex(JPEG),
-        clip_sha256: None,
-        violation: None,
-        clock: None,
-        plate: None,
-        config_version: String::new(),
-        sequence: 1,
-        previous_record_sha256: String::new(),
-    };
+    let record = EvidenceRecord::synthetic(device, "cam-1", JPEG);
     let seal = central_protocol::seal(&record, signer);
     EvidenceUpload::new(record, seal, JPEG)
 }

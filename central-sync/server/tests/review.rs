@@ -3,54 +3,19 @@
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use central_protocol::{sha256_hex, EvidenceRecord, EvidenceUpload, PROTOCOL_VERSION};
 use central_server::{router, Actor, AppState, CentralStore, Decision, ReviewError, Role};
+use common::case;
 use std::sync::Arc;
-use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, PlateConsensus, TrackId, VehicleClass};
+use te_types::EvidenceId;
 use tower::ServiceExt;
 
 mod common;
-
-const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
 
 /// Two officers on a fresh store; the router over it.
 async fn setup(store: &Arc<CentralStore>) -> axum::Router {
     store.add_user("lan.reviewer", "mat-khau-dai-1", "reviewer").await.expect("user");
     store.add_user("minh.supervisor", "mat-khau-dai-2", "supervisor").await.expect("user");
     router(AppState::new(store.clone()), 1 << 20)
-}
-
-/// Stores one sealed record with the box's plate reading `plate`.
-async fn case(store: &CentralStore, plate: Option<&str>) -> EvidenceId {
-    let record = EvidenceRecord {
-        protocol_version: PROTOCOL_VERSION,
-        evidence_id: EvidenceId::new(),
-        device_id: DeviceId::new("box-1"),
-        camera_id: CameraId::new("nga-tu-1"),
-        location: "Ngã tư Lê Lợi".into(),
-        kind: EventKind::RedLight,
-        captured_at: chrono::Utc::now(),
-        recorded_at: chrono::Utc::now(),
-        frame_number: 1,
-        track_id: TrackId(1),
-        vehicle_class: VehicleClass::Car,
-        detection_score: 0.9,
-        bbox: BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 },
-        overview_sha256: sha256_hex(JPEG),
-        clip_sha256: None,
-        violation: None,
-        clock: None,
-        plate: plate.map(|p| PlateConsensus { text: Some(p.into()), share: 1.0, votes: vec![] }),
-        config_version: String::new(),
-        sequence: 1,
-        previous_record_sha256: String::new(),
-    };
-    let key = central_protocol::SigningKey::from_bytes(&[5u8; 32]);
-    let seal = central_protocol::seal(&record, &key);
-    let upload = EvidenceUpload::new(record, seal, JPEG);
-    let jpeg = upload.verified_overview().expect("overview");
-    store.ingest(&upload.record, &upload.seal, &jpeg, None).await.expect("ingest");
-    upload.record.evidence_id
 }
 
 fn reviewer() -> Actor {
@@ -76,10 +41,10 @@ async fn approve_reject_correct_and_reopen_follow_the_rules_and_each_is_audited(
 
 async fn decisions(store: &Arc<CentralStore>) {
     let _ = setup(store).await;
-    let (a, b, c) = (case(&store, Some("51F-123.45")).await, case(&store, None).await, case(&store, None).await);
+    let (a, b, c) = (case(store, Some("51F-123.45")).await, case(store, None).await, case(store, None).await);
 
     store.decide(a, &reviewer(), Decision::Approve { plate: None }).await.expect("approve");
-    assert_eq!(status_of(&store, a).await, ("approved".into(), Some("51F-123.45".into())));
+    assert_eq!(status_of(store, a).await, ("approved".into(), Some("51F-123.45".into())));
     // Decided once: a second decision is refused, and only a supervisor reopens.
     assert!(matches!(
         store.decide(a, &reviewer(), Decision::Reject { reason: "x".into() }).await,
@@ -98,7 +63,7 @@ async fn decisions(store: &Arc<CentralStore>) {
     ));
     store.decide(b, &reviewer(), Decision::CorrectPlate { plate: "30a99999".into() }).await.expect("correct");
     store.decide(b, &reviewer(), Decision::Approve { plate: None }).await.expect("approve");
-    assert_eq!(status_of(&store, b).await, ("approved".into(), Some("30A-999.99".into())));
+    assert_eq!(status_of(store, b).await, ("approved".into(), Some("30A-999.99".into())));
 
     assert!(matches!(
         store.decide(c, &reviewer(), Decision::Reject { reason: "  ".into() }).await,
@@ -106,7 +71,7 @@ async fn decisions(store: &Arc<CentralStore>) {
     ));
     store.decide(c, &reviewer(), Decision::Reject { reason: "Không có vi phạm".into() }).await.expect("reject");
     store.decide(c, &supervisor(), Decision::Reopen { reason: "xem lại video".into() }).await.expect("reopen");
-    assert_eq!(status_of(&store, c).await.0, "pending");
+    assert_eq!(status_of(store, c).await.0, "pending");
 
     let trail = store.audit_entries(Some(b), 10).await.expect("audit");
     let actions: Vec<&str> = trail.iter().rev().map(|e| e.action.as_str()).collect();
@@ -179,7 +144,7 @@ async fn nothing_about_a_case_is_shown_without_a_session_and_a_session_shows_the
 
 async fn pages(store: &Arc<CentralStore>) {
     let app = setup(store).await;
-    let id = case(&store, Some("51F-123.45")).await;
+    let id = case(store, Some("51F-123.45")).await;
     let (status, _, location) = get(&app, "/", None).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location.as_deref(), Some("/login?next=/"));

@@ -2,50 +2,12 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use central_protocol::{sha256_hex, EvidenceRecord, EvidenceUpload, PROTOCOL_VERSION};
-use central_server::{router, Actor, AppState, CentralStore, Decision, Role};
+use central_server::{router, AppState, CentralStore, Decision};
+use common::{case, officer};
 use std::sync::Arc;
-use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, PlateConsensus, TrackId, VehicleClass};
 use tower::ServiceExt;
 
 mod common;
-
-const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
-
-async fn case(store: &CentralStore, plate: Option<&str>) -> EvidenceId {
-    let record = EvidenceRecord {
-        protocol_version: PROTOCOL_VERSION,
-        evidence_id: EvidenceId::new(),
-        device_id: DeviceId::new("box-1"),
-        camera_id: CameraId::new("nga-tu-1"),
-        location: "Ngã tư Lê Lợi".into(),
-        kind: EventKind::RedLight,
-        captured_at: chrono::Utc::now(),
-        recorded_at: chrono::Utc::now(),
-        frame_number: 1,
-        track_id: TrackId(1),
-        vehicle_class: VehicleClass::Car,
-        detection_score: 0.9,
-        bbox: BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 },
-        overview_sha256: sha256_hex(JPEG),
-        clip_sha256: None,
-        violation: None,
-        clock: None,
-        plate: plate.map(|p| PlateConsensus { text: Some(p.into()), share: 1.0, votes: vec![] }),
-        config_version: String::new(),
-        sequence: 1,
-        previous_record_sha256: String::new(),
-    };
-    let seal = central_protocol::seal(&record, &central_protocol::SigningKey::from_bytes(&[5u8; 32]));
-    let upload = EvidenceUpload::new(record, seal, JPEG);
-    let jpeg = upload.verified_overview().expect("overview");
-    store.ingest(&upload.record, &upload.seal, &jpeg, None).await.expect("ingest");
-    upload.record.evidence_id
-}
-
-fn officer() -> Actor {
-    Actor { name: "lan.reviewer".into(), role: Role::Reviewer }
-}
 
 #[tokio::test]
 async fn corrections_become_an_accuracy_figure_and_open_data_carries_no_plate() {

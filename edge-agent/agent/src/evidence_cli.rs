@@ -1,13 +1,13 @@
 //! `edge-agent evidence ...`: inspect, verify, export, and prove the evidence store (crash test, benchmark).
 
 use anyhow::{bail, Context};
-use central_protocol::{EvidenceRecord, PROTOCOL_VERSION};
+use central_protocol::EvidenceRecord;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use te_evidence::{verify_store, Delivery, DeviceKey, EvidenceError, EvidenceStore, SledStore};
-use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, TrackId, VehicleClass};
+use te_types::{DeviceId, EvidenceId, TrackId};
 
 pub fn list(store: &SledStore) -> anyhow::Result<()> {
     println!(
@@ -111,27 +111,11 @@ pub(crate) fn synthetic_record(rng: &mut fastrand::Rng, media_bytes: usize) -> (
     let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0];
     jpeg.extend((0..media_bytes).map(|_| rng.u8(..)));
     let record = EvidenceRecord {
-        protocol_version: PROTOCOL_VERSION,
-        evidence_id: EvidenceId::new(),
         device_id: DeviceId::new("crash-test"),
-        camera_id: CameraId::new("cam"),
-        location: "crash test".into(),
-        kind: EventKind::VehicleDetected,
-        captured_at: chrono::Utc::now(),
-        recorded_at: chrono::Utc::now(),
         frame_number: rng.u64(..1_000_000),
         track_id: TrackId(rng.u64(1..10_000)),
-        vehicle_class: VehicleClass::Car,
-        detection_score: 0.9,
-        bbox: BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 },
-        overview_sha256: central_protocol::sha256_hex(&jpeg),
-        clip_sha256: None,
-        violation: None,
-        clock: None,
-        plate: None,
-        config_version: String::new(),
         sequence: 0,
-        previous_record_sha256: String::new(),
+        ..EvidenceRecord::synthetic("crash-test", "cam", &jpeg)
     };
     (record, jpeg)
 }

@@ -437,35 +437,12 @@ impl EvidenceStore for SledStore {
 mod tests {
     use super::*;
     use crate::verify_store;
-    use central_protocol::{sha256_hex, IngestStatus, PROTOCOL_VERSION};
-    use te_types::{BBox, CameraId, DeviceId, EventKind, TrackId, VehicleClass};
+    use central_protocol::{sha256_hex, IngestStatus};
 
     const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 9, 9];
 
     fn record() -> EvidenceRecord {
-        EvidenceRecord {
-            protocol_version: PROTOCOL_VERSION,
-            evidence_id: EvidenceId::new(),
-            device_id: DeviceId::new("box"),
-            camera_id: CameraId::new("cam"),
-            location: String::new(),
-            kind: EventKind::VehicleDetected,
-            captured_at: chrono::Utc::now(),
-            recorded_at: chrono::Utc::now(),
-            frame_number: 1,
-            track_id: TrackId(1),
-            vehicle_class: VehicleClass::Car,
-            detection_score: 0.9,
-            bbox: BBox { x1: 0.0, y1: 0.0, x2: 1.0, y2: 1.0 },
-            overview_sha256: sha256_hex(JPEG),
-            clip_sha256: None,
-            violation: None,
-            clock: None,
-            plate: None,
-            config_version: String::new(),
-            sequence: 0,
-            previous_record_sha256: String::new(),
-        }
+        EvidenceRecord { sequence: 0, ..EvidenceRecord::synthetic("box", "cam", JPEG) }
     }
 
     fn open(dir: &Path) -> SledStore {

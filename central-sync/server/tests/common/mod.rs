@@ -36,3 +36,24 @@ pub async fn stores() -> Vec<TestStore> {
     }
     all
 }
+
+pub const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
+
+/// Stores one sealed red-light record from box-1 (nga-tu-1) with the box's plate reading `plate`.
+pub async fn case(store: &CentralStore, plate: Option<&str>) -> te_types::EvidenceId {
+    let record = central_protocol::EvidenceRecord {
+        kind: te_types::EventKind::RedLight,
+        plate: plate.map(|p| te_types::PlateConsensus { text: Some(p.into()), share: 1.0, votes: vec![] }),
+        ..central_protocol::EvidenceRecord::synthetic("box-1", "nga-tu-1", JPEG)
+    };
+    let seal = central_protocol::seal(&record, &central_protocol::SigningKey::from_bytes(&[5u8; 32]));
+    let upload = central_protocol::EvidenceUpload::new(record, seal, JPEG);
+    let jpeg = upload.verified_overview().expect("overview");
+    store.ingest(&upload.record, &upload.seal, &jpeg, None).await.expect("ingest");
+    upload.record.evidence_id
+}
+
+/// A reviewer, as the decisions see them.
+pub fn officer() -> central_server::Actor {
+    central_server::Actor { name: "lan.reviewer".into(), role: central_server::Role::Reviewer }
+}
