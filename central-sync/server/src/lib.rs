@@ -36,6 +36,9 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The API's OpenAPI 3 document, served at `/api/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
 /// What the operator configures.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -91,6 +94,10 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/api/v1/export/cases", get(export::cases_json))
         .route("/api/v1/export/cases.csv", get(export::cases_csv))
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
         .route(central_protocol::EVIDENCE_PATH, post(ingest::upload).get(ingest::list))
         .route("/api/v1/evidence/{id}", get(ingest::show))
         .route("/api/v1/evidence/{id}/overview.jpg", get(ingest::overview))
@@ -102,4 +109,25 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/devices", get(html::devices_page))
         .layer(DefaultBodyLimit::max(max_upload_bytes))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every API route of the router is in the OpenAPI document.
+    #[test]
+    fn the_openapi_document_names_every_api_route() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).expect("valid JSON");
+        let paths = doc["paths"].as_object().expect("paths");
+        let source = include_str!("lib.rs");
+        let routes = source
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(".route(\"/api/"))
+            .map(|rest| format!("/api/{}", rest.split('"').next().unwrap_or_default()));
+        for route in routes {
+            assert!(paths.contains_key(&route), "{route} is not in openapi.json");
+        }
+        for route in [central_protocol::EVIDENCE_PATH, central_protocol::HEARTBEAT_PATH] {
+            assert!(paths.contains_key(route), "{route}");
+        }
+    }
 }
