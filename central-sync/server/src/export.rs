@@ -314,10 +314,17 @@ async fn deliver_due(
         let seq: i64 = row.try_get("seq")?;
         let id: String = row.try_get("evidence_id")?;
         let attempts: i64 = row.try_get("attempts")?;
-        let outcome = match store.case_for_export(&id).await? {
-            Some((entry, seal)) => post_case(client, hook, &export_case(entry, seal, owners)).await,
-            None => Err("the case is no longer approved (reopened)".to_string()),
+        let Some((entry, seal)) = store.case_for_export(&id).await? else {
+            // Reopened before it went out: settled without sending (a new approval queues it again).
+            sqlx::query("UPDATE webhook_outbox SET delivered_at = $1, last_error = $2 WHERE seq = $3")
+                .bind(Utc::now().to_rfc3339())
+                .bind("withdrawn: the case was reopened before delivery")
+                .bind(seq)
+                .execute(store.db())
+                .await?;
+            continue;
         };
+        let outcome = post_case(client, hook, &export_case(entry, seal, owners)).await;
         match outcome {
             Ok(()) => {
                 sqlx::query("UPDATE webhook_outbox SET delivered_at = $1, attempts = $2 WHERE seq = $3")

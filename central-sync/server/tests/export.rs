@@ -110,11 +110,16 @@ async fn the_webhook_retries_until_the_fines_system_takes_each_case_once() {
     let url = format!("http://{}/cases", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, receiver).await });
     let hook = Webhook { url, secret: b"shared-secret-0123456789".to_vec() };
-    tokio::spawn(deliver(store.clone(), Some(owners(dir.path())), hook));
 
     let (a, b) = (case(&store, Some("51F-123.45")).await, case(&store, Some("29A-111.22")).await);
     store.decide(a, &officer(), Decision::Approve { plate: None }).await.expect("approve");
     store.decide(b, &officer(), Decision::Approve { plate: None }).await.expect("approve");
+    // Approved, then reopened before it went out: withdrawn, never sent.
+    let c = case(&store, Some("30A-999.99")).await;
+    store.decide(c, &officer(), Decision::Approve { plate: None }).await.expect("approve");
+    let supervisor = central_server::Actor { name: "minh.supervisor".into(), role: central_server::Role::Supervisor };
+    store.decide(c, &supervisor, Decision::Reopen { reason: "xem lại".into() }).await.expect("reopen");
+    tokio::spawn(deliver(store.clone(), Some(owners(dir.path())), hook));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while accepted.lock().expect("lock").len() < 2 {
         assert!(tokio::time::Instant::now() < deadline, "both cases delivered within 30 s");
