@@ -17,7 +17,13 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 fn store_error(e: StoreError) -> Response {
-    if !matches!(e, StoreError::Clip(ClipError::Incomplete { .. }) | StoreError::Db(_) | StoreError::Media { .. }) {
+    if !matches!(
+        e,
+        StoreError::Clip(ClipError::Incomplete { .. })
+            | StoreError::Db(_)
+            | StoreError::Media { .. }
+            | StoreError::ObjectStore { .. }
+    ) {
         tracing::warn!(error = %e, "evidence refused");
     }
     match e {
@@ -136,11 +142,11 @@ enum MediaKind {
     Clip,
 }
 
-fn media(state: &AppState, raw: &str, kind: MediaKind) -> Response {
+async fn media(state: &AppState, raw: &str, kind: MediaKind) -> Response {
     let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(raw) };
     let (read, content_type, name) = match kind {
-        MediaKind::Overview => (state.store.overview(id), "image/jpeg", "overview"),
-        MediaKind::Clip => (state.store.clip(id), "video/mp4", "clip"),
+        MediaKind::Overview => (state.store.overview(id).await, "image/jpeg", "overview"),
+        MediaKind::Clip => (state.store.clip(id).await, "video/mp4", "clip"),
     };
     match read {
         Ok(Some(bytes)) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
@@ -150,11 +156,17 @@ fn media(state: &AppState, raw: &str, kind: MediaKind) -> Response {
 }
 
 pub async fn clip(State(state): State<AppState>, actor: Actor, Path(raw): Path<String>) -> Response {
-    may_read(&actor).unwrap_or_else(|| media(&state, &raw, MediaKind::Clip))
+    match may_read(&actor) {
+        Some(refused) => refused,
+        None => media(&state, &raw, MediaKind::Clip).await,
+    }
 }
 
 pub async fn overview(State(state): State<AppState>, actor: Actor, Path(raw): Path<String>) -> Response {
-    may_read(&actor).unwrap_or_else(|| media(&state, &raw, MediaKind::Overview))
+    match may_read(&actor) {
+        Some(refused) => refused,
+        None => media(&state, &raw, MediaKind::Overview).await,
+    }
 }
 
 pub async fn stats(State(state): State<AppState>) -> Response {

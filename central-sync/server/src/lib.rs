@@ -19,6 +19,7 @@ pub mod devices;
 pub mod export;
 mod html;
 mod ingest;
+pub mod media;
 mod pages;
 pub mod review;
 pub mod stats;

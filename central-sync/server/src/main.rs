@@ -4,6 +4,7 @@ mod bench;
 
 use anyhow::Context;
 use central_server::export::{self, FileOwnerRegistry, OwnerRegistry, Webhook};
+use central_server::media::S3Settings;
 use central_server::{router, AppState, CentralStore, ServerSettings};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -56,6 +57,15 @@ enum Command {
         /// Vehicle owners (CSV: plate,name,address,id_number), standing in for the national registry.
         #[arg(long, env = "CENTRAL_OWNER_REGISTRY")]
         owner_registry: Option<PathBuf>,
+        /// Keep media in this S3-compatible object store (path-style, e.g. https://s3.example.vn) instead of
+        /// --data-dir/media; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+        #[arg(long, env = "CENTRAL_MEDIA_S3_ENDPOINT", requires = "media_s3_bucket")]
+        media_s3_endpoint: Option<String>,
+        /// The bucket (created when missing).
+        #[arg(long, env = "CENTRAL_MEDIA_S3_BUCKET", requires = "media_s3_endpoint")]
+        media_s3_bucket: Option<String>,
+        #[arg(long, env = "CENTRAL_MEDIA_S3_REGION", default_value = "us-east-1")]
+        media_s3_region: String,
     },
     /// Edge boxes.
     Device {
@@ -229,6 +239,9 @@ async fn main() -> anyhow::Result<()> {
         webhook_url,
         webhook_secret_file,
         owner_registry,
+        media_s3_endpoint,
+        media_s3_bucket,
+        media_s3_region,
     } = command
     else {
         return admin(database_url.as_deref(), command).await;
@@ -241,7 +254,22 @@ async fn main() -> anyhow::Result<()> {
         builder.init();
     }
     let settings = ServerSettings { listen, data_dir, max_upload_bytes };
-    let store = open_store(database_url.as_deref(), &settings.data_dir).await?;
+    let store = match (media_s3_endpoint, media_s3_bucket) {
+        (Some(endpoint), Some(bucket)) => {
+            let key = |name: &str| std::env::var(name).with_context(|| format!("{name} must be set for S3 media"));
+            let s3 = S3Settings {
+                endpoint,
+                bucket,
+                region: media_s3_region,
+                access_key: key("AWS_ACCESS_KEY_ID")?,
+                secret_key: key("AWS_SECRET_ACCESS_KEY")?,
+            };
+            CentralStore::open_with_s3(database_url.as_deref(), &settings.data_dir, &s3)
+                .await
+                .with_context(|| format!("opening the store with media in bucket {} at {}", s3.bucket, s3.endpoint))?
+        }
+        _ => open_store(database_url.as_deref(), &settings.data_dir).await?,
+    };
     if open_enrolment {
         tracing::warn!("open enrolment: unregistered boxes may upload (demo and tests only)");
     }

@@ -22,6 +22,8 @@ pub enum Backend {
 pub enum StoreError {
     #[error("configuration: {0}")]
     Config(String),
+    #[error("object store, {key}: {message}")]
+    ObjectStore { key: String, message: String },
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error("database migration: {0}")]
@@ -100,7 +102,7 @@ pub struct SealCheck {
 pub struct CentralStore {
     db: AnyPool,
     backend: Backend,
-    media_dir: PathBuf,
+    media: crate::media::MediaStore,
     /// Clips sent ahead of their records.
     pub clips: ClipStore,
     /// Audit entries form a chain: one writer at a time.
@@ -114,12 +116,24 @@ impl CentralStore {
         Self::open_with(None, data_dir).await
     }
 
+    /// As [`Self::open_with`], with media in an S3-compatible bucket (created when missing) instead of
+    /// `data_dir/media`.
+    pub async fn open_with_s3(
+        database_url: Option<&str>,
+        data_dir: &Path,
+        s3: &crate::media::S3Settings,
+    ) -> Result<Self, StoreError> {
+        let mut store = Self::open_with(database_url, data_dir).await?;
+        store.media = crate::media::MediaStore::s3(s3)?;
+        store.media.ensure_bucket().await?;
+        Ok(store)
+    }
+
     /// `database_url`: `postgres://...` for PostgreSQL (production), `None` for SQLite in `data_dir`. Media
     /// and clips are files under `data_dir` either way.
     pub async fn open_with(database_url: Option<&str>, data_dir: &Path) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let media_dir = data_dir.join("media");
-        std::fs::create_dir_all(&media_dir).map_err(|source| StoreError::Media { path: media_dir.clone(), source })?;
+        let media = crate::media::MediaStore::local(data_dir.join("media"))?;
         let (url, backend) = match database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 (url.to_string(), Backend::Postgres)
@@ -151,7 +165,7 @@ impl CentralStore {
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&db).await?,
         }
         let clips = ClipStore::open(&data_dir.join("clips"), MAX_CLIP_BYTES)?;
-        Ok(Self { db, backend, media_dir, clips, audit_lock: tokio::sync::Mutex::new(()) })
+        Ok(Self { db, backend, media, clips, audit_lock: tokio::sync::Mutex::new(()) })
     }
 
     pub(crate) fn db(&self) -> &AnyPool {
@@ -162,9 +176,9 @@ impl CentralStore {
         self.backend
     }
 
-    fn overview_path(&self, id: EvidenceId) -> PathBuf {
-        // The id is a parsed ULID, so it cannot smuggle path separators into the name.
-        self.media_dir.join(id.to_string()).join("overview.jpg")
+    /// The media key of one of a record's files (the id is a parsed ULID, the name a constant).
+    fn media_key(id: EvidenceId, name: &str) -> String {
+        format!("{id}/{name}")
     }
 
     /// Pins the device's key on its first upload; afterwards a record sealed by another key is refused.
@@ -206,9 +220,9 @@ impl CentralStore {
         if let Some(existing) = self.receipt_for(id, &seal.record_sha256).await? {
             return Ok(existing);
         }
-        self.write_media(id, "overview.jpg", overview_jpeg)?;
+        self.media.put(&Self::media_key(id, "overview.jpg"), overview_jpeg).await?;
         if let Some(clip) = clip_mp4 {
-            self.write_media(id, "clip.mp4", clip)?;
+            self.media.put(&Self::media_key(id, "clip.mp4"), clip).await?;
         }
         let now = Utc::now();
         let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -260,38 +274,12 @@ impl CentralStore {
         Ok(Some(IngestReceipt { evidence_id: id, status: IngestStatus::AlreadyStored, stored_at }))
     }
 
-    fn write_media(&self, id: EvidenceId, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        use std::io::Write;
-        // The id is a parsed ULID and the name a constant, so neither can smuggle path separators in.
-        let dir = self.media_dir.join(id.to_string());
-        let path = dir.join(name);
-        let media_err = |source| StoreError::Media { path: path.clone(), source };
-        std::fs::create_dir_all(&dir).map_err(media_err)?;
-        // Write beside, sync, then rename: a crash leaves the old state or the whole file, never half of it.
-        let tmp = dir.join(format!("{name}.partial"));
-        let mut file = std::fs::File::create(&tmp).map_err(media_err)?;
-        file.write_all(bytes).map_err(media_err)?;
-        file.sync_all().map_err(media_err)?;
-        std::fs::rename(&tmp, &path).map_err(media_err)?;
-        Ok(())
+    pub async fn clip(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.media.get(&Self::media_key(id, "clip.mp4")).await
     }
 
-    pub fn clip(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, StoreError> {
-        let path = self.media_dir.join(id.to_string()).join("clip.mp4");
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StoreError::Media { path, source }),
-        }
-    }
-
-    pub fn overview(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, StoreError> {
-        let path = self.overview_path(id);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StoreError::Media { path, source }),
-        }
+    pub async fn overview(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, StoreError> {
+        self.media.get(&Self::media_key(id, "overview.jpg")).await
     }
 
     /// Newest first, filtered.
@@ -364,10 +352,12 @@ impl CentralStore {
                 Err(e) => (false, e.to_string(), seal.public_key.clone()),
             },
         };
-        let overview_ok =
-            self.overview(id)?.is_some_and(|bytes| central_protocol::sha256_hex(&bytes) == record.overview_sha256);
+        let overview_ok = self
+            .overview(id)
+            .await?
+            .is_some_and(|bytes| central_protocol::sha256_hex(&bytes) == record.overview_sha256);
         let clip_ok = match &record.clip_sha256 {
-            Some(sha) => Some(self.clip(id)?.is_some_and(|bytes| &central_protocol::sha256_hex(&bytes) == sha)),
+            Some(sha) => Some(self.clip(id).await?.is_some_and(|bytes| &central_protocol::sha256_hex(&bytes) == sha)),
             None => None,
         };
         Ok(Some(SealCheck { signature_ok, overview_ok, clip_ok, public_key, detail }))

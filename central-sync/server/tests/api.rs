@@ -57,7 +57,7 @@ async fn an_upload_is_stored_once_and_a_repeat_gets_the_first_receipt() {
     assert_eq!(again.status, IngestStatus::AlreadyStored);
     assert_eq!(again.stored_at, first.stored_at);
     assert_eq!(total(&store).await, 1);
-    assert_eq!(store.overview(u.record.evidence_id).expect("read"), Some(JPEG.to_vec()));
+    assert_eq!(store.overview(u.record.evidence_id).await.expect("read"), Some(JPEG.to_vec()));
 }
 
 #[tokio::test]
@@ -70,7 +70,7 @@ async fn an_image_that_does_not_match_its_hash_is_refused_and_nothing_is_stored(
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body["error"].as_str().expect("error text").contains("hashes to"));
     assert_eq!(total(&store).await, 0);
-    assert_eq!(store.overview(u.record.evidence_id).expect("read"), None);
+    assert_eq!(store.overview(u.record.evidence_id).await.expect("read"), None);
 }
 
 #[tokio::test]
@@ -84,7 +84,7 @@ async fn the_same_id_with_different_content_is_a_conflict_and_the_first_stays() 
     forged.record.evidence_id = u.record.evidence_id;
     forged.seal = central_protocol::seal(&forged.record, &device_key());
     assert_eq!(post(&app, serde_json::to_string(&forged).expect("json")).await.0, StatusCode::CONFLICT);
-    assert_eq!(store.overview(u.record.evidence_id).expect("read"), Some(JPEG.to_vec()));
+    assert_eq!(store.overview(u.record.evidence_id).await.expect("read"), Some(JPEG.to_vec()));
 }
 
 #[tokio::test]
@@ -149,7 +149,7 @@ async fn a_clip_is_stored_and_served_only_when_it_matches_the_sealed_record() {
     assert_eq!(total(&store).await, 0);
     let good = u.with_clip(Some(&clip));
     assert_eq!(post(&app, serde_json::to_string(&good).expect("json")).await.0, StatusCode::CREATED);
-    assert_eq!(store.clip(good.record.evidence_id).expect("read"), Some(clip));
+    assert_eq!(store.clip(good.record.evidence_id).await.expect("read"), Some(clip));
 }
 
 async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, serde_json::Value) {
@@ -188,7 +188,7 @@ async fn a_clip_sent_ahead_in_chunks_resumes_after_a_cut_and_serves_every_record
         u.record.clip_sha256 = Some(sha.clone());
         u.seal = central_protocol::seal(&u.record, &device_key());
         assert_eq!(post(&app, serde_json::to_string(&u).expect("json")).await.0, StatusCode::CREATED);
-        assert_eq!(store.clip(u.record.evidence_id).expect("read").as_deref(), Some(&clip[..]));
+        assert_eq!(store.clip(u.record.evidence_id).await.expect("read").as_deref(), Some(&clip[..]));
     }
 }
 
