@@ -14,6 +14,7 @@
 //! of it is stored. Embedded default: SQLite and a local media folder, so the demo needs no server.
 
 pub mod auth;
+pub mod chain;
 mod clips;
 pub mod devices;
 pub mod export;

@@ -101,6 +101,11 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Every device's hash chain as received.
+    Chain {
+        #[command(subcommand)]
+        command: ChainCommand,
+    },
     /// The audit log of every review action.
     Audit {
         #[command(subcommand)]
@@ -154,6 +159,16 @@ enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ChainCommand {
+    /// Walks each device's records in sequence: numbers never received (gaps) and records that do not link to
+    /// their predecessor. Exits 1 on a broken link. Last line: `chain devices=<n> records=<n> gaps=<n> broken=<n>`.
+    Verify {
+        #[arg(long, env = "CENTRAL_DATA_DIR", default_value = ".local/central")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum AuditCommand {
     /// Recomputes the hash chain; exits 1 when an entry was changed or removed. Last line:
     /// `audit entries=<n> chain=intact` or `audit entries=<n> chain=broken_at=<seq>`.
@@ -187,6 +202,23 @@ async fn admin(db: Option<&str>, command: Command) -> anyhow::Result<()> {
         Command::Token { command: TokenCommand::Create { data_dir, name, role } } => {
             let token = open_store(db, &data_dir).await?.create_token(&name, &role).await?;
             println!("{token}");
+        }
+        Command::Chain { command: ChainCommand::Verify { data_dir } } => {
+            let chains = open_store(db, &data_dir).await?.chains().await?;
+            let (mut records, mut gaps, mut broken) = (0, 0, 0);
+            for c in &chains {
+                println!(
+                    "{}: {} records up to #{}; missing {:?}; broken {:?}",
+                    c.device_id, c.records, c.highest, c.missing, c.broken
+                );
+                records += c.records;
+                gaps += c.missing.len();
+                broken += c.broken.len();
+            }
+            println!("chain devices={} records={records} gaps={gaps} broken={broken}", chains.len());
+            if broken > 0 {
+                std::process::exit(1);
+            }
         }
         Command::Audit { command: AuditCommand::Verify { data_dir } } => {
             let check = open_store(db, &data_dir).await?.verify_audit().await?;

@@ -2,6 +2,7 @@
 //! the decision forms, and the audit log. Every decision is a plain form POST (works without scripts).
 
 use crate::auth::{cookie, Actor, SESSION_COOKIE};
+use crate::chain::Link;
 use crate::html::{esc, kind_cell, local_time, page, page_with_status, storage_failure, url_encode, Lang, LANG_COOKIE};
 use crate::review::{Decision, ReviewError, REJECT_REASONS};
 use crate::{AppState, QueueEntry, QueueFilter};
@@ -313,10 +314,14 @@ async fn case_page(
     let Ok(id) = raw.parse::<EvidenceId>() else {
         return page_with_status(StatusCode::BAD_REQUEST, lang, Some(actor), "400", "<p class=\"error\">bad id</p>");
     };
-    let found =
-        tokio::try_join!(state.store.get(id), state.store.seal_check(id), state.store.audit_entries(Some(id), 100));
-    let (entry, seal, audit) = match found {
-        Ok((Some(entry), Some(seal), audit)) => (entry, seal, audit),
+    let found = tokio::try_join!(
+        state.store.get(id),
+        state.store.seal_check(id),
+        state.store.audit_entries(Some(id), 100),
+        state.store.link(id)
+    );
+    let (entry, seal, audit, link) = match found {
+        Ok((Some(entry), Some(seal), audit, link)) => (entry, seal, audit, link),
         Ok(_) => {
             return page_with_status(StatusCode::NOT_FOUND, lang, Some(actor), "404", "<p class=\"error\">404</p>")
         }
@@ -330,8 +335,26 @@ async fn case_page(
             format!("<span class=\"alarm\">✘ {}</span>", lang.t("KHÔNG khớp", "does NOT match"))
         }
     };
+    let link_text = match link {
+        Link::First => {
+            format!("<span class=\"ok\">✔ {}</span>", lang.t("bản ghi đầu tiên của thiết bị", "the box's first record"))
+        }
+        Link::Verified => format!(
+            "<span class=\"ok\">✔ {}</span>",
+            lang.t("nối đúng với bản ghi trước", "links to the record before it")
+        ),
+        Link::PredecessorMissing => {
+            lang.t("bản ghi trước chưa đến", "the record before it has not arrived").to_string()
+        }
+        Link::Broken => format!(
+            "<span class=\"alarm\">✘ {}</span>",
+            lang.t("KHÔNG nối với bản ghi trước", "does NOT link to the record before it")
+        ),
+        Link::Unknown => "—".to_string(),
+    };
     let seal_html = format!(
-        "<tr><th>{}</th><td id=\"seal\">{} <small>{}</small><br>{}: {}{}<br><small>{}: <code>{}</code></small></td></tr>",
+        "<tr><th>{}</th><td id=\"seal\">{} <small>{}</small><br>{}: {}{}<br>{}: <span id=\"chain-link\">{link_text}</span>\
+         <br><small>{}: <code>{}</code></small></td></tr>",
         lang.t("Chữ ký số", "Signature"),
         if seal.signature_ok {
             format!("<span class=\"ok\">✔ {}</span>", lang.t("hợp lệ", "valid"))
@@ -342,6 +365,7 @@ async fn case_page(
         lang.t("Ảnh", "Pictures"),
         yes_no(seal.overview_ok),
         seal.clip_ok.map(|ok| format!(" · video: {}", yes_no(ok))).unwrap_or_default(),
+        lang.t("Chuỗi băm", "Hash chain"),
         lang.t("Khoá thiết bị", "Device key"),
         esc(&seal.public_key),
     );

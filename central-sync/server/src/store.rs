@@ -229,8 +229,9 @@ impl CentralStore {
         let seal_json = serde_json::to_string(seal).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let inserted = sqlx::query(
             "INSERT INTO evidence (evidence_id, device_id, camera_id, location, kind, vehicle_class, captured_at, \
-             received_at, overview_sha256, record_json, plate_text, seal_json, record_sha256) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             received_at, overview_sha256, record_json, plate_text, seal_json, record_sha256, sequence, \
+             previous_record_sha256) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (evidence_id) DO NOTHING",
         )
         .bind(id.to_string())
@@ -246,6 +247,8 @@ impl CentralStore {
         .bind(record.plate.as_ref().and_then(|p| p.text.as_deref()))
         .bind(seal_json)
         .bind(&seal.record_sha256)
+        .bind(record.sequence as i64)
+        .bind(&record.previous_record_sha256)
         .execute(&self.db)
         .await?
         .rows_affected();
