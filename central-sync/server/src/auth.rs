@@ -84,6 +84,10 @@ pub enum AccountError {
     BadRole(String),
     #[error("{0} already exists")]
     Exists(String),
+    #[error("no account {0}")]
+    Unknown(String),
+    #[error("an admin cannot disable their own account")]
+    SelfLockout,
     #[error("password hashing: {0}")]
     Hash(String),
     #[error(transparent)]
@@ -107,8 +111,8 @@ fn hex_lower(bytes: &[u8]) -> String {
 }
 
 impl CentralStore {
-    /// Adds an officer's account.
-    pub async fn add_user(&self, username: &str, password: &str, role: &str) -> Result<(), AccountError> {
+    /// Adds an officer's account; `by` is who adds it (audited).
+    pub async fn add_user(&self, username: &str, password: &str, role: &str, by: &Actor) -> Result<(), AccountError> {
         if !valid_name(username) {
             return Err(AccountError::BadUsername);
         }
@@ -117,14 +121,7 @@ impl CentralStore {
         }
         let role =
             Role::parse(role).filter(|r| *r != Role::Export).ok_or_else(|| AccountError::BadRole(role.into()))?;
-        let password = password.to_string();
-        let hash = tokio::task::spawn_blocking(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
-        })
-        .await
-        .map_err(|e| AccountError::Hash(e.to_string()))?
-        .map_err(|e| AccountError::Hash(e.to_string()))?;
+        let hash = hash_password(password).await?;
         let inserted = sqlx::query(
             "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
@@ -139,9 +136,71 @@ impl CentralStore {
         if inserted == 0 {
             return Err(AccountError::Exists(format!("user {username}")));
         }
-        let actor = Actor { name: "cli".into(), role: Role::Admin };
         let detail = serde_json::json!({ "username": username, "role": role });
-        self.audit(&actor, "user_added", None, detail).await?;
+        self.audit(by, "user_added", None, detail).await?;
+        Ok(())
+    }
+
+    /// Every account, by name.
+    pub async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
+        let rows = sqlx::query("SELECT username, role, created_at, disabled FROM users ORDER BY username")
+            .fetch_all(self.db())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserRow {
+                    username: r.try_get("username")?,
+                    role: r.try_get("role")?,
+                    created_at: r.try_get("created_at")?,
+                    disabled: r.try_get::<i64, _>("disabled")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Disables (or enables again) an account; a disabled account's sessions end at once.
+    pub async fn set_disabled(&self, username: &str, disabled: bool, by: &Actor) -> Result<(), AccountError> {
+        let changed = sqlx::query("UPDATE users SET disabled = $1 WHERE username = $2")
+            .bind(i64::from(disabled))
+            .bind(username)
+            .execute(self.db())
+            .await
+            .map_err(StoreError::from)?
+            .rows_affected();
+        if changed == 0 {
+            return Err(AccountError::Unknown(username.into()));
+        }
+        if disabled {
+            self.end_sessions(username).await?;
+        }
+        let action = if disabled { "user_disabled" } else { "user_enabled" };
+        self.audit(by, action, None, serde_json::json!({ "username": username })).await?;
+        Ok(())
+    }
+
+    /// Sets a new password; the account's sessions end.
+    pub async fn set_password(&self, username: &str, password: &str, by: &Actor) -> Result<(), AccountError> {
+        if password.chars().count() < 10 {
+            return Err(AccountError::WeakPassword);
+        }
+        let hash = hash_password(password).await?;
+        let changed = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
+            .bind(hash)
+            .bind(username)
+            .execute(self.db())
+            .await
+            .map_err(StoreError::from)?
+            .rows_affected();
+        if changed == 0 {
+            return Err(AccountError::Unknown(username.into()));
+        }
+        self.end_sessions(username).await?;
+        self.audit(by, "password_reset", None, serde_json::json!({ "username": username })).await?;
+        Ok(())
+    }
+
+    async fn end_sessions(&self, username: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE username = $1").bind(username).execute(self.db()).await?;
         Ok(())
     }
 
@@ -250,6 +309,26 @@ impl CentralStore {
         }
         Ok(None)
     }
+}
+
+/// One account, as the admin page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UserRow {
+    pub username: String,
+    pub role: String,
+    pub created_at: String,
+    pub disabled: bool,
+}
+
+async fn hash_password(password: &str) -> Result<String, AccountError> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| AccountError::Hash(e.to_string()))?
+    .map_err(|e| AccountError::Hash(e.to_string()))
 }
 
 fn actor_from(name: String, role: String) -> Result<Actor, StoreError> {

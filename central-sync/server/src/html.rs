@@ -1,7 +1,7 @@
 //! Shared pieces of the server-rendered pages (plain HTML, no scripts, so they stay fast on a modest PC):
 //! escaping, the language choice, the page frame with its navigation, and the devices page.
 
-use crate::auth::{cookie, Actor};
+use crate::auth::{cookie, Actor, Role};
 use crate::AppState;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -118,10 +118,16 @@ pub fn page_with_status(status: StatusCode, lang: Lang, actor: Option<&Actor>, t
              <button>{}</button></form> · <a href=\"/lang/{}\">{}</a></span></nav>",
             lang.t("Hàng chờ xét duyệt", "Review queue"),
             lang.t("Thiết bị", "Devices"),
-            if a.role.supervises() {
-                format!(" · <a href=\"/audit\">{}</a>", lang.t("Nhật ký kiểm tra", "Audit log"))
-            } else {
-                String::new()
+            match a.role {
+                Role::Admin => format!(
+                    " · <a href=\"/audit\">{}</a> · <a href=\"/admin/users\">{}</a>",
+                    lang.t("Nhật ký kiểm tra", "Audit log"),
+                    lang.t("Tài khoản", "Accounts")
+                ),
+                r if r.supervises() => {
+                    format!(" · <a href=\"/audit\">{}</a>", lang.t("Nhật ký kiểm tra", "Audit log"))
+                }
+                _ => String::new(),
             },
             lang.t("Thống kê", "Statistics"),
             lang.t("Độ chính xác", "Accuracy"),

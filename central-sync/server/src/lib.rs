@@ -13,6 +13,7 @@
 //! repeated upload is the same receipt; an upload whose media does not match its hash is refused and nothing
 //! of it is stored. Embedded default: SQLite and a local media folder, so the demo needs no server.
 
+mod admin;
 pub mod auth;
 pub mod chain;
 mod clips;
@@ -88,6 +89,7 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/evidence/{id}", get(pages::case))
         .route("/evidence/{id}/decide", post(pages::decide))
         .route("/audit", get(pages::audit))
+        .route("/admin/users", get(admin::users_page).post(admin::change))
         .route("/stats", get(stats::chart_page))
         .route("/accuracy", get(stats::accuracy_page))
         .route("/api/v1/accuracy", get(stats::accuracy_json))

@@ -13,8 +13,9 @@ mod common;
 
 /// Two officers on a fresh store; the router over it.
 async fn setup(store: &Arc<CentralStore>) -> axum::Router {
-    store.add_user("lan.reviewer", "mat-khau-dai-1", "reviewer").await.expect("user");
-    store.add_user("minh.supervisor", "mat-khau-dai-2", "supervisor").await.expect("user");
+    let cli = Actor { name: "cli".into(), role: Role::Admin };
+    store.add_user("lan.reviewer", "mat-khau-dai-1", "reviewer", &cli).await.expect("user");
+    store.add_user("minh.supervisor", "mat-khau-dai-2", "supervisor", &cli).await.expect("user");
     router(AppState::new(store.clone()), 1 << 20)
 }
 
@@ -185,5 +186,46 @@ async fn on_postgresql_the_audit_log_refuses_update_delete_and_truncate() {
             assert!(refused.is_err_and(|e| e.to_string().contains("append-only")), "{sql}");
         }
         assert_eq!(t.store.verify_audit().await.expect("verify").entries, 2);
+    }
+}
+
+#[tokio::test]
+async fn an_admin_disables_enables_and_resets_accounts_and_sessions_end() {
+    for t in common::stores().await {
+        let app = setup(&t.store).await;
+        let store = &t.store;
+        let cli = Actor { name: "cli".into(), role: Role::Admin };
+        store.add_user("an.admin", "mat-khau-dai-3", "admin", &cli).await.expect("admin");
+        let admin = Actor { name: "an.admin".into(), role: Role::Admin };
+        let (_, reviewer_cookie) = login(&app, "lan.reviewer", "mat-khau-dai-1").await;
+        let reviewer_cookie = reviewer_cookie.expect("session");
+        assert_eq!(get(&app, "/admin/users", Some(&reviewer_cookie)).await.0, StatusCode::FORBIDDEN);
+
+        store.set_disabled("lan.reviewer", true, &admin).await.expect("disable");
+        assert_eq!(get(&app, "/", Some(&reviewer_cookie)).await.0, StatusCode::SEE_OTHER, "the session ended");
+        assert_eq!(login(&app, "lan.reviewer", "mat-khau-dai-1").await.0, StatusCode::UNAUTHORIZED);
+        store.set_disabled("lan.reviewer", false, &admin).await.expect("enable");
+        store.set_password("lan.reviewer", "mat-khau-moi-1234", &admin).await.expect("reset");
+        assert_eq!(login(&app, "lan.reviewer", "mat-khau-dai-1").await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(login(&app, "lan.reviewer", "mat-khau-moi-1234").await.0, StatusCode::SEE_OTHER);
+
+        let (_, admin_cookie) = login(&app, "an.admin", "mat-khau-dai-3").await;
+        let admin_cookie = admin_cookie.expect("session");
+        let (status, page, _) = get(&app, "/admin/users", Some(&admin_cookie)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("lan.reviewer") && page.contains("minh.supervisor"), "{page}");
+        let request = Request::post("/admin/users")
+            .header(header::COOKIE, &admin_cookie)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("action=disable&username=an.admin"))
+            .expect("req");
+        let response = app.clone().oneshot(request).await.expect("resp");
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "an admin cannot lock themself out");
+        let actions: Vec<String> =
+            store.audit_entries(None, 50).await.expect("audit").into_iter().map(|e| e.action).collect();
+        for action in ["user_disabled", "user_enabled", "password_reset"] {
+            assert!(actions.iter().any(|a| a == action), "{action} audited: {actions:?}");
+        }
+        eprintln!("{}: ok", t.backend);
     }
 }
