@@ -2,17 +2,13 @@
 //! account or resetting its password ends its sessions.
 
 use crate::auth::{AccountError, Actor};
-use crate::html::{esc, page_with_status, storage_failure, Lang};
+use crate::html::{esc, forbidden, page_with_status, storage_failure, Lang};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
-
-fn forbidden(lang: Lang, actor: &Actor) -> Response {
-    page_with_status(StatusCode::FORBIDDEN, lang, Some(actor), "403", "<p class=\"error\">admin</p>")
-}
 
 /// GET /admin/users
 pub async fn users_page(State(state): State<AppState>, actor: Actor, lang: Lang) -> Response {

@@ -74,6 +74,13 @@ pub struct Actor {
     pub role: Role,
 }
 
+impl Actor {
+    /// The operator at the server's command line (`central-sync user add`, `device register`...).
+    pub fn cli() -> Self {
+        Actor { name: "cli".into(), role: Role::Admin }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     #[error("username must be 3-32 characters of a-z, 0-9, '.', '_' or '-'")]
@@ -99,15 +106,15 @@ fn valid_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
 }
 
-/// A fresh 256-bit secret, hex.
-fn secret() -> Result<String, AccountError> {
+/// A fresh 256-bit secret, hex: sessions, API tokens and device tokens.
+pub(crate) fn new_secret() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| AccountError::Hash(e.to_string()))?;
-    Ok(hex_lower(&bytes))
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
 }
 
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+fn secret() -> Result<String, AccountError> {
+    new_secret().map_err(|e| AccountError::Hash(e.to_string()))
 }
 
 impl CentralStore {
@@ -115,9 +122,6 @@ impl CentralStore {
     pub async fn add_user(&self, username: &str, password: &str, role: &str, by: &Actor) -> Result<(), AccountError> {
         if !valid_name(username) {
             return Err(AccountError::BadUsername);
-        }
-        if password.chars().count() < 10 {
-            return Err(AccountError::WeakPassword);
         }
         let role =
             Role::parse(role).filter(|r| *r != Role::Export).ok_or_else(|| AccountError::BadRole(role.into()))?;
@@ -180,9 +184,6 @@ impl CentralStore {
 
     /// Sets a new password; the account's sessions end.
     pub async fn set_password(&self, username: &str, password: &str, by: &Actor) -> Result<(), AccountError> {
-        if password.chars().count() < 10 {
-            return Err(AccountError::WeakPassword);
-        }
         let hash = hash_password(password).await?;
         let changed = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
             .bind(hash)
@@ -225,8 +226,7 @@ impl CentralStore {
         if inserted == 0 {
             return Err(AccountError::Exists(format!("token {name}")));
         }
-        let actor = Actor { name: "cli".into(), role: Role::Admin };
-        self.audit(&actor, "token_created", None, serde_json::json!({ "name": name, "role": role })).await?;
+        self.audit(&Actor::cli(), "token_created", None, serde_json::json!({ "name": name, "role": role })).await?;
         Ok(token)
     }
 
@@ -320,7 +320,11 @@ pub struct UserRow {
     pub disabled: bool,
 }
 
+/// Argon2id of a password of at least 10 characters.
 async fn hash_password(password: &str) -> Result<String, AccountError> {
+    if password.chars().count() < 10 {
+        return Err(AccountError::WeakPassword);
+    }
     let password = password.to_string();
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
@@ -349,8 +353,9 @@ pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")
+/// The token of an `Authorization: Bearer` header.
+pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
+    parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
 impl FromRequestParts<AppState> for Actor {
@@ -361,11 +366,9 @@ impl FromRequestParts<AppState> for Actor {
         let found = state.store.actor(cookie(parts, SESSION_COOKIE), bearer(parts)).await;
         match found {
             Ok(Some(actor)) => Ok(actor),
-            Ok(None) if parts.uri.path().starts_with("/api/") => Err((
-                StatusCode::UNAUTHORIZED,
-                axum::Json(central_protocol::ApiError { error: "log in or send Authorization: Bearer <token>".into() }),
-            )
-                .into_response()),
+            Ok(None) if parts.uri.path().starts_with("/api/") => {
+                Err(crate::ingest::error(StatusCode::UNAUTHORIZED, "log in or send Authorization: Bearer <token>"))
+            }
             Ok(None) => {
                 let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
                 Err(Redirect::to(&format!("/login?next={}", crate::html::url_encode(next))).into_response())

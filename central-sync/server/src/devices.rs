@@ -6,8 +6,8 @@
 use crate::{AppState, CentralStore, StoreError};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use central_protocol::sha256_hex;
 use chrono::Utc;
 use sqlx::Row;
@@ -41,9 +41,7 @@ impl CentralStore {
         let key = public_key.trim().to_ascii_lowercase();
         let bytes: [u8; 32] = hex::decode(&key).ok().and_then(|b| b.try_into().ok()).ok_or(RegisterError::BadKey)?;
         central_protocol::VerifyingKey::from_bytes(&bytes).map_err(|_| RegisterError::BadKey)?;
-        let mut token_bytes = [0u8; 32];
-        getrandom::fill(&mut token_bytes).map_err(|e| RegisterError::Token(e.to_string()))?;
-        let token = hex::encode(token_bytes);
+        let token = crate::auth::new_secret().map_err(|e| RegisterError::Token(e.to_string()))?;
         let now = Utc::now().to_rfc3339();
         let mut tx = self.db().begin().await.map_err(StoreError::from)?;
         let pinned: Option<String> = sqlx::query("SELECT public_key FROM device_keys WHERE device_id = $1")
@@ -83,9 +81,8 @@ impl CentralStore {
             return Err(RegisterError::Exists(device_id.into()));
         }
         tx.commit().await.map_err(StoreError::from)?;
-        let actor = crate::Actor { name: "cli".into(), role: crate::Role::Admin };
         let detail = serde_json::json!({ "device": device_id, "public_key": key });
-        self.audit(&actor, "device_registered", None, detail).await?;
+        self.audit(&crate::Actor::cli(), "device_registered", None, detail).await?;
         Ok(token)
     }
 
@@ -133,26 +130,20 @@ impl DeviceAuth {
 
 fn refuse(status: StatusCode, message: String) -> Response {
     tracing::warn!(%status, %message, "device refused");
-    (status, axum::Json(central_protocol::ApiError { error: message })).into_response()
+    crate::ingest::error(status, message)
 }
 
 fn internal(e: StoreError) -> Response {
     tracing::error!(error = %e, "device token lookup");
-    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(central_protocol::ApiError { error: "storage failure".into() }))
-        .into_response()
+    crate::ingest::error(StatusCode::INTERNAL_SERVER_ERROR, "storage failure")
 }
 
 impl FromRequestParts<AppState> for DeviceAuth {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match bearer {
-            Some(token) => match state.store.device_for_token(token.trim()).await {
+        match crate::auth::bearer(parts) {
+            Some(token) => match state.store.device_for_token(token).await {
                 Ok(Some(device)) => Ok(DeviceAuth(Some(device))),
                 Ok(None) => Err(refuse(StatusCode::UNAUTHORIZED, "unknown device token".into())),
                 Err(e) => Err(internal(e)),

@@ -9,6 +9,8 @@
 //! Circular 73/2024 owner-identification deadline.
 
 use crate::auth::Actor;
+use crate::html::csv_response;
+use crate::store::{entry_from_row, ENTRY_COLUMNS};
 use crate::{AppState, CentralStore, QueueEntry, StoreError};
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
@@ -114,29 +116,42 @@ impl CentralStore {
         limit: i64,
     ) -> Result<Vec<(QueueEntry, Seal)>, StoreError> {
         let since = since.map(|t| t.to_rfc3339()).unwrap_or_default();
-        let rows = sqlx::query(
-            "SELECT evidence_id, seal_json FROM evidence WHERE review_status = 'approved' AND decided_at > $1 \
-             ORDER BY decided_at, evidence_id LIMIT $2",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS}, seal_json FROM evidence WHERE review_status = 'approved' AND decided_at > $1 \
+             ORDER BY decided_at, evidence_id LIMIT $2"
+        ))
         .bind(since)
         .bind(limit)
         .fetch_all(self.db())
         .await?;
-        let mut cases = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: String = row.try_get("evidence_id")?;
-            let seal: Option<String> = row.try_get("seal_json")?;
-            let seal: Seal = seal
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok())
-                .ok_or_else(|| StoreError::Corrupt(format!("evidence {id} has no seal")))?;
-            let id = id.parse().map_err(|_| StoreError::Corrupt(format!("evidence id {id}")))?;
-            if let Some(entry) = self.get(id).await? {
-                cases.push((entry, seal));
-            }
-        }
-        Ok(cases)
+        rows.iter()
+            .map(|row| match entry_with_seal(row)? {
+                (entry, Some(seal)) => Ok((entry, seal)),
+                (entry, None) => Err(StoreError::Corrupt(format!("evidence {} has no seal", entry.record.evidence_id))),
+            })
+            .collect()
     }
+
+    /// One approved case with its seal; `None` when it is not (or no longer) approved.
+    async fn case_for_export(&self, id: &str) -> Result<Option<(QueueEntry, Seal)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS}, seal_json FROM evidence WHERE evidence_id = $1 AND review_status = 'approved'"
+        ))
+        .bind(id)
+        .fetch_optional(self.db())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(match entry_with_seal(&row)? {
+            (entry, Some(seal)) => Some((entry, seal)),
+            (_, None) => None,
+        })
+    }
+}
+
+/// A queue entry and its stored seal (`None`: none stored, or unreadable).
+fn entry_with_seal(row: &sqlx::any::AnyRow) -> Result<(QueueEntry, Option<Seal>), StoreError> {
+    let seal: Option<String> = row.try_get("seal_json")?;
+    Ok((entry_from_row(row)?, seal.and_then(|s| serde_json::from_str(&s).ok())))
 }
 
 /// Builds the exported form of a case, asking the registry for the owner.
@@ -164,7 +179,7 @@ pub fn export_case(entry: QueueEntry, seal: Seal, owners: Option<&dyn OwnerRegis
         vehicle_class: r.vehicle_class.as_str().to_string(),
         approved_by: entry.decided_by.unwrap_or_default(),
         approved_at: entry.decided_at.unwrap_or(entry.received_at),
-        owner_deadline: r.captured_at + chrono::Duration::days(10),
+        owner_deadline: crate::review::owner_deadline(r.captured_at),
         overview_url: format!("/api/v1/evidence/{id}/overview.jpg"),
         clip_url: r.clip_sha256.as_ref().map(|_| format!("/api/v1/evidence/{id}/clip.mp4")),
         owner,
@@ -185,7 +200,7 @@ pub struct ExportQuery {
 async fn cases_for(state: &AppState, actor: &Actor, q: &ExportQuery) -> Result<Vec<ExportCase>, Response> {
     if !actor.role.exports() {
         let message = format!("the {} role may not export cases", actor.role.as_str());
-        return Err((StatusCode::FORBIDDEN, Json(central_protocol::ApiError { error: message })).into_response());
+        return Err(crate::ingest::error(StatusCode::FORBIDDEN, message));
     }
     let cases = state.store.approved_cases(q.since, q.limit.unwrap_or(500).clamp(1, 5000)).await.map_err(|e| {
         tracing::error!(error = %e, "export");
@@ -209,7 +224,6 @@ pub async fn cases_csv(State(state): State<AppState>, actor: Actor, Query(q): Qu
         Ok(cases) => cases,
         Err(refused) => return refused,
     };
-    let mut writer = csv::Writer::from_writer(Vec::new());
     let header = [
         "evidence_id",
         "violation",
@@ -229,34 +243,29 @@ pub async fn cases_csv(State(state): State<AppState>, actor: Actor, Query(q): Qu
         "owner_id_number",
         "record_sha256",
     ];
-    let mut rows = vec![writer.write_record(header)];
-    for c in &cases {
-        let owner =
-            c.owner.clone().unwrap_or(Owner { name: String::new(), address: String::new(), id_number: String::new() });
-        rows.push(writer.write_record([
-            c.evidence_id.as_str(),
-            &c.violation,
-            &c.violation_vi,
-            &c.plate,
-            c.plate_read_by_box.as_deref().unwrap_or(""),
-            &c.captured_at.to_rfc3339(),
-            &c.location,
-            &c.camera_id,
-            &c.device_id,
-            &c.vehicle_class,
-            &c.approved_by,
-            &c.approved_at.to_rfc3339(),
-            &c.owner_deadline.to_rfc3339(),
-            &owner.name,
-            &owner.address,
-            &owner.id_number,
-            &c.seal.record_sha256,
-        ]));
-    }
-    match (rows.into_iter().collect::<Result<Vec<()>, _>>(), writer.into_inner()) {
-        (Ok(_), Ok(bytes)) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response(),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "csv").into_response(),
-    }
+    let rows = cases.into_iter().map(|c| {
+        let owner = c.owner.unwrap_or(Owner { name: String::new(), address: String::new(), id_number: String::new() });
+        vec![
+            c.evidence_id,
+            c.violation,
+            c.violation_vi,
+            c.plate,
+            c.plate_read_by_box.unwrap_or_default(),
+            c.captured_at.to_rfc3339(),
+            c.location,
+            c.camera_id,
+            c.device_id,
+            c.vehicle_class,
+            c.approved_by,
+            c.approved_at.to_rfc3339(),
+            c.owner_deadline.to_rfc3339(),
+            owner.name,
+            owner.address,
+            owner.id_number,
+            c.seal.record_sha256,
+        ]
+    });
+    csv_response(&header, rows)
 }
 
 /// Where approved cases are pushed, and with which shared secret they are signed.
@@ -367,23 +376,6 @@ async fn post_case(client: &reqwest::Client, hook: &Webhook, case: &ExportCase) 
         Ok(())
     } else {
         Err(format!("receiver answered {}", response.status()))
-    }
-}
-
-impl CentralStore {
-    /// One approved case with its seal; `None` when it is not (or no longer) approved.
-    async fn case_for_export(&self, id: &str) -> Result<Option<(QueueEntry, Seal)>, StoreError> {
-        let Ok(id) = id.parse() else { return Ok(None) };
-        let Some(entry) = self.get(id).await? else { return Ok(None) };
-        if entry.review_status != "approved" {
-            return Ok(None);
-        }
-        let row = sqlx::query("SELECT seal_json FROM evidence WHERE evidence_id = $1")
-            .bind(id.to_string())
-            .fetch_one(self.db())
-            .await?;
-        let seal: Option<String> = row.try_get("seal_json")?;
-        Ok(seal.and_then(|s| serde_json::from_str(&s).ok()).map(|seal| (entry, seal)))
     }
 }
 

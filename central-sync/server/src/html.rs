@@ -52,8 +52,33 @@ pub fn url_encode(s: &str) -> String {
 
 /// Times on pages are Vietnam's (UTC+7), as officers and the fines system read them.
 pub fn local_time(t: chrono::DateTime<chrono::Utc>) -> String {
-    let offset = chrono::FixedOffset::east_opt(crate::store::VIETNAM_OFFSET_S).expect("valid offset");
-    t.with_timezone(&offset).format("%d/%m/%Y %H:%M:%S").to_string()
+    t.with_timezone(&crate::store::vietnam()).format("%d/%m/%Y %H:%M:%S").to_string()
+}
+
+/// A CSV answer: UTF-8, a header row, then `rows`.
+pub fn csv_response(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Response {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let written = std::iter::once(writer.write_record(header))
+        .chain(rows.into_iter().map(|row| writer.write_record(&row)))
+        .collect::<Result<Vec<()>, _>>();
+    match written.map_err(|e| e.to_string()).and_then(|_| writer.into_inner().map_err(|e| e.to_string())) {
+        Ok(bytes) => ([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response(),
+        Err(e) => storage_failure("csv", e),
+    }
+}
+
+/// The page for a role that may not see what it asked for.
+pub fn forbidden(lang: Lang, actor: &Actor) -> Response {
+    page_with_status(
+        StatusCode::FORBIDDEN,
+        lang,
+        Some(actor),
+        "403",
+        &format!(
+            "<p class=\"error\">{}</p>",
+            lang.t("Vai trò của bạn không được xem trang này.", "Your role may not see this page.")
+        ),
+    )
 }
 
 pub fn storage_failure(what: &str, e: impl std::fmt::Display) -> Response {

@@ -12,7 +12,8 @@ use central_protocol::{ApiError, ClipBody, EvidenceUpload, Heartbeat, IngestStat
 use serde::Deserialize;
 use te_types::EvidenceId;
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+/// A JSON error answer, `{"error": ...}`: the API's one error shape.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(ApiError { error: message.into() })).into_response()
 }
 

@@ -192,8 +192,10 @@ async fn admin(db: Option<&str>, command: Command) -> anyhow::Result<()> {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']);
-            let cli = central_server::Actor { name: "cli".into(), role: central_server::Role::Admin };
-            open_store(db, &data_dir).await?.add_user(&username, password, &role, &cli).await?;
+            open_store(db, &data_dir)
+                .await?
+                .add_user(&username, password, &role, &central_server::Actor::cli())
+                .await?;
             println!("user {username} added with role {role}");
         }
         Command::Device { command: DeviceCommand::Register { data_dir, device_id, public_key } } => {

@@ -3,7 +3,9 @@
 
 use crate::auth::{cookie, Actor, SESSION_COOKIE};
 use crate::chain::Link;
-use crate::html::{esc, kind_cell, local_time, page, page_with_status, storage_failure, url_encode, Lang, LANG_COOKIE};
+use crate::html::{
+    esc, forbidden, kind_cell, local_time, page, page_with_status, storage_failure, url_encode, Lang, LANG_COOKIE,
+};
 use crate::review::{Decision, ReviewError, REJECT_REASONS};
 use crate::{AppState, QueueEntry, QueueFilter};
 use axum::extract::{Path, Query, State};
@@ -13,11 +15,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 use te_types::EvidenceId;
-
-/// Circular 73/2024/TT-BCA: the vehicle's owner is to be identified and notified within 10 days of the
-/// violation; an owner who has not responded 20 days after the notice is handled through the portal.
-const OWNER_DEADLINE_DAYS: i64 = 10;
-const RESPONSE_DAYS: i64 = 20;
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
@@ -120,7 +117,7 @@ fn status_text(lang: Lang, status: &str) -> String {
 
 /// The owner-identification deadline and how many days are left (negative: overdue).
 fn owner_deadline(entry: &QueueEntry) -> (chrono::DateTime<chrono::Utc>, i64) {
-    let due = entry.record.captured_at + chrono::Duration::days(OWNER_DEADLINE_DAYS);
+    let due = crate::review::owner_deadline(entry.record.captured_at);
     (due, (due - chrono::Utc::now()).num_days())
 }
 
@@ -266,19 +263,6 @@ pub async fn queue(
         lang.t("Hạn xác minh chủ xe", "Owner deadline"),
     );
     page(lang, Some(&actor), lang.t("Hàng chờ xét duyệt", "Review queue"), &body)
-}
-
-fn forbidden(lang: Lang, actor: &Actor) -> Response {
-    page_with_status(
-        StatusCode::FORBIDDEN,
-        lang,
-        Some(actor),
-        "403",
-        &format!(
-            "<p class=\"error\">{}</p>",
-            lang.t("Vai trò của bạn không được xem trang này.", "Your role may not see this page.")
-        ),
-    )
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -455,8 +439,9 @@ async fn case_page(
         if left < 0 { -left } else { left },
         if left < 0 { lang.t("ngày quá hạn", "days overdue") } else { lang.t("ngày còn lại", "days left") },
         format_args!(
-            "{} {RESPONSE_DAYS} {}",
+            "{} {} {}",
             lang.t("chủ xe không phản hồi sau", "owner silent"),
+            crate::review::RESPONSE_DAYS,
             lang.t(
                 "ngày kể từ thông báo: xử lý qua cổng dịch vụ công",
                 "days after the notice: handled via the public portal"

@@ -93,6 +93,16 @@ pub struct ChainCheck {
     pub broken_at: Option<i64>,
 }
 
+/// Circular 73/2024/TT-BCA: the vehicle's owner is to be identified and notified within 10 days of the
+/// violation; an owner who has not responded 20 days after the notice is handled through the portal.
+pub const OWNER_DEADLINE_DAYS: i64 = 10;
+pub const RESPONSE_DAYS: i64 = 20;
+
+/// When the owner of a vehicle seen at `captured_at` must be identified and notified by.
+pub fn owner_deadline(captured_at: DateTime<Utc>) -> DateTime<Utc> {
+    captured_at + chrono::Duration::days(OWNER_DEADLINE_DAYS)
+}
+
 /// The first entry's predecessor.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 

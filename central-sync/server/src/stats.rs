@@ -3,10 +3,9 @@
 //! draft: at least 93% by day, 80% at night).
 
 use crate::auth::Actor;
-use crate::html::{esc, page, storage_failure, Lang};
+use crate::html::{csv_response, esc, page, storage_failure, Lang};
 use crate::{AppState, CentralStore, StoreError};
 use axum::extract::{Query, State};
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Timelike, Utc};
@@ -86,24 +85,11 @@ pub async fn open_data_csv(State(state): State<AppState>, Query(q): Query<CountQ
         Ok(rows) => rows,
         Err(e) => return storage_failure("open data", e),
     };
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let mut ok = writer.write_record(["camera_id", "location", "hour", "kind", "recorded", "approved"]).is_ok();
-    for r in &rows {
-        ok &= writer
-            .write_record([
-                &r.camera_id,
-                &r.location,
-                &r.hour,
-                &r.kind,
-                &r.recorded.to_string(),
-                &r.approved.to_string(),
-            ])
-            .is_ok();
-    }
-    match (ok, writer.into_inner()) {
-        (true, Ok(bytes)) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response(),
-        _ => storage_failure("open data csv", "csv writer"),
-    }
+    let header = ["camera_id", "location", "hour", "kind", "recorded", "approved"];
+    let rows = rows
+        .into_iter()
+        .map(|r| vec![r.camera_id, r.location, r.hour, r.kind, r.recorded.to_string(), r.approved.to_string()]);
+    csv_response(&header, rows)
 }
 
 /// GET /stats: violations per hour of the day per intersection, as an SVG bar chart (no scripts).
@@ -186,10 +172,9 @@ impl CentralStore {
         .fetch_all(self.db())
         .await?;
         let mut tally: BTreeMap<(String, &'static str), (u64, u64)> = BTreeMap::new();
-        let offset = chrono::FixedOffset::east_opt(crate::store::VIETNAM_OFFSET_S).expect("valid offset");
         for r in &rows {
             let captured = crate::store::parse_time(&r.try_get::<String, _>("captured_at")?)?;
-            let hour = captured.with_timezone(&offset).hour();
+            let hour = captured.with_timezone(&crate::store::vietnam()).hour();
             let period = if (6..18).contains(&hour) { "day" } else { "night" };
             let read: Option<String> = r.try_get("plate_text")?;
             let corrected: Option<String> = r.try_get("corrected_plate")?;
@@ -224,7 +209,8 @@ impl CentralStore {
 /// GET /api/v1/accuracy (reviewers and up).
 pub async fn accuracy_json(State(state): State<AppState>, actor: Actor) -> Response {
     if !actor.role.reviews() {
-        return axum::http::StatusCode::FORBIDDEN.into_response();
+        let message = format!("the {} role may not read the accuracy audit", actor.role.as_str());
+        return crate::ingest::error(axum::http::StatusCode::FORBIDDEN, message);
     }
     match state.store.plate_accuracy().await {
         Ok(rows) => Json(rows).into_response(),

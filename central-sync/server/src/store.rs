@@ -270,10 +270,7 @@ impl CentralStore {
         if stored_sha.as_deref() != Some(record_sha256) {
             return Err(StoreError::Conflict(id));
         }
-        let received: String = row.try_get("received_at")?;
-        let stored_at = DateTime::parse_from_rfc3339(&received)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?
-            .with_timezone(&Utc);
+        let stored_at = parse_time(&row.try_get::<String, _>("received_at")?)?;
         Ok(Some(IngestReceipt { evidence_id: id, status: IngestStatus::AlreadyStored, stored_at }))
     }
 
@@ -418,11 +415,15 @@ pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
 /// Vietnam's offset from UTC (no daylight saving).
 pub const VIETNAM_OFFSET_S: i32 = 7 * 3600;
 
+/// Vietnam's time zone, in which officers, the fines system and the statistics read times.
+pub fn vietnam() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(VIETNAM_OFFSET_S).expect("UTC+7 is a valid offset")
+}
+
 /// Midnight in Vietnam of a `YYYY-MM-DD` day, as RFC 3339 UTC; `None` for anything else.
 fn day_start_utc(day: &str) -> Option<String> {
     let date = chrono::NaiveDate::parse_from_str(day.trim(), "%Y-%m-%d").ok()?;
-    let offset = chrono::FixedOffset::east_opt(VIETNAM_OFFSET_S)?;
-    let local = date.and_hms_opt(0, 0, 0)?.and_local_timezone(offset).single()?;
+    let local = date.and_hms_opt(0, 0, 0)?.and_local_timezone(vietnam()).single()?;
     Some(local.with_timezone(&Utc).to_rfc3339())
 }
 
@@ -430,10 +431,10 @@ fn next_day(rfc3339: &str) -> Option<String> {
     Some((parse_time(rfc3339).ok()? + chrono::Duration::days(1)).to_rfc3339())
 }
 
-const ENTRY_COLUMNS: &str =
+pub(crate) const ENTRY_COLUMNS: &str =
     "record_json, received_at, review_status, corrected_plate, decided_by, decided_at, reject_reason";
 
-fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<QueueEntry, StoreError> {
+pub(crate) fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<QueueEntry, StoreError> {
     let json: String = row.try_get("record_json")?;
     let received: String = row.try_get("received_at")?;
     let decided: Option<String> = row.try_get("decided_at")?;
