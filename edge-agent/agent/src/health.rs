@@ -27,8 +27,6 @@ pub struct LiveCounters {
     /// Violations found by the rules (each is written as a record when its vehicle leaves).
     pub violations: AtomicU64,
     pub store_errors: AtomicU64,
-    /// Time inside the vehicle detector, microseconds.
-    pub detector_micros: AtomicU64,
     /// Time per frame in each step of the analysis stage.
     pub stages: crate::latency::StageLatencies,
 }
@@ -144,7 +142,7 @@ pub fn render_metrics(s: &Sources) -> String {
         "te_detector_seconds_total",
         "counter",
         "Time inside the vehicle detector.",
-        a.detector_micros.load(Relaxed) as f64 / 1e6,
+        a.stages.get(crate::latency::Stage::Detect).snapshot().2,
     );
     out.single("te_violations_total", "counter", "Violations found by the rules.", a.violations.load(Relaxed) as f64);
     out.single(

@@ -162,6 +162,7 @@ impl AnalysisStage {
             });
             let mut events = if frame.scene_cut { work.tracker.scene_cut() } else { Vec::new() };
             work.recent.push(&frame);
+            let live = self.live.clone();
             let started = std::time::Instant::now();
             let detections = match self.detector.detect(&frame) {
                 Ok(d) => d,
@@ -172,22 +173,19 @@ impl AnalysisStage {
                     continue;
                 }
             };
-            report.inference_seconds += started.elapsed().as_secs_f64();
-            self.live.stages.get(Stage::Detect).observe(started.elapsed());
+            let detect_time = started.elapsed();
+            report.inference_seconds += detect_time.as_secs_f64();
+            live.stages.get(Stage::Detect).observe(detect_time);
             report.detections += detections.len() as u64;
-            self.live.frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.live.detections.fetch_add(detections.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            self.live
-                .detector_micros
-                .fetch_add(started.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-            let stages = &self.live.stages;
+            live.frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            live.detections.fetch_add(detections.len() as u64, std::sync::atomic::Ordering::Relaxed);
             events.extend(
-                stages.time(Stage::Track, || work.tracker.update(frame.number, frame.captured_at, &detections)),
+                live.stages.time(Stage::Track, || work.tracker.update(frame.number, frame.captured_at, &detections)),
             );
             for event in &events {
                 if let TrackEvent::Confirmed { track, detection } = event {
                     report.vehicles += 1;
-                    self.live.vehicles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    live.vehicles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let records_passes = work.judge.as_ref().is_none_or(|j| j.scene().record_passes);
                     match self.draft(&frame, *track, detection, records_passes) {
                         Ok(vehicle) => {
@@ -208,14 +206,14 @@ impl AnalysisStage {
                 .filter(|t| t.is_confirmed() && t.last_frame == frame.number)
                 .map(|t| (t.id, t.bbox))
                 .collect();
-            let stages = self.live.clone();
-            stages.stages.time(Stage::Rules, || self.judge(&frame, &seen, work, &mut open, &mut report));
-            stages.stages.time(Stage::Plates, || self.read_plates(&frame, &seen, &mut open, &mut report));
-            stages.stages.time(Stage::Evidence, || {
+            // `live` is a clone of the Arc: read_plates borrows the stage mutably.
+            live.stages.time(Stage::Rules, || self.judge(&frame, &seen, work, &mut open, &mut report));
+            live.stages.time(Stage::Plates, || self.read_plates(&frame, &seen, &mut open, &mut report));
+            live.stages.time(Stage::Evidence, || {
                 self.write_held(&frame, &mut open, &mut report);
                 self.close_ended(&frame.camera, events, work, &mut open, &mut report);
             });
-            stages.stages.get(Stage::Frame).observe(frame_started.elapsed());
+            live.stages.get(Stage::Frame).observe(frame_started.elapsed());
         }
         // The streams ended: every vehicle still tracked has passed as far as we will see it.
         for (camera, mut work) in cameras {
