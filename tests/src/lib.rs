@@ -125,15 +125,7 @@ impl Central {
 
     /// The body of a 200 answer to `GET <path>` with the supervisor token.
     pub fn get(&self, path: &str) -> Option<String> {
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
-            self.token
-        );
-        let response = http(self.port, &request)?;
-        if !response.starts_with("HTTP/1.1 200") {
-            return None;
-        }
-        response.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+        http_body_with(self.port, &format!("GET {path}"), &format!("Authorization: Bearer {}\r\n", self.token))
     }
 
     pub fn total(&self) -> Option<u64> {
@@ -176,7 +168,13 @@ pub fn http(port: u16, request: &str) -> Option<String> {
 
 /// The body of a 200 answer to `GET <path>` ("GET /x").
 pub fn http_body(port: u16, request_line: &str) -> Option<String> {
-    let response = http(port, &format!("{request_line} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))?;
+    http_body_with(port, request_line, "")
+}
+
+/// As [`http_body`], with `headers` (each line ending in CRLF) added to the request.
+pub fn http_body_with(port: u16, request_line: &str, headers: &str) -> Option<String> {
+    let request = format!("{request_line} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Connection: close\r\n\r\n");
+    let response = http(port, &request)?;
     if !response.starts_with("HTTP/1.1 200") {
         return None;
     }
