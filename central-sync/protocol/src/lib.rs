@@ -12,6 +12,9 @@
 //! A video clip may travel inline (base64 in the upload) or, as the edge's uplink does, ahead of its record in
 //! chunks addressed by its SHA-256: an interrupted clip resumes at the offset the central service reports, and
 //! a clip shared by several records of one vehicle travels once.
+//!
+//! Plate pictures (the plate as each voting frame showed it, a few KiB each) travel inline with their record;
+//! the record names each by SHA-256 in its plate votes, so the seal covers them.
 
 mod seal;
 
@@ -25,6 +28,11 @@ use sha2::{Digest, Sha256};
 use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, PlateConsensus, TrackId, VehicleClass, Violation};
 
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The most plate pictures one record may carry (one per plate read; boxes read a vehicle a few times).
+pub const MAX_PLATE_CROPS: usize = 32;
+/// The largest plate picture accepted, bytes (a plate cut from a 4K frame is a few tens of KiB).
+pub const MAX_PLATE_CROP_BYTES: usize = 256 * 1024;
 
 /// The upload path, relative to the central service's base URL.
 pub const EVIDENCE_PATH: &str = "/api/v1/evidence";
@@ -85,6 +93,17 @@ pub struct EvidenceRecord {
 }
 
 impl EvidenceRecord {
+    /// The plate pictures the record names (SHA-256 hex), each once, in vote order.
+    pub fn plate_crop_hashes(&self) -> Vec<&str> {
+        let mut hashes: Vec<&str> = Vec::new();
+        for sha in self.plate.iter().flat_map(|p| &p.votes).filter_map(|v| v.crop_sha256.as_deref()) {
+            if !hashes.contains(&sha) {
+                hashes.push(sha);
+            }
+        }
+        hashes
+    }
+
     /// A plain vehicle pass at `now` with no plate, clip or clock check, its overview hashed: the start of
     /// synthetic records (the load and crash benchmarks, tests). Set what matters on the result.
     pub fn synthetic(device: &str, camera: &str, overview_jpeg: &[u8]) -> Self {
@@ -144,6 +163,9 @@ pub struct EvidenceUpload {
     /// sent ahead through [`CLIPS_PATH`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_mp4_base64: Option<String>,
+    /// The plate pictures the record's plate votes name, JPEG, standard base64, in any order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plate_crops_jpeg_base64: Vec<String>,
 }
 
 /// Why an upload is not acceptable as it stands.
@@ -161,6 +183,8 @@ pub enum UploadError {
     Seal(#[from] SealError),
     #[error("clip: {0}")]
     Clip(String),
+    #[error("plate picture: {0}")]
+    PlateCrop(String),
 }
 
 impl EvidenceUpload {
@@ -170,7 +194,34 @@ impl EvidenceUpload {
             seal,
             overview_jpeg_base64: base64::engine::general_purpose::STANDARD.encode(overview_jpeg),
             clip_mp4_base64: None,
+            plate_crops_jpeg_base64: Vec::new(),
         }
+    }
+
+    pub fn with_plate_crops(mut self, crops: &[Vec<u8>]) -> Self {
+        self.plate_crops_jpeg_base64 =
+            crops.iter().map(|c| base64::engine::general_purpose::STANDARD.encode(c)).collect();
+        self
+    }
+
+    /// Decodes the plate pictures and checks them against the hashes the (sealed) record names.
+    pub fn verified_plate_crops(&self) -> Result<Vec<(String, Vec<u8>)>, UploadError> {
+        if self.plate_crops_jpeg_base64.len() > MAX_PLATE_CROPS {
+            return Err(UploadError::PlateCrop(format!(
+                "{} pictures sent, at most {MAX_PLATE_CROPS} accepted",
+                self.plate_crops_jpeg_base64.len()
+            )));
+        }
+        let crops = self
+            .plate_crops_jpeg_base64
+            .iter()
+            .map(|b64| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.as_bytes())
+                    .map_err(|_| UploadError::PlateCrop("not valid base64".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match_plate_crops(&self.record, crops)
     }
 
     pub fn with_clip(mut self, clip_mp4: Option<&[u8]>) -> Self {
@@ -235,6 +286,36 @@ pub fn check_clip(mp4: &[u8], expected: &str) -> Result<(), UploadError> {
         return Err(UploadError::Clip(format!("hashes to {actual}, but the record says {expected}")));
     }
     Ok(())
+}
+
+/// Pairs plate pictures with the hashes `record` names, in the record's order: each must be a JPEG of at most
+/// [`MAX_PLATE_CROP_BYTES`] that the record names, and every picture the record names must be there.
+pub fn match_plate_crops(record: &EvidenceRecord, crops: Vec<Vec<u8>>) -> Result<Vec<(String, Vec<u8>)>, UploadError> {
+    let named = record.plate_crop_hashes();
+    let mut given: Vec<(String, Vec<u8>)> = Vec::with_capacity(crops.len());
+    for jpeg in crops {
+        if jpeg.len() > MAX_PLATE_CROP_BYTES {
+            return Err(UploadError::PlateCrop(format!("{} bytes, at most {MAX_PLATE_CROP_BYTES}", jpeg.len())));
+        }
+        if !jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            return Err(UploadError::PlateCrop("not a JPEG".into()));
+        }
+        let sha = sha256_hex(&jpeg);
+        if !named.contains(&sha.as_str()) {
+            return Err(UploadError::PlateCrop(format!("hashes to {sha}, which the record does not name")));
+        }
+        given.push((sha, jpeg));
+    }
+    named
+        .iter()
+        .map(|sha| {
+            given
+                .iter()
+                .position(|(g, _)| g == sha)
+                .map(|i| given.swap_remove(i))
+                .ok_or_else(|| UploadError::PlateCrop(format!("the record names {sha}, which was not sent")))
+        })
+        .collect()
 }
 
 /// Whether `s` is a SHA-256 in lowercase hex (what clip addresses are; nothing else reaches a file name).
@@ -372,6 +453,55 @@ mod tests {
         forged.record_sha256 = u.record.record_sha256();
         forged.signature = upload(&[0xFF, 0xD8, 0xFF, 0xE0, 1]).seal.signature;
         assert_eq!(verify(&u.record, &forged, None), Err(SealError::Signature));
+    }
+
+    fn record_naming(crops: &[&[u8]]) -> EvidenceRecord {
+        let mut record = EvidenceRecord::synthetic("box", "cam", &[0xFF, 0xD8, 0xFF]);
+        let vote = |crop: Option<&[u8]>| te_types::PlateVote {
+            frame_number: 1,
+            text: Some("30A-123.45".into()),
+            raw: "30A12345".into(),
+            confidence: 0.9,
+            weight: 0.9,
+            crop_sha256: crop.map(sha256_hex),
+        };
+        let mut votes: Vec<_> = crops.iter().map(|c| vote(Some(c))).collect();
+        votes.push(vote(None));
+        record.plate = Some(PlateConsensus { text: Some("30A-123.45".into()), share: 1.0, votes });
+        record
+    }
+
+    #[test]
+    fn plate_pictures_must_be_exactly_the_ones_the_record_names() {
+        let (a, b): (&[u8], &[u8]) = (&[0xFF, 0xD8, 0xFF, 1], &[0xFF, 0xD8, 0xFF, 2]);
+        // Named twice (two votes on identical pictures), sent once, in another order: accepted, in vote order.
+        let record = record_naming(&[a, b, a]);
+        assert_eq!(record.plate_crop_hashes(), [sha256_hex(a), sha256_hex(b)]);
+        let matched = match_plate_crops(&record, vec![b.to_vec(), a.to_vec()]).expect("matches");
+        assert_eq!(matched, [(sha256_hex(a), a.to_vec()), (sha256_hex(b), b.to_vec())]);
+        let refused = |crops: Vec<Vec<u8>>| match match_plate_crops(&record, crops) {
+            Err(UploadError::PlateCrop(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(vec![a.to_vec()]).contains("was not sent"));
+        assert!(refused(vec![a.to_vec(), b.to_vec(), vec![0xFF, 0xD8, 0xFF, 3]]).contains("does not name"));
+        assert!(refused(vec![b"GIF89a".to_vec()]).contains("not a JPEG"));
+        let mut huge = vec![0xFF, 0xD8, 0xFF];
+        huge.resize(MAX_PLATE_CROP_BYTES + 1, 0);
+        assert!(refused(vec![huge]).contains("at most"));
+        // Through an upload: the pictures round-trip through JSON and base64.
+        let upload = EvidenceUpload::new(record.clone(), seal(&record, &test_key()), &[0xFF, 0xD8, 0xFF])
+            .with_plate_crops(&[a.to_vec(), b.to_vec()]);
+        let json = serde_json::to_string(&upload).expect("json");
+        let back: EvidenceUpload = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back.verified_plate_crops().expect("valid").len(), 2);
+        let mut bad = back.clone();
+        bad.plate_crops_jpeg_base64[0] = "%%".into();
+        assert_eq!(bad.verified_plate_crops(), Err(UploadError::PlateCrop("not valid base64".into())));
+        // A record without pictures needs none, and an upload without them says nothing about them.
+        let plain = upload(&[0xFF, 0xD8, 0xFF]);
+        assert_eq!(plain.verified_plate_crops(), Ok(Vec::new()));
+        assert!(!serde_json::to_string(&plain).expect("json").contains("plate_crops"));
     }
 
     #[test]

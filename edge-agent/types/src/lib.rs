@@ -195,6 +195,10 @@ pub struct PlateVote {
     pub confidence: f32,
     /// How much this read counted: reader confidence x detector score x plate size (small plates count less).
     pub weight: f32,
+    /// SHA-256 (hex) of the JPEG of the plate as this frame showed it (cut from the frame around the plate),
+    /// so a reviewer sees what was read; absent for reads made without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop_sha256: Option<String>,
 }
 
 /// The plate of one vehicle pass: every read on the track voted; the heaviest text wins.
