@@ -161,9 +161,10 @@ pub fn http(port: u16, request: &str) -> Option<String> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
+    // Bodies may be binary (pictures): read bytes, then text lossily (the tests read status lines and JSON).
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    Some(String::from_utf8_lossy(&response).into_owned())
 }
 
 /// The body of a 200 answer to `GET <path>` ("GET /x").

@@ -61,12 +61,33 @@ fn evidence_recorded_while_the_central_service_is_down_is_delivered_once_after_i
     assert_eq!(box_evidence(&config).delivered, 0);
 
     // Central comes back: the next run re-sends the backlog and its own records.
-    let _central = start_central(port, &dir.path().join("central"));
+    let central = start_central(port, &dir.path().join("central"));
     let online = agent(&config, &["run", "--exit-when-done", "--drain-timeout", "30"]);
     assert!(online.status.success(), "{}", String::from_utf8_lossy(&online.stderr));
     assert_eq!(box_evidence(&config).pending, 0);
     assert_eq!(box_evidence(&config).ids.len() as u64, 2 * recorded, "same photos, same detections");
     assert_eq!(central_total(&online), 2 * recorded, "central holds every record exactly once");
+
+    // Plates read on the way arrive with the picture of each read; the case page re-checks them against the seal.
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_str(&central.get("/api/v1/evidence?limit=1000").expect("list")).expect("list JSON");
+    let crops_of = |e: &serde_json::Value| -> Vec<String> {
+        e["record"]["plate"]["votes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["crop_sha256"].as_str().map(str::to_string))
+            .collect()
+    };
+    let with_crops = listed.iter().find(|e| !crops_of(e).is_empty()).expect("a record with plate pictures");
+    let id = with_crops["record"]["evidence_id"].as_str().expect("id");
+    for sha in crops_of(with_crops) {
+        let jpeg = central.get(&format!("/api/v1/evidence/{id}/plates/{sha}")).expect("plate picture served");
+        assert!(!jpeg.is_empty());
+    }
+    let page = central.get(&format!("/evidence/{id}")).expect("case page");
+    assert!(page.contains("ảnh biển số: <span class=\"ok\">✔"), "plate pictures match their hashes");
+    assert!(page.contains("class=\"vote-crop\""), "every read shows its picture");
 
     // Nothing is sent twice: a third run adds only its own records.
     let again = agent(&config, &["run", "--exit-when-done", "--drain-timeout", "30"]);
@@ -86,6 +107,18 @@ fn evidence_recorded_while_the_central_service_is_down_is_delivered_once_after_i
     let record = std::fs::read(package.join("record.json")).expect("record");
     use sha2::Digest;
     assert_eq!(seal["record_sha256"].as_str(), Some(hex::encode(sha2::Sha256::digest(&record)).as_str()));
+    // Plate pictures travel in the package under their own hash.
+    let package = export_dir.join(id);
+    let pictures: Vec<_> = std::fs::read_dir(&package)
+        .expect("package")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|name| Some(name.strip_prefix("plate-")?.strip_suffix(".jpg")?.to_string()))
+        .collect();
+    assert!(!pictures.is_empty(), "{id}: no plate pictures in the package");
+    for sha in pictures {
+        let bytes = std::fs::read(package.join(format!("plate-{sha}.jpg"))).expect("picture");
+        assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), sha);
+    }
 }
 
 #[test]

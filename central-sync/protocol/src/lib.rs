@@ -490,9 +490,9 @@ mod tests {
         huge.resize(MAX_PLATE_CROP_BYTES + 1, 0);
         assert!(refused(vec![huge]).contains("at most"));
         // Through an upload: the pictures round-trip through JSON and base64.
-        let upload = EvidenceUpload::new(record.clone(), seal(&record, &test_key()), &[0xFF, 0xD8, 0xFF])
+        let sent = EvidenceUpload::new(record.clone(), seal(&record, &test_key()), &[0xFF, 0xD8, 0xFF])
             .with_plate_crops(&[a.to_vec(), b.to_vec()]);
-        let json = serde_json::to_string(&upload).expect("json");
+        let json = serde_json::to_string(&sent).expect("json");
         let back: EvidenceUpload = serde_json::from_str(&json).expect("parse");
         assert_eq!(back.verified_plate_crops().expect("valid").len(), 2);
         let mut bad = back.clone();

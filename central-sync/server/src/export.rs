@@ -101,6 +101,8 @@ pub struct ExportCase {
     /// Paths on this service (send the same token to fetch them).
     pub overview_url: String,
     pub clip_url: Option<String>,
+    /// The plate as each frame that voted for it showed it, in vote order.
+    pub plate_crop_urls: Vec<String>,
     /// The owner from the configured registry; `None` without one or when the plate is not in it.
     pub owner: Option<Owner>,
     /// The record exactly as the box sealed it, and its seal: verifiable by the receiver.
@@ -182,6 +184,11 @@ pub fn export_case(entry: QueueEntry, seal: Seal, owners: Option<&dyn OwnerRegis
         owner_deadline: crate::review::owner_deadline(r.captured_at),
         overview_url: format!("/api/v1/evidence/{id}/overview.jpg"),
         clip_url: r.clip_sha256.as_ref().map(|_| format!("/api/v1/evidence/{id}/clip.mp4")),
+        plate_crop_urls: r
+            .plate_crop_hashes()
+            .iter()
+            .map(|sha| format!("/api/v1/evidence/{id}/plates/{sha}"))
+            .collect(),
         owner,
         evidence_id: id,
         record: r,

@@ -176,7 +176,7 @@ pub fn page_with_status(status: StatusCode, lang: Lang, actor: Option<&Actor>, t
 const STYLE: &str = "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}\
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}.clock-flag,.alarm,.overdue,.error{color:#b00}\
 .ok{color:#070}nav{margin-bottom:1em}.who{float:right}.inline{display:inline}form.decision{margin:.5em 0;padding:.5em;\
-border:1px solid #ddd}.plate{font-family:monospace;font-size:1.2em}img.overview{max-width:100%}label{margin-right:1em}";
+border:1px solid #ddd}.plate{font-family:monospace;font-size:1.2em}img.overview{max-width:100%}img.plate-crop{height:96px;image-rendering:pixelated;border:1px solid #999}img.vote-crop{height:40px;image-rendering:pixelated}tr.winner{background:#eef8ee}label{margin-right:1em}";
 
 /// Every box's latest heartbeat: is it alive, how much is waiting on it, is its clock right, are its cameras up.
 pub async fn devices_page(State(state): State<AppState>, actor: Actor, lang: Lang) -> Response {

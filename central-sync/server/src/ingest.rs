@@ -70,9 +70,13 @@ pub async fn upload(
         return refused;
     }
     // The seal first: nothing of an upload that fails it touches storage.
-    let (jpeg, clip) = match (upload.verified_overview(), upload.verified_clip()) {
-        (Ok(jpeg), Ok(clip)) => (jpeg, clip),
-        (Err(e), _) | (_, Err(e)) => {
+    let checked = upload.verified_overview().and_then(|jpeg| {
+        let clip = upload.verified_clip()?;
+        Ok((jpeg, clip, upload.verified_plate_crops()?))
+    });
+    let (jpeg, clip, plate_crops) = match checked {
+        Ok(checked) => checked,
+        Err(e) => {
             tracing::warn!(evidence = %upload.record.evidence_id, error = %e, "evidence refused");
             return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
         }
@@ -85,7 +89,7 @@ pub async fn upload(
             Err(e) => return clip_error(e),
         },
     };
-    match state.store.ingest(&upload.record, &upload.seal, &jpeg, clip.as_deref()).await {
+    match state.store.ingest(&upload.record, &upload.seal, &jpeg, clip.as_deref(), &plate_crops).await {
         Ok(receipt) => {
             let status = match receipt.status {
                 IngestStatus::Created => StatusCode::CREATED,
@@ -167,6 +171,23 @@ pub async fn overview(State(state): State<AppState>, actor: Actor, Path(raw): Pa
     match may_read(&actor) {
         Some(refused) => refused,
         None => media(&state, &raw, MediaKind::Overview).await,
+    }
+}
+
+/// GET /api/v1/evidence/{id}/plates/{sha256}: one of the plate pictures the record's votes name (JPEG).
+pub async fn plate_crop(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((raw, sha)): Path<(String, String)>,
+) -> Response {
+    if let Some(refused) = may_read(&actor) {
+        return refused;
+    }
+    let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(&raw) };
+    match state.store.plate_crop(id, &sha).await {
+        Ok(Some(bytes)) => ([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no plate picture {sha:?} for {id}")),
+        Err(e) => store_error(e),
     }
 }
 

@@ -106,6 +106,7 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/api/v1/evidence/{id}", get(ingest::show))
         .route("/api/v1/evidence/{id}/overview.jpg", get(ingest::overview))
         .route("/api/v1/evidence/{id}/clip.mp4", get(ingest::clip))
+        .route("/api/v1/evidence/{id}/plates/{sha256}", get(ingest::plate_crop))
         .route("/api/v1/stats", get(ingest::stats))
         .route("/api/v1/clips/{sha}", put(ingest::clip_chunk).get(ingest::clip_status))
         .route(central_protocol::HEARTBEAT_PATH, post(ingest::heartbeat))

@@ -1,6 +1,7 @@
 //! Where evidence media (overview images, clips) are kept: a local folder (embedded default) or an
 //! S3-compatible object store (production: the province's cloud platform, MinIO, Ceph...), by configuration.
-//! Keys are `<evidence id>/<name>`; the id is a parsed ULID and the name a constant, so neither carries a path.
+//! Keys are `<evidence id>/<name>`; the id is a parsed ULID and the name a constant or made of a checked SHA-256
+//! hex, so neither carries a path.
 //! Content is checked against the record's hashes on every case view, wherever it is kept.
 
 use crate::StoreError;

@@ -336,6 +336,13 @@ async fn case_page(
         ),
         Link::Unknown => "—".to_string(),
     };
+    let other_media: String = [
+        seal.clip_ok.map(|ok| format!(" · video: {}", yes_no(ok))),
+        seal.plate_crops_ok.map(|ok| format!(" · {}: {}", lang.t("ảnh biển số", "plate pictures"), yes_no(ok))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let seal_html = format!(
         "<tr><th>{}</th><td id=\"seal\">{} <small>{}</small><br>{}: {}{}<br>{}: <span id=\"chain-link\">{link_text}</span>\
          <br><small>{}: <code>{}</code></small></td></tr>",
@@ -348,19 +355,31 @@ async fn case_page(
         esc(&seal.detail),
         lang.t("Ảnh", "Pictures"),
         yes_no(seal.overview_ok),
-        seal.clip_ok.map(|ok| format!(" · video: {}", yes_no(ok))).unwrap_or_default(),
+        other_media,
         lang.t("Chuỗi băm", "Hash chain"),
         lang.t("Khoá thiết bị", "Device key"),
         esc(&seal.public_key),
     );
+    let winner = r.plate.as_ref().and_then(|p| p.text.as_deref());
+    let crop_img = |sha: &str, class: &str, frame: u64| {
+        format!(
+            "<a href=\"/api/v1/evidence/{id}/plates/{sha}\"><img class=\"{class}\" \
+             src=\"/api/v1/evidence/{id}/plates/{sha}\" alt=\"{} {frame}\"></a>",
+            lang.t("biển số ở khung hình", "plate in frame")
+        )
+    };
     let votes: String = r
         .plate
         .iter()
         .flat_map(|p| p.votes.iter())
         .map(|v| {
+            let for_winner = winner.is_some() && v.text.as_deref() == winner;
             format!(
-                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{:.2}</td><td>{:.2}</td></tr>",
+                "<tr class=\"vote{}\"><td>{}</td><td>{}</td><td>{}{}</td><td><code>{}</code></td><td>{:.2}</td><td>{:.2}</td></tr>",
+                if for_winner { " winner" } else { "" },
+                v.crop_sha256.as_deref().map(|sha| crop_img(sha, "vote-crop", v.frame_number)).unwrap_or_default(),
                 v.frame_number,
+                if for_winner { "✔ " } else { "" },
                 esc(v.text.as_deref().unwrap_or("—")),
                 esc(&v.raw),
                 v.confidence,
@@ -368,6 +387,16 @@ async fn case_page(
             )
         })
         .collect();
+    // The plate crop: the heaviest read of the winning plate that has a picture.
+    let best_crop = r
+        .plate
+        .iter()
+        .flat_map(|p| p.votes.iter())
+        .filter(|v| winner.is_some() && v.text.as_deref() == winner)
+        .filter_map(|v| v.crop_sha256.as_deref().map(|sha| (v.weight, v.frame_number, sha)))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, frame, sha)| format!("<br><span id=\"plate-crop\">{}</span>", crop_img(sha, "plate-crop", frame)))
+        .unwrap_or_default();
     let (due, left) = owner_deadline(&entry);
     let violation_rows = r
         .violation
@@ -402,7 +431,7 @@ async fn case_page(
          <p><img class=\"overview\" src=\"/api/v1/evidence/{id}/overview.jpg\" alt=\"{}\"></p>{}\
          <table class=\"facts\">\
          <tr><th>{}</th><td id=\"status\">{}{decided}</td></tr>\
-         <tr><th>{}</th><td id=\"plate\">{}</td></tr>\
+         <tr><th>{}</th><td><span id=\"plate\">{}</span>{best_crop}</td></tr>\
          <tr><th>{}</th><td>{} <small>(UTC {})</small>{}</td></tr>\
          <tr><th>{}</th><td>{} · {}<br><small>{} {}</small></td></tr>\
          <tr><th>{}</th><td>{} · {:.2}</td></tr>{violation_rows}{seal_html}\
@@ -454,8 +483,9 @@ async fn case_page(
     );
     if !votes.is_empty() {
         body.push_str(&format!(
-            "<h2>{}</h2><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{votes}</tbody></table>",
-            lang.t("Các lần đọc biển số", "Plate reads"),
+            "<h2>{}</h2><table id=\"votes\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{votes}</tbody></table>",
+            lang.t("Các lần đọc biển số (✔: bỏ phiếu cho biển số)", "Plate reads (✔: voted for the plate)"),
+            lang.t("Ảnh", "Picture"),
             lang.t("Khung hình", "Frame"),
             lang.t("Biển số", "Plate"),
             lang.t("Ký tự đọc được", "Characters read"),

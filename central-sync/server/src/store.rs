@@ -94,6 +94,8 @@ pub struct SealCheck {
     pub overview_ok: bool,
     /// The clip, when there is one, hashes to the record's `clip_sha256`.
     pub clip_ok: Option<bool>,
+    /// Every plate picture the record's votes name is held and hashes to its name; `None` when it names none.
+    pub plate_crops_ok: Option<bool>,
     pub public_key: String,
     pub detail: String,
 }
@@ -176,7 +178,8 @@ impl CentralStore {
         self.backend
     }
 
-    /// The media key of one of a record's files (the id is a parsed ULID, the name a constant).
+    /// The media key of one of a record's files (the id is a parsed ULID, the name a constant or made of a
+    /// checked SHA-256 hex).
     fn media_key(id: EvidenceId, name: &str) -> String {
         format!("{id}/{name}")
     }
@@ -214,6 +217,7 @@ impl CentralStore {
         seal: &Seal,
         overview_jpeg: &[u8],
         clip_mp4: Option<&[u8]>,
+        plate_crops: &[(String, Vec<u8>)],
     ) -> Result<IngestReceipt, StoreError> {
         let id = record.evidence_id;
         self.check_device_key(record, seal).await?;
@@ -223,6 +227,9 @@ impl CentralStore {
         self.media.put(&Self::media_key(id, "overview.jpg"), overview_jpeg).await?;
         if let Some(clip) = clip_mp4 {
             self.media.put(&Self::media_key(id, "clip.mp4"), clip).await?;
+        }
+        for (sha, jpeg) in plate_crops {
+            self.media.put(&Self::plate_crop_key(id, sha)?, jpeg).await?;
         }
         let now = Utc::now();
         let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -276,6 +283,21 @@ impl CentralStore {
 
     pub async fn clip(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, StoreError> {
         self.media.get(&Self::media_key(id, "clip.mp4")).await
+    }
+
+    fn plate_crop_key(id: EvidenceId, sha256: &str) -> Result<String, StoreError> {
+        if !central_protocol::is_sha256_hex(sha256) {
+            return Err(StoreError::Corrupt(format!("{sha256:?} is not a plate picture's SHA-256")));
+        }
+        Ok(Self::media_key(id, &format!("plate-{sha256}.jpg")))
+    }
+
+    /// The plate picture `sha256` of record `id`; `None` when there is none (or `sha256` is not a SHA-256).
+    pub async fn plate_crop(&self, id: EvidenceId, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match Self::plate_crop_key(id, sha256) {
+            Ok(key) => self.media.get(&key).await,
+            Err(_) => Ok(None),
+        }
     }
 
     pub async fn overview(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, StoreError> {
@@ -360,7 +382,15 @@ impl CentralStore {
             Some(sha) => Some(self.clip(id).await?.is_some_and(|bytes| &central_protocol::sha256_hex(&bytes) == sha)),
             None => None,
         };
-        Ok(Some(SealCheck { signature_ok, overview_ok, clip_ok, public_key, detail }))
+        let named = record.plate_crop_hashes();
+        let mut plate_crops_ok = (!named.is_empty()).then_some(true);
+        for sha in named {
+            let held = self.plate_crop(id, sha).await?;
+            if held.is_none_or(|bytes| central_protocol::sha256_hex(&bytes) != sha) {
+                plate_crops_ok = Some(false);
+            }
+        }
+        Ok(Some(SealCheck { signature_ok, overview_ok, clip_ok, plate_crops_ok, public_key, detail }))
     }
 
     pub async fn stats(&self) -> Result<CentralStats, StoreError> {

@@ -8,12 +8,18 @@ use std::sync::Arc;
 use te_types::{CameraId, DeviceId};
 use tower::ServiceExt;
 
+mod common;
+
 const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
 
 async fn app(dir: &std::path::Path) -> (axum::Router, Arc<CentralStore>) {
     let store = Arc::new(CentralStore::open(dir).await.expect("open store"));
+    (app_on(&store), store)
+}
+
+fn app_on(store: &Arc<CentralStore>) -> axum::Router {
     // Open enrolment: these tests are about ingest itself; device tokens are tested in tests/devices.rs.
-    (router(AppState { open_enrolment: true, ..AppState::new(store.clone()) }, 64 * 1024), store)
+    router(AppState { open_enrolment: true, ..AppState::new(store.clone()) }, 64 * 1024)
 }
 
 fn upload(jpeg: &[u8]) -> EvidenceUpload {
@@ -243,4 +249,74 @@ async fn a_heartbeat_is_kept_as_the_devices_latest_state() {
     let html = axum::body::to_bytes(page.into_body(), 1 << 20).await.expect("body");
     let html = String::from_utf8_lossy(&html);
     assert!(html.contains("box-7") && html.contains("cam-2: streaming"), "{html}");
+}
+
+/// An upload whose plate votes name `named` pictures, carrying `sent`.
+fn upload_with_plate_pictures(named: &[&[u8]], sent: &[&[u8]]) -> EvidenceUpload {
+    let mut record = EvidenceRecord::synthetic("box-7", "cam-2", JPEG);
+    let votes = named
+        .iter()
+        .enumerate()
+        .map(|(i, crop)| te_types::PlateVote {
+            frame_number: 10 + i as u64,
+            text: Some("30A-123.45".into()),
+            raw: "30A12345".into(),
+            confidence: 0.9,
+            weight: 0.8,
+            crop_sha256: Some(sha256_hex(crop)),
+        })
+        .collect();
+    record.plate = Some(te_types::PlateConsensus { text: Some("30A-123.45".into()), share: 1.0, votes });
+    let seal = central_protocol::seal(&record, &device_key());
+    let sent: Vec<Vec<u8>> = sent.iter().map(|c| c.to_vec()).collect();
+    EvidenceUpload::new(record, seal, JPEG).with_plate_crops(&sent)
+}
+
+#[tokio::test]
+async fn plate_pictures_are_stored_only_when_they_are_exactly_the_ones_the_record_names() {
+    for t in common::stores().await {
+        plate_pictures_on(&t.store, t.dir.path()).await;
+        eprintln!("{}: ok", t.backend);
+    }
+}
+
+async fn plate_pictures_on(store: &Arc<CentralStore>, dir: &std::path::Path) {
+    let app = app_on(store);
+    let (a, b): (&[u8], &[u8]) = (&[0xFF, 0xD8, 0xFF, 0xE0, 1], &[0xFF, 0xD8, 0xFF, 0xE0, 2]);
+    let json = |u: &EvidenceUpload| serde_json::to_string(u).expect("json");
+    // One missing, one the record does not name, one that is no JPEG: refused, nothing stored.
+    for (sent, why) in [
+        (vec![a], "was not sent"),
+        (vec![a, b, &[0xFF, 0xD8, 0xFF, 0xE0, 3][..]], "does not name"),
+        (vec![a, b"GIF89a"], "not a JPEG"),
+    ] {
+        let (status, body) = post(&app, json(&upload_with_plate_pictures(&[a, b], &sent))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains(why)), "{body}");
+    }
+    assert_eq!(total(store).await, 0);
+    let good = upload_with_plate_pictures(&[a, b], &[b, a]);
+    let id = good.record.evidence_id;
+    assert_eq!(post(&app, json(&good)).await.0, StatusCode::CREATED);
+    assert_eq!(store.plate_crop(id, &sha256_hex(a)).await.expect("read"), Some(a.to_vec()));
+    assert_eq!(store.plate_crop(id, "../../central.db").await.expect("read"), None, "only a digest names one");
+    // Served to officers (and the fines system), as JPEG; never without a login.
+    let reviewer = store.create_token("a-reviewer", "reviewer").await.expect("token");
+    let path = format!("/api/v1/evidence/{id}/plates/{}", sha256_hex(b));
+    let get = |token: Option<String>| {
+        let mut request = Request::get(&path);
+        if let Some(t) = token {
+            request = request.header("authorization", format!("Bearer {t}"));
+        }
+        app.clone().oneshot(request.body(Body::empty()).expect("request"))
+    };
+    assert_eq!(get(None).await.expect("response").status(), StatusCode::UNAUTHORIZED);
+    let response = get(Some(reviewer)).await.expect("response");
+    assert_eq!(response.headers()["content-type"], "image/jpeg");
+    assert_eq!(axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body").as_ref(), b);
+    // The seal check re-hashes every picture: one replaced behind the service's back is found.
+    assert_eq!(store.seal_check(id).await.expect("check").expect("found").plate_crops_ok, Some(true));
+    let file = dir.join("media").join(id.to_string()).join(format!("plate-{}.jpg", sha256_hex(a)));
+    std::fs::write(&file, [0xFF, 0xD8, 0xFF, 0xE0, 9]).expect("replace");
+    assert_eq!(store.seal_check(id).await.expect("check").expect("found").plate_crops_ok, Some(false));
 }

@@ -16,7 +16,7 @@ async fn store_record(store: &CentralStore, sequence: u64, previous: &str) -> (t
     let seal = central_protocol::seal(&record, &central_protocol::SigningKey::from_bytes(&[5u8; 32]));
     let upload = EvidenceUpload::new(record, seal, common::JPEG);
     let jpeg = upload.verified_overview().expect("overview");
-    store.ingest(&upload.record, &upload.seal, &jpeg, None).await.expect("ingest");
+    store.ingest(&upload.record, &upload.seal, &jpeg, None, &[]).await.expect("ingest");
     (upload.record.evidence_id, upload.seal.record_sha256)
 }
 

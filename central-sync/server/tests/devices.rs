@@ -142,6 +142,6 @@ async fn registration_checks_the_key_and_refuses_a_second_registration_on(store:
     // A box already pinned (open enrolment) by another key cannot be registered with a different one.
     let pinned = upload("box-3", &key(4));
     let jpeg = pinned.verified_overview().expect("jpeg");
-    store.ingest(&pinned.record, &pinned.seal, &jpeg, None).await.expect("ingest");
+    store.ingest(&pinned.record, &pinned.seal, &jpeg, None, &[]).await.expect("ingest");
     assert!(matches!(store.register_device("box-3", &public).await, Err(RegisterError::OtherKeyPinned { .. })));
 }

@@ -59,7 +59,7 @@ async fn media_kept_in_an_s3_bucket_come_back_whole_and_a_changed_object_is_caug
     let upload = EvidenceUpload::new(record, seal, common::JPEG).with_clip(Some(&clip));
     let jpeg = upload.verified_overview().expect("overview");
     let id = upload.record.evidence_id;
-    store.ingest(&upload.record, &upload.seal, &jpeg, Some(&clip)).await.expect("ingest");
+    store.ingest(&upload.record, &upload.seal, &jpeg, Some(&clip), &[]).await.expect("ingest");
 
     assert_eq!(store.overview(id).await.expect("get"), Some(common::JPEG.to_vec()));
     assert_eq!(store.clip(id).await.expect("get"), Some(clip.clone()));

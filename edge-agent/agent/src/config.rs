@@ -253,6 +253,13 @@ impl AgentConfig {
         if p.enabled && p.max_reads_per_vehicle == 0 {
             return Err(bad("plates.max_reads_per_vehicle", "must be at least 1 (or set plates.enabled = false)"));
         }
+        // Each read's plate picture travels with the record; the central service takes at most this many.
+        if p.max_reads_per_vehicle > central_protocol::MAX_PLATE_CROPS {
+            return Err(bad(
+                "plates.max_reads_per_vehicle",
+                format!("must be at most {} (plate pictures per record)", central_protocol::MAX_PLATE_CROPS),
+            ));
+        }
         if p.min_vehicle_width.is_nan() || p.min_vehicle_width < 0.0 {
             return Err(bad("plates.min_vehicle_width", format!("must be >= 0, got {}", p.min_vehicle_width)));
         }
@@ -389,5 +396,8 @@ mod tests {
         let mut config = default_config();
         config.detector.score_threshold = 1.5;
         assert_eq!(config.finish(&Overrides::default()).expect_err("invalid").field, "detector.score_threshold");
+        let mut config = default_config();
+        config.plates.max_reads_per_vehicle = central_protocol::MAX_PLATE_CROPS + 1;
+        assert_eq!(config.finish(&Overrides::default()).expect_err("invalid").field, "plates.max_reads_per_vehicle");
     }
 }

@@ -82,6 +82,13 @@ pub fn export(store: &SledStore, id: EvidenceId, to: &Path) -> anyhow::Result<Pa
     write("record.json", &stored.record.canonical_bytes())?;
     write("seal.json", serde_json::to_string_pretty(&stored.seal)?.as_bytes())?;
     write("overview.jpg", &jpeg)?;
+    if let Some(clip) = store.clip(id)? {
+        write("clip.mp4", &clip)?;
+    }
+    let plate_crops = store.plate_crops(id)?;
+    for (sha, crop) in stored.record.plate_crop_hashes().into_iter().zip(&plate_crops) {
+        write(&format!("plate-{sha}.jpg"), crop)?;
+    }
     write("delivery.json", serde_json::to_string_pretty(&stored.delivery)?.as_bytes())?;
     write("device_public_key.hex", store.device_key().public_hex().as_bytes())?;
     let readme = format!(
@@ -89,6 +96,9 @@ pub fn export(store: &SledStore, id: EvidenceId, to: &Path) -> anyhow::Result<Pa
          record.json   the record exactly as sealed (canonical JSON); it names the image by SHA-256:\n\
          \x20             overview_sha256 = {overview}\n\
          overview.jpg  the overview image:   sha256sum overview.jpg   must print that value\n\
+         clip.mp4      the video clip, when the record names one (clip_sha256)\n\
+         plate-<sha256>.jpg  the plate as each voting frame showed it (crop_sha256 of the plate votes);\n\
+         \x20             each file's sha256sum is its name\n\
          seal.json     record_sha256 = sha256 of record.json ({record}),\n\
          \x20             signature = Ed25519 signature (hex) over the 32 bytes of record_sha256,\n\
          \x20             public_key = the device's key (also in device_public_key.hex)\n\

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  cameras --bounded frames--> detect (ort) -> track (per camera) -> judge (scene rules, signal phase)
-//!          -> read plates on the vehicle while it is tracked (vote)
+//!          -> read plates on the vehicle while it is tracked (vote; each read keeps the plate's picture)
 //!          -> on track end: one record per violation (moments before/at/after side by side), and one per
 //!             vehicle pass where the camera records passes -> evidence store (flushed) -> notify uplink
 //! ```
@@ -96,6 +96,14 @@ struct OpenVehicle {
     ballot: PlateBallot,
     last_read_frame: Option<u64>,
     violations: Vec<OpenViolation>,
+}
+
+/// What a vehicle's records are stored with besides their own overview: the plate its reads voted for, the
+/// pictures those votes name, and the vehicle's clip.
+struct VehicleMedia<'a> {
+    plate: Option<te_types::PlateConsensus>,
+    plate_crops: &'a [Vec<u8>],
+    clip: Option<&'a [u8]>,
 }
 
 /// What the stage keeps per camera.
@@ -314,7 +322,8 @@ impl AnalysisStage {
                         }
                         report.plate_reads += 1;
                         self.live.plate_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        vehicle.ballot.add(frame.number, &read);
+                        let plate_jpeg = plate_picture_jpeg(picture, &read.bbox());
+                        vehicle.ballot.add(frame.number, &read, plate_jpeg);
                     }
                 }
                 Err(e) => {
@@ -342,10 +351,14 @@ impl AnalysisStage {
             if held.is_empty() {
                 continue;
             }
-            let plate = (!vehicle.ballot.is_empty()).then(|| vehicle.ballot.consensus());
             let clip = self.cut_clip(camera, vehicle.confirmed_at);
+            let media = VehicleMedia {
+                plate: (!vehicle.ballot.is_empty()).then(|| vehicle.ballot.consensus()),
+                plate_crops: vehicle.ballot.crops(),
+                clip: clip.as_deref(),
+            };
             for v in held {
-                self.write_violation(camera, vehicle, v, (plate.clone(), clip.as_deref()), report);
+                self.write_violation(camera, vehicle, v, &media, report);
             }
         }
     }
@@ -372,12 +385,14 @@ impl AnalysisStage {
             }
             // One clip per vehicle pass: its violation records and its pass record carry the same video.
             let clip = self.cut_clip(camera, vehicle.confirmed_at);
-            for v in std::mem::take(&mut vehicle.violations) {
-                self.write_violation(camera, &vehicle, v, (plate.clone(), clip.as_deref()), report);
+            let violations = std::mem::take(&mut vehicle.violations);
+            let pass = vehicle.pass.take();
+            let media = VehicleMedia { plate, plate_crops: vehicle.ballot.crops(), clip: clip.as_deref() };
+            for v in violations {
+                self.write_violation(camera, &vehicle, v, &media, report);
             }
-            if let Some((mut record, jpeg)) = vehicle.pass.take() {
-                record.plate = plate;
-                self.store(camera, record, &jpeg, clip.as_deref(), report);
+            if let Some((record, jpeg)) = pass {
+                self.store(camera, record, &jpeg, &media, report);
             }
         }
     }
@@ -388,7 +403,7 @@ impl AnalysisStage {
         camera: &CameraId,
         vehicle: &OpenVehicle,
         open: OpenViolation,
-        (plate, clip): (Option<te_types::PlateConsensus>, Option<&[u8]>),
+        media: &VehicleMedia<'_>,
         report: &mut AnalysisReport,
     ) {
         let OpenViolation { mut violation, mut panels, after, last_seen } = open;
@@ -438,21 +453,23 @@ impl AnalysisStage {
             self.record(at_frame, violation.track, violation.kind.into(), vehicle.class, vehicle.score, &jpeg);
         record.bbox = at_box.shifted(x_offset as f32, 0.0);
         record.captured_at = violation.at;
-        record.plate = plate;
         record.violation = Some(violation);
-        self.store(camera, record, &jpeg, clip, report);
+        self.store(camera, record, &jpeg, media, report);
     }
 
+    /// Stores `record` with its overview `jpeg` and the vehicle's plate, plate pictures and clip.
     fn store(
         &self,
         camera: &CameraId,
         mut record: EvidenceRecord,
         jpeg: &[u8],
-        clip: Option<&[u8]>,
+        media: &VehicleMedia<'_>,
         report: &mut AnalysisReport,
     ) {
-        record.clip_sha256 = clip.map(central_protocol::sha256_hex);
-        match self.store.put_with_clip(&record, jpeg, clip) {
+        record.plate.clone_from(&media.plate);
+        record.clip_sha256 = media.clip.map(central_protocol::sha256_hex);
+        let media = te_evidence::Media { overview_jpeg: jpeg, clip_mp4: media.clip, plate_crops: media.plate_crops };
+        match self.store.put_with_media(&record, &media) {
             Ok(sealed) => {
                 let record = &sealed.record;
                 report.evidence_written += 1;
@@ -581,7 +598,30 @@ fn moment_label(role: MomentRole) -> &'static str {
 /// The vehicle's box grown by 10% on each side (plates sit at the edge of the box), cut out of the frame;
 /// with the crop's top-left in frame pixels. `None` for a box outside the frame.
 pub(crate) fn crop_rgb(picture: RgbView<'_>, bbox: &BBox) -> Option<(image::RgbImage, (f32, f32))> {
-    let (mx, my) = (bbox.width() * 0.1, bbox.height() * 0.1);
+    cut_rgb(picture, bbox, (0.1, 0.1))
+}
+
+/// JPEG quality of plate pictures: high, as they are small and their characters are what a reviewer checks.
+const PLATE_PICTURE_QUALITY: u8 = 92;
+
+/// The plate as the frame shows it, with a margin (a quarter of its width each side, half its height above and
+/// below) so the reviewer sees it sits on this vehicle; at the camera's own resolution, as JPEG. `None` (the
+/// read still counts) for a box outside the frame or a picture that cannot be encoded.
+pub(crate) fn plate_picture_jpeg(picture: RgbView<'_>, plate: &BBox) -> Option<Vec<u8>> {
+    let (crop, _) = cut_rgb(picture, plate, (0.25, 0.5))?;
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, PLATE_PICTURE_QUALITY)
+        .encode_image(&crop)
+        .map_err(|e| tracing::warn!(error = %e, "plate picture could not be encoded; the read counts without it"))
+        .ok()?;
+    // A plate cut from a very large frame could exceed what the central service takes: keep the read, not it.
+    (jpeg.len() <= central_protocol::MAX_PLATE_CROP_BYTES).then_some(jpeg)
+}
+
+/// `bbox` grown by the fractions `(fx, fy)` of its size on each side, cut out of the frame; with the crop's
+/// top-left in frame pixels. `None` for a box outside the frame.
+fn cut_rgb(picture: RgbView<'_>, bbox: &BBox, (fx, fy): (f32, f32)) -> Option<(image::RgbImage, (f32, f32))> {
+    let (mx, my) = (bbox.width() * fx, bbox.height() * fy);
     let x1 = (bbox.x1 - mx).max(0.0) as u32;
     let y1 = (bbox.y1 - my).max(0.0) as u32;
     let x2 = ((bbox.x2 + mx).min(picture.width as f32) as u32).min(picture.width);

@@ -84,23 +84,29 @@ pub enum EvidenceError {
     MediaPurged(EvidenceId),
 }
 
+/// What a record is stored with. The record names each by hash; the store refuses media that do not match.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Media<'a> {
+    pub overview_jpeg: &'a [u8],
+    pub clip_mp4: Option<&'a [u8]>,
+    /// The pictures of the plate the record's votes name (each at least once; in any order).
+    pub plate_crops: &'a [Vec<u8>],
+}
+
 /// The evidence store's contract, independent of the engine behind it.
 pub trait EvidenceStore: Send + Sync {
-    /// Seals and stores a new record with its overview JPEG and, when the record names one, its video clip;
-    /// durable when this returns. The store sets the record's `sequence` and `previous_record_sha256`; the
-    /// sealed record is returned.
-    fn put_with_clip(
-        &self,
-        record: &EvidenceRecord,
-        overview_jpeg: &[u8],
-        clip_mp4: Option<&[u8]>,
-    ) -> Result<StoredEvidence, EvidenceError>;
-    /// [`EvidenceStore::put_with_clip`] without a clip.
+    /// Seals and stores a new record with its media (the overview, the clip the record names, the plate
+    /// pictures its votes name); durable when this returns. The store sets the record's `sequence` and
+    /// `previous_record_sha256`; the sealed record is returned.
+    fn put_with_media(&self, record: &EvidenceRecord, media: &Media<'_>) -> Result<StoredEvidence, EvidenceError>;
+    /// [`EvidenceStore::put_with_media`] with an overview only.
     fn put(&self, record: &EvidenceRecord, overview_jpeg: &[u8]) -> Result<StoredEvidence, EvidenceError> {
-        self.put_with_clip(record, overview_jpeg, None)
+        self.put_with_media(record, &Media { overview_jpeg, ..Media::default() })
     }
     /// The record's video clip, checked against its hash; `None` when the record has none.
     fn clip(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, EvidenceError>;
+    /// The plate pictures the record's votes name, checked against their hashes, in vote order.
+    fn plate_crops(&self, id: EvidenceId) -> Result<Vec<Vec<u8>>, EvidenceError>;
     fn get(&self, id: EvidenceId) -> Result<StoredEvidence, EvidenceError>;
     fn overview(&self, id: EvidenceId) -> Result<Vec<u8>, EvidenceError>;
     /// Up to `limit` pending record ids, oldest first.

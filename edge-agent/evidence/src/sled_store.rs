@@ -4,7 +4,8 @@
 //! - `meta`:    `layout_version` -> "2"; `chain_head` -> JSON [`ChainHead`] (the last sealed record);
 //!   `totals` -> JSON [`StoreCounts`] (kept in the same transactions as the records they count)
 //! - `records`: ULID (16 bytes, big-endian, so key order = creation order) -> JSON [`StoredEvidence`]
-//! - `media`:   ULID ++ "/overview.jpg" -> JPEG bytes; ULID ++ "/clip.mp4" -> MP4 bytes (when the record has one)
+//! - `media`:   ULID ++ "/overview.jpg" -> JPEG bytes; ULID ++ "/clip.mp4" -> MP4 bytes (when the record has one);
+//!   ULID ++ "/plate/" ++ SHA-256 hex -> JPEG bytes (each plate picture the record's votes name)
 //! - `pending`: ULID -> empty (the send queue, oldest first)
 //!
 //! A record, its media, its pending mark, the new chain head and the totals are written in one transaction, so
@@ -16,7 +17,7 @@
 //! quota is reached and nothing can be freed, the store raises an alarm and keeps recording.
 //! v1 (unsealed records) is refused at open: v1 only ever held demo data.
 
-use crate::{Delivery, DeviceKey, EvidenceError, EvidenceStore, StoreCounts, StoredEvidence};
+use crate::{Delivery, DeviceKey, EvidenceError, EvidenceStore, Media, StoreCounts, StoredEvidence};
 use central_protocol::{EvidenceRecord, IngestReceipt};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,7 @@ struct ChainHead {
 }
 const OVERVIEW_SUFFIX: &[u8] = b"/overview.jpg";
 const CLIP_SUFFIX: &[u8] = b"/clip.mp4";
+const PLATE_INFIX: &[u8] = b"/plate/";
 
 #[derive(Debug)]
 pub struct SledStore {
@@ -104,6 +106,13 @@ fn media_key(id: EvidenceId) -> Vec<u8> {
 fn clip_key(id: EvidenceId) -> Vec<u8> {
     let mut k = key(id).to_vec();
     k.extend_from_slice(CLIP_SUFFIX);
+    k
+}
+
+fn plate_key(id: EvidenceId, sha256: &str) -> Vec<u8> {
+    let mut k = key(id).to_vec();
+    k.extend_from_slice(PLATE_INFIX);
+    k.extend_from_slice(sha256.as_bytes());
     k
 }
 
@@ -180,12 +189,15 @@ impl SledStore {
                     return Ok(0); // never an undelivered record's image
                 }
                 let Some(image) = media.remove(media_key(id))? else { return Ok(0) };
-                let clip_len = media.remove(clip_key(id))?.map_or(0, |c| c.len());
+                let mut media_len = media.remove(clip_key(id))?.map_or(0, |c| c.len());
+                for sha in stored.record.plate_crop_hashes() {
+                    media_len += media.remove(plate_key(id, sha))?.map_or(0, |c| c.len());
+                }
                 stored.media_purged_at = Some(now);
                 let new_bytes = serde_json::to_vec(&stored).map_err(abort)?;
                 records.insert(&key(id), new_bytes.as_slice())?;
                 let mut totals: StoreCounts = read_json(meta, TOTALS)?;
-                let freed = (image.len() + clip_len) as u64;
+                let freed = (image.len() + media_len) as u64;
                 totals.bytes = (totals.bytes + new_bytes.len() as u64).saturating_sub(freed + bytes.len() as u64);
                 totals.media_purged += 1;
                 write_json(meta, TOTALS, &totals)?;
@@ -301,17 +313,18 @@ fn count_state(totals: &mut StoreCounts, state: &Delivery, delta: i64) {
 }
 
 impl EvidenceStore for SledStore {
-    fn put_with_clip(
-        &self,
-        draft: &EvidenceRecord,
-        overview_jpeg: &[u8],
-        clip_mp4: Option<&[u8]>,
-    ) -> Result<StoredEvidence, EvidenceError> {
+    fn put_with_media(&self, draft: &EvidenceRecord, media: &Media<'_>) -> Result<StoredEvidence, EvidenceError> {
         let id = draft.evidence_id;
+        let Media { overview_jpeg, clip_mp4, plate_crops } = *media;
         let clip_hash = clip_mp4.map(central_protocol::sha256_hex);
         if clip_hash != draft.clip_sha256 {
             return Err(storage(format!("{id}: the clip given does not match the record's clip_sha256")));
         }
+        let plate_crops = central_protocol::match_plate_crops(draft, plate_crops.to_vec())
+            .map_err(|e| storage(format!("{id}: {e}")))?;
+        let media_bytes = overview_jpeg.len()
+            + clip_mp4.map_or(0, <[u8]>::len)
+            + plate_crops.iter().map(|(_, jpeg)| jpeg.len()).sum::<usize>();
         let sealed = (&self.meta, &self.records, &self.media, &self.pending)
             .transaction(|(meta, records, media, pending)| {
                 if records.get(key(id))?.is_some() {
@@ -328,11 +341,14 @@ impl EvidenceStore for SledStore {
                 let mut totals: StoreCounts = read_json(meta, TOTALS)?;
                 totals.total += 1;
                 totals.pending += 1;
-                totals.bytes += (bytes.len() + overview_jpeg.len() + clip_mp4.map_or(0, <[u8]>::len)) as u64;
+                totals.bytes += (bytes.len() + media_bytes) as u64;
                 records.insert(&key(id), bytes.as_slice())?;
                 media.insert(media_key(id), overview_jpeg)?;
                 if let Some(clip) = clip_mp4 {
                     media.insert(clip_key(id), clip)?;
+                }
+                for (sha, jpeg) in &plate_crops {
+                    media.insert(plate_key(id, sha), jpeg.as_slice())?;
                 }
                 pending.insert(&key(id), &[])?;
                 write_json(meta, CHAIN_HEAD, &next)?;
@@ -380,6 +396,35 @@ impl EvidenceStore for SledStore {
             return Err(EvidenceError::Corrupt { id, message: format!("clip hashes to {actual}") });
         }
         Ok(Some(bytes.to_vec()))
+    }
+
+    fn plate_crops(&self, id: EvidenceId) -> Result<Vec<Vec<u8>>, EvidenceError> {
+        let stored = self.get(id)?;
+        let named = stored.record.plate_crop_hashes();
+        if named.is_empty() {
+            return Ok(Vec::new());
+        }
+        if stored.media_purged_at.is_some() {
+            return Err(EvidenceError::MediaPurged(id));
+        }
+        named
+            .into_iter()
+            .map(|sha| {
+                let bytes = self
+                    .media
+                    .get(plate_key(id, sha))
+                    .map_err(storage)?
+                    .ok_or_else(|| EvidenceError::Corrupt { id, message: format!("plate picture {sha} is missing") })?;
+                let actual = central_protocol::sha256_hex(&bytes);
+                if actual != sha {
+                    return Err(EvidenceError::Corrupt {
+                        id,
+                        message: format!("plate picture {sha} hashes to {actual}"),
+                    });
+                }
+                Ok(bytes.to_vec())
+            })
+            .collect()
     }
 
     fn pending(&self, limit: usize) -> Result<Vec<EvidenceId>, EvidenceError> {
@@ -716,7 +761,8 @@ mod tests {
         let mut r = record();
         r.clip_sha256 = Some(sha256_hex(&clip));
         assert!(store.put(&r, JPEG).is_err(), "a record naming a clip needs the clip");
-        let id = store.put_with_clip(&r, JPEG, Some(&clip)).expect("put").record.evidence_id;
+        let media = Media { overview_jpeg: JPEG, clip_mp4: Some(&clip), ..Media::default() };
+        let id = store.put_with_media(&r, &media).expect("put").record.evidence_id;
         assert_eq!(store.clip(id).expect("clip"), Some(clip.clone()));
         let plain = store.put(&record(), JPEG).expect("put").record.evidence_id;
         assert_eq!(store.clip(plain).expect("no clip"), None);
@@ -730,6 +776,49 @@ mod tests {
         delivered(&store, id, Utc::now() - chrono::Duration::days(2));
         assert_eq!(store.purge_expired(Utc::now()).expect("purge"), 1);
         assert!(store.media.get(clip_key(id)).expect("get").is_none(), "the clip goes with the image");
+        assert!(verify_store(&store, &store.public_key()).expect("verify").is_clean());
+    }
+
+    #[test]
+    fn plate_pictures_are_stored_with_their_record_checked_by_hash_and_removed_with_the_image() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            open(dir.path()).with_limits(StoreLimits { quota_bytes: None, retention: Some(chrono::Duration::days(1)) });
+        let crops = vec![vec![0xFF, 0xD8, 0xFF, 1], vec![0xFF, 0xD8, 0xFF, 2]];
+        let mut r = record();
+        let vote = |crop: &[u8]| te_types::PlateVote {
+            frame_number: 3,
+            text: Some("30A-123.45".into()),
+            raw: "30A12345".into(),
+            confidence: 0.9,
+            weight: 0.9,
+            crop_sha256: Some(sha256_hex(crop)),
+        };
+        r.plate = Some(te_types::PlateConsensus {
+            text: Some("30A-123.45".into()),
+            share: 1.0,
+            votes: crops.iter().map(|c| vote(c)).collect(),
+        });
+        assert!(store.put(&r, JPEG).is_err(), "a record naming plate pictures needs them");
+        let one_missing = Media { overview_jpeg: JPEG, plate_crops: &crops[..1], ..Media::default() };
+        assert!(store.put_with_media(&r, &one_missing).is_err());
+        assert_eq!(store.counts().expect("counts").total, 0, "a refused record leaves nothing behind");
+        let reversed: Vec<_> = crops.iter().rev().cloned().collect();
+        let media = Media { overview_jpeg: JPEG, plate_crops: &reversed, ..Media::default() };
+        let id = store.put_with_media(&r, &media).expect("put").record.evidence_id;
+        assert_eq!(store.plate_crops(id).expect("crops"), crops, "in vote order");
+        let plain = store.put(&record(), JPEG).expect("put").record.evidence_id;
+        assert_eq!(store.plate_crops(plain).expect("none"), Vec::<Vec<u8>>::new());
+        let key = plate_key(id, &sha256_hex(&crops[1]));
+        store.media.insert(key.clone(), &[0xFF, 0xD8, 0xFF, 9][..]).expect("tamper");
+        assert!(matches!(store.plate_crops(id), Err(EvidenceError::Corrupt { .. })));
+        let report = verify_store(&store, &store.public_key()).expect("verify");
+        assert_eq!(report.damaged, vec![id], "{:?}", report.problems);
+        store.media.insert(key.clone(), crops[1].as_slice()).expect("restore");
+        delivered(&store, id, Utc::now() - chrono::Duration::days(2));
+        assert_eq!(store.purge_expired(Utc::now()).expect("purge"), 1);
+        assert!(store.media.get(key).expect("get").is_none(), "the plate pictures go with the image");
+        assert!(matches!(store.plate_crops(id), Err(EvidenceError::MediaPurged(_))));
         assert!(verify_store(&store, &store.public_key()).expect("verify").is_clean());
     }
 }

@@ -97,6 +97,11 @@ pub fn verify_store(store: &dyn EvidenceStore, key: &VerifyingKey) -> Result<Ver
             Err(EvidenceError::MediaPurged(_)) if delivered => {}
             Err(e) => problem(&mut report, Some(id), Some(seq), format!("video clip: {e}")),
         }
+        match store.plate_crops(id) {
+            Ok(_) => {}
+            Err(EvidenceError::MediaPurged(_)) if delivered => {}
+            Err(e) => problem(&mut report, Some(id), Some(seq), format!("plate pictures: {e}")),
+        }
         if let Some((other, _, _)) =
             chain.insert(seq, (id, stored.seal.record_sha256.clone(), stored.record.previous_record_sha256.clone()))
         {

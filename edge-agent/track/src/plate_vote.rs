@@ -122,7 +122,11 @@ mod tests {
         let named: Vec<_> = c.votes.iter().map(|v| v.crop_sha256.clone()).collect();
         assert_eq!(
             named,
-            [Some(hex::encode(Sha256::digest([0xFF, 0xD8, 1]))), None, Some(hex::encode(Sha256::digest([0xFF, 0xD8, 2])))]
+            [
+                Some(hex::encode(Sha256::digest([0xFF, 0xD8, 1]))),
+                None,
+                Some(hex::encode(Sha256::digest([0xFF, 0xD8, 2])))
+            ]
         );
         assert_eq!(ballot.crops(), [vec![0xFF, 0xD8, 1], vec![0xFF, 0xD8, 2]]);
     }

@@ -271,7 +271,8 @@ impl Uplink {
             let stored = store.get(id)?;
             let jpeg = store.overview(id)?;
             let clip = store.clip(id)?;
-            Ok((EvidenceUpload::new(stored.record, stored.seal, &jpeg), clip))
+            let plate_crops = store.plate_crops(id)?;
+            Ok((EvidenceUpload::new(stored.record, stored.seal, &jpeg).with_plate_crops(&plate_crops), clip))
         })
         .await??;
         if let (Some(clip), Some(sha)) = (clip, upload.record.clip_sha256.clone()) {

@@ -49,7 +49,7 @@ pub async fn case(store: &CentralStore, plate: Option<&str>) -> te_types::Eviden
     let seal = central_protocol::seal(&record, &central_protocol::SigningKey::from_bytes(&[5u8; 32]));
     let upload = central_protocol::EvidenceUpload::new(record, seal, JPEG);
     let jpeg = upload.verified_overview().expect("overview");
-    store.ingest(&upload.record, &upload.seal, &jpeg, None).await.expect("ingest");
+    store.ingest(&upload.record, &upload.seal, &jpeg, None, &[]).await.expect("ingest");
     upload.record.evidence_id
 }
 
