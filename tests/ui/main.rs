@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use te_system_tests::{central_admin, free_port, http, shared_dir, Central};
-use te_types::{EvidenceId, PlateConsensus};
+use te_types::{EvidenceId, PlateConsensus, PlateVote};
 
 const PASSWORD: &str = "mat-khau-thu-nghiem";
 
@@ -58,14 +58,29 @@ async fn browser(driver: &Driver) -> Client {
 }
 
 /// POSTs one sealed red-light record with a real photograph as its overview; `plate` is the box's reading.
-fn upload(port: u16, jpeg: &[u8], plate: Option<&str>, camera: &str) -> EvidenceId {
+/// With `plate_picture`, the plate was read twice: once from that picture, once unreadably (no picture).
+fn upload(port: u16, jpeg: &[u8], plate: Option<&str>, camera: &str, plate_picture: Option<&[u8]>) -> EvidenceId {
+    let vote = |text: Option<&str>, crop: Option<&[u8]>| PlateVote {
+        frame_number: 40,
+        text: text.map(str::to_string),
+        raw: text.unwrap_or("5?L2/1?9??").replace(['-', '.'], ""),
+        confidence: if text.is_some() { 0.97 } else { 0.41 },
+        weight: if text.is_some() { 0.9 } else { 0.2 },
+        crop_sha256: crop.map(central_protocol::sha256_hex),
+    };
+    let votes = match plate_picture {
+        Some(picture) => vec![vote(plate, Some(picture)), vote(None, None)],
+        None => vec![],
+    };
     let record = EvidenceRecord {
-        plate: plate.map(|p| PlateConsensus { text: Some(p.into()), share: 1.0, votes: vec![] }),
+        plate: plate.map(|p| PlateConsensus { text: Some(p.into()), share: 0.82, votes }),
         ..EvidenceRecord::synthetic("ui-test-box", camera, jpeg)
     };
     let key = central_protocol::SigningKey::from_bytes(&[9u8; 32]);
     let seal = central_protocol::seal(&record, &key);
-    let body = serde_json::to_string(&EvidenceUpload::new(record.clone(), seal, jpeg)).expect("json");
+    let pictures: Vec<Vec<u8>> = plate_picture.into_iter().map(<[u8]>::to_vec).collect();
+    let upload = EvidenceUpload::new(record.clone(), seal, jpeg).with_plate_crops(&pictures);
+    let body = serde_json::to_string(&upload).expect("json");
     let request = format!(
         "POST /api/v1/evidence HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n{body}",
@@ -122,9 +137,11 @@ async fn an_officer_logs_in_approves_rejects_and_corrects_a_plate_in_chromium() 
     let added = central_admin(&data, &["user", "add", "--username", "lan.reviewer", "--role", "reviewer"], PASSWORD);
     assert!(added.contains("lan.reviewer"), "{added}");
     let photo = std::fs::read(shared_dir().join("data/vn_scenes/1.jpg")).expect("a real street photograph");
-    let approve_me = upload(port, &photo, Some("51F-123.45"), "nga-tu-1");
-    let reject_me = upload(port, &photo, Some("29A-111.22"), "nga-tu-1");
-    let correct_me = upload(port, &photo, None, "nga-tu-2");
+    // A real Vietnamese plate picture (its label: 59-L2/149.99) as the box's read of the first case.
+    let plate = std::fs::read(shared_dir().join("data/vn_plates/images/10xemay1217.jpg")).expect("a plate picture");
+    let approve_me = upload(port, &photo, Some("59-L2/149.99"), "nga-tu-1", Some(&plate));
+    let reject_me = upload(port, &photo, Some("29A-111.22"), "nga-tu-1", None);
+    let correct_me = upload(port, &photo, None, "nga-tu-2", None);
 
     let driver = Driver::start();
     let browser = browser(&driver).await;
@@ -143,7 +160,22 @@ async fn an_officer_logs_in_approves_rejects_and_corrects_a_plate_in_chromium() 
     snap(&browser, "02-queue").await;
 
     open_case(&browser, &base, approve_me).await;
-    wait_text(&browser, "#seal", |t| t.contains("Ed25519 signature valid")).await;
+    let seal = wait_text(&browser, "#seal", |t| t.contains("Ed25519 signature valid")).await;
+    assert!(seal.contains("ảnh biển số: ✔"), "the plate picture matches its hash: {seal}");
+    // The plate crop beside the plate, and each read's picture in the votes table, really drawn by the browser.
+    let drawn = browser
+        .execute(
+            "return [...document.querySelectorAll('img.plate-crop, img.vote-crop')].map(i => i.naturalWidth)",
+            vec![],
+        )
+        .await
+        .expect("script");
+    let widths: Vec<u64> = serde_json::from_value(drawn).expect("widths");
+    assert_eq!(widths.len(), 2, "one plate crop, one read with a picture (the unreadable read has none)");
+    assert!(widths.iter().all(|w| *w > 0), "pictures load: {widths:?}");
+    assert_eq!(browser.find_all(Locator::Css("#votes tr.winner")).await.expect("rows").len(), 1);
+    browser.execute("document.getElementById('plate-crop').scrollIntoView()", vec![]).await.expect("scroll");
+    snap(&browser, "02b-plate-pictures").await;
     browser.find(Locator::Id("approve")).await.expect("approve").click().await.expect("approve");
     wait_text(&browser, "#status", |t| t.contains("Đã duyệt") && t.contains("lan.reviewer")).await;
     snap(&browser, "03-approved").await;
