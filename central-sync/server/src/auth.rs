@@ -16,6 +16,9 @@ use sqlx::Row;
 pub const SESSION_COOKIE: &str = "te_session";
 /// A session lasts one working shift.
 const SESSION_HOURS: i64 = 12;
+/// Failed logins in a row after which an account name is refused for [`LOCKOUT_MINUTES`].
+pub const MAX_FAILED_LOGINS: i64 = 5;
+pub const LOCKOUT_MINUTES: i64 = 15;
 
 /// What a person or system may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -97,6 +100,8 @@ pub enum AccountError {
     SelfLockout,
     #[error("password hashing: {0}")]
     Hash(String),
+    #[error("too many failed logins for this account; try again in {minutes} minutes")]
+    Throttled { minutes: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -232,6 +237,15 @@ impl CentralStore {
 
     /// Checks a password; on success opens a session and returns its secret. Every attempt is audited.
     pub async fn login(&self, username: &str, password: &str) -> Result<Option<(String, Actor)>, AccountError> {
+        // The name as typed may be anything: keep it short and printable in the log.
+        let shown: String = username.chars().filter(|c| !c.is_control()).take(64).collect();
+        // Guessing is slowed per account: after MAX_FAILED_LOGINS failures in a row the name is refused, without
+        // checking the password, until LOCKOUT_MINUTES after the last failure (the refusals are audited too).
+        if self.failures_in_a_row(&shown).await? >= MAX_FAILED_LOGINS {
+            let actor = Actor { name: shown, role: Role::Reviewer };
+            self.audit(&actor, "login_throttled", None, serde_json::json!({})).await?;
+            return Err(AccountError::Throttled { minutes: LOCKOUT_MINUTES });
+        }
         let row = sqlx::query("SELECT password_hash, role FROM users WHERE username = $1 AND disabled = 0")
             .bind(username)
             .fetch_optional(self.db())
@@ -253,8 +267,6 @@ impl CentralStore {
         })
         .await
         .map_err(|e| AccountError::Hash(e.to_string()))?;
-        // The name as typed may be anything: keep it short and printable in the log.
-        let shown: String = username.chars().filter(|c| !c.is_control()).take(64).collect();
         let Some((_, role)) = account.filter(|_| matches) else {
             let actor = Actor { name: shown, role: Role::Reviewer };
             self.audit(&actor, "login_failed", None, serde_json::json!({})).await?;
@@ -273,6 +285,21 @@ impl CentralStore {
         let actor = Actor { name: shown, role };
         self.audit(&actor, "login", None, serde_json::json!({})).await?;
         Ok(Some((token, actor)))
+    }
+
+    /// Failed logins under `name` since its last successful one, within the last [`LOCKOUT_MINUTES`].
+    async fn failures_in_a_row(&self, name: &str) -> Result<i64, StoreError> {
+        let since = (Utc::now() - Duration::minutes(LOCKOUT_MINUTES)).to_rfc3339();
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM audit_log WHERE actor = $1 AND action = 'login_failed' AND at > $2 \
+             AND seq > COALESCE((SELECT MAX(seq) FROM audit_log WHERE actor = $3 AND action = 'login'), 0)",
+        )
+        .bind(name)
+        .bind(since)
+        .bind(name)
+        .fetch_one(self.db())
+        .await?;
+        Ok(row.try_get("n")?)
     }
 
     pub async fn logout(&self, token: &str, actor: &Actor) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 //! The officers' pages: login, the review queue with its filters, one case with everything that proves it and
 //! the decision forms, and the audit log. Every decision is a plain form POST (works without scripts).
 
-use crate::auth::{cookie, Actor, SESSION_COOKIE};
+use crate::auth::{cookie, AccountError, Actor, SESSION_COOKIE};
 use crate::chain::Link;
 use crate::html::{
     esc, forbidden, kind_cell, local_time, page, page_with_status, storage_failure, url_encode, Lang, LANG_COOKIE,
@@ -31,21 +31,15 @@ fn safe_next(next: &str) -> &str {
     }
 }
 
-fn login_form(lang: Lang, next: &str, failed: bool) -> String {
+/// The login form; `error`, when set, is shown above it.
+fn login_form(lang: Lang, next: &str, error: Option<&str>) -> String {
     format!(
         "<h1>{}</h1>{}<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{}\">\
          <p><label>{} <input name=\"username\" id=\"username\" autocomplete=\"username\" required></label></p>\
          <p><label>{} <input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\" \
          required></label></p><p><button id=\"login\">{}</button></p></form>",
         lang.t("Đăng nhập", "Log in"),
-        if failed {
-            format!(
-                "<p class=\"error\">{}</p>",
-                lang.t("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password.")
-            )
-        } else {
-            String::new()
-        },
+        error.map(|e| format!("<p class=\"error\" id=\"login-error\">{}</p>", esc(e))).unwrap_or_default(),
         esc(safe_next(next)),
         lang.t("Tên đăng nhập", "Username"),
         lang.t("Mật khẩu", "Password"),
@@ -54,7 +48,7 @@ fn login_form(lang: Lang, next: &str, failed: bool) -> String {
 }
 
 pub async fn login_page(lang: Lang, Query(q): Query<LoginQuery>) -> Response {
-    page(lang, None, lang.t("Đăng nhập", "Log in"), &login_form(lang, &q.next, false))
+    page(lang, None, lang.t("Đăng nhập", "Log in"), &login_form(lang, &q.next, None))
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,7 +71,29 @@ pub async fn login(State(state): State<AppState>, lang: Lang, Form(form): Form<L
             lang,
             None,
             lang.t("Đăng nhập", "Log in"),
-            &login_form(lang, &form.next, true),
+            &login_form(
+                lang,
+                &form.next,
+                Some(lang.t("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password.")),
+            ),
+        ),
+        Err(AccountError::Throttled { minutes }) => page_with_status(
+            StatusCode::TOO_MANY_REQUESTS,
+            lang,
+            None,
+            lang.t("Đăng nhập", "Log in"),
+            &login_form(
+                lang,
+                &form.next,
+                Some(&format!(
+                    "{} {minutes} {}",
+                    lang.t(
+                        "Tài khoản tạm khoá vì đăng nhập sai nhiều lần. Thử lại sau",
+                        "Too many failed logins for this account. Try again in"
+                    ),
+                    lang.t("phút.", "minutes.")
+                )),
+            ),
         ),
         Err(e) => storage_failure("login", e),
     }

@@ -176,6 +176,37 @@ async fn pages(store: &Arc<CentralStore>) {
 }
 
 #[tokio::test]
+async fn repeated_failed_logins_lock_the_account_name_for_a_while_and_a_success_resets_the_count() {
+    for t in common::stores().await {
+        let app = setup(&t.store).await;
+        // Four failures, then the right password: in, and the count starts again.
+        for _ in 0..4 {
+            assert_eq!(login(&app, "lan.reviewer", "wrong-password").await.0, StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(login(&app, "lan.reviewer", "mat-khau-dai-1").await.0, StatusCode::SEE_OTHER);
+        for _ in 0..central_server::auth::MAX_FAILED_LOGINS {
+            assert_eq!(login(&app, "lan.reviewer", "wrong-password").await.0, StatusCode::UNAUTHORIZED);
+        }
+        // Five in a row: even the right password is refused (429, the password is not checked), and says why.
+        let request = Request::post("/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("username=lan.reviewer&password=mat-khau-dai-1&next=%2F"))
+            .expect("req");
+        let response = app.clone().oneshot(request).await.expect("resp");
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(response.headers().get(header::SET_COOKIE).is_none());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        assert!(String::from_utf8_lossy(&body).contains("15"), "the page says how long");
+        // Another account is not affected; the refusals are in the audit log, and the chain holds.
+        assert_eq!(login(&app, "minh.supervisor", "mat-khau-dai-2").await.0, StatusCode::SEE_OTHER);
+        let entries = t.store.audit_entries(None, 50).await.expect("audit");
+        assert!(entries.iter().any(|e| e.action == "login_throttled" && e.actor == "lan.reviewer"));
+        assert!(t.store.verify_audit().await.expect("verify").broken_at.is_none());
+        eprintln!("{}: ok", t.backend);
+    }
+}
+
+#[tokio::test]
 async fn on_postgresql_the_audit_log_refuses_update_delete_and_truncate() {
     for t in common::stores().await {
         let Some(url) = &t.url else { continue };
