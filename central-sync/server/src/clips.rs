@@ -4,11 +4,30 @@
 //! box asks for the status, or a record names the clip, the partial file is hashed and, if it matches, becomes
 //! `<sha>.mp4`, which later records of the same vehicle reuse. So a status of "not complete" with as many bytes
 //! as the clip has tells the box that the copy is wrong and to start again at offset 0.
+//!
+//! Both are working copies: a record's clip is stored with its media when the record arrives. [`ClipStore::sweep`]
+//! removes whole clips unused for [`WHOLE_CLIP_KEEP`] and partial ones untouched for [`PARTIAL_CLIP_KEEP`]
+//! (a box that stopped half way). Removing one never loses evidence: the box keeps every clip until the record
+//! that names it is acknowledged, and sends it again from offset 0 when the centre no longer has it.
 
 use central_protocol::{check_clip, is_sha256_hex, ClipStatus};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
+
+/// A whole clip is kept this long after its last use, for the other records of the same vehicle.
+pub const WHOLE_CLIP_KEEP: Duration = Duration::from_secs(24 * 3600);
+/// A partial clip is kept this long after its last chunk, for its box to resume.
+pub const PARTIAL_CLIP_KEEP: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What a sweep removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub whole: u64,
+    pub partial: u64,
+    pub bytes: u64,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClipError {
@@ -97,6 +116,10 @@ impl ClipStore {
         let (whole, partial) = self.paths(sha)?;
         let _guard = self.lock.lock().await;
         if whole.is_file() {
+            // In use: the sweep counts a whole clip's age from its last use.
+            if let Ok(file) = std::fs::File::options().append(true).open(&whole) {
+                let _ = file.set_modified(SystemTime::now());
+            }
             return std::fs::read(&whole).map_err(|source| ClipError::Io { path: whole.clone(), source });
         }
         let incomplete = |reason: String| ClipError::Incomplete { sha: sha.to_string(), reason };
@@ -109,6 +132,66 @@ impl ClipStore {
         check_clip(&bytes, sha).map_err(|e| incomplete(format!("{} bytes held, {e}", bytes.len())))?;
         std::fs::rename(&partial, &whole).map_err(|source| ClipError::Io { path: whole.clone(), source })?;
         Ok(bytes)
+    }
+}
+
+impl ClipStore {
+    /// Removes whole clips unused for `whole_keep` and partial ones untouched for `partial_keep`, as of `now`.
+    pub async fn sweep(
+        &self,
+        now: SystemTime,
+        whole_keep: Duration,
+        partial_keep: Duration,
+    ) -> Result<Swept, ClipError> {
+        let _guard = self.lock.lock().await;
+        let mut swept = Swept::default();
+        for (dir, suffix, keep) in
+            [(self.dir.clone(), ".mp4", whole_keep), (self.dir.join("partial"), ".part", partial_keep)]
+        {
+            let io = |source| ClipError::Io { path: dir.clone(), source };
+            for entry in std::fs::read_dir(&dir).map_err(io)? {
+                let entry = entry.map_err(io)?;
+                let name = entry.file_name();
+                // Only files this store named (a digest and its suffix) are ever removed.
+                let Some(sha) = name.to_str().and_then(|n| n.strip_suffix(suffix)) else { continue };
+                if !is_sha256_hex(sha) {
+                    continue;
+                }
+                let meta = entry.metadata().map_err(io)?;
+                let age = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).unwrap_or_default();
+                if meta.is_file() && age > keep {
+                    std::fs::remove_file(entry.path())
+                        .map_err(|source| ClipError::Io { path: entry.path(), source })?;
+                    swept.bytes += meta.len();
+                    if suffix == ".mp4" {
+                        swept.whole += 1;
+                    } else {
+                        swept.partial += 1;
+                    }
+                }
+            }
+        }
+        Ok(swept)
+    }
+
+    /// Sweeps with the default ages every hour, for as long as the service runs.
+    pub async fn sweep_forever(self: std::sync::Arc<Self>) {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            match self.sweep(SystemTime::now(), WHOLE_CLIP_KEEP, PARTIAL_CLIP_KEEP).await {
+                Ok(s) if s.whole + s.partial > 0 => {
+                    tracing::info!(
+                        whole = s.whole,
+                        partial = s.partial,
+                        bytes = s.bytes,
+                        "working copies of clips removed"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "clip sweep failed"),
+            }
+        }
     }
 }
 
@@ -157,6 +240,48 @@ mod tests {
         assert_eq!((status.received, status.complete), (clip.len() as u64, false));
         store.append(&sha, 0, &clip).await.expect("restart");
         assert!(store.status(&sha).await.expect("status").complete);
+    }
+
+    #[tokio::test]
+    async fn the_sweep_removes_only_old_working_copies_and_a_removed_clip_is_simply_sent_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ClipStore::open(dir.path(), 1 << 20).expect("open");
+        let (old, fresh, half) = (mp4(100), mp4(200), mp4(300));
+        let (old_sha, fresh_sha, half_sha) = (
+            central_protocol::sha256_hex(&old),
+            central_protocol::sha256_hex(&fresh),
+            central_protocol::sha256_hex(&half),
+        );
+        store.append(&old_sha, 0, &old).await.expect("old");
+        store.append(&fresh_sha, 0, &fresh).await.expect("fresh");
+        store.take(&old_sha).await.expect("whole");
+        store.take(&fresh_sha).await.expect("whole");
+        store.append(&half_sha, 0, &half[..100]).await.expect("half");
+        std::fs::write(dir.path().join("notes.txt"), "not ours").expect("other file");
+        let day = Duration::from_secs(24 * 3600);
+        let later = SystemTime::now() + day / 2;
+        // Half a day on: nothing is old enough.
+        assert_eq!(store.sweep(later, day, 7 * day).await.expect("sweep"), Swept::default());
+        // Used again since: kept; two days on, the unused whole clip goes, the partial one waits for its box.
+        store.take(&fresh_sha).await.expect("reuse");
+        let old_path = dir.path().join(format!("{old_sha}.mp4"));
+        std::fs::File::options()
+            .append(true)
+            .open(&old_path)
+            .and_then(|f| f.set_modified(SystemTime::now() - 2 * day))
+            .expect("age the old clip");
+        let swept = store.sweep(SystemTime::now(), day, 7 * day).await.expect("sweep");
+        assert_eq!((swept.whole, swept.partial, swept.bytes), (1, 0, old.len() as u64));
+        assert!(store.status(&fresh_sha).await.expect("status").complete);
+        assert_eq!(store.status(&half_sha).await.expect("status").received, 100);
+        // A week and more without a chunk: the partial copy goes too; other files are never touched.
+        let swept = store.sweep(SystemTime::now() + 8 * day, day, 7 * day).await.expect("sweep");
+        assert_eq!((swept.whole, swept.partial), (1, 1));
+        assert!(dir.path().join("notes.txt").is_file());
+        // The box asks, learns nothing is held, and sends from offset 0.
+        assert_eq!(store.status(&old_sha).await.expect("status"), ClipStatus { received: 0, complete: false });
+        store.append(&old_sha, 0, &old).await.expect("again");
+        assert_eq!(store.take(&old_sha).await.expect("whole again"), old);
     }
 
     #[tokio::test]

@@ -313,6 +313,7 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     let store = Arc::new(store);
+    tokio::spawn(store.clips.clone().sweep_forever());
     if let (Some(url), Some(secret_file)) = (webhook_url, webhook_secret_file) {
         let secret = std::fs::read(&secret_file)
             .with_context(|| format!("reading the webhook secret {}", secret_file.display()))?;

@@ -7,6 +7,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::{Executor, Row};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use te_types::EvidenceId;
 
 /// Which SQL database holds the metadata.
@@ -106,7 +107,7 @@ pub struct CentralStore {
     backend: Backend,
     media: crate::media::MediaStore,
     /// Clips sent ahead of their records.
-    pub clips: ClipStore,
+    pub clips: Arc<ClipStore>,
     /// Audit entries form a chain: one writer at a time.
     pub(crate) audit_lock: tokio::sync::Mutex<()>,
 }
@@ -166,7 +167,7 @@ impl CentralStore {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&db).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&db).await?,
         }
-        let clips = ClipStore::open(&data_dir.join("clips"), MAX_CLIP_BYTES)?;
+        let clips = Arc::new(ClipStore::open(&data_dir.join("clips"), MAX_CLIP_BYTES)?);
         Ok(Self { db, backend, media, clips, audit_lock: tokio::sync::Mutex::new(()) })
     }
 
