@@ -73,6 +73,7 @@ fn upload(port: u16, jpeg: &[u8], plate: Option<&str>, camera: &str, plate_pictu
         None => vec![],
     };
     let record = EvidenceRecord {
+        kind: te_types::EventKind::RedLight,
         plate: plate.map(|p| PlateConsensus { text: Some(p.into()), share: 0.82, votes }),
         ..EvidenceRecord::synthetic("ui-test-box", camera, jpeg)
     };

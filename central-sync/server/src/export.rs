@@ -83,7 +83,7 @@ impl OwnerRegistry for FileOwnerRegistry {
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportCase {
     pub evidence_id: String,
-    /// `red_light`, `wrong_way`... (`vehicle_detected` when an officer approved a plain pass).
+    /// `red_light`, `wrong_way`... (only offences can be approved).
     pub violation: String,
     pub violation_vi: String,
     /// The plate approved for fining (the officer's correction, else the box's reading).

@@ -518,14 +518,27 @@ fn decision_forms(lang: Lang, actor: &Actor, entry: &QueueEntry) -> String {
     let id = entry.record.evidence_id;
     let action = format!("/evidence/{id}/decide");
     if entry.review_status == "pending" && actor.role.reviews() {
+        let approve = if entry.record.kind.is_violation() {
+            format!(
+                "<form method=\"post\" action=\"{action}\" class=\"decision\" id=\"approve-form\"><input type=\"hidden\" \
+                 name=\"action\" value=\"approve\"><button id=\"approve\">✔ {}</button></form>",
+                lang.t("Duyệt (chuyển xử phạt)", "Approve (send for fining)")
+            )
+        } else {
+            format!(
+                "<p id=\"not-an-offence\">{}</p>",
+                lang.t(
+                    "Phương tiện đi qua, không phải vi phạm: không chuyển xử phạt.",
+                    "A plain vehicle pass, not an offence: never sent for fining."
+                )
+            )
+        };
         let reasons: String = REJECT_REASONS
             .iter()
             .map(|(vi, en)| format!("<option value=\"{}\">{}</option>", esc(vi), esc(lang.t(vi, en))))
             .collect();
         format!(
-            "<h2>{}</h2>\
-             <form method=\"post\" action=\"{action}\" class=\"decision\" id=\"approve-form\"><input type=\"hidden\" \
-             name=\"action\" value=\"approve\"><button id=\"approve\">✔ {}</button></form>\
+            "<h2>{}</h2>{approve}\
              <form method=\"post\" action=\"{action}\" class=\"decision\" id=\"plate-form\"><input type=\"hidden\" \
              name=\"action\" value=\"plate\"><label>{} <input name=\"plate\" id=\"plate-input\" placeholder=\"51F-123.45\" \
              required></label><button id=\"correct\">{}</button></form>\
@@ -533,7 +546,6 @@ fn decision_forms(lang: Lang, actor: &Actor, entry: &QueueEntry) -> String {
              name=\"action\" value=\"reject\"><label>{} <select name=\"reason\" id=\"reason\">{reasons}</select></label>\
              <label>{} <input name=\"note\" id=\"reject-note\"></label><button id=\"reject\">✘ {}</button></form>",
             lang.t("Quyết định", "Decision"),
-            lang.t("Duyệt (chuyển xử phạt)", "Approve (send for fining)"),
             lang.t("Biển số đúng", "Correct plate"),
             lang.t("Sửa biển số", "Correct the plate"),
             lang.t("Lý do", "Reason"),

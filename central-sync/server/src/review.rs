@@ -60,6 +60,8 @@ pub enum ReviewError {
     ReasonRequired,
     #[error("no plate to fine: correct the plate first")]
     NoPlate,
+    #[error("a plain vehicle pass is not an offence and is never sent for fining; reject it if it needs a decision")]
+    NotAnOffence,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -144,21 +146,27 @@ impl CentralStore {
         }
         let _chain = self.audit_lock.lock().await;
         let mut tx = self.db().begin().await.map_err(StoreError::from)?;
-        let row = sqlx::query("SELECT review_status, plate_text, corrected_plate FROM evidence WHERE evidence_id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(StoreError::from)?
-            .ok_or(ReviewError::NotFound(id))?;
+        let row =
+            sqlx::query("SELECT review_status, plate_text, corrected_plate, kind FROM evidence WHERE evidence_id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::from)?
+                .ok_or(ReviewError::NotFound(id))?;
         let status: String = row.try_get("review_status").map_err(StoreError::from)?;
         let box_plate: Option<String> = row.try_get("plate_text").map_err(StoreError::from)?;
         let corrected: Option<String> = row.try_get("corrected_plate").map_err(StoreError::from)?;
+        let kind: String = row.try_get("kind").map_err(StoreError::from)?;
         let wrong_state = |needed| ReviewError::WrongState { id, status: status.clone(), action, needed };
         let now = Utc::now().to_rfc3339();
         let detail = match &decision {
             Decision::Approve { plate } => {
                 if status != "pending" {
                     return Err(wrong_state("pending"));
+                }
+                // Only offences reach the fines system.
+                if kind == te_types::EventKind::VehicleDetected.as_str() {
+                    return Err(ReviewError::NotAnOffence);
                 }
                 let plate = match plate.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
                     Some(p) => Some(normalise_plate(p)?),

@@ -64,6 +64,13 @@ async fn decisions(store: &Arc<CentralStore>) {
     ));
     store.decide(b, &reviewer(), Decision::CorrectPlate { plate: "30a99999".into() }).await.expect("correct");
     store.decide(b, &reviewer(), Decision::Approve { plate: None }).await.expect("approve");
+    // A plain vehicle pass never goes to the fines system, plate or not; it can still be rejected.
+    let pass = common::case_of(store, te_types::EventKind::VehicleDetected, Some("51F-123.45")).await;
+    assert!(matches!(
+        store.decide(pass, &reviewer(), Decision::Approve { plate: None }).await,
+        Err(ReviewError::NotAnOffence)
+    ));
+    store.decide(pass, &reviewer(), Decision::Reject { reason: "Không có vi phạm".into() }).await.expect("reject");
     assert_eq!(status_of(store, b).await, ("approved".into(), Some("30A-999.99".into())));
 
     assert!(matches!(

@@ -41,8 +41,13 @@ pub const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F']
 
 /// Stores one sealed red-light record from box-1 (nga-tu-1) with the box's plate reading `plate`.
 pub async fn case(store: &CentralStore, plate: Option<&str>) -> te_types::EvidenceId {
+    case_of(store, te_types::EventKind::RedLight, plate).await
+}
+
+/// As [`case`], of `kind`.
+pub async fn case_of(store: &CentralStore, kind: te_types::EventKind, plate: Option<&str>) -> te_types::EvidenceId {
     let record = central_protocol::EvidenceRecord {
-        kind: te_types::EventKind::RedLight,
+        kind,
         plate: plate.map(|p| te_types::PlateConsensus { text: Some(p.into()), share: 1.0, votes: vec![] }),
         ..central_protocol::EvidenceRecord::synthetic("box-1", "nga-tu-1", JPEG)
     };
