@@ -66,37 +66,28 @@ pub async fn login(State(state): State<AppState>, lang: Lang, Form(form): Form<L
             let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{secure}");
             ([(header::SET_COOKIE, cookie)], Redirect::to(safe_next(&form.next))).into_response()
         }
-        Ok(None) => page_with_status(
-            StatusCode::UNAUTHORIZED,
-            lang,
-            None,
-            lang.t("Đăng nhập", "Log in"),
-            &login_form(
-                lang,
-                &form.next,
-                Some(lang.t("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password.")),
-            ),
-        ),
-        Err(AccountError::Throttled { minutes }) => page_with_status(
-            StatusCode::TOO_MANY_REQUESTS,
-            lang,
-            None,
-            lang.t("Đăng nhập", "Log in"),
-            &login_form(
-                lang,
-                &form.next,
-                Some(&format!(
-                    "{} {minutes} {}",
-                    lang.t(
-                        "Tài khoản tạm khoá vì đăng nhập sai nhiều lần. Thử lại sau",
-                        "Too many failed logins for this account. Try again in"
-                    ),
-                    lang.t("phút.", "minutes.")
-                )),
-            ),
-        ),
+        Ok(None) => {
+            let wrong = lang.t("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password.");
+            refused_login(lang, &form.next, StatusCode::UNAUTHORIZED, wrong)
+        }
+        Err(AccountError::Throttled { minutes }) => {
+            let why = format!(
+                "{} {minutes} {}",
+                lang.t(
+                    "Tài khoản tạm khoá vì đăng nhập sai nhiều lần. Thử lại sau",
+                    "Too many failed logins for this account. Try again in"
+                ),
+                lang.t("phút.", "minutes.")
+            );
+            refused_login(lang, &form.next, StatusCode::TOO_MANY_REQUESTS, &why)
+        }
         Err(e) => storage_failure("login", e),
     }
+}
+
+/// The login form again, with why the last try was refused.
+fn refused_login(lang: Lang, next: &str, status: StatusCode, why: &str) -> Response {
+    page_with_status(status, lang, None, lang.t("Đăng nhập", "Log in"), &login_form(lang, next, Some(why)))
 }
 
 pub async fn logout(State(state): State<AppState>, actor: Actor, parts: Parts) -> Response {
