@@ -1,5 +1,7 @@
 //! What an edge box and the central service say to each other. Versioned: a field is only ever added with a
-//! default, and a breaking change bumps [`PROTOCOL_VERSION`], which the central service checks.
+//! default, and a breaking change bumps [`PROTOCOL_VERSION`], which the central service checks. The central
+//! service refuses fields it does not know (a record must mean exactly what was sealed), so it is upgraded
+//! before the boxes: a box that sends a new field to an older centre gets its records refused (and kept).
 //!
 //! ```text
 //!  edge  POST /api/v1/evidence  EvidenceUpload  ->  central

@@ -638,3 +638,27 @@ fn cut_rgb(picture: RgbView<'_>, bbox: &BBox, (fx, fy): (f32, f32)) -> Option<(i
     }
     image::RgbImage::from_raw(w, h, data).map(|img| (img, (x1 as f32, y1 as f32)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plate_picture_keeps_a_margin_around_the_plate_and_stops_at_the_frame_edge() {
+        let data = vec![128u8; 400 * 300 * 3];
+        let picture = RgbView::new(&data, 400, 300).expect("view");
+        let size = |jpeg: Vec<u8>| {
+            let img = image::load_from_memory(&jpeg).expect("a JPEG");
+            (img.width(), img.height())
+        };
+        // A 80 x 20 plate: 20 px more each side, 10 px above and below.
+        let plate = BBox { x1: 100.0, y1: 100.0, x2: 180.0, y2: 120.0 };
+        assert_eq!(plate_picture_jpeg(picture, &plate).map(size), Some((120, 40)));
+        // At the frame's corner the margin is cut where the frame ends.
+        let corner = BBox { x1: 0.0, y1: 0.0, x2: 40.0, y2: 10.0 };
+        assert_eq!(plate_picture_jpeg(picture, &corner).map(size), Some((50, 15)));
+        // Outside the frame: no picture (the read still counts).
+        let outside = BBox { x1: 500.0, y1: 400.0, x2: 540.0, y2: 410.0 };
+        assert_eq!(plate_picture_jpeg(picture, &outside), None);
+    }
+}
