@@ -142,16 +142,25 @@ pub async fn show(State(state): State<AppState>, actor: Actor, Path(raw): Path<S
 
 /// One media file of a record, by kind.
 #[derive(Debug, Clone, Copy)]
-enum MediaKind {
+enum MediaKind<'a> {
     Overview,
     Clip,
+    /// A plate picture, by the SHA-256 its vote names.
+    PlateCrop(&'a str),
 }
 
-async fn media(state: &AppState, raw: &str, kind: MediaKind) -> Response {
+/// The media file, to an actor who may read evidence.
+async fn media(state: &AppState, actor: &Actor, raw: &str, kind: MediaKind<'_>) -> Response {
+    if let Some(refused) = may_read(actor) {
+        return refused;
+    }
     let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(raw) };
     let (read, content_type, name) = match kind {
-        MediaKind::Overview => (state.store.overview(id).await, "image/jpeg", "overview"),
-        MediaKind::Clip => (state.store.clip(id).await, "video/mp4", "clip"),
+        MediaKind::Overview => (state.store.overview(id).await, "image/jpeg", "overview".to_string()),
+        MediaKind::Clip => (state.store.clip(id).await, "video/mp4", "clip".to_string()),
+        MediaKind::PlateCrop(sha) => {
+            (state.store.plate_crop(id, sha).await, "image/jpeg", format!("plate picture {sha:?}"))
+        }
     };
     match read {
         Ok(Some(bytes)) => ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
@@ -161,17 +170,11 @@ async fn media(state: &AppState, raw: &str, kind: MediaKind) -> Response {
 }
 
 pub async fn clip(State(state): State<AppState>, actor: Actor, Path(raw): Path<String>) -> Response {
-    match may_read(&actor) {
-        Some(refused) => refused,
-        None => media(&state, &raw, MediaKind::Clip).await,
-    }
+    media(&state, &actor, &raw, MediaKind::Clip).await
 }
 
 pub async fn overview(State(state): State<AppState>, actor: Actor, Path(raw): Path<String>) -> Response {
-    match may_read(&actor) {
-        Some(refused) => refused,
-        None => media(&state, &raw, MediaKind::Overview).await,
-    }
+    media(&state, &actor, &raw, MediaKind::Overview).await
 }
 
 /// GET /api/v1/evidence/{id}/plates/{sha256}: one of the plate pictures the record's votes name (JPEG).
@@ -180,15 +183,7 @@ pub async fn plate_crop(
     actor: Actor,
     Path((raw, sha)): Path<(String, String)>,
 ) -> Response {
-    if let Some(refused) = may_read(&actor) {
-        return refused;
-    }
-    let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(&raw) };
-    match state.store.plate_crop(id, &sha).await {
-        Ok(Some(bytes)) => ([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no plate picture {sha:?} for {id}")),
-        Err(e) => store_error(e),
-    }
+    media(&state, &actor, &raw, MediaKind::PlateCrop(&sha)).await
 }
 
 pub async fn stats(State(state): State<AppState>) -> Response {

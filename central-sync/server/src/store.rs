@@ -354,7 +354,8 @@ impl CentralStore {
     /// hashes in the record: anything altered since the box sealed it shows here.
     pub async fn seal_check(&self, id: EvidenceId) -> Result<Option<SealCheck>, StoreError> {
         let row = sqlx::query(
-            "SELECT e.record_json, e.seal_json, k.public_key FROM evidence e              LEFT JOIN device_keys k ON k.device_id = e.device_id WHERE e.evidence_id = $1",
+            "SELECT e.record_json, e.seal_json, k.public_key FROM evidence e \
+             LEFT JOIN device_keys k ON k.device_id = e.device_id WHERE e.evidence_id = $1",
         )
         .bind(id.to_string())
         .fetch_optional(&self.db)
@@ -375,21 +376,17 @@ impl CentralStore {
                 Err(e) => (false, e.to_string(), seal.public_key.clone()),
             },
         };
-        let overview_ok = self
-            .overview(id)
-            .await?
-            .is_some_and(|bytes| central_protocol::sha256_hex(&bytes) == record.overview_sha256);
+        // Held, and hashes to what the sealed record names.
+        let matches = |held: Option<Vec<u8>>, sha: &str| held.is_some_and(|b| central_protocol::sha256_hex(&b) == sha);
+        let overview_ok = matches(self.overview(id).await?, &record.overview_sha256);
         let clip_ok = match &record.clip_sha256 {
-            Some(sha) => Some(self.clip(id).await?.is_some_and(|bytes| &central_protocol::sha256_hex(&bytes) == sha)),
+            Some(sha) => Some(matches(self.clip(id).await?, sha)),
             None => None,
         };
-        let named = record.plate_crop_hashes();
-        let mut plate_crops_ok = (!named.is_empty()).then_some(true);
-        for sha in named {
-            let held = self.plate_crop(id, sha).await?;
-            if held.is_none_or(|bytes| central_protocol::sha256_hex(&bytes) != sha) {
-                plate_crops_ok = Some(false);
-            }
+        let mut plate_crops_ok = None;
+        for sha in record.plate_crop_hashes() {
+            let ok = matches(self.plate_crop(id, sha).await?, sha);
+            plate_crops_ok = Some(plate_crops_ok.unwrap_or(true) && ok);
         }
         Ok(Some(SealCheck { signature_ok, overview_ok, clip_ok, plate_crops_ok, public_key, detail }))
     }
