@@ -249,6 +249,10 @@ pub async fn cases_csv(State(state): State<AppState>, actor: Actor, Query(q): Qu
         "owner_address",
         "owner_id_number",
         "record_sha256",
+        // Appended after the first release's columns, so readers that go by position keep working.
+        "overview_url",
+        "clip_url",
+        "plate_crop_urls",
     ];
     let rows = cases.into_iter().map(|c| {
         let owner = c.owner.unwrap_or(Owner { name: String::new(), address: String::new(), id_number: String::new() });
@@ -270,6 +274,10 @@ pub async fn cases_csv(State(state): State<AppState>, actor: Actor, Query(q): Qu
             owner.address,
             owner.id_number,
             c.seal.record_sha256,
+            c.overview_url,
+            c.clip_url.unwrap_or_default(),
+            // Space-separated: URLs hold no spaces, and one cell keeps one row per case.
+            c.plate_crop_urls.join(" "),
         ]
     });
     csv_response(&header, rows)

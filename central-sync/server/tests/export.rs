@@ -80,6 +80,8 @@ async fn one_backend(store: &Arc<CentralStore>, dir: &std::path::Path) {
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(lines[0].starts_with("evidence_id,violation,violation_vi,plate"));
     assert!(lines[1].contains("51F-123.45") && lines[1].contains("\"12 Lê Lợi, Q1\""), "{}", lines[1]);
+    assert!(lines[0].ends_with(",record_sha256,overview_url,clip_url,plate_crop_urls"), "{}", lines[0]);
+    assert!(lines[1].contains(&format!(",/api/v1/evidence/{a}/overview.jpg,")), "{}", lines[1]);
 }
 
 #[tokio::test]

@@ -70,10 +70,9 @@ pub fn verify(store: &SledStore) -> anyhow::Result<()> {
 /// Writes one record as a self-contained package for court or audit: the exact sealed bytes, the seal, the
 /// image, the device's public key and how to check them with standard tools.
 pub fn export(store: &SledStore, id: EvidenceId, to: &Path) -> anyhow::Result<PathBuf> {
-    let stored = store.get(id)?;
+    let (stored, media) = store.with_media(id)?;
     central_protocol::verify(&stored.record, &stored.seal, Some(&store.public_key()))
         .with_context(|| format!("{id} does not verify; not exporting it as evidence"))?;
-    let jpeg = store.overview(id)?;
     let dir = to.join(id.to_string());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let write = |name: &str, bytes: &[u8]| -> anyhow::Result<()> {
@@ -81,12 +80,11 @@ pub fn export(store: &SledStore, id: EvidenceId, to: &Path) -> anyhow::Result<Pa
     };
     write("record.json", &stored.record.canonical_bytes())?;
     write("seal.json", serde_json::to_string_pretty(&stored.seal)?.as_bytes())?;
-    write("overview.jpg", &jpeg)?;
-    if let Some(clip) = store.clip(id)? {
-        write("clip.mp4", &clip)?;
+    write("overview.jpg", &media.overview_jpeg)?;
+    if let Some(clip) = &media.clip_mp4 {
+        write("clip.mp4", clip)?;
     }
-    let plate_crops = store.plate_crops(id)?;
-    for (sha, crop) in stored.record.plate_crop_hashes().into_iter().zip(&plate_crops) {
+    for (sha, crop) in stored.record.plate_crop_hashes().into_iter().zip(&media.plate_crops) {
         write(&format!("plate-{sha}.jpg"), crop)?;
     }
     write("delivery.json", serde_json::to_string_pretty(&stored.delivery)?.as_bytes())?;

@@ -93,6 +93,15 @@ pub struct Media<'a> {
     pub plate_crops: &'a [Vec<u8>],
 }
 
+/// A record's media as read back, each checked against the hash the record names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMedia {
+    pub overview_jpeg: Vec<u8>,
+    pub clip_mp4: Option<Vec<u8>>,
+    /// In vote order, as [`EvidenceStore::plate_crops`].
+    pub plate_crops: Vec<Vec<u8>>,
+}
+
 /// The evidence store's contract, independent of the engine behind it.
 pub trait EvidenceStore: Send + Sync {
     /// Seals and stores a new record with its media (the overview, the clip the record names, the plate
@@ -109,6 +118,8 @@ pub trait EvidenceStore: Send + Sync {
     fn plate_crops(&self, id: EvidenceId) -> Result<Vec<Vec<u8>>, EvidenceError>;
     fn get(&self, id: EvidenceId) -> Result<StoredEvidence, EvidenceError>;
     fn overview(&self, id: EvidenceId) -> Result<Vec<u8>, EvidenceError>;
+    /// The record with all its media (what is sent and exported), reading the record once.
+    fn with_media(&self, id: EvidenceId) -> Result<(StoredEvidence, StoredMedia), EvidenceError>;
     /// Up to `limit` pending record ids, oldest first.
     fn pending(&self, limit: usize) -> Result<Vec<EvidenceId>, EvidenceError>;
     /// Records the central service's receipt; the record stops being pending. Durable when this returns.

@@ -17,7 +17,7 @@
 //! quota is reached and nothing can be freed, the store raises an alarm and keeps recording.
 //! v1 (unsealed records) is refused at open: v1 only ever held demo data.
 
-use crate::{Delivery, DeviceKey, EvidenceError, EvidenceStore, Media, StoreCounts, StoredEvidence};
+use crate::{Delivery, DeviceKey, EvidenceError, EvidenceStore, Media, StoreCounts, StoredEvidence, StoredMedia};
 use central_protocol::{EvidenceRecord, IngestReceipt};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -312,6 +312,63 @@ fn count_state(totals: &mut StoreCounts, state: &Delivery, delta: i64) {
     *counter = counter.saturating_add_signed(delta);
 }
 
+/// Media reads for a record already read (stored under `id`); each is checked against the hash it names.
+impl SledStore {
+    fn overview_of(&self, id: EvidenceId, stored: &StoredEvidence) -> Result<Vec<u8>, EvidenceError> {
+        if stored.media_purged_at.is_some() {
+            return Err(EvidenceError::MediaPurged(id));
+        }
+        let bytes = self.media.get(media_key(id)).map_err(storage)?.ok_or(EvidenceError::NotFound(id))?;
+        // Never serve media that no longer matches the hash the record was written with.
+        let actual = central_protocol::sha256_hex(&bytes);
+        if actual != stored.record.overview_sha256 {
+            return Err(EvidenceError::Corrupt { id, message: format!("overview hashes to {actual}") });
+        }
+        Ok(bytes.to_vec())
+    }
+
+    fn clip_of(&self, id: EvidenceId, stored: &StoredEvidence) -> Result<Option<Vec<u8>>, EvidenceError> {
+        let Some(expected) = &stored.record.clip_sha256 else { return Ok(None) };
+        if stored.media_purged_at.is_some() {
+            return Err(EvidenceError::MediaPurged(id));
+        }
+        let bytes = self.media.get(clip_key(id)).map_err(storage)?.ok_or(EvidenceError::NotFound(id))?;
+        let actual = central_protocol::sha256_hex(&bytes);
+        if &actual != expected {
+            return Err(EvidenceError::Corrupt { id, message: format!("clip hashes to {actual}") });
+        }
+        Ok(Some(bytes.to_vec()))
+    }
+
+    fn plate_crops_of(&self, id: EvidenceId, stored: &StoredEvidence) -> Result<Vec<Vec<u8>>, EvidenceError> {
+        let named = stored.record.plate_crop_hashes();
+        if named.is_empty() {
+            return Ok(Vec::new());
+        }
+        if stored.media_purged_at.is_some() {
+            return Err(EvidenceError::MediaPurged(id));
+        }
+        named
+            .into_iter()
+            .map(|sha| {
+                let bytes = self
+                    .media
+                    .get(plate_key(id, sha))
+                    .map_err(storage)?
+                    .ok_or_else(|| EvidenceError::Corrupt { id, message: format!("plate picture {sha} is missing") })?;
+                let actual = central_protocol::sha256_hex(&bytes);
+                if actual != sha {
+                    return Err(EvidenceError::Corrupt {
+                        id,
+                        message: format!("plate picture {sha} hashes to {actual}"),
+                    });
+                }
+                Ok(bytes.to_vec())
+            })
+            .collect()
+    }
+}
+
 impl EvidenceStore for SledStore {
     fn put_with_media(&self, draft: &EvidenceRecord, media: &Media<'_>) -> Result<StoredEvidence, EvidenceError> {
         let id = draft.evidence_id;
@@ -371,60 +428,25 @@ impl EvidenceStore for SledStore {
     }
 
     fn overview(&self, id: EvidenceId) -> Result<Vec<u8>, EvidenceError> {
-        let stored = self.get(id)?;
-        if stored.media_purged_at.is_some() {
-            return Err(EvidenceError::MediaPurged(id));
-        }
-        let bytes = self.media.get(media_key(id)).map_err(storage)?.ok_or(EvidenceError::NotFound(id))?;
-        // Never serve media that no longer matches the hash the record was written with.
-        let actual = central_protocol::sha256_hex(&bytes);
-        if actual != stored.record.overview_sha256 {
-            return Err(EvidenceError::Corrupt { id, message: format!("overview hashes to {actual}") });
-        }
-        Ok(bytes.to_vec())
+        self.overview_of(id, &self.get(id)?)
     }
 
     fn clip(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, EvidenceError> {
-        let stored = self.get(id)?;
-        let Some(expected) = &stored.record.clip_sha256 else { return Ok(None) };
-        if stored.media_purged_at.is_some() {
-            return Err(EvidenceError::MediaPurged(id));
-        }
-        let bytes = self.media.get(clip_key(id)).map_err(storage)?.ok_or(EvidenceError::NotFound(id))?;
-        let actual = central_protocol::sha256_hex(&bytes);
-        if &actual != expected {
-            return Err(EvidenceError::Corrupt { id, message: format!("clip hashes to {actual}") });
-        }
-        Ok(Some(bytes.to_vec()))
+        self.clip_of(id, &self.get(id)?)
     }
 
     fn plate_crops(&self, id: EvidenceId) -> Result<Vec<Vec<u8>>, EvidenceError> {
+        self.plate_crops_of(id, &self.get(id)?)
+    }
+
+    fn with_media(&self, id: EvidenceId) -> Result<(StoredEvidence, StoredMedia), EvidenceError> {
         let stored = self.get(id)?;
-        let named = stored.record.plate_crop_hashes();
-        if named.is_empty() {
-            return Ok(Vec::new());
-        }
-        if stored.media_purged_at.is_some() {
-            return Err(EvidenceError::MediaPurged(id));
-        }
-        named
-            .into_iter()
-            .map(|sha| {
-                let bytes = self
-                    .media
-                    .get(plate_key(id, sha))
-                    .map_err(storage)?
-                    .ok_or_else(|| EvidenceError::Corrupt { id, message: format!("plate picture {sha} is missing") })?;
-                let actual = central_protocol::sha256_hex(&bytes);
-                if actual != sha {
-                    return Err(EvidenceError::Corrupt {
-                        id,
-                        message: format!("plate picture {sha} hashes to {actual}"),
-                    });
-                }
-                Ok(bytes.to_vec())
-            })
-            .collect()
+        let media = StoredMedia {
+            overview_jpeg: self.overview_of(id, &stored)?,
+            clip_mp4: self.clip_of(id, &stored)?,
+            plate_crops: self.plate_crops_of(id, &stored)?,
+        };
+        Ok((stored, media))
     }
 
     fn pending(&self, limit: usize) -> Result<Vec<EvidenceId>, EvidenceError> {
@@ -807,11 +829,15 @@ mod tests {
         let media = Media { overview_jpeg: JPEG, plate_crops: &reversed, ..Media::default() };
         let id = store.put_with_media(&r, &media).expect("put").record.evidence_id;
         assert_eq!(store.plate_crops(id).expect("crops"), crops, "in vote order");
+        let (stored, media) = store.with_media(id).expect("with media");
+        assert_eq!((stored.record.evidence_id, media.overview_jpeg.as_slice()), (id, JPEG));
+        assert_eq!((media.clip_mp4, media.plate_crops), (None, crops.clone()));
         let plain = store.put(&record(), JPEG).expect("put").record.evidence_id;
         assert_eq!(store.plate_crops(plain).expect("none"), Vec::<Vec<u8>>::new());
         let key = plate_key(id, &sha256_hex(&crops[1]));
         store.media.insert(key.clone(), &[0xFF, 0xD8, 0xFF, 9][..]).expect("tamper");
         assert!(matches!(store.plate_crops(id), Err(EvidenceError::Corrupt { .. })));
+        assert!(matches!(store.with_media(id), Err(EvidenceError::Corrupt { .. })), "never sent altered");
         let report = verify_store(&store, &store.public_key()).expect("verify");
         assert_eq!(report.damaged, vec![id], "{:?}", report.problems);
         store.media.insert(key.clone(), crops[1].as_slice()).expect("restore");

@@ -268,11 +268,10 @@ impl Uplink {
     async fn send_one(&self, id: EvidenceId) -> Result<(), UplinkError> {
         let store = self.store.clone();
         let (upload, clip) = blocking(move || -> Result<_, EvidenceError> {
-            let stored = store.get(id)?;
-            let jpeg = store.overview(id)?;
-            let clip = store.clip(id)?;
-            let plate_crops = store.plate_crops(id)?;
-            Ok((EvidenceUpload::new(stored.record, stored.seal, &jpeg).with_plate_crops(&plate_crops), clip))
+            let (stored, media) = store.with_media(id)?;
+            let upload = EvidenceUpload::new(stored.record, stored.seal, &media.overview_jpeg)
+                .with_plate_crops(&media.plate_crops);
+            Ok((upload, media.clip_mp4))
         })
         .await??;
         if let (Some(clip), Some(sha)) = (clip, upload.record.clip_sha256.clone()) {
