@@ -11,13 +11,19 @@ use axum::response::{IntoResponse, Redirect, Response};
 use central_protocol::sha256_hex;
 use chrono::{Duration, Utc};
 use sqlx::Row;
+use std::net::IpAddr;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "te_session";
 /// A session lasts one working shift.
 const SESSION_HOURS: i64 = 12;
-/// Failed logins in a row after which an account name is refused for [`LOCKOUT_MINUTES`].
+/// Failed logins in a row, from one address, after which that address may not log in under that account
+/// name for [`LOCKOUT_MINUTES`]. Per address, so that one person typing wrong passwords cannot lock an officer
+/// out of their own desk.
 pub const MAX_FAILED_LOGINS: i64 = 5;
+/// Failed logins in a row from all addresses together after which the name is refused everywhere: a ceiling on
+/// guessing spread over many addresses.
+pub const MAX_FAILED_LOGINS_PER_NAME: i64 = 50;
 pub const LOCKOUT_MINUTES: i64 = 15;
 
 /// What a person or system may do.
@@ -236,14 +242,28 @@ impl CentralStore {
     }
 
     /// Checks a password; on success opens a session and returns its secret. Every attempt is audited.
-    pub async fn login(&self, username: &str, password: &str) -> Result<Option<(String, Actor)>, AccountError> {
+    /// `from`: the client's address, when known (behind a reverse proxy it is the proxy's, and the lockout
+    /// becomes per account name).
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        from: Option<IpAddr>,
+    ) -> Result<Option<(String, Actor)>, AccountError> {
         // The name as typed may be anything: keep it short and printable in the log.
         let shown: String = username.chars().filter(|c| !c.is_control()).take(64).collect();
-        // Guessing is slowed per account: after MAX_FAILED_LOGINS failures in a row the name is refused, without
-        // checking the password, until LOCKOUT_MINUTES after the last failure (the refusals are audited too).
-        if self.failures_in_a_row(&shown).await? >= MAX_FAILED_LOGINS {
+        // The address goes into the audit entry, whose exact text is what the per-address count matches.
+        let origin = match from {
+            Some(ip) => serde_json::json!({ "from": ip.to_string() }),
+            None => serde_json::json!({}),
+        };
+        // Guessing is slowed: after MAX_FAILED_LOGINS failures in a row from this address (or
+        // MAX_FAILED_LOGINS_PER_NAME from anywhere) the name is refused, without checking the password, until
+        // LOCKOUT_MINUTES after the last failure. The refusals are audited too.
+        let (from_here, from_anywhere) = self.failures_in_a_row(&shown, &origin.to_string()).await?;
+        if from_here >= MAX_FAILED_LOGINS || from_anywhere >= MAX_FAILED_LOGINS_PER_NAME {
             let actor = Actor { name: shown, role: Role::Reviewer };
-            self.audit(&actor, "login_throttled", None, serde_json::json!({})).await?;
+            self.audit(&actor, "login_throttled", None, origin).await?;
             return Err(AccountError::Throttled { minutes: LOCKOUT_MINUTES });
         }
         let row = sqlx::query("SELECT password_hash, role FROM users WHERE username = $1 AND disabled = 0")
@@ -269,7 +289,7 @@ impl CentralStore {
         .map_err(|e| AccountError::Hash(e.to_string()))?;
         let Some((_, role)) = account.filter(|_| matches) else {
             let actor = Actor { name: shown, role: Role::Reviewer };
-            self.audit(&actor, "login_failed", None, serde_json::json!({})).await?;
+            self.audit(&actor, "login_failed", None, origin).await?;
             return Ok(None);
         };
         let token = secret()?;
@@ -287,19 +307,22 @@ impl CentralStore {
         Ok(Some((token, actor)))
     }
 
-    /// Failed logins under `name` since its last successful one, within the last [`LOCKOUT_MINUTES`].
-    async fn failures_in_a_row(&self, name: &str) -> Result<i64, StoreError> {
+    /// Failed logins under `name` since its last successful one, within the last [`LOCKOUT_MINUTES`]: (those
+    /// whose audit detail is `origin`, all of them).
+    async fn failures_in_a_row(&self, name: &str, origin: &str) -> Result<(i64, i64), StoreError> {
         let since = (Utc::now() - Duration::minutes(LOCKOUT_MINUTES)).to_rfc3339();
         let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM audit_log WHERE actor = $1 AND action = 'login_failed' AND at > $2 \
-             AND seq > COALESCE((SELECT MAX(seq) FROM audit_log WHERE actor = $3 AND action = 'login'), 0)",
+            "SELECT COALESCE(SUM(CASE WHEN detail = $1 THEN 1 ELSE 0 END), 0) AS here, COUNT(*) AS anywhere \
+             FROM audit_log WHERE actor = $2 AND action = 'login_failed' AND at > $3 \
+             AND seq > COALESCE((SELECT MAX(seq) FROM audit_log WHERE actor = $4 AND action = 'login'), 0)",
         )
+        .bind(origin)
         .bind(name)
         .bind(since)
         .bind(name)
         .fetch_one(self.db())
         .await?;
-        Ok(row.try_get("n")?)
+        Ok((row.try_get("here")?, row.try_get("anywhere")?))
     }
 
     pub async fn logout(&self, token: &str, actor: &Actor) -> Result<(), StoreError> {

@@ -331,6 +331,8 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
     tracing::info!(listen = %listener.local_addr()?, data_dir = %settings.data_dir.display(), "central service ready");
+    // The peer's address feeds the per-address login lockout.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
@@ -352,7 +354,10 @@ async fn serve_tls(settings: &ServerSettings, app: axum::Router, cert: &Path, ke
         }
     });
     tracing::info!(listen = %addr, data_dir = %settings.data_dir.display(), "central service ready (https)");
-    axum_server::bind_rustls(addr, tls).handle(handle).serve(app.into_make_service()).await?;
+    axum_server::bind_rustls(addr, tls)
+        .handle(handle)
+        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .await?;
     Ok(())
 }
 

@@ -8,12 +8,13 @@ use crate::html::{
 };
 use crate::review::{Decision, ReviewError, REJECT_REASONS};
 use crate::{AppState, QueueEntry, QueueFilter};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Form;
+use axum::{Extension, Form};
 use serde::Deserialize;
+use std::net::SocketAddr;
 use te_types::EvidenceId;
 
 #[derive(Debug, Deserialize, Default)]
@@ -59,8 +60,14 @@ pub struct LoginForm {
     next: String,
 }
 
-pub async fn login(State(state): State<AppState>, lang: Lang, Form(form): Form<LoginForm>) -> Response {
-    match state.store.login(form.username.trim(), &form.password).await {
+pub async fn login(
+    State(state): State<AppState>,
+    lang: Lang,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let from = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    match state.store.login(form.username.trim(), &form.password, from).await {
         Ok(Some((token, _))) => {
             let secure = if state.secure_cookies { "; Secure" } else { "" };
             let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{secure}");

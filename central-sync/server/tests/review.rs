@@ -130,10 +130,17 @@ async fn get(app: &axum::Router, path: &str, cookie: Option<&str>) -> (StatusCod
 }
 
 async fn login(app: &axum::Router, user: &str, password: &str) -> (StatusCode, Option<String>) {
-    let request = Request::post("/login")
+    login_from(app, "127.0.0.1", user, password).await
+}
+
+/// A login as if from `ip` (what the server's connect info gives the handler).
+async fn login_from(app: &axum::Router, ip: &str, user: &str, password: &str) -> (StatusCode, Option<String>) {
+    let mut request = Request::post("/login")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from(format!("username={user}&password={password}&next=%2F")))
         .expect("req");
+    let peer: std::net::SocketAddr = format!("{ip}:50000").parse().expect("address");
+    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
     let response = app.clone().oneshot(request).await.expect("resp");
     let cookie = response.headers().get(header::SET_COOKIE).and_then(|v| v.to_str().ok()).map(|c| {
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict"), "{c}");
@@ -183,7 +190,7 @@ async fn pages(store: &Arc<CentralStore>) {
 }
 
 #[tokio::test]
-async fn repeated_failed_logins_lock_the_account_name_for_a_while_and_a_success_resets_the_count() {
+async fn repeated_failed_logins_lock_the_account_name_out_from_that_address_for_a_while() {
     for t in common::stores().await {
         let app = setup(&t.store).await;
         // Four failures, then the right password: in, and the count starts again.
@@ -195,10 +202,12 @@ async fn repeated_failed_logins_lock_the_account_name_for_a_while_and_a_success_
             assert_eq!(login(&app, "lan.reviewer", "wrong-password").await.0, StatusCode::UNAUTHORIZED);
         }
         // Five in a row: even the right password is refused (429, the password is not checked), and says why.
-        let request = Request::post("/login")
+        let mut request = Request::post("/login")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from("username=lan.reviewer&password=mat-khau-dai-1&next=%2F"))
             .expect("req");
+        let peer: std::net::SocketAddr = "127.0.0.1:50001".parse().expect("address");
+        request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         let response = app.clone().oneshot(request).await.expect("resp");
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert!(response.headers().get(header::SET_COOKIE).is_none());
@@ -209,6 +218,18 @@ async fn repeated_failed_logins_lock_the_account_name_for_a_while_and_a_success_
         let entries = t.store.audit_entries(None, 50).await.expect("audit");
         assert!(entries.iter().any(|e| e.action == "login_throttled" && e.actor == "lan.reviewer"));
         assert!(t.store.verify_audit().await.expect("verify").broken_at.is_none());
+        // The lockout is per address: the officer at their own desk still gets in (which restarts the counts).
+        assert_eq!(login_from(&app, "10.20.0.7", "lan.reviewer", "mat-khau-dai-1").await.0, StatusCode::SEE_OTHER);
+        // Guessing spread over many addresses meets a ceiling for the name as a whole.
+        let name = Actor { name: "lan.reviewer".into(), role: Role::Reviewer };
+        for n in 0..central_server::auth::MAX_FAILED_LOGINS_PER_NAME {
+            let from = serde_json::json!({ "from": format!("198.51.100.{n}") });
+            t.store.audit(&name, "login_failed", None, from).await.expect("audit");
+        }
+        assert_eq!(
+            login_from(&app, "10.20.0.7", "lan.reviewer", "mat-khau-dai-1").await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
         eprintln!("{}: ok", t.backend);
     }
 }
