@@ -175,16 +175,8 @@ impl CentralStore {
 
     /// Disables (or enables again) an account; a disabled account's sessions end at once.
     pub async fn set_disabled(&self, username: &str, disabled: bool, by: &Actor) -> Result<(), AccountError> {
-        let changed = sqlx::query("UPDATE users SET disabled = $1 WHERE username = $2")
-            .bind(i64::from(disabled))
-            .bind(username)
-            .execute(self.db())
-            .await
-            .map_err(StoreError::from)?
-            .rows_affected();
-        if changed == 0 {
-            return Err(AccountError::Unknown(username.into()));
-        }
+        let update = sqlx::query("UPDATE users SET disabled = $1 WHERE username = $2").bind(i64::from(disabled));
+        self.update_account(update, username).await?;
         if disabled {
             self.end_sessions(username).await?;
         }
@@ -196,18 +188,23 @@ impl CentralStore {
     /// Sets a new password; the account's sessions end.
     pub async fn set_password(&self, username: &str, password: &str, by: &Actor) -> Result<(), AccountError> {
         let hash = hash_password(password).await?;
-        let changed = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
-            .bind(hash)
-            .bind(username)
-            .execute(self.db())
-            .await
-            .map_err(StoreError::from)?
-            .rows_affected();
+        let update = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2").bind(hash);
+        self.update_account(update, username).await?;
+        self.end_sessions(username).await?;
+        self.audit(by, "password_reset", None, serde_json::json!({ "username": username })).await?;
+        Ok(())
+    }
+
+    /// Runs `update`, an `UPDATE users ... WHERE username = $N` with every bind but the last, for `username`.
+    async fn update_account<'q>(
+        &self,
+        update: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        username: &'q str,
+    ) -> Result<(), AccountError> {
+        let changed = update.bind(username).execute(self.db()).await.map_err(StoreError::from)?.rows_affected();
         if changed == 0 {
             return Err(AccountError::Unknown(username.into()));
         }
-        self.end_sessions(username).await?;
-        self.audit(by, "password_reset", None, serde_json::json!({ "username": username })).await?;
         Ok(())
     }
 

@@ -375,6 +375,7 @@ async fn case_page(
         esc(&seal.public_key),
     );
     let winner = r.plate.as_ref().and_then(|p| p.text.as_deref());
+    let for_winner = |v: &te_types::PlateVote| winner.is_some() && v.text.as_deref() == winner;
     let crop_img = |sha: &str, class: &str, frame: u64| {
         format!(
             "<a href=\"/api/v1/evidence/{id}/plates/{sha}\"><img class=\"{class}\" \
@@ -387,7 +388,7 @@ async fn case_page(
         .iter()
         .flat_map(|p| p.votes.iter())
         .map(|v| {
-            let for_winner = winner.is_some() && v.text.as_deref() == winner;
+            let for_winner = for_winner(v);
             format!(
                 "<tr class=\"vote{}\"><td>{}</td><td>{}</td><td>{}{}</td><td><code>{}</code></td><td>{:.2}</td><td>{:.2}</td></tr>",
                 if for_winner { " winner" } else { "" },
@@ -406,7 +407,7 @@ async fn case_page(
         .plate
         .iter()
         .flat_map(|p| p.votes.iter())
-        .filter(|v| winner.is_some() && v.text.as_deref() == winner)
+        .filter(|v| for_winner(v))
         .filter_map(|v| v.crop_sha256.as_deref().map(|sha| (v.weight, v.frame_number, sha)))
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, frame, sha)| format!("<br><span id=\"plate-crop\">{}</span>", crop_img(sha, "plate-crop", frame)))

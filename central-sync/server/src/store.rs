@@ -126,17 +126,24 @@ impl CentralStore {
         data_dir: &Path,
         s3: &crate::media::S3Settings,
     ) -> Result<Self, StoreError> {
-        let mut store = Self::open_with(database_url, data_dir).await?;
-        store.media = crate::media::MediaStore::s3(s3)?;
-        store.media.ensure_bucket().await?;
-        Ok(store)
+        let media = crate::media::MediaStore::s3(s3)?;
+        media.ensure_bucket().await?;
+        Self::open_on(database_url, data_dir, media).await
     }
 
     /// `database_url`: `postgres://...` for PostgreSQL (production), `None` for SQLite in `data_dir`. Media
     /// and clips are files under `data_dir` either way.
     pub async fn open_with(database_url: Option<&str>, data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_on(database_url, data_dir, crate::media::MediaStore::local(data_dir.join("media"))?).await
+    }
+
+    /// The database and clip folder as [`Self::open_with`] says, with media kept in `media`.
+    async fn open_on(
+        database_url: Option<&str>,
+        data_dir: &Path,
+        media: crate::media::MediaStore,
+    ) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
-        let media = crate::media::MediaStore::local(data_dir.join("media"))?;
         let (url, backend) = match database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 (url.to_string(), Backend::Postgres)

@@ -318,13 +318,7 @@ impl SledStore {
         if stored.media_purged_at.is_some() {
             return Err(EvidenceError::MediaPurged(id));
         }
-        let bytes = self.media.get(media_key(id)).map_err(storage)?.ok_or(EvidenceError::NotFound(id))?;
-        // Never serve media that no longer matches the hash the record was written with.
-        let actual = central_protocol::sha256_hex(&bytes);
-        if actual != stored.record.overview_sha256 {
-            return Err(EvidenceError::Corrupt { id, message: format!("overview hashes to {actual}") });
-        }
-        Ok(bytes.to_vec())
+        self.checked(id, media_key(id), &stored.record.overview_sha256, "overview")?.ok_or(EvidenceError::NotFound(id))
     }
 
     fn clip_of(&self, id: EvidenceId, stored: &StoredEvidence) -> Result<Option<Vec<u8>>, EvidenceError> {
@@ -332,12 +326,7 @@ impl SledStore {
         if stored.media_purged_at.is_some() {
             return Err(EvidenceError::MediaPurged(id));
         }
-        let bytes = self.media.get(clip_key(id)).map_err(storage)?.ok_or(EvidenceError::NotFound(id))?;
-        let actual = central_protocol::sha256_hex(&bytes);
-        if &actual != expected {
-            return Err(EvidenceError::Corrupt { id, message: format!("clip hashes to {actual}") });
-        }
-        Ok(Some(bytes.to_vec()))
+        self.checked(id, clip_key(id), expected, "clip")?.ok_or(EvidenceError::NotFound(id)).map(Some)
     }
 
     fn plate_crops_of(&self, id: EvidenceId, stored: &StoredEvidence) -> Result<Vec<Vec<u8>>, EvidenceError> {
@@ -351,21 +340,28 @@ impl SledStore {
         named
             .into_iter()
             .map(|sha| {
-                let bytes = self
-                    .media
-                    .get(plate_key(id, sha))
-                    .map_err(storage)?
-                    .ok_or_else(|| EvidenceError::Corrupt { id, message: format!("plate picture {sha} is missing") })?;
-                let actual = central_protocol::sha256_hex(&bytes);
-                if actual != sha {
-                    return Err(EvidenceError::Corrupt {
-                        id,
-                        message: format!("plate picture {sha} hashes to {actual}"),
-                    });
-                }
-                Ok(bytes.to_vec())
+                let what = format!("plate picture {sha}");
+                self.checked(id, plate_key(id, sha), sha, &what)?
+                    .ok_or_else(|| EvidenceError::Corrupt { id, message: format!("{what} is missing") })
             })
             .collect()
+    }
+
+    /// The media bytes under `media_key`, if any, checked against `expected`: never serve media that no longer
+    /// matches the hash the record was written with.
+    fn checked(
+        &self,
+        id: EvidenceId,
+        media_key: Vec<u8>,
+        expected: &str,
+        what: &str,
+    ) -> Result<Option<Vec<u8>>, EvidenceError> {
+        let Some(bytes) = self.media.get(media_key).map_err(storage)? else { return Ok(None) };
+        let actual = central_protocol::sha256_hex(&bytes);
+        if actual != expected {
+            return Err(EvidenceError::Corrupt { id, message: format!("{what} hashes to {actual}") });
+        }
+        Ok(Some(bytes.to_vec()))
     }
 }
 
