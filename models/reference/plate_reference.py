@@ -1,17 +1,17 @@
 #!/usr/bin/env python3
-"""Reference plate detection and plate reading: the onnxruntime Python package with pre- and post-processing
-written the way the model authors' code does it (OpenCV), so the Rust code can be checked against it.
+"""Reference plate detection and plate reading for the project's own models: the onnxruntime Python package
+with the pre- and post-processing of the training recipes (models/plate_detector/train.py,
+models/plate_reader/train.py), OpenCV for decoding and resizing, so the Rust code can be checked against it.
 
-- Detector (HyperLPR3 y5fu 320): cv2 INTER_LINEAR letterbox centred, pad 0, RGB / 255; score = obj * best class;
-  greedy NMS 0.5. Run on the vn_scenes photos.
-- Reader (PP-OCRv6 small rec): a square plate is cut into a top band (upper 55%) and a bottom band (lower
-  55%); each band is resized with cv2 INTER_LINEAR to height 48 keeping its aspect, the bands are put side by
-  side (squeezed to 320 if wider), padded to 320 with zeros after (v/255 - 0.5)/0.5 on BGR; greedy CTC over
-  the Vietnamese plate alphabet only. Run on every 40th vn_plates crop.
+- Detector: vehicle crops (each motorcyclist box of the first vn_riders validation frames, grown by 10% on each
+  side as the pipeline cuts a vehicle, rounded to whole pixels), cv2 INTER_LINEAR letterbox top-left into
+  256x256, pad 114, RGB / 255; score = objectness x best layout score; greedy NMS 0.5.
+- Reader: every 40th vn_plates crop; a square plate (width/height < 2.6) is cut into a top band (upper 55%) and
+  a bottom band (lower 55%), each band resized with cv2 INTER_LINEAR to height 32 keeping its aspect, side by
+  side (squeezed to 160 if wider), BGR, (v/255 - 0.5)/0.5, zero padded to 160; greedy CTC.
 
 The Rust tests compare against the JSON this writes (tests/fixtures/plate_reference.json).
-Regenerate:  .local/venv/bin/pip install opencv-python-headless numpy
-             .local/venv/bin/python models/reference/plate_reference.py ../shared .local/models > tests/fixtures/plate_reference.json
+Regenerate:  .local/venv/bin/python models/reference/plate_reference.py ../shared > tests/fixtures/plate_reference.json
 """
 import json
 import math
@@ -24,22 +24,24 @@ import onnxruntime as ort
 
 from boxes import iou
 
-DET_SIZE = 320
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DET_SIZE = 256
+DET_PAD = 114
 DET_THR = 0.5
 DET_NMS = 0.5
-REC_H, REC_W = 48, 320
+REC_H, REC_W = 32, 160
 ALPHABET = "0123456789ABCDEFGHKLMNPRSTUVXYZ"
 TWO_ROW_ASPECT_BELOW = 2.6
+CROPS = 24
 
 
-def detect(session, bgr):
-    h, w = bgr.shape[:2]
+def detect(session, rgb_crop):
+    h, w = rgb_crop.shape[:2]
     r = min(DET_SIZE / h, DET_SIZE / w)
-    nw, nh = int(w * r), int(h * r)
-    px, py = (DET_SIZE - nw) // 2, (DET_SIZE - nh) // 2
-    canvas = np.zeros((DET_SIZE, DET_SIZE, 3), np.uint8)
-    canvas[py:py + nh, px:px + nw] = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    x = cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB).astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+    nw, nh = max(1, int(w * r)), max(1, int(h * r))
+    canvas = np.full((DET_SIZE, DET_SIZE, 3), DET_PAD, np.uint8)
+    canvas[:nh, :nw] = cv2.resize(rgb_crop, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    x = canvas.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
     out = session.run(None, {"input": x})[0][0]
     cands = []
     for row in out:
@@ -48,9 +50,8 @@ def detect(session, bgr):
         if row[4] < DET_THR or score < DET_THR:
             continue
         cx, cy, bw, bh = row[:4]
-        box = [float((cx - bw / 2 - px) / r), float((cy - bh / 2 - py) / r),
-               float((cx + bw / 2 - px) / r), float((cy + bh / 2 - py) / r)]
-        corners = [[float((row[5 + 2 * i] - px) / r), float((row[6 + 2 * i] - py) / r)] for i in range(4)]
+        box = [float((cx - bw / 2) / r), float((cy - bh / 2) / r), float((cx + bw / 2) / r), float((cy + bh / 2) / r)]
+        corners = [[float(row[5 + 2 * i] / r), float(row[6 + 2 * i] / r)] for i in range(4)]
         cands.append({"score": score, "box": box, "corners": corners,
                       "layout": "one_line" if cls == 0 else "two_line"})
     cands.sort(key=lambda c: -c["score"])
@@ -61,7 +62,7 @@ def detect(session, bgr):
     return kept
 
 
-def read(session, bgr, charset, two_rows):
+def read(session, bgr, two_rows):
     h, w = bgr.shape[:2]
     bands = [(0, h)] if not two_rows else [(0, min(h, max(1, round(h * 0.55)))), (min(h - 1, round(h * 0.45)), h)]
     natural = [math.ceil(REC_H * w / (y1 - y0)) for y0, y1 in bands]
@@ -74,32 +75,53 @@ def read(session, bgr, charset, two_rows):
         x[:, at:at + bw] = band / 127.5 - 1.0
         at += bw
     probs = session.run(None, {"x": x.transpose(2, 0, 1)[None]})[0][0]
-    allowed = [0] + [i + 1 for i, c in enumerate(charset) if c in ALPHABET]
     steps = probs.shape[0]
     boundary = widths[0] * steps / REC_W
     rows, confs, prev = [""] * len(bands), [], 0
     for t in range(steps):
-        best = max(allowed, key=lambda k: probs[t, k])
-        if best != 0 and best != prev:
-            rows[1 if len(bands) == 2 and t + 0.5 >= boundary else 0] += charset[best - 1]
+        best = int(np.argmax(probs[t]))
+        if best != 0 and best == prev:
+            confs[-1] = max(confs[-1], float(probs[t, best]))
+        elif best != 0:
+            rows[1 if len(bands) == 2 and t + 0.5 >= boundary else 0] += ALPHABET[best - 1]
             confs.append(float(probs[t, best]))
         prev = best
     return {"rows": rows, "confidence": sum(confs) / len(confs) if confs else 0.0}
 
 
+def vehicle_crops(shared):
+    """(image path relative to data/, [x1, y1, x2, y2]) for the motorcyclists of validation frames."""
+    lines = (ROOT / "models/plate_detector/val_clips.txt").read_text().splitlines()
+    val = {l.strip() for l in lines if l.strip() and not l.startswith("#")}
+    frames = [l.split("\t") for l in (shared / "data/vn_riders/clips.tsv").read_text().splitlines()[1:]]
+    out = []
+    for frame, clip in sorted(frames):
+        if clip not in val:
+            continue
+        for line in (shared / "data/vn_riders/labels" / f"{frame}.txt").read_text().splitlines():
+            c, cx, cy, w, h = line.split()
+            if c != "2":
+                continue
+            cx, cy, w, h = float(cx) * 1280, float(cy) * 720, float(w) * 1280, float(h) * 720
+            x1, y1 = max(0, int(cx - w / 2 - 0.1 * w)), max(0, int(cy - h / 2 - 0.1 * h))
+            x2, y2 = min(1280, int(cx + w / 2 + 0.1 * w)), min(720, int(cy + h / 2 + 0.1 * h))
+            out.append((f"vn_riders/images/{frame}.jpg", [x1, y1, x2, y2]))
+        if len(out) >= CROPS:
+            break
+    return out[:CROPS]
+
+
 def main():
     shared = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "../shared")
-    wheel_models = pathlib.Path(sys.argv[2] if len(sys.argv) > 2 else ".local/models")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
-    det = ort.InferenceSession(str(shared / "models/plate_det/hyperlpr3_y5fu_320x_sim.onnx"), opts)
-    rec = ort.InferenceSession(str(wheel_models / "ocr/ppocrv6_small_rec.onnx"), opts)
-    charset = (wheel_models / "ocr/ppocrv6_dict.txt").read_text(encoding="utf-8").splitlines()
-    detections = {}
-    for path in sorted((shared / "data/vn_scenes").iterdir()):
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is not None:
-            detections[f"vn_scenes/{path.name}"] = detect(det, img)
+    det = ort.InferenceSession(str(ROOT / "models/plate_detector/plate_detector.onnx"), opts)
+    rec = ort.InferenceSession(str(ROOT / "models/plate_reader/plate_reader.onnx"), opts)
+    detections = []
+    for name, (x1, y1, x2, y2) in vehicle_crops(shared):
+        img = cv2.imread(str(shared / "data" / name), cv2.IMREAD_COLOR)
+        crop = cv2.cvtColor(img[y1:y2, x1:x2], cv2.COLOR_BGR2RGB)
+        detections.append({"image": name, "crop": [x1, y1, x2, y2], "plates": detect(det, crop)})
     reads = {}
     names = [l.split("\t")[0] for l in (shared / "data/vn_plates/gt.tsv").read_text().splitlines()[1:]]
     for name in names[::40]:
@@ -108,7 +130,7 @@ def main():
         if img is None:
             continue
         h, w = img.shape[:2]
-        reads[f"vn_plates/images/{name}.jpg"] = read(rec, img, charset, w / h < TWO_ROW_ASPECT_BELOW)
+        reads[f"vn_plates/images/{name}.jpg"] = read(rec, img, w / h < TWO_ROW_ASPECT_BELOW)
     json.dump({"detector_threshold": DET_THR, "detections": detections, "reads": reads}, sys.stdout, indent=1)
 
 

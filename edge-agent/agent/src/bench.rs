@@ -81,7 +81,7 @@ fn run_pipeline(
             if frame.number % 3 == 0 {
                 if let Some(view) = RgbView::new(&frame.data, frame.width, frame.height) {
                     for d in detections.iter().filter(|d| d.bbox.width() >= 80.0).take(4) {
-                        if let Some((crop, origin)) = crate::pipeline::crop_rgb(view, &d.bbox) {
+                        if let Some((crop, origin)) = te_infer::vehicle_crop(view, &d.bbox) {
                             // As the agent does: each read keeps the plate's picture.
                             if let Some(read) = recognizer.read_plates(RgbView::of_image(&crop))?.first() {
                                 let plate = read.bbox().shifted(origin.0, origin.1);

@@ -107,6 +107,9 @@ pub struct Paths {
     pub data: String,
     pub models: String,
     pub wheel_models: String,
+    /// The project's own trained models (plate detector, plate reader): the repository's `models/` folder by
+    /// default; a packaged box installs them under /usr/share/traffic-edge/models.
+    pub project_models: String,
     pub state: String,
     pub runtime_library: String,
 }
@@ -118,6 +121,7 @@ impl Default for Paths {
             data: "{shared}/data".into(),
             models: "{shared}/models".into(),
             wheel_models: ".local/models".into(),
+            project_models: "models".into(),
             state: ".local/edge".into(),
             runtime_library: String::new(),
         }
@@ -215,7 +219,12 @@ impl AgentConfig {
         self.paths.data = expand(&self.paths.data, "{data}", "{models}");
         self.paths.models = expand(&self.paths.models, "{data}", "{models}");
         let (data, models) = (self.paths.data.clone(), self.paths.models.clone());
-        for field in [&mut self.paths.wheel_models, &mut self.paths.state, &mut self.paths.runtime_library] {
+        for field in [
+            &mut self.paths.wheel_models,
+            &mut self.paths.project_models,
+            &mut self.paths.state,
+            &mut self.paths.runtime_library,
+        ] {
             *field = expand(field, &data, &models);
         }
         for camera in &mut self.cameras {
@@ -319,6 +328,7 @@ impl AgentConfig {
         te_infer::ModelDirs {
             model_dir: self.paths.models.clone().into(),
             wheel_dir: project_relative(&self.paths.wheel_models),
+            project_dir: project_relative(&self.paths.project_models),
         }
     }
 }

@@ -311,8 +311,9 @@ impl EvalReport {
         v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0)
     }
 
-    /// Prints the report; the LAST line is the contract `exact=<f> char=<f> n=<count> ms_per_image=<ms>`.
-    pub fn print(&self, samples: usize) {
+    /// Prints the report; the LAST line is the contract
+    /// `exact=<f> char=<f> n=<count> ms_per_image=<ms> read_ms_per_plate=<ms>` (the reader alone, per run).
+    pub fn print(&self, samples: usize, read_ms_per_plate: f64) {
         println!(
             "images {samples}, scored {}, labels corrected {}, not scored {}",
             self.overall.n,
@@ -338,11 +339,12 @@ impl EvalReport {
             self.percentile(0.95)
         );
         println!(
-            "exact={:.4} char={:.4} n={} ms_per_image={:.1}",
+            "exact={:.4} char={:.4} n={} ms_per_image={:.1} read_ms_per_plate={:.2}",
             self.overall.exact(),
             self.overall.char(),
             self.overall.n,
-            mean
+            mean,
+            read_ms_per_plate
         );
     }
 

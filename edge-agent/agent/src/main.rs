@@ -4,6 +4,7 @@ mod bench;
 mod config;
 mod doctor;
 mod eval;
+mod eval_scenes;
 mod evidence_cli;
 mod health;
 mod heartbeat;
@@ -78,8 +79,10 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
-    /// Measures plate recognition on a labelled dataset. The last line is
-    /// `exact=<fraction> char=<fraction> n=<count> ms_per_image=<ms>`.
+    /// Measures plate recognition on a labelled dataset. Plate crops (gt.tsv): the last line is
+    /// `exact=<fraction> char=<fraction> n=<count> ms_per_image=<ms> read_ms_per_plate=<ms>`. The vn_riders
+    /// layout (images/ + labels/, YOLO): plate detection along the agent's path, last line
+    /// `plate_recall=<f> plate_precision=<f> plates=<n> ms_per_image=<ms> ...`.
     Eval(EvalArgs),
 }
 
@@ -87,15 +90,27 @@ enum Command {
 struct EvalArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Dataset folder: `gt.tsv` + `images/` (plate crops), or openalpr `*.txt` labels beside scene images.
+    /// Dataset folder: `gt.tsv` + `images/` (plate crops), `images/` + `labels/` in YOLO form (vn_riders:
+    /// plate detection), or openalpr `*.txt` labels beside scene images.
     #[arg(long)]
     dataset: PathBuf,
+    /// vn_riders layout: score only the frames of these clips (a file, one clip name per line; the recipe's
+    /// validation clips are models/plate_detector/val_clips.txt).
+    #[arg(long)]
+    only_clips: Option<PathBuf>,
+    /// vn_riders layout: write the missed plates and false detections to this TSV, for checking by eye.
+    #[arg(long)]
+    errors: Option<PathBuf>,
+    /// A folder of unlabelled photos (like vn_scenes): write each photo with its vehicles, plates and reads
+    /// drawn into this folder.
+    #[arg(long)]
+    draw: Option<PathBuf>,
     /// Plates to expect: `vn` (Vietnamese alphabet and grammar; labels that are no Vietnamese plate are not
     /// scored) or `latin` (A-Z, 0-9, no grammar). Default: `vn` for gt.tsv, `latin` for openalpr.
     #[arg(long, value_parser = ["vn", "latin"])]
     plate_format: Option<String>,
-    /// Label corrections (TSV: name, label, corrected, reason). Default: models/labels/<dataset folder
-    /// name>.corrections.tsv when it exists.
+    /// Label corrections (plate crops: name, label, corrected, reason; vn_riders: frame, add_plate, x1, y1, x2,
+    /// y2, reason). Default: models/labels/<dataset folder name>.corrections.tsv when it exists.
     #[arg(long, conflicts_with = "no_corrections")]
     corrections: Option<PathBuf>,
     /// Score against the labels exactly as shipped.
@@ -512,6 +527,9 @@ fn project_file(relative: &str) -> Option<PathBuf> {
 
 fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
     let config = args.config.load()?;
+    if eval_scenes::is_riders_layout(&args.dataset) || eval_scenes::is_photo_folder(&args.dataset) {
+        return run_detection_eval(&config, &args);
+    }
     let kind = eval::detect_kind(&args.dataset)?;
     let samples = match kind {
         eval::DatasetKind::GtTsv => eval::load_gt_tsv(&args.dataset)?,
@@ -555,7 +573,59 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         report.write_mismatches(path)?;
         eprintln!("{} mismatches written to {}", report.mismatches.len(), path.display());
     }
-    report.print(samples.len());
+    let (reading, reads) = recognizer.reader_clock();
+    report.print(samples.len(), reading.as_secs_f64() * 1000.0 / reads.max(1) as f64);
+    Ok(())
+}
+
+fn run_detection_eval(config: &AgentConfig, args: &EvalArgs) -> anyhow::Result<()> {
+    let photos_only = !eval_scenes::is_riders_layout(&args.dataset);
+    let mut frames =
+        if photos_only { Vec::new() } else { eval_scenes::load(&args.dataset, args.only_clips.as_deref())? };
+    if !photos_only && !args.no_corrections {
+        let default = || {
+            let name = args.dataset.canonicalize().ok()?.file_name()?.to_string_lossy().into_owned();
+            project_file(&format!("models/labels/{name}.corrections.tsv"))
+        };
+        if let Some(path) = args.corrections.clone().or_else(default) {
+            let added = eval_scenes::apply_corrections(&mut frames, &path)?;
+            println!("label corrections {}: {added} plates added", path.display());
+        }
+    }
+    println!(
+        "dataset {} ({}{}), vehicles >= {} px wide searched for plates",
+        args.dataset.display(),
+        if photos_only {
+            "unlabelled photos".to_string()
+        } else {
+            format!("vn_riders layout, {} frames", frames.len())
+        },
+        args.only_clips.as_ref().map_or(String::new(), |p| format!(" of the clips in {}", p.display())),
+        config.plates.min_vehicle_width
+    );
+    let ort = load_onnx_runtime(config)?;
+    let vehicle_settings = te_infer::VehicleDetectorSettings { threads: args.threads, ..config.detector.settings() };
+    let mut vehicles = te_infer::VehicleDetector::load(&ort, &config.model_dirs(), vehicle_settings)?;
+    let settings = te_infer::RecognizerSettings {
+        detector: te_infer::PlateDetectorSettings { threads: args.threads, ..Default::default() },
+        reader: te_infer::PlateReaderSettings { threads: args.threads, format: te_infer::PlateFormat::Vietnam },
+    };
+    let mut recognizer = te_infer::PlateRecognizer::load(&ort, &config.model_dirs(), settings)?;
+    if photos_only {
+        let font = match &args.draw {
+            Some(_) => Some(overview::DataBarFont::load(Path::new(&config.evidence.data_bar_font))?),
+            None => None,
+        };
+        let draw = args.draw.as_deref().zip(font.as_ref());
+        let width = config.plates.min_vehicle_width;
+        return eval_scenes::read_photos(&args.dataset, &mut vehicles, &mut recognizer, width, draw);
+    }
+    let report = eval_scenes::evaluate(&mut vehicles, &mut recognizer, &frames, config.plates.min_vehicle_width)?;
+    if let Some(path) = &args.errors {
+        report.write_errors(path)?;
+        eprintln!("missed plates and false detections written to {}", path.display());
+    }
+    report.print();
     Ok(())
 }
 

@@ -149,6 +149,11 @@ pub(crate) fn draw_text(
 }
 
 fn draw_box(rgb: &mut [u8], width: u32, height: u32, bbox: &BBox) {
+    draw_rect(rgb, (width, height), bbox, BOX_COLOUR, BOX_THICKNESS);
+}
+
+/// Draws the outline of `bbox` (clamped to the picture), `thickness` pixels wide, inwards.
+pub(crate) fn draw_rect(rgb: &mut [u8], (width, height): (u32, u32), bbox: &BBox, colour: [u8; 3], thickness: u32) {
     if width == 0 || height == 0 {
         return;
     }
@@ -157,10 +162,10 @@ fn draw_box(rgb: &mut [u8], width: u32, height: u32, bbox: &BBox) {
     let mut put = |x: u32, y: u32| {
         let i = (y as usize * width as usize + x as usize) * 3;
         if let Some(px) = rgb.get_mut(i..i + 3) {
-            px.copy_from_slice(&BOX_COLOUR);
+            px.copy_from_slice(&colour);
         }
     };
-    for t in 0..BOX_THICKNESS {
+    for t in 0..thickness {
         for x in x1..=x2 {
             put(x, (y1 + t).min(y2));
             put(x, y2.saturating_sub(t).max(y1));
@@ -168,6 +173,22 @@ fn draw_box(rgb: &mut [u8], width: u32, height: u32, bbox: &BBox) {
         for y in y1..=y2 {
             put((x1 + t).min(x2), y);
             put(x2.saturating_sub(t).max(x1), y);
+        }
+    }
+}
+
+/// Fills `bbox` (clamped to the picture) with `colour`.
+pub(crate) fn fill_rect(rgb: &mut [u8], (width, height): (u32, u32), bbox: &BBox, colour: [u8; 3]) {
+    if width == 0 || height == 0 {
+        return;
+    }
+    let b = bbox.clamp_to(width - 1, height - 1);
+    for y in b.y1 as u32..=b.y2 as u32 {
+        for x in b.x1 as u32..=b.x2 as u32 {
+            let i = (y as usize * width as usize + x as usize) * 3;
+            if let Some(px) = rgb.get_mut(i..i + 3) {
+                px.copy_from_slice(&colour);
+            }
         }
     }
 }

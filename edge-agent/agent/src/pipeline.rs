@@ -67,7 +67,7 @@ pub struct PlateReading {
 
 impl Default for PlateReading {
     fn default() -> Self {
-        Self { enabled: true, min_vehicle_width: 80.0, max_reads_per_vehicle: 4, frames_between_reads: 3, threads: 1 }
+        Self { enabled: true, min_vehicle_width: 48.0, max_reads_per_vehicle: 4, frames_between_reads: 3, threads: 1 }
     }
 }
 
@@ -309,7 +309,7 @@ impl AnalysisStage {
                 continue;
             }
             vehicle.last_read_frame = Some(frame.number);
-            let Some((crop, origin)) = crop_rgb(picture, &bbox) else { continue };
+            let Some((crop, origin)) = te_infer::vehicle_crop(picture, &bbox) else { continue };
             let started = std::time::Instant::now();
             let reads = recognizer.read_plates(RgbView::of_image(&crop));
             report.plate_seconds += started.elapsed().as_secs_f64();
@@ -595,12 +595,6 @@ fn moment_label(role: MomentRole) -> &'static str {
     }
 }
 
-/// The vehicle's box grown by 10% on each side (plates sit at the edge of the box), cut out of the frame;
-/// with the crop's top-left in frame pixels. `None` for a box outside the frame.
-pub(crate) fn crop_rgb(picture: RgbView<'_>, bbox: &BBox) -> Option<(image::RgbImage, (f32, f32))> {
-    cut_rgb(picture, bbox, (0.1, 0.1))
-}
-
 /// JPEG quality of plate pictures: high, as they are small and their characters are what a reviewer checks.
 const PLATE_PICTURE_QUALITY: u8 = 92;
 
@@ -608,7 +602,7 @@ const PLATE_PICTURE_QUALITY: u8 = 92;
 /// below) so the reviewer sees it sits on this vehicle; at the camera's own resolution, as JPEG. `None` (the
 /// read still counts) for a box outside the frame or a picture that cannot be encoded.
 pub(crate) fn plate_picture_jpeg(picture: RgbView<'_>, plate: &BBox) -> Option<Vec<u8>> {
-    let (crop, _) = cut_rgb(picture, plate, (0.25, 0.5))?;
+    let (crop, _) = te_infer::cut(picture, plate, (0.25, 0.5))?;
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, PLATE_PICTURE_QUALITY)
         .encode_image(&crop)
@@ -616,27 +610,6 @@ pub(crate) fn plate_picture_jpeg(picture: RgbView<'_>, plate: &BBox) -> Option<V
         .ok()?;
     // A plate cut from a very large frame could exceed what the central service takes: keep the read, not it.
     (jpeg.len() <= central_protocol::MAX_PLATE_CROP_BYTES).then_some(jpeg)
-}
-
-/// `bbox` grown by the fractions `(fx, fy)` of its size on each side, cut out of the frame; with the crop's
-/// top-left in frame pixels. `None` for a box outside the frame.
-fn cut_rgb(picture: RgbView<'_>, bbox: &BBox, (fx, fy): (f32, f32)) -> Option<(image::RgbImage, (f32, f32))> {
-    let (mx, my) = (bbox.width() * fx, bbox.height() * fy);
-    let x1 = (bbox.x1 - mx).max(0.0) as u32;
-    let y1 = (bbox.y1 - my).max(0.0) as u32;
-    let x2 = ((bbox.x2 + mx).min(picture.width as f32) as u32).min(picture.width);
-    let y2 = ((bbox.y2 + my).min(picture.height as f32) as u32).min(picture.height);
-    if x2 <= x1 + 1 || y2 <= y1 + 1 {
-        return None;
-    }
-    let (w, h) = (x2 - x1, y2 - y1);
-    let stride = picture.width as usize * 3;
-    let mut data = Vec::with_capacity((w * h * 3) as usize);
-    for y in y1..y2 {
-        let row = y as usize * stride;
-        data.extend_from_slice(&picture.data[row + x1 as usize * 3..row + x2 as usize * 3]);
-    }
-    image::RgbImage::from_raw(w, h, data).map(|img| (img, (x1 as f32, y1 as f32)))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! built; pre- and post-processing match the model authors' reference code (pinned by a test against a
 //! Python onnxruntime run on the same images).
 
+mod crop;
 mod letterbox;
 mod manifest;
 mod nms;
@@ -20,11 +21,12 @@ mod rectify;
 mod runtime;
 mod vehicle;
 
+pub use crop::{cut, vehicle_crop, VEHICLE_MARGIN};
 pub use letterbox::{Letterbox, PadPlacement};
 pub use manifest::{ModelDirs, ModelManifest, ModelSpec, Origin};
-pub use nms::non_max_suppression;
+pub use nms::{non_max_suppression, suppress};
 pub use plate_detector::{PlateDetection, PlateDetector, PlateDetectorSettings};
-pub use plate_reader::{PlateFormat, PlateReader, PlateReaderSettings, RawRead};
+pub use plate_reader::{PlateFormat, PlateReader, PlateReaderSettings, RawRead, ReadChar};
 pub use provider::{ExecutionSettings, Provider};
 pub use recognizer::{PlateRecognizer, RecognizerSettings};
 pub use rectify::{natural_size, rectify, RgbView};

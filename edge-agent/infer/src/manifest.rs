@@ -43,15 +43,19 @@ pub struct ModelSpec {
 pub enum Origin {
     /// The configured model folder (the team's shared models by default).
     ModelDir,
-    /// Extracted by `scripts/setup` from a pinned PyPI wheel.
+    /// Extracted from a pinned PyPI wheel.
     Wheel,
+    /// Trained by the project and committed beside the manifest (`models/`).
+    Project,
 }
 
-/// The two folders models are found in.
+/// The folders models are found in.
 #[derive(Debug, Clone)]
 pub struct ModelDirs {
     pub model_dir: PathBuf,
     pub wheel_dir: PathBuf,
+    /// The project's own models (the repository's `models/` folder, or where a package installed it).
+    pub project_dir: PathBuf,
 }
 
 impl ModelManifest {
@@ -69,6 +73,9 @@ impl ModelManifest {
         let (dir, hint) = match spec.origin {
             Origin::ModelDir => (&dirs.model_dir, "Set the model folder with --model-dir or TE_MODEL_DIR."),
             Origin::Wheel => (&dirs.wheel_dir, "Run scripts/setup, or set --wheel-model-dir / TE_WHEEL_MODEL_DIR."),
+            Origin::Project => {
+                (&dirs.project_dir, "Set paths.project_models to the folder holding the project's models.")
+            }
         };
         let path = dir.join(&spec.file);
         if !path.is_file() {
@@ -119,7 +126,11 @@ mod tests {
     #[test]
     fn a_missing_model_names_the_expected_path_and_its_source() {
         let manifest = ModelManifest::embedded().expect("manifest parses");
-        let dirs = ModelDirs { model_dir: "/nonexistent".into(), wheel_dir: "/nonexistent".into() };
+        let dirs = ModelDirs {
+            model_dir: "/nonexistent".into(),
+            wheel_dir: "/nonexistent".into(),
+            project_dir: "/nonexistent".into(),
+        };
         let err = manifest.verified_path("vehicle", &dirs).expect_err("missing");
         let text = err.to_string();
         assert!(text.contains("/nonexistent/"), "{text}");
@@ -134,7 +145,7 @@ mod tests {
         let path = dir.join(&spec.file);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(&path, b"not a model").expect("write");
-        let dirs = ModelDirs { model_dir: dir.clone(), wheel_dir: dir.clone() };
+        let dirs = ModelDirs { model_dir: dir.clone(), wheel_dir: dir.clone(), project_dir: dir.clone() };
         let err = manifest.verified_path("vehicle", &dirs).expect_err("mismatch");
         assert!(matches!(err, InferError::ModelMismatch { .. }), "{err}");
         let _ = std::fs::remove_dir_all(&dir);

@@ -13,7 +13,7 @@ pub fn non_max_suppression(detections: Vec<Detection>, iou_threshold: f32) -> Ve
 }
 
 /// The same greedy suppression for anything with a score and a box (plates, for instance).
-pub(crate) fn suppress<T>(mut items: Vec<T>, iou_threshold: f32, key: impl Fn(&T) -> (f32, BBox)) -> Vec<T> {
+pub fn suppress<T>(mut items: Vec<T>, iou_threshold: f32, key: impl Fn(&T) -> (f32, BBox)) -> Vec<T> {
     items.sort_by(|a, b| key(b).0.total_cmp(&key(a).0));
     let mut kept: Vec<T> = Vec::with_capacity(items.len());
     for candidate in items {

@@ -4,10 +4,14 @@
 //!  picture -> PlateDetector -> corners -> rectify -> PlateReader -> rows -> te_plate::parse -> PlateRead
 //! ```
 //!
-//! Two entry points: [`PlateRecognizer::read_plates`] for scenes (vehicle crops, frames), and
+//! Two entry points: [`PlateRecognizer::read_plates`] for vehicle crops, and
 //! [`PlateRecognizer::read_plate_picture`] for pictures that are already one plate (crop datasets, the
-//! evaluation command). The detector was trained on scenes and rarely fires on a picture the plate fills, so the
-//! latter reads the whole picture unless the detector finds a plate covering a good part of it.
+//! evaluation command), read whole: the detector was trained on vehicle crops, where a plate is a small part.
+//!
+//! Never a guess: each uncertain character (probability below [`UNSURE_BELOW`]) is tried with its runner-up,
+//! and when the alternatives give two different valid plates of comparable probability (the weaker at least
+//! [`AMBIGUOUS_RATIO`] of the stronger: a Vietnamese `1` against a `7`, `U` against `0`), the read is
+//! unreadable, as it is when its weakest character is below [`MIN_CHARACTER`] or too many are uncertain.
 
 use crate::plate_detector::{PlateDetection, PlateDetector, PlateDetectorSettings};
 use crate::plate_reader::{PlateFormat, PlateReader, PlateReaderSettings, RawRead};
@@ -20,10 +24,19 @@ const MAX_PLATES_PER_PICTURE: usize = 4;
 /// Picture width/height below which a whole-picture plate is taken as a square two-row plate. Vietnamese
 /// plates are 520x110 mm (4.7) on one row and 190x140 mm (1.4) or 330x165 mm (2.0) on two rows.
 const TWO_ROW_ASPECT_BELOW: f32 = 2.6;
-/// A detection must cover this share of a plate picture to be preferred over the whole picture.
-const MIN_SHARE_OF_PLATE_PICTURE: f32 = 0.25;
 /// Rectified rows are made at least this tall so that the reader does not resample twice from tiny crops.
-const MIN_ROW_HEIGHT: f32 = 48.0;
+const MIN_ROW_HEIGHT: f32 = 32.0;
+/// Pixels from the crop's edge within which a plate counts as cut off.
+const CUT_OFF_MARGIN: f32 = 2.0;
+/// A character read with a lower probability is uncertain: its runner-up is tried against the grammar.
+pub const UNSURE_BELOW: f32 = 0.9;
+/// Two valid plates from the alternatives, the weaker with at least this share of the stronger's probability:
+/// the reader cannot tell them apart, so the read is unreadable.
+pub const AMBIGUOUS_RATIO: f32 = 0.25;
+/// A plate whose weakest character is below this probability is unreadable.
+pub const MIN_CHARACTER: f32 = 0.4;
+/// More uncertain characters than this in one read: unreadable (the plate is blurred, dirty or cut off).
+pub const MAX_UNSURE: usize = 3;
 
 /// How the recognition stage is tuned.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +50,8 @@ pub struct PlateRecognizer {
     detector: PlateDetector,
     reader: PlateReader,
     format: PlateFormat,
+    /// Time spent inside the reader alone and its runs, for `edge-agent eval`'s per-plate figure.
+    reader_clock: (std::time::Duration, u64),
 }
 
 impl PlateRecognizer {
@@ -45,14 +60,34 @@ impl PlateRecognizer {
             format: settings.reader.format,
             detector: PlateDetector::load(runtime, dirs, settings.detector)?,
             reader: PlateReader::load(runtime, dirs, &settings.reader)?,
+            reader_clock: Default::default(),
         })
     }
 
-    /// Finds and reads the plates in a scene, best detection first.
+    /// Finds the plates in a vehicle's crop, best first (no reading).
+    pub fn detect_plates(&mut self, picture: RgbView<'_>) -> Result<Vec<PlateDetection>, InferError> {
+        self.detector.detect(picture)
+    }
+
+    /// Time spent inside the reader and how many plates it read, since the recogniser was loaded.
+    pub fn reader_clock(&self) -> (std::time::Duration, u64) {
+        self.reader_clock
+    }
+
+    fn timed_read(&mut self, plate: RgbView<'_>, layout: PlateLayout) -> Result<RawRead, InferError> {
+        let started = std::time::Instant::now();
+        let raw = self.reader.read(plate, layout);
+        self.reader_clock.0 += started.elapsed();
+        self.reader_clock.1 += 1;
+        raw
+    }
+
+    /// Finds and reads the plates in a vehicle's crop, best detection first.
     pub fn read_plates(&mut self, picture: RgbView<'_>) -> Result<Vec<PlateRead>, InferError> {
         let detections = self.detector.detect(picture)?;
         let mut reads = Vec::new();
-        for detection in detections.into_iter().take(MAX_PLATES_PER_PICTURE) {
+        let whole = |d: &PlateDetection| !cut_off(&d.bbox, picture.width, picture.height);
+        for detection in detections.into_iter().filter(whole).take(MAX_PLATES_PER_PICTURE) {
             if let Some(read) = self.read_detection(picture, &detection)? {
                 reads.push(read);
             }
@@ -60,22 +95,16 @@ impl PlateRecognizer {
         Ok(reads)
     }
 
-    /// Reads a picture that is one plate: through the detector when it finds the plate, else as a whole.
+    /// Reads a picture that is one plate, as a whole; its shape decides one or two rows.
     pub fn read_plate_picture(&mut self, picture: RgbView<'_>) -> Result<PlateRead, InferError> {
-        let area = picture.width as f32 * picture.height as f32;
-        let best = self.detector.detect(picture)?.into_iter().next();
-        if let Some(detection) = best.filter(|d| d.bbox.area() >= MIN_SHARE_OF_PLATE_PICTURE * area) {
-            if let Some(read) = self.read_detection(picture, &detection)? {
-                return Ok(read);
-            }
-        }
         let (w, h) = (picture.width as f32, picture.height as f32);
         let layout = if w / h < TWO_ROW_ASPECT_BELOW { PlateLayout::TwoLine } else { PlateLayout::OneLine };
-        let raw = self.reader.read(picture, layout)?;
+        let raw = self.timed_read(picture, layout)?;
         Ok(finish(self.format, raw, layout, [[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]], 1.0))
     }
 
-    fn read_detection(
+    /// Reads one detected plate of `picture` (cut out by its corners and made upright first).
+    pub fn read_detection(
         &mut self,
         picture: RgbView<'_>,
         detection: &PlateDetection,
@@ -90,29 +119,170 @@ impl PlateRecognizer {
         let Some(plate) = rectify(picture, &detection.corners, w, h) else {
             return Ok(None); // degenerate corners: nothing to read
         };
-        let raw = self.reader.read(RgbView::of_image(&plate), detection.layout)?;
+        let raw = self.timed_read(RgbView::of_image(&plate), detection.layout)?;
         Ok(Some(finish(self.format, raw, detection.layout, detection.corners, detection.score)))
     }
 }
 
+/// A plate box that reaches the edge of the vehicle's crop is cut off (by the frame's edge or by another
+/// object): reading what is left of it would be a guess, so it is not read.
+fn cut_off(b: &te_types::BBox, width: u32, height: u32) -> bool {
+    b.x1 < CUT_OFF_MARGIN
+        || b.y1 < CUT_OFF_MARGIN
+        || b.x2 > width as f32 - CUT_OFF_MARGIN
+        || b.y2 > height as f32 - CUT_OFF_MARGIN
+}
+
 /// Applies the plate grammar to the rows read (Vietnamese plates), or takes them as read (other plates).
 fn finish(format: PlateFormat, raw: RawRead, layout: PlateLayout, corners: [[f32; 2]; 4], score: f32) -> PlateRead {
-    let row_refs: Vec<&str> = raw.rows.iter().map(String::as_str).collect();
-    let (text, unreadable_reason) = match format {
-        PlateFormat::Vietnam => match te_plate::parse(&row_refs, Some(layout)) {
-            Ok(plate) => (Some(plate.display()), None),
-            Err(why) => (None, Some(why.to_string())),
+    let (text, unreadable_reason, confidence) = match format {
+        PlateFormat::Vietnam => match decide(&raw, layout) {
+            Ok((plate, confidence)) => (Some(plate), None, confidence),
+            Err(why) => (None, Some(why), raw.confidence),
         },
-        PlateFormat::Latin if row_refs.iter().all(|r| r.is_empty()) => (None, Some("no characters were read".into())),
-        PlateFormat::Latin => (Some(row_refs.join("/")), None),
+        PlateFormat::Latin if raw.rows.iter().all(|r| r.is_empty()) => {
+            (None, Some("no characters were read".into()), 0.0)
+        }
+        PlateFormat::Latin => (Some(raw.rows.join("/")), None, raw.confidence),
     };
-    PlateRead {
-        text,
-        raw: raw.rows.join("/"),
-        unreadable_reason,
-        confidence: raw.confidence,
-        layout,
-        corners,
-        detector_score: score,
+    PlateRead { text, raw: raw.rows.join("/"), unreadable_reason, confidence, layout, corners, detector_score: score }
+}
+
+/// The plate the characters make, weighing each uncertain character's runner-up against the grammar; with the
+/// mean probability of the characters chosen. `Err` says why the read is unreadable.
+fn decide(raw: &RawRead, layout: PlateLayout) -> Result<(String, f32), String> {
+    let unsure: Vec<usize> = (0..raw.chars.len())
+        .filter(|&i| raw.chars[i].probability < UNSURE_BELOW && raw.chars[i].alternative.is_some())
+        .collect();
+    if unsure.len() > MAX_UNSURE {
+        return Err(format!("{} characters are uncertain (at most {MAX_UNSURE})", unsure.len()));
+    }
+    let rows = raw.rows.len().max(1);
+    // Every mix of best and runner-up over the uncertain characters: its probability and the plate it makes.
+    let mut plates: Vec<(String, f32, f32, f32)> = Vec::new(); // text, probability, weakest, mean
+    let mut first_error = None;
+    for mask in 0u32..(1 << unsure.len()) {
+        let mut text_rows = vec![String::new(); rows];
+        let (mut probability, mut weakest, mut sum) = (1.0f32, 1.0f32, 0.0f32);
+        for (i, c) in raw.chars.iter().enumerate() {
+            let swapped = unsure.iter().position(|&u| u == i).is_some_and(|k| mask & (1 << k) != 0);
+            let (ch, p) = match (swapped, c.alternative) {
+                (true, Some(alt)) => alt,
+                _ => (c.ch, c.probability),
+            };
+            text_rows[c.row.min(rows - 1)].push(ch);
+            probability *= p;
+            weakest = weakest.min(p);
+            sum += p;
+        }
+        let row_refs: Vec<&str> = text_rows.iter().map(String::as_str).collect();
+        // The row of a character next to the break is a guess from its CTC step; the characters themselves are
+        // not. When the rows as split fit no plate, the characters in order may, with the grammar placing the
+        // break (it refuses when two different plates would fit).
+        let joined = text_rows.concat();
+        let parsed = te_plate::parse(&row_refs, Some(layout)).or_else(|why| {
+            if rows > 1 {
+                te_plate::parse(&[&joined], Some(layout)).map_err(|_| why)
+            } else {
+                Err(why)
+            }
+        });
+        match parsed {
+            Ok(plate) => {
+                let text = plate.display();
+                let mean = sum / raw.chars.len().max(1) as f32;
+                match plates.iter_mut().find(|p| p.0 == text) {
+                    Some(known) if known.1 < probability => *known = (text, probability, weakest, mean),
+                    Some(_) => {}
+                    None => plates.push((text, probability, weakest, mean)),
+                }
+            }
+            Err(why) if mask == 0 => first_error = Some(why.to_string()),
+            Err(_) => {}
+        }
+    }
+    plates.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let Some((text, probability, weakest, mean)) = plates.first().cloned() else {
+        return Err(first_error.unwrap_or_else(|| "the characters fit no plate".into()));
+    };
+    if let Some(other) = plates.get(1).filter(|o| o.1 >= AMBIGUOUS_RATIO * probability) {
+        return Err(format!("uncertain between {text} and {}", other.0));
+    }
+    if weakest < MIN_CHARACTER {
+        return Err(format!("a character is uncertain (probability {weakest:.2})"));
+    }
+    Ok((text, mean))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ReadChar;
+
+    fn raw(rows: &[&str], probabilities: &[(f32, Option<(char, f32)>)]) -> RawRead {
+        let mut chars = Vec::new();
+        let mut k = 0;
+        for (row, text) in rows.iter().enumerate() {
+            for ch in text.chars() {
+                let (probability, alternative) = probabilities.get(k).copied().unwrap_or((0.99, None));
+                chars.push(ReadChar { ch, probability, alternative, row });
+                k += 1;
+            }
+        }
+        RawRead { rows: rows.iter().map(|r| r.to_string()).collect(), confidence: 0.9, chars }
+    }
+
+    #[test]
+    fn a_plate_at_the_edge_of_the_crop_is_cut_off() {
+        let b = |x1, y1, x2, y2| te_types::BBox { x1, y1, x2, y2 };
+        assert!(!cut_off(&b(10.0, 10.0, 50.0, 40.0), 100, 100));
+        assert!(cut_off(&b(0.5, 10.0, 50.0, 40.0), 100, 100));
+        assert!(cut_off(&b(10.0, 10.0, 50.0, 99.0), 100, 100));
+    }
+
+    #[test]
+    fn a_sure_read_is_the_plate() {
+        let read = raw(&["59U1", "72979"], &[]);
+        assert_eq!(decide(&read, PlateLayout::TwoLine).expect("plate").0, "59-U1/729.79");
+    }
+
+    #[test]
+    fn a_character_put_in_the_wrong_row_at_the_break_still_makes_its_plate() {
+        // 85-F1 over 149.27, the bottom row's first 1 read into the top row: the characters are all right.
+        let read = raw(&["85F11", "4927"], &[]);
+        assert_eq!(decide(&read, PlateLayout::TwoLine).expect("plate").0, "85-F1/149.27");
+    }
+
+    #[test]
+    fn a_one_read_as_a_seven_with_a_close_runner_up_is_unreadable_not_a_guess() {
+        // 54-H1/532.6 read as 54H7..., '1' close behind: both are valid plates.
+        let mut p = vec![(0.99, None); 9];
+        p[4] = (0.55, Some(('1', 0.43)));
+        let read = raw(&["54H7", "53260"], &p);
+        let why = decide(&read, PlateLayout::TwoLine).expect_err("ambiguous");
+        assert!(why.contains("uncertain between"), "{why}");
+    }
+
+    #[test]
+    fn a_weak_runner_up_does_not_block_a_clear_read() {
+        let mut p = vec![(0.99, None); 9];
+        p[4] = (0.85, Some(('1', 0.1)));
+        assert_eq!(decide(&raw(&["54H7", "53260"], &p), PlateLayout::TwoLine).expect("plate").0, "54-H7/532.60");
+    }
+
+    #[test]
+    fn the_grammar_picks_the_alternative_that_makes_a_plate() {
+        // A K where the province's first digit must be (no confusable rule makes K a digit): its runner-up 5
+        // makes the plate, the K makes none.
+        let mut p = vec![(0.99, None); 9];
+        p[0] = (0.5, Some(('5', 0.45)));
+        let read = raw(&["K9U1", "72979"], &p);
+        assert_eq!(decide(&read, PlateLayout::TwoLine).expect("plate").0, "59-U1/729.79");
+    }
+
+    #[test]
+    fn too_many_uncertain_characters_make_a_read_unreadable() {
+        let p = vec![(0.5, Some(('8', 0.4))); 9];
+        assert!(decide(&raw(&["59U1", "72979"], &p), PlateLayout::TwoLine).is_err());
     }
 }

