@@ -26,6 +26,9 @@ const MAX_PLATES_PER_PICTURE: usize = 4;
 const TWO_ROW_ASPECT_BELOW: f32 = 2.6;
 /// Rectified rows are made at least this tall so that the reader does not resample twice from tiny crops.
 const MIN_ROW_HEIGHT: f32 = 32.0;
+/// The plate's quadrilateral is grown by this share of its size on each side before it is cut out for reading
+/// (the reader learnt plates with 0-12% of their surroundings).
+const READ_MARGIN: f32 = 0.06;
 /// Pixels from the crop's edge within which a plate counts as cut off.
 const CUT_OFF_MARGIN: f32 = 2.0;
 /// A character read with a lower probability is uncertain: its runner-up is tried against the grammar.
@@ -109,19 +112,30 @@ impl PlateRecognizer {
         picture: RgbView<'_>,
         detection: &PlateDetection,
     ) -> Result<Option<PlateRead>, InferError> {
-        let (w, h) = natural_size(&detection.corners);
+        // The reader was trained on plates with a little of their surroundings; corners that sit tight on the
+        // plate (or a little inside it) would cut the edge characters.
+        let quad = grown(&detection.corners, READ_MARGIN);
+        let (w, h) = natural_size(&quad);
         let rows = match detection.layout {
             PlateLayout::OneLine => 1.0,
             PlateLayout::TwoLine => 2.0,
         };
         let upscale = (MIN_ROW_HEIGHT * rows / h as f32).max(1.0);
         let (w, h) = ((w as f32 * upscale).round() as u32, (h as f32 * upscale).round() as u32);
-        let Some(plate) = rectify(picture, &detection.corners, w, h) else {
+        let Some(plate) = rectify(picture, &quad, w, h) else {
             return Ok(None); // degenerate corners: nothing to read
         };
         let raw = self.timed_read(RgbView::of_image(&plate), detection.layout)?;
         Ok(Some(finish(self.format, raw, detection.layout, detection.corners, detection.score)))
     }
+}
+
+/// The quadrilateral `corners` grown about its centre by `margin` of its size on each side.
+fn grown(corners: &[[f32; 2]; 4], margin: f32) -> [[f32; 2]; 4] {
+    let centre = [corners.iter().map(|c| c[0]).sum::<f32>() / 4.0, corners.iter().map(|c| c[1]).sum::<f32>() / 4.0];
+    corners.map(|c| {
+        [centre[0] + (c[0] - centre[0]) * (1.0 + 2.0 * margin), centre[1] + (c[1] - centre[1]) * (1.0 + 2.0 * margin)]
+    })
 }
 
 /// A plate box that reaches the edge of the vehicle's crop is cut off (by the frame's edge or by another
@@ -179,12 +193,17 @@ fn decide(raw: &RawRead, layout: PlateLayout) -> Result<(String, f32), String> {
         // The row of a character next to the break is a guess from its CTC step; the characters themselves are
         // not. When the rows as split fit no plate, the characters in order may, with the grammar placing the
         // break (it refuses when two different plates would fit).
+        // The break may move, the kind of series may not: a top row read with a digit after its letter (`59T15`)
+        // is a motorbike's and must stay one, so a lost character cannot turn `29-V5/2108` into a car's `29V/5208`.
         let joined = text_rows.concat();
+        let motorbike_series = |top: &str| top.chars().nth(3).is_some_and(|c| c.is_ascii_digit());
         let parsed = te_plate::parse(&row_refs, Some(layout)).or_else(|why| {
-            if rows > 1 {
-                te_plate::parse(&[&joined], Some(layout)).map_err(|_| why)
-            } else {
-                Err(why)
+            let resplit = (rows > 1).then(|| te_plate::parse(&[&joined], Some(layout)).ok()).flatten();
+            match resplit {
+                Some(plate) if motorbike_series(&text_rows[0]) == plate.series.chars().any(|c| c.is_ascii_digit()) => {
+                    Ok(plate)
+                }
+                _ => Err(why),
             }
         });
         match parsed {
@@ -233,6 +252,12 @@ mod tests {
     }
 
     #[test]
+    fn a_plate_quad_grows_about_its_centre() {
+        let q = grown(&[[10.0, 10.0], [110.0, 10.0], [110.0, 60.0], [10.0, 60.0]], 0.05);
+        assert_eq!(q, [[5.0, 7.5], [115.0, 7.5], [115.0, 62.5], [5.0, 62.5]]);
+    }
+
+    #[test]
     fn a_plate_at_the_edge_of_the_crop_is_cut_off() {
         let b = |x1, y1, x2, y2| te_types::BBox { x1, y1, x2, y2 };
         assert!(!cut_off(&b(10.0, 10.0, 50.0, 40.0), 100, 100));
@@ -251,6 +276,13 @@ mod tests {
         // 85-F1 over 149.27, the bottom row's first 1 read into the top row: the characters are all right.
         let read = raw(&["85F11", "4927"], &[]);
         assert_eq!(decide(&read, PlateLayout::TwoLine).expect("plate").0, "85-F1/149.27");
+    }
+
+    #[test]
+    fn a_lost_character_does_not_turn_a_motorbike_plate_into_a_car_plate_at_the_break() {
+        // 29-V5/2108 with the bottom row's 1 lost: 29V5 over 208 could only be the car plate 29V/5208.
+        let read = raw(&["29V5", "208"], &[]);
+        assert!(decide(&read, PlateLayout::TwoLine).is_err());
     }
 
     #[test]
