@@ -4,7 +4,7 @@ in a vehicle's crop, and exports it to ONNX.
 
 One command (from the repository root, with the training venv of models/README.md):
 
-    .local/train-venv/bin/python models/plate_detector/train.py --shared ../shared --epochs 30
+    .local/train-venv/bin/python models/plate_detector/train.py --shared ../shared
 
 Resumes from `--work/last.pt`; logs figures per epoch to `--work/train.log`; writes
 `models/plate_detector/plate_detector.onnx` from the best validation epoch. Fixed seeds; validation clips of
@@ -39,6 +39,7 @@ import torch.nn.functional as F
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "common"))
 import datasets  # noqa: E402
+import training  # noqa: E402
 import vnplate  # noqa: E402
 
 SIZE = 256
@@ -455,35 +456,19 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", default="../shared")
     ap.add_argument("--work", default=".local/train/plate_detector")
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--per-epoch", type=int, default=2400, help="training crops per epoch")
+    ap.add_argument("--epochs", type=int, default=24)
+    ap.add_argument("--per-epoch", type=int, default=1920, help="training crops per epoch")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=23)
     ap.add_argument("--out", default=str(HERE / "plate_detector.onnx"))
     ap.add_argument("--export-only", action="store_true")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    work = pathlib.Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    log = open(work / "train.log", "a")
-
-    def say(msg):
-        print(msg, flush=True)
-        log.write(msg + "\n")
-        log.flush()
+    work, say = training.run_folder(args)
 
     model = PlateNet()
     loaded = load_backbone(model, args.shared)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    start, best = 0, -1.0
-    if (work / "last.pt").exists():
-        ck = torch.load(work / "last.pt", weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        start, best = ck["epoch"] + 1, ck["best"]
-        if not args.export_only:
-            say(f"resumed at epoch {start} (best {best:.4f})")
+    start, best = training.resume(work, model, opt, say, quiet=args.export_only)
     if args.export_only:
         export(work, args.out)
         return
@@ -516,9 +501,7 @@ def main():
         if f >= best:
             best = f
             torch.save(model.state_dict(), work / "best.pt")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "best": best},
-                   work / "last.pt.tmp")
-        pathlib.Path(work / "last.pt.tmp").replace(work / "last.pt")
+        training.checkpoint(work, model, opt, epoch, best)
     export(work, args.out)
     say(f"exported best (val f1 {best:.4f}) to {args.out}")
 

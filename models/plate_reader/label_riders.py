@@ -23,6 +23,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "common"))
 sys.path.insert(0, str(HERE))
 import datasets  # noqa: E402
+import plate_input  # noqa: E402
 import vnplate  # noqa: E402
 from train import compose, decode  # noqa: E402
 
@@ -30,17 +31,8 @@ PP_H, PP_W = 48, 320
 
 
 def pp_read(session, charset, bgr, two_rows):
-    h, w = bgr.shape[:2]
-    bands = [(0, h)] if not two_rows else [(0, min(h, max(1, round(h * 0.55)))), (min(h - 1, round(h * 0.45)), h)]
-    natural = [math.ceil(PP_H * w / (y1 - y0)) for y0, y1 in bands]
-    squeeze = PP_W / sum(natural) if sum(natural) > PP_W else 1.0
-    widths = [max(1, int(n * squeeze)) for n in natural]
-    x = np.zeros((PP_H, PP_W, 3), np.float32)
-    at = 0
-    for (y0, y1), bw in zip(bands, widths):
-        x[:, at:at + bw] = cv2.resize(bgr[y0:y1], (bw, PP_H), interpolation=cv2.INTER_LINEAR) / 127.5 - 1.0
-        at += bw
-    probs = session.run(None, {"x": x.transpose(2, 0, 1)[None]})[0][0]
+    x, _ = plate_input.compose(bgr, two_rows, PP_H, PP_W)
+    probs = session.run(None, {"x": x[None]})[0][0]
     allowed = np.array([0] + [i + 1 for i, c in enumerate(charset) if c in vnplate.ALPHABET])
     best = allowed[probs[:, allowed].argmax(1)]
     out, prev = [], 0

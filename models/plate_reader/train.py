@@ -30,31 +30,17 @@ import torch.nn.functional as F
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "common"))
 import datasets  # noqa: E402
+import plate_input  # noqa: E402
+import training  # noqa: E402
 import vnplate  # noqa: E402
 
 H, W = 32, 160
 STEPS = W // 4
 CLASSES = 1 + len(vnplate.ALPHABET)
-TOP_END, BOTTOM_START = 0.55, 0.45
 
 
 def compose(bgr, two_rows):
-    """The model's input for one plate picture, as float32 [3, H, W]."""
-    h, w = bgr.shape[:2]
-    if two_rows:
-        bands = [(0, min(h, max(1, round(h * TOP_END)))), (min(h - 1, round(h * BOTTOM_START)), h)]
-    else:
-        bands = [(0, h)]
-    natural = [math.ceil(H * w / (y1 - y0)) for y0, y1 in bands]
-    squeeze = W / sum(natural) if sum(natural) > W else 1.0
-    widths = [max(1, int(n * squeeze)) for n in natural]
-    x = np.zeros((H, W, 3), np.float32)
-    at = 0
-    for (y0, y1), bw in zip(bands, widths):
-        band = cv2.resize(bgr[y0:y1], (bw, H), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        x[:, at:at + bw] = band / 127.5 - 1.0
-        at += bw
-    return x.transpose(2, 0, 1), widths[0]
+    return plate_input.compose(bgr, two_rows, H, W)
 
 
 def two_rows_of(text):
@@ -259,29 +245,13 @@ def main():
                     help="pictures that must read as nothing (plates blurred past legibility, background)")
     args = ap.parse_args()
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    work = pathlib.Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    log = open(work / "train.log", "a")
-
-    def say(msg):
-        print(msg, flush=True)
-        log.write(msg + "\n")
-        log.flush()
+    work, say = training.run_folder(args)
 
     model = Reader()
     if args.init:
         model.load_state_dict(torch.load(args.init))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    start, best = 0, -1.0
-    if (work / "last.pt").exists():
-        ck = torch.load(work / "last.pt", weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        start, best = ck["epoch"] + 1, ck["best"]
-        if not args.export_only:
-            say(f"resumed at epoch {start} (best val exact {best:.4f})")
+    start, best = training.resume(work, model, opt, say, quiet=args.export_only)
     if args.export_only:
         export(work, args.out)
         return
@@ -331,9 +301,7 @@ def main():
                 f.write("name\tlabel\tread\tmin_char_prob\n")
                 for n, t, r, c in wrong:
                     f.write(f"{n}\t{t}\t{r}\t{c:.3f}\n")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "best": best},
-                   work / "last.pt.tmp")
-        pathlib.Path(work / "last.pt.tmp").replace(work / "last.pt")
+        training.checkpoint(work, model, opt, epoch, best)
     export(work, args.out)
     say(f"exported best (val exact {best:.4f}) to {args.out}")
 

@@ -14,7 +14,6 @@ The Rust tests compare against the JSON this writes (tests/fixtures/plate_refere
 Regenerate:  .local/venv/bin/python models/reference/plate_reference.py ../shared > tests/fixtures/plate_reference.json
 """
 import json
-import math
 import pathlib
 import sys
 
@@ -23,6 +22,9 @@ import numpy as np
 import onnxruntime as ort
 
 from boxes import iou
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "common"))
+from plate_input import compose  # noqa: E402  (the recipe's own input, shared with training)
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DET_SIZE = 256
@@ -63,27 +65,17 @@ def detect(session, rgb_crop):
 
 
 def read(session, bgr, two_rows):
-    h, w = bgr.shape[:2]
-    bands = [(0, h)] if not two_rows else [(0, min(h, max(1, round(h * 0.55)))), (min(h - 1, round(h * 0.45)), h)]
-    natural = [math.ceil(REC_H * w / (y1 - y0)) for y0, y1 in bands]
-    squeeze = REC_W / sum(natural) if sum(natural) > REC_W else 1.0
-    widths = [max(1, int(n * squeeze)) for n in natural]
-    x = np.zeros((REC_H, REC_W, 3), np.float32)
-    at = 0
-    for (y0, y1), bw in zip(bands, widths):
-        band = cv2.resize(bgr[y0:y1], (bw, REC_H), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        x[:, at:at + bw] = band / 127.5 - 1.0
-        at += bw
-    probs = session.run(None, {"x": x.transpose(2, 0, 1)[None]})[0][0]
+    x, top_width = compose(bgr, two_rows, REC_H, REC_W)
+    probs = session.run(None, {"x": x[None]})[0][0]
     steps = probs.shape[0]
-    boundary = widths[0] * steps / REC_W
-    rows, confs, prev = [""] * len(bands), [], 0
+    boundary = top_width * steps / REC_W
+    rows, confs, prev = [""] * (2 if two_rows else 1), [], 0
     for t in range(steps):
         best = int(np.argmax(probs[t]))
         if best != 0 and best == prev:
             confs[-1] = max(confs[-1], float(probs[t, best]))
         elif best != 0:
-            rows[1 if len(bands) == 2 and t + 0.5 >= boundary else 0] += ALPHABET[best - 1]
+            rows[1 if two_rows and t + 0.5 >= boundary else 0] += ALPHABET[best - 1]
             confs.append(float(probs[t, best]))
         prev = best
     return {"rows": rows, "confidence": sum(confs) / len(confs) if confs else 0.0}
