@@ -112,10 +112,10 @@ fn entry_hash(prev: &str, seq: i64, at: &str, actor: &str, action: &str, evidenc
     sha256_hex(format!("{prev}\n{seq}\n{at}\n{actor}\n{action}\n{evidence}\n{detail}").as_bytes())
 }
 
-/// A plate as an officer typed it, checked against the Vietnamese plate grammar and written the standard way.
+/// A plate as an officer typed it, checked against the Vietnamese plate grammar and written the standard way;
+/// never corrected (the OCR's confusion fixes are for machine reads, not for what a person typed).
 pub fn normalise_plate(text: &str) -> Result<String, ReviewError> {
-    let lines: Vec<&str> = text.split(['/', '\n']).collect();
-    te_plate::parse(&lines, None).map(|p| p.display()).map_err(|_| ReviewError::BadPlate(text.trim().into()))
+    te_plate::parse_typed(text).map(|p| p.display()).map_err(|_| ReviewError::BadPlate(text.trim().into()))
 }
 
 impl CentralStore {

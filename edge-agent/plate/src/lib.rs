@@ -182,20 +182,59 @@ pub fn parse(lines: &[&str], layout: Option<PlateLayout>) -> Result<Plate, Unrea
         .map(|l| l.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect())
         .filter(|r: &Vec<char>| !r.is_empty())
         .collect();
-    let first = fit_templates(&rows, layout, 0);
+    let first = fit_templates(&rows, layout, 0, Fix::Confusables);
     // The dash of a square plate's top row ("59-X1") is sometimes read as a character ("598X1"): with five
     // characters on top, try again without the middle one, as one correction.
     if first.is_err() && rows.len() == 2 && rows[0].len() == 5 && matches!(rows[0][2], '8' | '1' | '7') {
         let mut without_dash = rows.clone();
         without_dash[0].remove(2);
-        if let Ok(plate) = fit_templates(&without_dash, layout, 1) {
+        if let Ok(plate) = fit_templates(&without_dash, layout, 1, Fix::Confusables) {
             return Ok(plate);
         }
     }
     first
 }
 
-fn fit_templates(rows: &[Vec<char>], layout: Option<PlateLayout>, corrected: usize) -> Result<Plate, Unreadable> {
+/// Whether characters may be corrected to fit a template: an OCR's confusables, or nothing (typed by a person).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fix {
+    Confusables,
+    Nothing,
+}
+
+/// A plate as a person typed it (a reviewer's correction): rows split by `/` or a line break, separators `-`,
+/// `.` and spaces ignored, letters upper-cased, `Đ` written `D`. Nothing else is changed: a character that does
+/// not fit its place, or any other character, makes it [`Unreadable`], so a typing slip can never be "corrected"
+/// into another vehicle's plate (`51F-123.45a` is refused, not read as `51-F1/234.54`).
+pub fn parse_typed(text: &str) -> Result<Plate, Unreadable> {
+    let mut rows: Vec<Vec<char>> = Vec::new();
+    for line in text.split(['/', '\n']) {
+        let mut row = Vec::new();
+        for c in line.trim().chars() {
+            match c {
+                '-' | '.' | ' ' | '\r' => {}
+                'Đ' | 'đ' => row.push('D'),
+                c if c.is_ascii_alphanumeric() => row.push(c.to_ascii_uppercase()),
+                _ => return Err(Unreadable::Shape(text.chars().count())),
+            }
+        }
+        if !row.is_empty() {
+            rows.push(row);
+        }
+    }
+    if rows.len() > 2 {
+        return Err(Unreadable::Shape(rows.concat().len()));
+    }
+    let layout = (rows.len() == 2).then_some(PlateLayout::TwoLine);
+    fit_templates(&rows, layout, 0, Fix::Nothing)
+}
+
+fn fit_templates(
+    rows: &[Vec<char>],
+    layout: Option<PlateLayout>,
+    corrected: usize,
+    fix: Fix,
+) -> Result<Plate, Unreadable> {
     let chars: Vec<char> = rows.concat();
     if chars.is_empty() {
         return Err(Unreadable::Empty);
@@ -216,7 +255,7 @@ fn fit_templates(rows: &[Vec<char>], layout: Option<PlateLayout>, corrected: usi
         let mut corrections = corrected;
         let mut fits_all = true;
         for (&slot, &c) in slots.zip(&chars) {
-            match fit_slot(slot, c) {
+            match fit_slot(slot, c).filter(|f| fix == Fix::Confusables || *f == c) {
                 Some(f) => {
                     corrections += usize::from(f != c);
                     fixed.push(f);
@@ -281,6 +320,22 @@ mod tests {
 
     fn one(text: &str) -> Result<String, Unreadable> {
         parse(&[text], None).map(|p| p.display())
+    }
+
+    #[test]
+    fn a_typed_plate_is_validated_never_corrected_into_another_vehicle() {
+        let typed = |t: &str| parse_typed(t).map(|p| p.display());
+        assert_eq!(typed("51F-123.45"), Ok("51F-123.45".into()));
+        assert_eq!(typed("51f12345"), Ok("51F-123.45".into()));
+        assert_eq!(typed("59-U1/729.79"), Ok("59-U1/729.79".into()));
+        assert_eq!(typed("29-MĐ2\n113.32"), Ok("29-MD2/113.32".into()));
+        // Issue 20: a trailing slip used to become another vehicle through the OCR confusion fixes.
+        assert!(typed("51F-123.45a").is_err());
+        assert!(typed("59-UI/729.79").is_err(), "I is not 1 when a person types it");
+        assert!(typed("5lF-123.45").is_err());
+        assert!(typed("51F-123.45;").is_err());
+        assert!(typed("").is_err());
+        assert!(typed("59/U1/729.79").is_err());
     }
 
     #[test]
