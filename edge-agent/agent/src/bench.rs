@@ -80,7 +80,8 @@ fn run_pipeline(
             let t = Instant::now();
             if frame.number % 3 == 0 {
                 if let Some(view) = RgbView::new(&frame.data, frame.width, frame.height) {
-                    for d in detections.iter().filter(|d| d.bbox.width() >= 80.0).take(4) {
+                    let min_width = crate::pipeline::PlateReading::default().min_vehicle_width;
+                    for d in detections.iter().filter(|d| d.bbox.width() >= min_width).take(4) {
                         if let Some((crop, origin)) = te_infer::vehicle_crop(view, &d.bbox) {
                             // As the agent does: each read keeps the plate's picture.
                             if let Some(read) = recognizer.read_plates(RgbView::of_image(&crop))?.first() {
