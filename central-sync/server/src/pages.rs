@@ -24,8 +24,11 @@ pub struct LoginQuery {
 }
 
 fn safe_next(next: &str) -> &str {
-    // Only paths on this site: no scheme, no `//host`.
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    // Only paths on this site: no scheme, no `//host`, and only visible ASCII (a URL's path and query are
+    // percent-encoded): browsers drop tabs and line breaks from a Location, so `/<TAB>/host` would become
+    // `//host`, and a line break cannot go into a header at all.
+    let on_site = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    if on_site && next.bytes().all(|b| b.is_ascii_graphic()) {
         next
     } else {
         "/"
@@ -658,4 +661,27 @@ pub async fn audit(State(state): State<AppState>, actor: Actor, lang: Lang) -> R
     let body =
         format!("<h1>{}</h1>{chain_text}{}", lang.t("Nhật ký kiểm tra", "Audit log"), audit_table(lang, &entries));
     page(lang, Some(&actor), lang.t("Nhật ký kiểm tra", "Audit log"), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn a_login_never_redirects_off_site_nor_puts_a_control_character_in_its_location() {
+        assert_eq!(safe_next("/evidence/01ABC?lang=en"), "/evidence/01ABC?lang=en");
+        assert_eq!(safe_next("/?plate=59-U1%2F729.79"), "/?plate=59-U1%2F729.79");
+        for hostile in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "/a\r\nSet-Cookie: x=y",
+            "/ /evil",
+            "",
+        ] {
+            assert_eq!(safe_next(hostile), "/", "{hostile:?}");
+        }
+    }
 }
