@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use te_camera::CameraSettings;
 use te_track::TrackerSettings;
 use te_types::{CameraId, DeviceId};
@@ -244,6 +244,14 @@ impl AgentConfig {
         if self.paths.state.trim().is_empty() {
             return Err(bad("paths.state", "must name a folder"));
         }
+        let listen = self.metrics_listen.trim();
+        if !listen.is_empty() {
+            let port =
+                listen.rsplit_once(':').filter(|(host, _)| !host.is_empty()).map(|(_, port)| port.parse::<u16>());
+            if !matches!(port, Some(Ok(p)) if p > 0) {
+                return Err(bad("metrics_listen", format!("must be host:port (e.g. 127.0.0.1:9898), got {listen:?}")));
+            }
+        }
         let d = &self.detector;
         if !(0.0..1.0).contains(&d.score_threshold) {
             return Err(bad("detector.score_threshold", format!("must be in [0, 1), got {}", d.score_threshold)));
@@ -301,6 +309,25 @@ impl AgentConfig {
                 return Err(bad(field("camera"), "already has a scene"));
             }
             scene.validate().map_err(|e| bad(format!("scenes[{i}] ({}).{}", e.camera, e.field), e.message))?;
+        }
+        Ok(())
+    }
+
+    /// What `config check` verifies beyond the text: every camera's source (a well-formed RTSP URL, or a video
+    /// file or folder that exists), the model folders and the device token file. Errors name the field.
+    pub fn check_on_disk(&self) -> Result<(), ConfigError> {
+        for (i, camera) in self.cameras.iter().enumerate() {
+            camera.check_source().map_err(|e| bad(format!("cameras[{i}] ({}).source", camera.id), e.to_string()))?;
+        }
+        let dirs = self.model_dirs();
+        for (field, dir) in [("paths.models", &dirs.model_dir), ("paths.project_models", &dirs.project_dir)] {
+            if !dir.is_dir() {
+                return Err(bad(field, format!("{} is not a folder", dir.display())));
+            }
+        }
+        let token = self.uplink.token_file.trim();
+        if !token.is_empty() && !Path::new(token).is_file() {
+            return Err(bad("uplink.token_file", format!("{token} does not exist")));
         }
         Ok(())
     }
@@ -409,5 +436,40 @@ mod tests {
         let mut config = default_config();
         config.plates.max_reads_per_vehicle = central_protocol::MAX_PLATE_CROPS + 1;
         assert_eq!(config.finish(&Overrides::default()).expect_err("invalid").field, "plates.max_reads_per_vehicle");
+    }
+
+    #[test]
+    fn a_metrics_address_that_is_not_host_and_port_is_refused() {
+        for listen in ["localhost-9898", ":9898", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:99999"] {
+            let mut config = default_config();
+            config.metrics_listen = listen.into();
+            assert_eq!(config.finish(&Overrides::default()).expect_err(listen).field, "metrics_listen");
+        }
+        let mut config = default_config();
+        config.metrics_listen = "localhost:9898".into();
+        assert!(config.finish(&Overrides::default()).is_ok());
+    }
+
+    #[test]
+    fn config_check_refuses_a_malformed_camera_url_a_missing_video_and_a_missing_token_file() {
+        // Everything else on disk exists (tests run from the crate's folder, so nothing relative is used).
+        let checked = |edit: &dyn Fn(&mut AgentConfig)| {
+            let mut config = default_config();
+            config.cameras.truncate(1);
+            config.cameras[0].source = "rtsp://127.0.0.1:8554/cam".into();
+            config.paths.models = std::env::temp_dir().display().to_string();
+            config.paths.project_models = std::env::temp_dir().display().to_string();
+            edit(&mut config);
+            config.finish(&Overrides::default()).expect("valid text").check_on_disk()
+        };
+        for source in ["rtsp//x", "htp://cam", "rtsp://", "/nonexistent/video.mp4"] {
+            let err = checked(&|c| c.cameras[0].source = source.into()).expect_err(source);
+            assert!(err.field.starts_with("cameras[0]") && err.field.ends_with(".source"), "{source}: {err}");
+        }
+        assert!(checked(&|_| {}).is_ok());
+        let err = checked(&|c| c.uplink.token_file = "/nonexistent/device.token".into()).expect_err("token");
+        assert_eq!(err.field, "uplink.token_file");
+        let err = checked(&|c| c.paths.models = "/nonexistent/models".into()).expect_err("models");
+        assert_eq!(err.field, "paths.models");
     }
 }

@@ -414,6 +414,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Config(ConfigCommand::Check { config }) => {
             let config = config.load()?;
+            config.check_on_disk()?;
             print!("{}", toml::to_string_pretty(&config)?);
             eprintln!("config OK: {} camera(s)", config.cameras.len());
             Ok(())
