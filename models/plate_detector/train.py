@@ -38,6 +38,8 @@ import torch.nn.functional as F
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "common"))
+sys.path.insert(0, str(HERE.parent / "reference"))
+from boxes import iou as box_iou  # noqa: E402
 import datasets  # noqa: E402
 import training  # noqa: E402
 import vnplate  # noqa: E402
@@ -391,14 +393,6 @@ def nms(dets, thr=0.5):
         if all(box_iou(d[1], k[1]) <= thr for k in keep):
             keep.append(d)
     return keep
-
-
-def box_iou(a, b):
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / u if u > 0 else 0
 
 
 def detect(model, crops, threshold):

@@ -90,7 +90,7 @@ pub fn load_gt_tsv(dir: &Path) -> anyhow::Result<Vec<Sample>> {
         let [name, label, ..] = fields[..] else {
             bail!("{}:{}: expected `name<TAB>text`, got {line:?}", path.display(), n + 1);
         };
-        let image = ["jpg", "jpeg", "png"]
+        let image = IMAGE_EXTENSIONS
             .iter()
             .map(|ext| dir.join("images").join(format!("{name}.{ext}")))
             .find(|p| p.is_file())
@@ -158,6 +158,14 @@ pub fn load_corrections(path: &Path) -> anyhow::Result<HashMap<String, Option<St
         out.insert(name.to_string(), (new != "-").then(|| te_plate::compact(new)));
     }
     Ok(out)
+}
+
+/// The picture files a dataset's names are looked up as, in this order.
+pub(crate) const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+/// An image file decoded by its content, not its extension: some dataset files are PNGs named .jpg.
+pub(crate) fn decode_image(path: &Path) -> Result<image::DynamicImage, image::ImageError> {
+    image::ImageReader::open(path).and_then(|r| r.with_guessed_format()).map_err(image::ImageError::from)?.decode()
 }
 
 /// Levenshtein distance over characters.
@@ -253,11 +261,7 @@ pub fn evaluate(
             report.not_scored.push((sample.name.clone(), format!("label {label:?} is not a Vietnamese plate")));
             continue;
         }
-        // By content, not extension: some dataset files are PNGs named .jpg.
-        let decoded = image::ImageReader::open(&sample.image)
-            .and_then(|r| r.with_guessed_format())
-            .map_err(image::ImageError::from)
-            .and_then(|r| r.decode());
+        let decoded = decode_image(&sample.image);
         let picture = match decoded {
             Ok(p) => match blur {
                 Some(sigma) => image::imageops::blur(&p.to_rgb8(), sigma),

@@ -128,7 +128,7 @@ pub fn load(dir: &Path, only_clips: Option<&Path>) -> anyhow::Result<Vec<RiderFr
                 _ => bail!("{}:{}: expected `class cx cy w h` (normalised), got {line:?}", path.display(), n + 1),
             }
         }
-        let image = ["jpg", "jpeg", "png"]
+        let image = crate::eval::IMAGE_EXTENSIONS
             .iter()
             .map(|ext| dir.join("images").join(format!("{name}.{ext}")))
             .find(|p| p.is_file())
@@ -222,20 +222,11 @@ pub fn search_frame(
         let in_crop = recognizer.detect_plates(RgbView::of_image(&crop))?;
         plate_detector_seconds += started.elapsed().as_secs_f64();
         for mut plate in in_crop {
-            plate.bbox = BBox {
-                x1: plate.bbox.x1 + origin.0,
-                y1: plate.bbox.y1 + origin.1,
-                x2: plate.bbox.x2 + origin.0,
-                y2: plate.bbox.y2 + origin.1,
-            };
+            plate.bbox = plate.bbox.shifted(origin.0, origin.1);
             found.push((plate, crops.len()));
         }
-        searched.push(BBox {
-            x1: origin.0,
-            y1: origin.1,
-            x2: origin.0 + crop.width() as f32,
-            y2: origin.1 + crop.height() as f32,
-        });
+        let whole = BBox { x1: 0.0, y1: 0.0, x2: crop.width() as f32, y2: crop.height() as f32 };
+        searched.push(whole.shifted(origin.0, origin.1));
         crops.push(crop);
     }
     let plates = te_infer::suppress(found, CROSS_VEHICLE_NMS, |(p, _)| (p.score, p.bbox));
@@ -243,12 +234,7 @@ pub fn search_frame(
 }
 
 fn load_frame(path: &Path, number: u64) -> anyhow::Result<Frame> {
-    let picture = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(image::ImageError::from)
-        .and_then(|r| r.decode())
-        .with_context(|| format!("reading {}", path.display()))?
-        .into_rgb8();
+    let picture = crate::eval::decode_image(path).with_context(|| format!("reading {}", path.display()))?.into_rgb8();
     Ok(Frame {
         camera: CameraId::new("eval"),
         number,
@@ -419,13 +405,16 @@ impl DetectionReport {
     }
 }
 
+/// Picture files the eval reads: JPEG and PNG, by name (their content decides how they are decoded).
+fn is_image(path: &Path) -> bool {
+    path.extension().is_some_and(|e| crate::eval::IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
 /// True for a folder of photos with no labels (like vn_scenes).
 pub fn is_photo_folder(dir: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else { return false };
     let names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    let is_image =
-        |p: &PathBuf| p.extension().is_some_and(|e| ["jpg", "jpeg", "png"].iter().any(|x| e.eq_ignore_ascii_case(x)));
-    names.iter().any(is_image) && !names.iter().any(|p| p.extension().is_some_and(|e| e == "txt" || e == "tsv"))
+    names.iter().any(|p| is_image(p)) && !names.iter().any(|p| p.extension().is_some_and(|e| e == "txt" || e == "tsv"))
 }
 
 /// Finds and reads the plates of every photo in `dir` along the agent's path and, with `draw`, writes each
@@ -441,7 +430,7 @@ pub fn read_photos(
     let mut photos: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| ["jpg", "jpeg", "png"].iter().any(|x| e.eq_ignore_ascii_case(x))))
+        .filter(|p| is_image(p))
         .collect();
     photos.sort();
     if let Some((out, _)) = draw {
