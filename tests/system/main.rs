@@ -176,8 +176,19 @@ fn doctor_names_a_missing_decoder_and_fails_but_passes_a_sound_box() {
 #[test]
 fn a_car_crossing_the_stop_line_while_the_controller_reports_red_reaches_the_review_queue_as_a_red_light_violation() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (port, agent_port) = (free_port(), free_port());
+    let (port, agent_port, controller_port) = (free_port(), free_port(), free_port());
     let central = start_central(port, &dir.path().join("central"));
+    // The controller's token: the line goes into the tokens file, the token to the controller.
+    let made = Command::new(bin("edge-agent"))
+        .args(["controller", "token", "junction-controller-1", "--cameras", "carpark-1"])
+        .output()
+        .expect("controller token");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let tokens_file = dir.path().join("controllers");
+    std::fs::write(&tokens_file, &made.stdout).expect("tokens file");
+    let stderr = String::from_utf8_lossy(&made.stderr);
+    let token = stderr.trim().rsplit(' ').next().expect("token").to_owned();
+    assert_eq!(token.len(), 64, "{stderr}");
     // The demo's car-park scene, with a controller that keeps reporting red. Replay runs faster than real time,
     // so frame times run ahead of the reports: a long staleness limit keeps the phase valid for the test.
     let config = dir.path().join("agent.toml");
@@ -186,6 +197,9 @@ fn a_car_crossing_the_stop_line_while_the_controller_reports_red_reaches_the_rev
         format!(
             r#"device_id = "system-test-box"
 metrics_listen = "127.0.0.1:{agent_port}"
+[controller]
+listen = "127.0.0.1:{controller_port}"
+tokens_file = "{tokens}"
 [paths]
 shared = "{shared}"
 state = "{state}"
@@ -213,6 +227,7 @@ direction = [0, -1]
 "#,
             shared = shared_dir().display(),
             state = dir.path().join("edge").display(),
+            tokens = tokens_file.display(),
             // The province's time server says the box runs 5 s slow: its violations get flagged.
             ntp = te_system_tests::fake_sntp_server(5000),
         ),
@@ -223,26 +238,36 @@ direction = [0, -1]
         let stop = stop.clone();
         std::thread::spawn(move || {
             let body = r#"{"phase":"red"}"#;
-            let request = format!(
-                "POST /api/v1/signal/carpark-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let mut accepted = 0;
+            let request = |auth: &str| {
+                format!(
+                    "POST /api/v1/signal/carpark-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+                     {auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            };
+            let authorised = request(&format!("Authorization: Bearer {token}\r\n"));
+            let (mut accepted, mut forged_accepted) = (0, 0);
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                if http(agent_port, &request).is_some_and(|r| r.starts_with("HTTP/1.1 204")) {
+                if http(controller_port, &authorised).is_some_and(|r| r.starts_with("HTTP/1.1 204")) {
                     accepted += 1;
+                }
+                // Neither the metrics port nor the controller port takes a phase without the token.
+                for port in [agent_port, controller_port] {
+                    if http(port, &request("")).is_some_and(|r| r.starts_with("HTTP/1.1 2")) {
+                        forged_accepted += 1;
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            accepted
+            (accepted, forged_accepted)
         })
     };
     let run = agent(&config, &["run", "--exit-when-done", "--drain-timeout", "30"]);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let accepted = controller.join().expect("controller thread");
+    let (accepted, forged_accepted) = controller.join().expect("controller thread");
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(accepted > 0, "the agent took no controller report");
+    assert_eq!(forged_accepted, 0, "a phase report without the controller's token was taken");
 
     let list = agent(&config, &["evidence", "list"]);
     let text = String::from_utf8_lossy(&list.stdout);
@@ -265,4 +290,89 @@ direction = [0, -1]
     let page = central.get("/").expect("queue page");
     assert!(page.contains("Vượt đèn đỏ"), "the review queue shows the offence");
     assert!(page.contains("Đồng hồ lệch +5.0 s"), "and flags the box's clock");
+}
+
+/// systemd's stop timeout for the agent, from the unit the box installs.
+fn unit_stop_timeout() -> Duration {
+    let unit = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../hw/systemd/edge-agent.service"))
+        .expect("systemd unit");
+    let secs = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .expect("TimeoutStopSec in the unit");
+    Duration::from_secs(secs)
+}
+
+#[test]
+fn one_sigterm_stops_a_live_agent_within_the_systemd_stop_timeout() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, rtsp_port, agent_port) = (free_port(), free_port(), free_port());
+    let _central = start_central(port, &dir.path().join("central"));
+    let mut camera = Command::new(bin("te-rtsp-test-server"))
+        .args(["--port", &rtsp_port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start te-rtsp-test-server");
+    let mut ready = String::new();
+    std::io::BufReader::new(camera.stdout.take().expect("stdout")).read_line(&mut ready).expect("ready line");
+    assert!(ready.starts_with("ready"), "{ready}");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"device_id = "sigterm-test-box"
+metrics_listen = "127.0.0.1:{agent_port}"
+[paths]
+shared = "{shared}"
+state = "{state}"
+[plates]
+enabled = false
+[uplink]
+central_url = "http://127.0.0.1:{port}"
+[time]
+timeout_ms = 300
+[[cameras]]
+id = "live-1"
+source = "rtsp://127.0.0.1:{rtsp_port}/cam"
+location = "system test"
+"#,
+            shared = shared_dir().display(),
+            state = dir.path().join("edge").display(),
+        ),
+    )
+    .expect("write config");
+    let log = dir.path().join("agent.log");
+    let mut agent = te_system_tests::spawn_agent(&config, &["--drain-timeout", "20"], &log);
+    let streaming = te_system_tests::wait_for(Duration::from_secs(60), || {
+        te_system_tests::http_body(agent_port, "GET /metrics")
+            .is_some_and(|m| m.contains("te_camera_state{camera=\"live-1\",state=\"streaming\"} 1"))
+    });
+    let pid = agent.id().to_string();
+    assert!(streaming, "the live camera never streamed: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+    assert!(sent.success());
+    let limit = unit_stop_timeout();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = agent.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = camera.kill();
+    let _ = camera.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let Some(status) = status else {
+        te_system_tests::kill_hard(&mut agent);
+        panic!("one SIGTERM did not stop the agent within systemd's {limit:?}: {text}");
+    };
+    assert!(status.success(), "exit {status:?}: {text}");
+    eprintln!("stopped {:.1} s after SIGTERM", started.elapsed().as_secs_f32());
 }

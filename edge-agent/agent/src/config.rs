@@ -40,6 +40,9 @@ pub struct AgentConfig {
     /// Address for `/metrics` (Prometheus) and `/healthz` (JSON); empty: off.
     #[serde(default)]
     pub metrics_listen: String,
+    /// Where junction controllers report signal phases (a listener of its own, with tokens).
+    #[serde(default)]
+    pub controller: crate::signal_input::ControllerInput,
     #[serde(default)]
     pub uplink: UplinkSettings,
     /// How the box checks its clock (records carry the result; violations with a bad clock are flagged).
@@ -89,6 +92,19 @@ impl EvidenceConfig {
             retention: (self.retention_days > 0).then(|| chrono::Duration::days(i64::from(self.retention_days))),
         }
     }
+}
+
+/// An address to listen on: empty (off) or `host:port` with a port above 0.
+fn check_listen(field: &str, listen: &str, example: &str) -> Result<(), ConfigError> {
+    let listen = listen.trim();
+    if listen.is_empty() {
+        return Ok(());
+    }
+    let port = listen.rsplit_once(':').filter(|(host, _)| !host.is_empty()).map(|(_, port)| port.parse::<u16>());
+    if !matches!(port, Some(Ok(p)) if p > 0) {
+        return Err(bad(field, format!("must be host:port (e.g. {example}), got {listen:?}")));
+    }
+    Ok(())
 }
 
 fn default_profile() -> String {
@@ -244,13 +260,15 @@ impl AgentConfig {
         if self.paths.state.trim().is_empty() {
             return Err(bad("paths.state", "must name a folder"));
         }
-        let listen = self.metrics_listen.trim();
-        if !listen.is_empty() {
-            let port =
-                listen.rsplit_once(':').filter(|(host, _)| !host.is_empty()).map(|(_, port)| port.parse::<u16>());
-            if !matches!(port, Some(Ok(p)) if p > 0) {
-                return Err(bad("metrics_listen", format!("must be host:port (e.g. 127.0.0.1:9898), got {listen:?}")));
-            }
+        check_listen("metrics_listen", &self.metrics_listen, "127.0.0.1:9898")?;
+        let c = &self.controller;
+        check_listen("controller.listen", &c.listen, "0.0.0.0:9899")?;
+        crate::signal_input::AllowList::parse(&c.allow).map_err(|e| bad("controller.allow", e.to_string()))?;
+        if !c.listen.trim().is_empty() && c.tokens_file.trim().is_empty() {
+            return Err(bad(
+                "controller.tokens_file",
+                "is required with controller.listen: controllers must authenticate",
+            ));
         }
         let d = &self.detector;
         if !(0.0..1.0).contains(&d.score_threshold) {
@@ -313,6 +331,18 @@ impl AgentConfig {
         Ok(())
     }
 
+    /// The controllers' tokens (`controller.tokens_file`), checked against the configured cameras; `None`
+    /// when there is no controller input.
+    pub fn controller_tokens(&self) -> Result<Option<crate::signal_input::ControllerTokens>, ConfigError> {
+        if self.controller.listen.trim().is_empty() {
+            return Ok(None);
+        }
+        let known = self.cameras.iter().map(|c| c.id.clone()).collect();
+        crate::signal_input::ControllerTokens::load(self.controller.tokens_file.trim(), &known)
+            .map(Some)
+            .map_err(|e| bad("controller.tokens_file", e.to_string()))
+    }
+
     /// What `config check` verifies beyond the text: every camera's source (a well-formed RTSP URL, or a video
     /// file or folder that exists), the model folders and the device token file. Errors name the field.
     pub fn check_on_disk(&self) -> Result<(), ConfigError> {
@@ -329,6 +359,7 @@ impl AgentConfig {
         if !token.is_empty() && !Path::new(token).is_file() {
             return Err(bad("uplink.token_file", format!("{token} does not exist")));
         }
+        self.controller_tokens()?;
         Ok(())
     }
 
@@ -447,6 +478,21 @@ mod tests {
         }
         let mut config = default_config();
         config.metrics_listen = "localhost:9898".into();
+        assert!(config.finish(&Overrides::default()).is_ok());
+    }
+
+    #[test]
+    fn a_controller_listener_without_tokens_or_with_a_bad_allow_entry_is_refused() {
+        let mut config = default_config();
+        config.controller.listen = "0.0.0.0:9899".into();
+        assert_eq!(
+            config.clone().finish(&Overrides::default()).expect_err("no tokens").field,
+            "controller.tokens_file"
+        );
+        config.controller.tokens_file = "/etc/traffic-edge/controllers".into();
+        config.controller.allow = vec!["10.0.0.0/8".into(), "junction".into()];
+        assert_eq!(config.clone().finish(&Overrides::default()).expect_err("allow").field, "controller.allow");
+        config.controller.allow.pop();
         assert!(config.finish(&Overrides::default()).is_ok());
     }
 

@@ -27,6 +27,8 @@ pub struct LiveCounters {
     /// Violations found by the rules (each is written as a record when its vehicle leaves).
     pub violations: AtomicU64,
     pub store_errors: AtomicU64,
+    /// Times a controller's phase and the picture's signal head disagreed for longer than a phase change takes.
+    pub signal_disagreements: AtomicU64,
     /// Time per frame in each step of the analysis stage.
     pub stages: crate::latency::StageLatencies,
 }
@@ -156,6 +158,25 @@ pub fn render_metrics(s: &Sources) -> String {
         "counter",
         "Records the store could not take.",
         a.store_errors.load(Relaxed) as f64,
+    );
+    let c = &s.controller_phases;
+    out.single(
+        "te_controller_reports_total",
+        "counter",
+        "Signal phases taken from controllers.",
+        c.reports.load(Relaxed) as f64,
+    );
+    out.single(
+        "te_controller_refused_total",
+        "counter",
+        "Controller requests refused (address, token or camera not allowed).",
+        c.refused.load(Relaxed) as f64,
+    );
+    out.single(
+        "te_signal_disagreements_total",
+        "counter",
+        "Times a controller's phase and the signal head in the picture disagreed (no signal rule is judged then).",
+        a.signal_disagreements.load(Relaxed) as f64,
     );
     let delivered: u64 = s.cameras.iter().map(|(_, c)| c.frames_delivered.load(Relaxed)).sum();
     out.single(
@@ -298,21 +319,7 @@ pub fn router(sources: Sources) -> Router {
                 (status, axum::Json(body)).into_response()
             }),
         )
-        .route("/api/v1/signal/{camera}", axum::routing::post(controller_phase))
         .with_state(sources)
-}
-
-/// A junction controller reports the phase its signal shows a camera's approach.
-async fn controller_phase(
-    State(s): State<Sources>,
-    axum::extract::Path(camera): axum::extract::Path<String>,
-    axum::Json(report): axum::Json<crate::signal_input::PhaseReport>,
-) -> axum::response::Response {
-    let Some((id, _)) = s.cameras.iter().find(|(id, _)| id.as_str() == camera) else {
-        return (StatusCode::NOT_FOUND, "no such camera").into_response();
-    };
-    s.controller_phases.report(id.clone(), chrono::Utc::now(), report.phase);
-    StatusCode::NO_CONTENT.into_response()
 }
 
 /// Serves the endpoint until the process ends; a port that cannot be bound is logged, not fatal.
@@ -410,24 +417,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_controller_phase_is_kept_for_a_known_camera_and_refused_for_an_unknown_one() {
+    async fn the_metrics_port_takes_no_signal_phase() {
         use tower::ServiceExt;
         let (s, _dir) = sources();
         let phases = s.controller_phases.clone();
-        let post = |camera: &str, body: &str| {
-            axum::http::Request::post(format!("/api/v1/signal/{camera}"))
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(axum::body::Body::from(body.to_owned()))
-                .expect("request")
-        };
-        let app = router(s);
-        let ok = app.clone().oneshot(post("nga-tu-1", r#"{"phase":"red"}"#)).await.expect("response");
-        assert_eq!(ok.status(), StatusCode::NO_CONTENT);
-        assert_eq!(phases.latest(&CameraId::new("nga-tu-1")).map(|p| p.1), Some(te_types::SignalPhase::Red));
-        let unknown = app.clone().oneshot(post("other", r#"{"phase":"red"}"#)).await.expect("response");
-        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-        let bad = app.oneshot(post("nga-tu-1", r#"{"phase":"purple"}"#)).await.expect("response");
-        assert!(bad.status().is_client_error());
-        assert_eq!(phases.latest(&CameraId::new("nga-tu-1")).map(|p| p.1), Some(te_types::SignalPhase::Red));
+        let post = axum::http::Request::post("/api/v1/signal/nga-tu-1")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(r#"{"phase":"red"}"#))
+            .expect("request");
+        let res = router(s).oneshot(post).await.expect("response");
+        assert!(res.status().is_client_error(), "{}", res.status());
+        assert_eq!(phases.latest(&CameraId::new("nga-tu-1")), None);
     }
 }

@@ -41,11 +41,12 @@ enum Command {
         #[command(flatten)]
         config: ConfigArgs,
         /// Exit once every camera has ended (file replay) and all evidence is delivered or the drain
-        /// timeout passes; then print the summary. Without it the agent runs until Ctrl-C / SIGTERM.
+        /// timeout passes; then print the summary. Without it the agent runs until Ctrl-C / SIGTERM, which
+        /// stops the cameras, writes the records in flight and drains the same way.
         #[arg(long)]
         exit_when_done: bool,
-        /// Longest wait for the central service when draining at exit, seconds. Undelivered evidence stays
-        /// in the store and is sent on the next start.
+        /// Longest wait for the central service when draining at exit, seconds (keep it under systemd's
+        /// TimeoutStopSec). Undelivered evidence stays in the store and is sent on the next start.
         #[arg(long, default_value_t = 60)]
         drain_timeout: u64,
         /// Log as JSON lines.
@@ -67,6 +68,9 @@ enum Command {
     /// Camera stage tools.
     #[command(subcommand)]
     Camera(CameraCommand),
+    /// Signal controller input tools.
+    #[command(subcommand)]
+    Controller(ControllerCommand),
     /// Scene tools: check zones and lines on a snapshot; measure the rules on a labelled replay.
     #[command(subcommand)]
     Scene(SceneCommand),
@@ -229,6 +233,19 @@ enum CameraCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ControllerCommand {
+    /// Makes a token for one junction controller: the line for `controller.tokens_file` goes to stdout
+    /// (append it: `>> /etc/traffic-edge/controllers`), the token itself to stderr, shown only this once.
+    Token {
+        /// The controller's name, for logs (no spaces).
+        name: String,
+        /// The cameras whose signal phase it may report.
+        #[arg(long, value_delimiter = ',', required = true)]
+        cameras: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum SceneCommand {
     /// Validates every scene and draws each onto a snapshot of its camera (PNG): stop lines red, lanes
     /// yellow with their direction, no-stopping zones magenta, speed sections blue, signal heads white.
@@ -383,6 +400,18 @@ fn main() -> anyhow::Result<()> {
             evidence_cli::bench(records.max(1), media_kb)
         }
         Command::Camera(CameraCommand::Bench { seconds, cameras }) => camera_bench(seconds.max(1), &cameras),
+        Command::Controller(ControllerCommand::Token { name, cameras }) => {
+            if name.is_empty() || name.contains(char::is_whitespace) || name.contains('#') {
+                bail!("the controller name must be one word without '#', got {name:?}");
+            }
+            if cameras.iter().any(|c| c.is_empty() || c.contains(char::is_whitespace) || c.contains('#')) {
+                bail!("camera ids are single words without '#'");
+            }
+            let (token, line) = signal_input::new_token(&name, &cameras)?;
+            eprintln!("controller token (give it to {name}; it is not stored anywhere): {token}");
+            println!("{line}");
+            Ok(())
+        }
         Command::Scene(SceneCommand::Check { config, camera, snapshot, out }) => {
             scene_cli::check(&config.load()?, camera.as_deref(), snapshot.as_deref(), &out)
         }
@@ -694,9 +723,13 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
         bail!("no camera could be started; see the errors above");
     }
     let stops: Vec<_> = cameras.iter().map(|c| c.stopper()).collect();
+    // One SIGTERM (or Ctrl-C) stops the cameras; the analysis then writes the records in flight and the
+    // uplink drains for at most `drain_timeout` (systemd's TimeoutStopSec is longer).
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("stopping cameras");
+        tracing::info!("stop requested: stopping cameras, writing open records, draining the uplink");
+        let _ = stop_tx.send(true);
         for stop in &stops {
             stop();
         }
@@ -723,6 +756,11 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
     };
     if !config.metrics_listen.trim().is_empty() {
         tokio::spawn(health::serve(config.metrics_listen.clone(), sources.clone()));
+    }
+    if let Some(tokens) = config.controller_tokens()? {
+        let allow = signal_input::AllowList::parse(&config.controller.allow)?;
+        let router = signal_input::router(controller_phases.clone(), tokens, allow);
+        tokio::spawn(signal_input::serve(config.controller.listen.clone(), router));
     }
     if config.uplink.heartbeat_s > 0 {
         tokio::spawn(heartbeat::run(
@@ -766,17 +804,14 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
     let report = analysis.await?;
     let analysed_at = started.elapsed();
 
-    if exit_when_done {
-        let _ = drain_tx.send(true);
-        uplink.new_evidence.notify_one();
-        if tokio::time::timeout(drain_timeout, uplink_task).await.is_err() {
-            tracing::warn!("central service did not take everything in time; the rest stays queued on the box");
-        }
-    } else {
-        tracing::info!("all cameras ended; uplink keeps running until Ctrl-C");
-        wait_for_signal().await;
-        let _ = shutdown_tx.send(true);
-        let _ = uplink_task.await;
+    if !exit_when_done && !*stop_rx.borrow() {
+        tracing::info!("all cameras ended; the uplink keeps delivering until SIGTERM or Ctrl-C");
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    }
+    let _ = drain_tx.send(true);
+    uplink.new_evidence.notify_one();
+    if tokio::time::timeout(drain_timeout, uplink_task).await.is_err() {
+        tracing::warn!("central service did not take everything in time; the rest stays queued on the box");
     }
     let _ = shutdown_tx.send(true);
 

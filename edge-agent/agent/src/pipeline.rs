@@ -254,6 +254,12 @@ impl AnalysisStage {
             })
             .collect();
         let found = judge.judge(frame.number, frame.captured_at, (frame.width, frame.height), &observations);
+        let disagreements = judge.take_disagreements();
+        if disagreements > 0 {
+            self.live.signal_disagreements.fetch_add(disagreements, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(camera = %frame.camera,
+                "the controller's signal phase and the signal head in the picture disagree; no signal rule is judged while they do");
+        }
         for &(track, bbox) in seen {
             let Some(vehicle) = open.get_mut(&(frame.camera.clone(), track)) else { continue };
             for v in &mut vehicle.violations {

@@ -112,29 +112,52 @@ pub(crate) fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f32 {
     (to - from).as_seconds_f32()
 }
 
+/// Two definite colours that differ (unknown on either side contradicts nothing).
+fn contradicts(a: SignalPhase, b: SignalPhase) -> bool {
+    a != SignalPhase::Unknown && b != SignalPhase::Unknown && a != b
+}
+
 /// One camera's judge.
 #[derive(Debug)]
 pub struct Judge {
     scene: Scene,
     signal: SignalTracker,
+    /// The signal heads in the picture, when the phase comes from the controller and the scene also names
+    /// heads: a controller phase the picture contradicts is not trusted.
+    picture: Option<SignalTracker>,
+    /// Since when the controller and the picture disagree, and whether that was counted.
+    disagreeing: Option<(DateTime<Utc>, bool)>,
+    disagreements: u64,
     vehicles: HashMap<TrackId, VehicleState>,
 }
+
+/// A controller and the picture may disagree for this long at a phase change (the picture is smoothed over
+/// a few frames) before it counts as a disagreement. The phase is unknown throughout either way.
+const DISAGREEMENT_GRACE_S: f32 = 1.5;
 
 impl Judge {
     pub fn new(scene: Scene) -> Self {
         let signal = SignalTracker::new(scene.signal.clone());
-        Self { scene, signal, vehicles: HashMap::new() }
+        let picture = (scene.signal.source == SignalSource::External && !scene.signal.heads.is_empty())
+            .then(|| SignalTracker::new(scene.signal.clone()));
+        Self { scene, signal, picture, disagreeing: None, disagreements: 0, vehicles: HashMap::new() }
+    }
+
+    /// Disagreements between the controller and the picture since the last call (each counted once, when
+    /// it has lasted longer than a phase change takes).
+    pub fn take_disagreements(&mut self) -> u64 {
+        std::mem::take(&mut self.disagreements)
     }
 
     pub fn scene(&self) -> &Scene {
         &self.scene
     }
 
-    /// Reads the signal heads in this frame (packed RGB8, `width` x `height`), when the scene's signal
-    /// source is the picture; otherwise does nothing.
+    /// Reads the signal heads in this frame (packed RGB8, `width` x `height`), when the scene names them:
+    /// the phase itself for source = "image", a check of the controller's phase for source = "external".
     pub fn read_signal(&mut self, at: DateTime<Utc>, rgb: &[u8], width: u32, height: u32) {
         let settings = &self.scene.signal;
-        if settings.source != SignalSource::Image {
+        if settings.heads.is_empty() || settings.source == SignalSource::None {
             return;
         }
         let (sx, sy) = self.frame_scale(width, height);
@@ -148,7 +171,11 @@ impl Judge {
                 _ => Some(SignalPhase::Unknown),
             };
         }
-        self.signal.observe(at, phase.unwrap_or(SignalPhase::Unknown), false);
+        let phase = phase.unwrap_or(SignalPhase::Unknown);
+        match &mut self.picture {
+            Some(picture) => picture.observe(at, phase, false),
+            None => self.signal.observe(at, phase, false),
+        }
     }
 
     /// The phase as the signal controller reports it (source = "external"); ignored for other sources.
@@ -160,7 +187,31 @@ impl Judge {
 
     /// The committed signal phase at `at`.
     pub fn signal_phase(&self, at: DateTime<Utc>) -> SignalPhase {
-        self.signal.phase(at).0
+        self.checked_phase(at).0
+    }
+
+    /// The phase at `at` and when it began; unknown while the controller and the picture show different
+    /// colours.
+    fn checked_phase(&self, at: DateTime<Utc>) -> (SignalPhase, Option<DateTime<Utc>>) {
+        let (phase, since) = self.signal.phase(at);
+        match self.picture.as_ref().map(|p| p.phase(at).0) {
+            Some(seen) if contradicts(phase, seen) => (SignalPhase::Unknown, None),
+            _ => (phase, since),
+        }
+    }
+
+    /// Counts a disagreement that has outlasted a phase change.
+    fn note_disagreement(&mut self, at: DateTime<Utc>) {
+        let Some(picture) = &self.picture else { return };
+        if !contradicts(self.signal.phase(at).0, picture.phase(at).0) {
+            self.disagreeing = None;
+            return;
+        }
+        let (since, counted) = self.disagreeing.get_or_insert((at, false));
+        if !*counted && seconds(*since, at) >= DISAGREEMENT_GRACE_S {
+            *counted = true;
+            self.disagreements += 1;
+        }
     }
 
     /// Scene pixels per frame pixel, horizontally and vertically.
@@ -179,7 +230,8 @@ impl Judge {
         vehicles: &[Observation],
     ) -> Vec<Violation> {
         let (sx, sy) = self.frame_scale(width, height);
-        let (phase, phase_since) = self.signal.phase(at);
+        self.note_disagreement(at);
+        let (phase, phase_since) = self.checked_phase(at);
         let ctx = FrameContext { scene: &self.scene, phase, phase_since };
         let scene = &self.scene;
         let mut out = Vec::new();

@@ -317,14 +317,7 @@ fn signal_heads_in_the_picture_give_the_phase_after_smoothing() {
         s.signal.source = SignalSource::Image;
         s.signal.heads = vec![[900.0, 0.0, 1000.0, 100.0]];
     });
-    // A 100x100 picture (scaled 1:10): the head is the top-right 10x10 pixels, a red lamp in it.
-    let mut rgb = vec![30u8; 100 * 100 * 3];
-    for y in 2..8 {
-        for x in 92..98 {
-            let i = (y * 100 + x) * 3;
-            rgb[i..i + 3].copy_from_slice(&[250, 30, 20]);
-        }
-    }
+    let rgb = head_picture([250, 30, 20]);
     for f in 0..3 {
         judge.read_signal(at(f), &rgb, 100, 100);
     }
@@ -332,4 +325,44 @@ fn signal_heads_in_the_picture_give_the_phase_after_smoothing() {
     // An external report is ignored for a camera that reads its signal from the picture.
     judge.controller_phase(at(3), SignalPhase::Green);
     assert_eq!(judge.signal_phase(at(3)), SignalPhase::Red);
+}
+
+/// A 100x100 picture (scene scaled 1:10) with a lit lamp of `colour` in the top-right head region.
+fn head_picture(colour: [u8; 3]) -> Vec<u8> {
+    let mut rgb = vec![30u8; 100 * 100 * 3];
+    for y in 2..8 {
+        for x in 92..98 {
+            let i = (y * 100 + x) * 3;
+            rgb[i..i + 3].copy_from_slice(&colour);
+        }
+    }
+    rgb
+}
+
+#[test]
+fn a_controller_red_that_the_signal_head_in_the_picture_shows_green_is_not_trusted_and_is_counted() {
+    let mut judge = judge_with(|s| s.signal.heads = vec![[900.0, 0.0, 1000.0, 100.0]]);
+    let green = head_picture([40, 255, 170]);
+    let mut out = Vec::new();
+    for f in 0..40 {
+        judge.controller_phase(at(f), SignalPhase::Red);
+        judge.read_signal(at(f), &green, 100, 100);
+        out.extend(judge.judge(f, at(f), (1000, 1000), &[observe(VehicleClass::Car, northbound(f))]));
+    }
+    assert!(out.is_empty(), "a forged red must not make a case: {out:?}");
+    assert_eq!(judge.signal_phase(at(39)), SignalPhase::Unknown);
+    assert_eq!(judge.take_disagreements(), 1, "one lasting disagreement, counted once");
+    assert_eq!(judge.take_disagreements(), 0);
+
+    // Controller and picture agree: the controller's phase stands and the offence is judged.
+    let mut judge = judge_with(|s| s.signal.heads = vec![[900.0, 0.0, 1000.0, 100.0]]);
+    let red_lamp = head_picture([250, 30, 20]);
+    let mut out = Vec::new();
+    for f in 0..40 {
+        judge.controller_phase(at(f), SignalPhase::Red);
+        judge.read_signal(at(f), &red_lamp, 100, 100);
+        out.extend(judge.judge(f, at(f), (1000, 1000), &[observe(VehicleClass::Car, northbound(f))]));
+    }
+    assert_eq!(kinds(&out), [ViolationKind::RedLight]);
+    assert_eq!(judge.take_disagreements(), 0);
 }
