@@ -19,9 +19,11 @@
 //! the record names each by SHA-256 in its plate votes, so the seal covers them.
 
 mod seal;
+mod validate;
 
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use seal::{seal, verify, Seal, SealError};
+pub use validate::{check_id, check_text, FieldError, MAX_ID_CHARS, MAX_LOCATION_CHARS, MAX_SEQUENCE};
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -187,6 +189,8 @@ pub enum UploadError {
     Clip(String),
     #[error("plate picture: {0}")]
     PlateCrop(String),
+    #[error("record field {0}")]
+    Field(#[from] FieldError),
 }
 
 impl EvidenceUpload {
@@ -247,11 +251,13 @@ impl EvidenceUpload {
         }
     }
 
-    /// Checks version, seal, encoding and hash; returns the decoded JPEG.
-    pub fn verified_overview(&self) -> Result<Vec<u8>, UploadError> {
+    /// Checks version, every field's range (`now`: the receiver's clock), seal, encoding and hash; returns
+    /// the decoded JPEG.
+    pub fn verified_overview(&self, now: DateTime<Utc>) -> Result<Vec<u8>, UploadError> {
         if self.record.protocol_version != PROTOCOL_VERSION {
             return Err(UploadError::Version { got: self.record.protocol_version });
         }
+        self.record.check_fields(now)?;
         verify(&self.record, &self.seal, None)?;
         let jpeg = base64::engine::general_purpose::STANDARD
             .decode(self.overview_jpeg_base64.as_bytes())
@@ -421,7 +427,7 @@ mod tests {
         let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3];
         let json = serde_json::to_string(&upload(&jpeg)).expect("serialise");
         let back: EvidenceUpload = serde_json::from_str(&json).expect("parse");
-        assert_eq!(back.verified_overview().expect("valid"), jpeg);
+        assert_eq!(back.verified_overview(chrono::Utc::now()).expect("valid"), jpeg);
     }
 
     #[test]
@@ -429,11 +435,11 @@ mod tests {
         let mut u = upload(&[0xFF, 0xD8, 0xFF, 0xE0, 1]);
         u.overview_jpeg_base64 =
             EvidenceUpload::new(u.record.clone(), u.seal.clone(), &[0xFF, 0xD8, 0xFF, 0xE0, 2]).overview_jpeg_base64;
-        assert!(matches!(u.verified_overview(), Err(UploadError::HashMismatch { .. })));
+        assert!(matches!(u.verified_overview(chrono::Utc::now()), Err(UploadError::HashMismatch { .. })));
         let mut u = upload(&[0xFF, 0xD8, 0xFF, 0xE0, 1]);
         u.record.protocol_version = 99;
-        assert_eq!(u.verified_overview(), Err(UploadError::Version { got: 99 }));
-        assert_eq!(upload(b"GIF89a").verified_overview(), Err(UploadError::NotJpeg));
+        assert_eq!(u.verified_overview(chrono::Utc::now()), Err(UploadError::Version { got: 99 }));
+        assert_eq!(upload(b"GIF89a").verified_overview(chrono::Utc::now()), Err(UploadError::NotJpeg));
     }
 
     #[test]
@@ -441,7 +447,10 @@ mod tests {
         let mut u = upload(&[0xFF, 0xD8, 0xFF, 0xE0, 1]);
         assert_eq!(verify(&u.record, &u.seal, Some(&test_key().verifying_key())), Ok(()));
         u.record.location = "elsewhere".into();
-        assert!(matches!(u.verified_overview(), Err(UploadError::Seal(SealError::RecordHash { .. }))));
+        assert!(matches!(
+            u.verified_overview(chrono::Utc::now()),
+            Err(UploadError::Seal(SealError::RecordHash { .. }))
+        ));
         // Resealed by another key: the seal holds on its own, but not for this device's key.
         let other = SigningKey::from_bytes(&[8u8; 32]);
         u.seal = seal(&u.record, &other);

@@ -28,10 +28,25 @@ pub struct DeviceChain {
     pub device_id: String,
     pub records: u64,
     pub highest: i64,
-    /// Sequence numbers below the highest that were never received.
-    pub missing: Vec<i64>,
+    /// Runs of sequence numbers below the highest that were never received, first and last (inclusive):
+    /// ranges, so that a hostile jump in numbering costs one entry, not one per number.
+    pub missing: Vec<(i64, i64)>,
     /// Sequences whose record names another hash than its predecessor's, or that two records share.
     pub broken: Vec<i64>,
+}
+
+impl DeviceChain {
+    /// How many sequence numbers are missing.
+    pub fn missing_count(&self) -> u64 {
+        self.missing.iter().map(|(a, b)| b.abs_diff(*a) + 1).sum()
+    }
+
+    /// The missing runs as text: `2-5, 9`.
+    pub fn missing_text(&self) -> String {
+        let runs: Vec<String> =
+            self.missing.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
+        runs.join(", ")
+    }
 }
 
 impl CentralStore {
@@ -84,7 +99,9 @@ impl CentralStore {
             }
             let Some(chain) = chains.last_mut() else { continue };
             let expected_next = last.as_ref().map(|(s, _)| s + 1).unwrap_or(1);
-            chain.missing.extend(expected_next..sequence);
+            if sequence > expected_next {
+                chain.missing.push((expected_next, sequence - 1));
+            }
             if let Some((s, h)) = &last {
                 // A box never reuses a number: two records with one is as wrong as a bad link.
                 if (*s == sequence - 1 && *h != previous) || *s == sequence {

@@ -70,7 +70,7 @@ pub async fn upload(
         return refused;
     }
     // The seal first: nothing of an upload that fails it touches storage.
-    let checked = upload.verified_overview().and_then(|jpeg| {
+    let checked = upload.verified_overview(chrono::Utc::now()).and_then(|jpeg| {
         let clip = upload.verified_clip()?;
         Ok((jpeg, clip, upload.verified_plate_crops()?))
     });
@@ -241,8 +241,8 @@ pub async fn heartbeat(
     if let Err(refused) = device.check(&state, heartbeat.device_id.as_str()).await {
         return refused;
     }
-    if heartbeat.cameras.len() > 1024 {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, "more than 1024 cameras in one heartbeat");
+    if let Err(e) = heartbeat.check_fields(chrono::Utc::now()) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, format!("heartbeat field {e}"));
     }
     match state.store.heartbeat(&heartbeat).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),

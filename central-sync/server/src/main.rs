@@ -211,11 +211,15 @@ async fn admin(db: Option<&str>, command: Command) -> anyhow::Result<()> {
             let (mut records, mut gaps, mut broken) = (0, 0, 0);
             for c in &chains {
                 println!(
-                    "{}: {} records up to #{}; missing {:?}; broken {:?}",
-                    c.device_id, c.records, c.highest, c.missing, c.broken
+                    "{}: {} records up to #{}; missing [{}]; broken {:?}",
+                    c.device_id,
+                    c.records,
+                    c.highest,
+                    c.missing_text(),
+                    c.broken
                 );
                 records += c.records;
-                gaps += c.missing.len();
+                gaps += c.missing_count();
                 broken += c.broken.len();
             }
             println!("chain devices={} records={records} gaps={gaps} broken={broken}", chains.len());

@@ -155,7 +155,7 @@ fn deadline_cell(lang: Lang, entry: &QueueEntry) -> String {
     } else {
         format!("{} {}", left, lang.t("ngày còn lại", "days left"))
     };
-    format!("{}<br><small class=\"{class}\">{left_text}</small>", &local_time(due)[..10])
+    format!("{}<br><small class=\"{class}\">{left_text}</small>", local_time(due).get(..10).unwrap_or_default())
 }
 
 fn plate_text(lang: Lang, entry: &QueueEntry) -> String {
@@ -482,7 +482,7 @@ async fn case_page(
         r.detection_score,
         lang.t("Thời hạn (TT 73/2024/TT-BCA)", "Deadlines (Circular 73/2024/TT-BCA)"),
         lang.t("xác minh, thông báo chủ xe trước", "identify and notify the owner by"),
-        &local_time(due)[..10],
+        local_time(due).get(..10).unwrap_or_default(),
         if left < 0 { -left } else { left },
         if left < 0 { lang.t("ngày quá hạn", "days overdue") } else { lang.t("ngày còn lại", "days left") },
         format_args!(
@@ -579,7 +579,7 @@ fn audit_table(lang: Lang, entries: &[crate::review::AuditEntry]) -> String {
                 esc(&e.actor),
                 esc(&e.action),
                 esc(&e.detail.to_string()),
-                &e.entry_sha256[..16],
+                esc(e.entry_sha256.get(..16).unwrap_or(&e.entry_sha256)),
             )
         })
         .collect();

@@ -102,7 +102,8 @@ pub const RESPONSE_DAYS: i64 = 20;
 
 /// When the owner of a vehicle seen at `captured_at` must be identified and notified by.
 pub fn owner_deadline(captured_at: DateTime<Utc>) -> DateTime<Utc> {
-    captured_at + chrono::Duration::days(OWNER_DEADLINE_DAYS)
+    // Saturating: a stored time near the calendar's end must not crash a page.
+    captured_at.checked_add_signed(chrono::Duration::days(OWNER_DEADLINE_DAYS)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// The first entry's predecessor.

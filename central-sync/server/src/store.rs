@@ -339,7 +339,7 @@ impl CentralStore {
             query = query.bind(b);
         }
         let rows = query.bind(limit).fetch_all(&self.db).await?;
-        rows.iter().map(entry_from_row).collect()
+        Ok(readable_entries(&rows))
     }
 
     /// The cameras that have sent evidence, for the queue's filter.
@@ -467,7 +467,22 @@ fn next_day(rfc3339: &str) -> Option<String> {
 }
 
 pub(crate) const ENTRY_COLUMNS: &str =
-    "record_json, received_at, review_status, corrected_plate, decided_by, decided_at, reject_reason";
+    "evidence_id, record_json, received_at, review_status, corrected_plate, decided_by, decided_at, reject_reason";
+
+/// The entries of `rows` that can be read; one that cannot (stored before ingest checked every field, or
+/// damaged) is logged and left out, so that it cannot take the whole queue down with it.
+pub(crate) fn readable_entries(rows: &[sqlx::any::AnyRow]) -> Vec<QueueEntry> {
+    rows.iter()
+        .filter_map(|row| match entry_from_row(row) {
+            Ok(entry) => Some(entry),
+            Err(e) => {
+                let id: Option<String> = row.try_get("evidence_id").ok();
+                tracing::error!(evidence = ?id, error = %e, "stored record unreadable; left out of the list");
+                None
+            }
+        })
+        .collect()
+}
 
 pub(crate) fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<QueueEntry, StoreError> {
     let json: String = row.try_get("record_json")?;

@@ -336,3 +336,30 @@ async fn plate_pictures_on(store: &Arc<CentralStore>, dir: &std::path::Path) {
     std::fs::write(&file, [0xFF, 0xD8, 0xFF, 0xE0, 9]).expect("replace");
     assert_eq!(store.seal_check(id).await.expect("check").expect("found").plate_crops_ok, Some(false));
 }
+
+#[tokio::test]
+async fn hostile_field_values_are_refused_at_ingest_and_nothing_is_stored() {
+    let t = common::stores().await.into_iter().next().expect("sqlite");
+    let (app, store) = (app_on(&t.store), t.store.clone());
+    let far: chrono::DateTime<chrono::Utc> = "+262142-12-31T23:59:59Z".parse().expect("far time");
+    type Edit = Box<dyn Fn(&mut EvidenceRecord)>;
+    let hostile: Vec<(&str, Edit)> = vec![
+        ("detection_score", Box::new(|r| r.detection_score = 1e39_f64 as f32)),
+        ("captured_at", Box::new(move |r| r.captured_at = far)),
+        ("sequence", Box::new(|r| r.sequence = 1 << 40)),
+        ("location", Box::new(|r| r.location = "x".repeat(4 << 20))),
+        ("device_id", Box::new(|r| r.device_id = DeviceId::new("box-7\nINFO forged"))),
+    ];
+    for (field, edit) in hostile {
+        let mut record = EvidenceRecord::synthetic("box-7", "cam-2", JPEG);
+        edit(&mut record);
+        let seal = central_protocol::seal(&record, &device_key());
+        let (status, body) =
+            post(&app, serde_json::to_string(&EvidenceUpload::new(record, seal, JPEG)).expect("json")).await;
+        assert!(status.is_client_error(), "{field}: {status}");
+        if status == StatusCode::UNPROCESSABLE_ENTITY {
+            assert!(body["error"].as_str().is_some_and(|e| e.contains(field)), "{field}: {body}");
+        }
+    }
+    assert_eq!(total(&store).await, 0);
+}

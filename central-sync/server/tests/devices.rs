@@ -141,7 +141,7 @@ async fn registration_checks_the_key_and_refuses_a_second_registration_on(store:
     assert!(matches!(store.register_device("box-1", &public).await, Err(RegisterError::Exists(_))));
     // A box already pinned (open enrolment) by another key cannot be registered with a different one.
     let pinned = upload("box-3", &key(4));
-    let jpeg = pinned.verified_overview().expect("jpeg");
+    let jpeg = pinned.verified_overview(chrono::Utc::now()).expect("jpeg");
     store.ingest(&pinned.record, &pinned.seal, &jpeg, None, &[]).await.expect("ingest");
     assert!(matches!(store.register_device("box-3", &public).await, Err(RegisterError::OtherKeyPinned { .. })));
 }

@@ -57,7 +57,7 @@ async fn media_kept_in_an_s3_bucket_come_back_whole_and_a_changed_object_is_caug
     };
     let seal = central_protocol::seal(&record, &central_protocol::SigningKey::from_bytes(&[5u8; 32]));
     let upload = EvidenceUpload::new(record, seal, common::JPEG).with_clip(Some(&clip));
-    let jpeg = upload.verified_overview().expect("overview");
+    let jpeg = upload.verified_overview(chrono::Utc::now()).expect("overview");
     let id = upload.record.evidence_id;
     store.ingest(&upload.record, &upload.seal, &jpeg, Some(&clip), &[]).await.expect("ingest");
 

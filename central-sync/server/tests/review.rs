@@ -288,3 +288,55 @@ async fn an_admin_disables_enables_and_resets_accounts_and_sessions_end() {
         eprintln!("{}: ok", t.backend);
     }
 }
+
+#[tokio::test]
+async fn a_stored_row_with_an_infinite_score_or_a_far_future_time_crashes_no_page() {
+    let t = common::stores().await.into_iter().next().expect("sqlite");
+    let (dir, store) = (t.dir, t.store);
+    let _ = setup(&store).await;
+    let sane = case(&store, Some("51F-123.45")).await;
+    let (infinite, far) = (case(&store, None).await, case(&store, None).await);
+    drop(store);
+    // Rows as an older service stored them, before ingest checked every field.
+    let db =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("central.db").display())).await.expect("db");
+    for (id, field, value) in [
+        (infinite, "detection_score", serde_json::Value::Null),
+        (far, "captured_at", serde_json::json!("+262142-12-31T23:59:59Z")),
+    ] {
+        let json: String = sqlx::query_scalar("SELECT record_json FROM evidence WHERE evidence_id = $1")
+            .bind(id.to_string())
+            .fetch_one(&db)
+            .await
+            .expect("row");
+        let mut record: serde_json::Value = serde_json::from_str(&json).expect("json");
+        record[field] = value;
+        sqlx::query("UPDATE evidence SET record_json = $1 WHERE evidence_id = $2")
+            .bind(record.to_string())
+            .bind(id.to_string())
+            .execute(&db)
+            .await
+            .expect("update");
+    }
+    sqlx::query("UPDATE evidence SET captured_at = '+262142-12-31T23:59:59Z' WHERE evidence_id = $1")
+        .bind(far.to_string())
+        .execute(&db)
+        .await
+        .expect("update");
+    db.close().await;
+    let store = Arc::new(CentralStore::open(dir.path()).await.expect("reopen"));
+    let app = router(AppState::new(store.clone()), 1 << 20);
+    let (_, cookie) = login(&app, "minh.supervisor", "mat-khau-dai-2").await;
+    let cookie = cookie.expect("session");
+    let (status, page, _) = get(&app, "/", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK, "the queue still opens");
+    assert!(page.contains(&sane.to_string()), "and lists the readable case");
+    for path in ["/api/v1/evidence", "/audit", "/stats", "/api/v1/open-data/violations", "/devices"] {
+        let (status, _, _) = get(&app, path, Some(&cookie)).await;
+        assert!(status.is_success(), "{path}: {status}");
+    }
+    // The far date is shown as it is; the unreadable record is an error page, not a crash.
+    assert_eq!(get(&app, &format!("/evidence/{far}"), Some(&cookie)).await.0, StatusCode::OK);
+    let (status, _, _) = get(&app, &format!("/evidence/{infinite}"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+}

@@ -254,6 +254,9 @@ impl AgentConfig {
         if self.device_id.as_str().trim().is_empty() {
             return Err(bad("device_id", "must not be empty"));
         }
+        // What the central service takes (ids, place names): a box configured outside it would record
+        // evidence that is refused on delivery.
+        central_protocol::check_id("device_id", self.device_id.as_str()).map_err(|e| bad(e.field, e.why))?;
         if self.frame_queue == 0 {
             return Err(bad("frame_queue", "must be at least 1"));
         }
@@ -313,6 +316,9 @@ impl AgentConfig {
             if !seen.insert(camera.id.clone()) {
                 return Err(bad(field("id"), "is used by another camera"));
             }
+            central_protocol::check_id("id", camera.id.as_str()).map_err(|e| bad(field("id"), e.why))?;
+            central_protocol::check_text("location", &camera.location, central_protocol::MAX_LOCATION_CHARS)
+                .map_err(|e| bad(field("location"), e.why))?;
             if camera.source.trim().is_empty() {
                 return Err(bad(field("source"), "must not be empty"));
             }

@@ -53,7 +53,7 @@ pub async fn case_of(store: &CentralStore, kind: te_types::EventKind, plate: Opt
     };
     let seal = central_protocol::seal(&record, &central_protocol::SigningKey::from_bytes(&[5u8; 32]));
     let upload = central_protocol::EvidenceUpload::new(record, seal, JPEG);
-    let jpeg = upload.verified_overview().expect("overview");
+    let jpeg = upload.verified_overview(chrono::Utc::now()).expect("overview");
     store.ingest(&upload.record, &upload.seal, &jpeg, None, &[]).await.expect("ingest");
     upload.record.evidence_id
 }
