@@ -17,6 +17,7 @@ mod admin;
 pub mod auth;
 pub mod chain;
 mod clips;
+pub mod csrf;
 pub mod devices;
 pub mod export;
 mod html;
@@ -113,6 +114,7 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/api/v1/devices", get(ingest::devices))
         .route("/devices", get(html::devices_page))
         .layer(DefaultBodyLimit::max(max_upload_bytes))
+        .layer(axum::middleware::from_fn_with_state(csrf::Guard { tls: state.secure_cookies }, csrf::layer))
         .with_state(state)
 }
 

@@ -11,6 +11,26 @@ use tower::ServiceExt;
 
 mod common;
 
+/// Where the tests' browser thinks the service is.
+const HOST: &str = "127.0.0.1:8080";
+const ORIGIN: &str = "http://127.0.0.1:8080";
+
+/// The CSRF token of the session in `cookie` (`te_session=<secret>`), as the pages carry it.
+fn token_of(cookie: &str) -> String {
+    central_server::csrf::token(cookie.split_once('=').map(|(_, v)| v).unwrap_or_default())
+}
+
+/// A form POST from a logged-in browser on a page of `origin`.
+fn form_post(path: &str, cookie: &str, origin: &str, body: String) -> Request<Body> {
+    Request::post(path)
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, origin)
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .expect("req")
+}
+
 /// Two officers on a fresh store; the router over it.
 async fn setup(store: &Arc<CentralStore>) -> axum::Router {
     let cli = Actor { name: "cli".into(), role: Role::Admin };
@@ -136,6 +156,8 @@ async fn login(app: &axum::Router, user: &str, password: &str) -> (StatusCode, O
 /// A login as if from `ip` (what the server's connect info gives the handler).
 async fn login_from(app: &axum::Router, ip: &str, user: &str, password: &str) -> (StatusCode, Option<String>) {
     let mut request = Request::post("/login")
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, ORIGIN)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from(format!("username={user}&password={password}&next=%2F")))
         .expect("req");
@@ -203,6 +225,8 @@ async fn repeated_failed_logins_lock_the_account_name_out_from_that_address_for_
         }
         // Five in a row: even the right password is refused (429, the password is not checked), and says why.
         let mut request = Request::post("/login")
+            .header(header::HOST, HOST)
+            .header(header::ORIGIN, ORIGIN)
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Body::from("username=lan.reviewer&password=mat-khau-dai-1&next=%2F"))
             .expect("req");
@@ -273,12 +297,8 @@ async fn an_admin_disables_enables_and_resets_accounts_and_sessions_end() {
         let (status, page, _) = get(&app, "/admin/users", Some(&admin_cookie)).await;
         assert_eq!(status, StatusCode::OK);
         assert!(page.contains("lan.reviewer") && page.contains("minh.supervisor"), "{page}");
-        let request = Request::post("/admin/users")
-            .header(header::COOKIE, &admin_cookie)
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from("action=disable&username=an.admin"))
-            .expect("req");
-        let response = app.clone().oneshot(request).await.expect("resp");
+        let body = format!("action=disable&username=an.admin&csrf={}", token_of(&admin_cookie));
+        let response = app.clone().oneshot(form_post("/admin/users", &admin_cookie, ORIGIN, body)).await.expect("resp");
         assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "an admin cannot lock themself out");
         let actions: Vec<String> =
             store.audit_entries(None, 50).await.expect("audit").into_iter().map(|e| e.action).collect();
@@ -339,4 +359,53 @@ async fn a_stored_row_with_an_infinite_score_or_a_far_future_time_crashes_no_pag
     assert_eq!(get(&app, &format!("/evidence/{far}"), Some(&cookie)).await.0, StatusCode::OK);
     let (status, _, _) = get(&app, &format!("/evidence/{infinite}"), Some(&cookie)).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[tokio::test]
+async fn a_page_on_another_port_of_the_same_host_cannot_approve_a_case_or_create_an_account() {
+    let t = common::stores().await.into_iter().next().expect("sqlite");
+    let store = t.store.clone();
+    let cli = Actor { name: "cli".into(), role: Role::Admin };
+    store.add_user("an.admin", "mat-khau-dai-3", "admin", &cli).await.expect("admin");
+    let app = setup(&store).await;
+    let id = case(&store, None).await;
+    let (_, cookie) = login(&app, "an.admin", "mat-khau-dai-3").await;
+    let cookie = cookie.expect("session");
+    let token = token_of(&cookie);
+    let approve = format!("action=approve&plate=51F-999.99&csrf={token}");
+    let add_user = format!("action=add&username=ke.gian&password=mat-khau-dai-9&role=admin&csrf={token}");
+    let decide = format!("/evidence/{id}/decide");
+    // Another port is another origin, whatever the cookie's SameSite says: refused even with the token.
+    for (path, body) in [(decide.as_str(), &approve), ("/admin/users", &add_user)] {
+        let response = app.clone().oneshot(form_post(path, &cookie, "http://127.0.0.1:9999", body.clone())).await;
+        assert_eq!(response.expect("resp").status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    // The service's own origin without the token (a forged form cannot know it): refused.
+    let no_token = "action=approve&plate=51F-999.99".to_string();
+    let response = app.clone().oneshot(form_post(&decide, &cookie, ORIGIN, no_token)).await.expect("resp");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(status_of(&store, id).await.0, "pending", "nothing was decided");
+    assert!(store.users().await.expect("users").iter().all(|u| u.username != "ke.gian"), "no account was made");
+    // The page's own form carries the token, and the decision goes through.
+    let (_, page, _) = get(&app, &decide.replace("/decide", ""), Some(&cookie)).await;
+    assert!(page.contains(&format!("name=\"csrf\" value=\"{token}\"")), "the case page's forms carry the token");
+    let response = app.clone().oneshot(form_post(&decide, &cookie, ORIGIN, approve)).await.expect("resp");
+    assert!(response.status().is_redirection(), "{}", response.status());
+    assert_eq!(status_of(&store, id).await, ("approved".into(), Some("51F-999.99".into())));
+    // Login itself checks the origin.
+    let mut request = Request::post("/login")
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, "http://127.0.0.1:9999")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from("username=an.admin&password=mat-khau-dai-3&next=%2F"))
+        .expect("req");
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo("127.0.0.1:50002".parse::<std::net::SocketAddr>().expect("addr")));
+    assert_eq!(app.clone().oneshot(request).await.expect("resp").status(), StatusCode::FORBIDDEN);
+    // Every answer carries the security headers.
+    let response = app.oneshot(Request::get("/login").body(Body::empty()).expect("req")).await.expect("resp");
+    let csp = response.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(response.headers().get("x-content-type-options").map(|v| v.as_bytes()), Some(&b"nosniff"[..]));
 }
