@@ -25,6 +25,7 @@ mod ingest;
 pub mod media;
 mod pages;
 pub mod review;
+pub mod serve;
 pub mod stats;
 mod store;
 

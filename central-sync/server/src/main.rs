@@ -35,6 +35,12 @@ enum Command {
         /// Largest accepted upload, bytes.
         #[arg(long, default_value_t = ServerSettings::default().max_upload_bytes)]
         max_upload_bytes: usize,
+        /// Most open connections; more are closed at once (keep it under the process's file limit).
+        #[arg(long, env = "CENTRAL_MAX_CONNECTIONS", default_value_t = 1024)]
+        max_connections: usize,
+        /// Most open connections from one address.
+        #[arg(long, env = "CENTRAL_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 128)]
+        max_connections_per_address: usize,
         /// Log as JSON lines.
         #[arg(long)]
         log_json: bool,
@@ -271,6 +277,8 @@ async fn main() -> anyhow::Result<()> {
         listen,
         data_dir,
         max_upload_bytes,
+        max_connections,
+        max_connections_per_address,
         log_json,
         tls_cert,
         tls_key,
@@ -328,40 +336,31 @@ async fn main() -> anyhow::Result<()> {
     }
     let state = AppState { store, secure_cookies: tls_cert.is_some(), open_enrolment, owners };
     let app = router(state, settings.max_upload_bytes);
-    if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
-        return serve_tls(&settings, app, &cert, &key).await;
-    }
+    let tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .with_context(|| format!("loading the TLS certificate {} and key {}", cert.display(), key.display()))?;
+            Some(config.get_inner())
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, data_dir = %settings.data_dir.display(), "central service ready");
-    // The peer's address feeds the per-address login lockout.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
-    Ok(())
-}
-
-/// HTTPS through rustls (ring), the same provider the boxes use.
-async fn serve_tls(settings: &ServerSettings, app: axum::Router, cert: &Path, key: &Path) -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-        .await
-        .with_context(|| format!("loading the TLS certificate {} and key {}", cert.display(), key.display()))?;
-    let addr: std::net::SocketAddr =
-        settings.listen.parse().with_context(|| format!("--listen {:?} must be ip:port for TLS", settings.listen))?;
-    let handle = axum_server::Handle::new();
-    tokio::spawn({
-        let handle = handle.clone();
-        async move {
-            shutdown_signal().await;
-            handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-        }
-    });
-    tracing::info!(listen = %addr, data_dir = %settings.data_dir.display(), "central service ready (https)");
-    axum_server::bind_rustls(addr, tls)
-        .handle(handle)
-        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .await?;
+    tracing::info!(listen = %listener.local_addr()?, data_dir = %settings.data_dir.display(), https = tls.is_some(),
+        max_connections, "central service ready");
+    anyhow::ensure!(
+        max_connections > 0 && max_connections_per_address > 0,
+        "--max-connections and --max-connections-per-address must be at least 1"
+    );
+    let limits = central_server::serve::Limits {
+        max_connections,
+        max_per_address: max_connections_per_address,
+        ..Default::default()
+    };
+    central_server::serve::serve(listener, app, tls, limits, shutdown_signal()).await?;
     Ok(())
 }
 
