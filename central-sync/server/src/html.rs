@@ -192,6 +192,9 @@ border:1px solid #ddd}.plate{font-family:monospace;font-size:1.2em}img.overview{
 
 /// Every box's latest heartbeat: is it alive, how much is waiting on it, is its clock right, are its cameras up.
 pub async fn devices_page(State(state): State<AppState>, actor: Actor, lang: Lang) -> Response {
+    if !actor.role.reviews() {
+        return forbidden(lang, &actor);
+    }
     let devices = match state.store.devices().await {
         Ok(d) => d,
         Err(e) => return storage_failure("devices page", e),

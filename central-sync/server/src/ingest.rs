@@ -110,15 +110,32 @@ pub struct ListQuery {
     filter: QueueFilter,
 }
 
-/// The 403 answer unless the actor sees evidence (reviewers and up, and the export role).
-fn may_read(actor: &Actor) -> Option<Response> {
-    (!(actor.role.reviews() || actor.role.exports()))
-        .then(|| error(StatusCode::FORBIDDEN, format!("the {} role may not read evidence", actor.role.as_str())))
+/// The 403 answer unless the actor reviews: the queue of every record is for officers. The export role
+/// (the fines system) reads approved cases only, through the export API and [`may_read_case`].
+fn may_list(actor: &Actor) -> Option<Response> {
+    (!actor.role.reviews())
+        .then(|| error(StatusCode::FORBIDDEN, format!("the {} role may not list evidence", actor.role.as_str())))
+}
+
+/// The 403 answer unless the actor may read record `id`: officers any, the export role approved cases only
+/// (the ones the export API hands it, with their pictures).
+async fn may_read_case(state: &AppState, actor: &Actor, id: EvidenceId) -> Option<Response> {
+    if actor.role.reviews() {
+        return None;
+    }
+    if actor.role.exports() {
+        match state.store.get(id).await {
+            Ok(Some(entry)) if entry.review_status == "approved" => return None,
+            Ok(_) => {}
+            Err(e) => return Some(store_error(e)),
+        }
+    }
+    Some(error(StatusCode::FORBIDDEN, format!("the {} role may read approved cases only", actor.role.as_str())))
 }
 
 /// GET /api/v1/evidence?limit=N&status=&camera=&kind=&from=&to=: newest first.
 pub async fn list(State(state): State<AppState>, actor: Actor, Query(q): Query<ListQuery>) -> Response {
-    if let Some(refused) = may_read(&actor) {
+    if let Some(refused) = may_list(&actor) {
         return refused;
     }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
@@ -129,10 +146,10 @@ pub async fn list(State(state): State<AppState>, actor: Actor, Query(q): Query<L
 }
 
 pub async fn show(State(state): State<AppState>, actor: Actor, Path(raw): Path<String>) -> Response {
-    if let Some(refused) = may_read(&actor) {
+    let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(&raw) };
+    if let Some(refused) = may_read_case(&state, &actor, id).await {
         return refused;
     }
-    let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(&raw) };
     match state.store.get(id).await {
         Ok(Some(entry)) => Json(entry).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no evidence {id}")),
@@ -151,10 +168,10 @@ enum MediaKind<'a> {
 
 /// The media file, to an actor who may read evidence.
 async fn media(state: &AppState, actor: &Actor, raw: &str, kind: MediaKind<'_>) -> Response {
-    if let Some(refused) = may_read(actor) {
+    let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(raw) };
+    if let Some(refused) = may_read_case(state, actor, id).await {
         return refused;
     }
-    let Ok(id) = raw.parse::<EvidenceId>() else { return bad_id(raw) };
     let (read, content_type, name) = match kind {
         MediaKind::Overview => (state.store.overview(id).await, "image/jpeg", "overview".to_string()),
         MediaKind::Clip => (state.store.clip(id).await, "video/mp4", "clip".to_string()),
@@ -251,7 +268,10 @@ pub async fn heartbeat(
 }
 
 /// GET /api/v1/devices: every device's latest heartbeat.
-pub async fn devices(State(state): State<AppState>, _actor: Actor) -> Response {
+pub async fn devices(State(state): State<AppState>, actor: Actor) -> Response {
+    if !actor.role.reviews() {
+        return error(StatusCode::FORBIDDEN, format!("the {} role may not read devices", actor.role.as_str()));
+    }
     match state.store.devices().await {
         Ok(devices) => Json(devices).into_response(),
         Err(e) => store_error(e),

@@ -94,6 +94,9 @@ pub async fn open_data_csv(State(state): State<AppState>, Query(q): Query<CountQ
 
 /// GET /stats: violations per hour of the day per intersection, as an SVG bar chart (no scripts).
 pub async fn chart_page(State(state): State<AppState>, actor: Actor, lang: Lang) -> Response {
+    if !actor.role.reviews() {
+        return crate::html::forbidden(lang, &actor);
+    }
     let rows = match state.store.hourly_counts(false).await {
         Ok(rows) => rows,
         Err(e) => return storage_failure("stats page", e),
@@ -220,6 +223,9 @@ pub async fn accuracy_json(State(state): State<AppState>, actor: Actor) -> Respo
 
 /// GET /accuracy: the self-audit table.
 pub async fn accuracy_page(State(state): State<AppState>, actor: Actor, lang: Lang) -> Response {
+    if !actor.role.reviews() {
+        return crate::html::forbidden(lang, &actor);
+    }
     let rows = match state.store.plate_accuracy().await {
         Ok(rows) => rows,
         Err(e) => return storage_failure("accuracy page", e),

@@ -82,6 +82,33 @@ async fn one_backend(store: &Arc<CentralStore>, dir: &std::path::Path) {
     assert!(lines[1].contains("51F-123.45") && lines[1].contains("\"12 Lê Lợi, Q1\""), "{}", lines[1]);
     assert!(lines[0].ends_with(",record_sha256,overview_url,clip_url,plate_crop_urls"), "{}", lines[0]);
     assert!(lines[1].contains(&format!(",/api/v1/evidence/{a}/overview.jpg,")), "{}", lines[1]);
+
+    // Least privilege, route by route: the export token reads approved cases and their pictures, nothing else.
+    let pending = case(&store, Some("51F-555.55")).await;
+    for (path, allowed) in [
+        (format!("/api/v1/evidence/{a}"), true),
+        (format!("/api/v1/evidence/{a}/overview.jpg"), true),
+        ("/api/v1/evidence".to_string(), false),
+        (format!("/api/v1/evidence/{pending}"), false),
+        (format!("/api/v1/evidence/{pending}/overview.jpg"), false),
+        (format!("/api/v1/evidence/{c}"), false),
+        ("/api/v1/devices".to_string(), false),
+        ("/api/v1/accuracy".to_string(), false),
+        ("/".to_string(), false),
+        (format!("/evidence/{a}"), false),
+        ("/devices".to_string(), false),
+        ("/stats".to_string(), false),
+        ("/accuracy".to_string(), false),
+        ("/audit".to_string(), false),
+        ("/admin/users".to_string(), false),
+    ] {
+        let status = get(&app, &path, Some(&fines)).await.0;
+        if allowed {
+            assert_eq!(status, StatusCode::OK, "export token on {path}");
+        } else {
+            assert_eq!(status, StatusCode::FORBIDDEN, "export token on {path}");
+        }
+    }
 }
 
 #[tokio::test]
