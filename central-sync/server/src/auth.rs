@@ -25,6 +25,73 @@ pub const MAX_FAILED_LOGINS: i64 = 5;
 /// guessing spread over many addresses.
 pub const MAX_FAILED_LOGINS_PER_NAME: i64 = 50;
 pub const LOCKOUT_MINUTES: i64 = 15;
+/// Login attempts one address may make per minute, whatever the names; past it attempts are refused before
+/// any password or database work, and one audit entry says so (a flood must not flood the audit log).
+pub const MAX_LOGINS_PER_MINUTE: u32 = 30;
+
+/// In-memory login pacing: attempts per address in the current minute, and which lockouts were already
+/// audited. Both tables are pruned, so a spray of addresses cannot grow them without bound.
+#[derive(Debug, Default)]
+pub(crate) struct LoginPacing {
+    /// Per address: when its minute began, attempts in it, whether its refusal is audited.
+    attempts: std::sync::Mutex<std::collections::HashMap<IpAddr, (std::time::Instant, u32, bool)>>,
+    /// (name, origin) -> when its lockout refusal was last audited.
+    throttled: std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
+}
+
+const PACING_TABLE_MAX: usize = 10_000;
+
+/// An Argon2id hash of a random password, made once: what a login under an unknown name is checked against.
+fn unknown_user_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        let random = secret().unwrap_or_default();
+        Argon2::default().hash_password(random.as_bytes(), &salt).map(|h| h.to_string()).unwrap_or_default()
+    })
+}
+
+impl LoginPacing {
+    /// `None` when the attempt may go on; `Some(first)` when it is over the rate, `first` telling whether
+    /// this is the first refusal of the minute (to be audited).
+    fn over_rate(&self, ip: IpAddr) -> Option<bool> {
+        let now = std::time::Instant::now();
+        let minute = std::time::Duration::from_secs(60);
+        let mut table = self.attempts.lock().ok()?;
+        if table.len() > PACING_TABLE_MAX {
+            table.retain(|_, (start, _, _)| now.duration_since(*start) < minute);
+        }
+        let entry = table.entry(ip).or_insert((now, 0, false));
+        if now.duration_since(entry.0) >= minute {
+            *entry = (now, 0, false);
+        }
+        if entry.1 >= MAX_LOGINS_PER_MINUTE {
+            let first = !entry.2;
+            entry.2 = true;
+            return Some(first);
+        }
+        entry.1 += 1;
+        None
+    }
+
+    /// Whether a lockout refusal of `name` from `origin` should be audited (once per lockout period).
+    fn audit_throttle(&self, name: &str, origin: &str) -> bool {
+        let now = std::time::Instant::now();
+        let period = std::time::Duration::from_secs(LOCKOUT_MINUTES as u64 * 60);
+        let Ok(mut table) = self.throttled.lock() else { return true };
+        if table.len() > PACING_TABLE_MAX {
+            table.retain(|_, at| now.duration_since(*at) < period);
+        }
+        let key = (name.to_owned(), origin.to_owned());
+        match table.get(&key) {
+            Some(at) if now.duration_since(*at) < period => false,
+            _ => {
+                table.insert(key, now);
+                true
+            }
+        }
+    }
+}
 
 /// What a person or system may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -257,10 +324,22 @@ impl CentralStore {
         // Guessing is slowed: after MAX_FAILED_LOGINS failures in a row from this address (or
         // MAX_FAILED_LOGINS_PER_NAME from anywhere) the name is refused, without checking the password, until
         // LOCKOUT_MINUTES after the last failure. The refusals are audited too.
+        if let Some(ip) = from {
+            if let Some(first) = self.login_pacing.over_rate(ip) {
+                if first {
+                    let detail = serde_json::json!({ "from": ip.to_string(), "per_minute": MAX_LOGINS_PER_MINUTE });
+                    let guard = Actor { name: "login-guard".into(), role: Role::Reviewer };
+                    self.audit(&guard, "login_rate_limited", None, detail).await?;
+                }
+                return Err(AccountError::Throttled { minutes: 1 });
+            }
+        }
         let (from_here, from_anywhere) = self.failures_in_a_row(&shown, &origin.to_string()).await?;
         if from_here >= MAX_FAILED_LOGINS || from_anywhere >= MAX_FAILED_LOGINS_PER_NAME {
-            let actor = Actor { name: shown, role: Role::Reviewer };
-            self.audit(&actor, "login_throttled", None, origin).await?;
+            if self.login_pacing.audit_throttle(&shown, &origin.to_string()) {
+                let actor = Actor { name: shown, role: Role::Reviewer };
+                self.audit(&actor, "login_throttled", None, origin).await?;
+            }
             return Err(AccountError::Throttled { minutes: LOCKOUT_MINUTES });
         }
         let row = sqlx::query("SELECT password_hash, role FROM users WHERE username = $1 AND disabled = 0")
@@ -280,7 +359,13 @@ impl CentralStore {
         let matches = tokio::task::spawn_blocking(move || match stored {
             Some(hash) => PasswordHash::new(&hash)
                 .is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()),
-            None => false,
+            // An unknown name costs the same hash as a known one: the answer's timing does not tell
+            // which names exist.
+            None => {
+                let _ = PasswordHash::new(unknown_user_hash())
+                    .map(|h| Argon2::default().verify_password(password.as_bytes(), &h));
+                false
+            }
         })
         .await
         .map_err(|e| AccountError::Hash(e.to_string()))?;

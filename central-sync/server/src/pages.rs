@@ -642,10 +642,11 @@ pub async fn audit(State(state): State<AppState>, actor: Actor, lang: Lang) -> R
     if !actor.role.supervises() {
         return forbidden(lang, &actor);
     }
-    let (entries, chain) = match tokio::try_join!(state.store.audit_entries(None, 500), state.store.verify_audit()) {
-        Ok(found) => found,
-        Err(e) => return storage_failure("audit page", e),
-    };
+    let (entries, chain) =
+        match tokio::try_join!(state.store.audit_entries(None, 500), state.store.verify_audit_since_last()) {
+            Ok(found) => found,
+            Err(e) => return storage_failure("audit page", e),
+        };
     let chain_text = match chain.broken_at {
         None => format!(
             "<p class=\"ok\" id=\"chain\">✔ {} {} {}</p>",

@@ -110,6 +110,11 @@ pub struct CentralStore {
     pub clips: Arc<ClipStore>,
     /// Audit entries form a chain: one writer at a time.
     pub(crate) audit_lock: tokio::sync::Mutex<()>,
+    /// The audit chain as far as it was verified in this process (last seq, its hash, entries): views check
+    /// only what was appended since (rows are append-only; `audit verify` re-checks everything).
+    pub(crate) audit_verified: std::sync::Mutex<Option<(i64, String, u64)>>,
+    /// Login attempts per address and audited lockouts (see `auth`).
+    pub(crate) login_pacing: crate::auth::LoginPacing,
 }
 
 impl CentralStore {
@@ -175,7 +180,15 @@ impl CentralStore {
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&db).await?,
         }
         let clips = Arc::new(ClipStore::open(&data_dir.join("clips"), MAX_CLIP_BYTES)?);
-        Ok(Self { db, backend, media, clips, audit_lock: tokio::sync::Mutex::new(()) })
+        Ok(Self {
+            db,
+            backend,
+            media,
+            clips,
+            audit_lock: tokio::sync::Mutex::new(()),
+            audit_verified: Default::default(),
+            login_pacing: Default::default(),
+        })
     }
 
     pub(crate) fn db(&self) -> &AnyPool {

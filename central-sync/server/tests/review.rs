@@ -409,3 +409,62 @@ async fn a_page_on_another_port_of_the_same_host_cannot_approve_a_case_or_create
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert_eq!(response.headers().get("x-content-type-options").map(|v| v.as_bytes()), Some(&b"nosniff"[..]));
 }
+
+#[tokio::test]
+async fn a_flood_of_failed_logins_adds_a_handful_of_audit_rows_and_the_audit_view_checks_only_new_entries() {
+    let t = common::stores().await.into_iter().next().expect("sqlite");
+    let store = t.store.clone();
+    let _ = setup(&store).await;
+    let before = store.verify_audit().await.expect("verify").entries;
+    let attacker: std::net::IpAddr = "198.51.100.7".parse().expect("ip");
+    let mut refused = 0;
+    for i in 0..400 {
+        // One name guessed, then names sprayed: both are paced per address.
+        let name = if i < 200 { "lan.reviewer".to_string() } else { format!("user{i}") };
+        match store.login(&name, "wrong-password", Some(attacker)).await {
+            Ok(None) => {}
+            Err(central_server::auth::AccountError::Throttled { .. }) => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let after = store.verify_audit_since_last().await.expect("verify");
+    assert!(refused >= 360, "{refused} of 400 refused");
+    let added = after.entries - before;
+    assert!(added <= 40, "400 failed logins added {added} audit rows");
+    let actions: Vec<String> =
+        store.audit_entries(None, 100).await.expect("audit").into_iter().map(|e| e.action).collect();
+    assert_eq!(actions.iter().filter(|a| *a == "login_rate_limited").count(), 1, "{actions:?}");
+    assert_eq!(actions.iter().filter(|a| *a == "login_throttled").count(), 1, "{actions:?}");
+    assert_eq!(after.broken_at, None);
+    // The officer at another address still logs in.
+    let desk: std::net::IpAddr = "10.20.0.9".parse().expect("ip");
+    assert!(store.login("minh.supervisor", "mat-khau-dai-2", Some(desk)).await.expect("login").is_some());
+    assert_eq!(store.verify_audit_since_last().await.expect("verify").entries, after.entries + 1);
+}
+
+#[tokio::test]
+async fn a_login_under_an_unknown_name_costs_a_password_hash_like_a_known_one() {
+    let t = common::stores().await.into_iter().next().expect("sqlite");
+    let store = t.store.clone();
+    let _ = setup(&store).await;
+    let time = |name: &'static str, n: u8| {
+        let store = store.clone();
+        async move {
+            let from: std::net::IpAddr = format!("10.9.0.{n}").parse().expect("ip");
+            let started = std::time::Instant::now();
+            let _ = store.login(name, "wrong-password", Some(from)).await;
+            started.elapsed()
+        }
+    };
+    let _ = time("warm-up", 1).await; // the unknown-name hash is made once
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for n in 0..3 {
+        known.push(time("lan.reviewer", 10 + n).await);
+        unknown.push(time("khong.ton.tai", 20 + n).await);
+    }
+    known.sort();
+    unknown.sort();
+    // Both run one Argon2 verification; without it the unknown name answered ~20x faster.
+    assert!(unknown[1] * 3 >= known[1], "unknown {unknown:?} vs known {known:?}");
+}
