@@ -28,7 +28,7 @@ pub enum RegisterError {
     Store(#[from] StoreError),
 }
 
-fn valid_device_id(id: &str) -> bool {
+pub(crate) fn valid_device_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
@@ -109,6 +109,14 @@ impl CentralStore {
 pub struct DeviceAuth(pub Option<String>);
 
 impl DeviceAuth {
+    /// Whose partial clips this request works on.
+    pub fn owner(&self) -> crate::clips::Owner<'_> {
+        match &self.0 {
+            Some(device) => crate::clips::Owner::Device(device),
+            None => crate::clips::Owner::Open,
+        }
+    }
+
     /// Checks that a record or heartbeat names the device the request comes from.
     pub async fn check(&self, state: &AppState, device_id: &str) -> Result<(), Response> {
         match &self.0 {

@@ -42,6 +42,8 @@ fn clip_error(e: ClipError) -> Response {
     match e {
         ClipError::BadName(_) => error(StatusCode::BAD_REQUEST, e.to_string()),
         ClipError::TooLarge { .. } => error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        // Retryable: the box's other clips finish (or are swept) and make room.
+        ClipError::OverQuota { .. } => error(StatusCode::TOO_MANY_REQUESTS, e.to_string()),
         // Retryable by the box: it asks the status and sends what is missing.
         ClipError::Incomplete { .. } => error(StatusCode::FAILED_DEPENDENCY, e.to_string()),
         ClipError::WrongOffset { .. } => error(StatusCode::CONFLICT, e.to_string()),
@@ -84,7 +86,7 @@ pub async fn upload(
     let clip = match clip {
         ClipBody::None => None,
         ClipBody::Inline(bytes) => Some(bytes),
-        ClipBody::SentAhead(sha) => match state.store.clips.take(&sha).await {
+        ClipBody::SentAhead(sha) => match state.store.clips.take(&sha, device.owner()).await {
             Ok(bytes) => Some(bytes),
             Err(e) => return clip_error(e),
         },
@@ -216,8 +218,8 @@ pub struct ChunkQuery {
 }
 
 /// GET /api/v1/clips/{sha}: how much of the clip is held.
-pub async fn clip_status(State(state): State<AppState>, _device: DeviceAuth, Path(sha): Path<String>) -> Response {
-    match state.store.clips.status(&sha).await {
+pub async fn clip_status(State(state): State<AppState>, device: DeviceAuth, Path(sha): Path<String>) -> Response {
+    match state.store.clips.status(&sha, device.owner()).await {
         Ok(status) => Json(status).into_response(),
         Err(e) => clip_error(e),
     }
@@ -227,7 +229,7 @@ pub async fn clip_status(State(state): State<AppState>, _device: DeviceAuth, Pat
 /// held length when N is not it.
 pub async fn clip_chunk(
     State(state): State<AppState>,
-    _device: DeviceAuth,
+    device: DeviceAuth,
     Path(sha): Path<String>,
     Query(q): Query<ChunkQuery>,
     body: Bytes,
@@ -235,7 +237,7 @@ pub async fn clip_chunk(
     if body.is_empty() {
         return error(StatusCode::BAD_REQUEST, "empty chunk");
     }
-    match state.store.clips.append(&sha, q.offset, &body).await {
+    match state.store.clips.append(&sha, device.owner(), q.offset, &body).await {
         Ok(status) => Json(status).into_response(),
         Err(ClipError::WrongOffset { held, .. }) => {
             (StatusCode::CONFLICT, Json(central_protocol::ClipStatus { received: held, complete: false }))

@@ -96,6 +96,25 @@ impl MediaStore {
         }
     }
 
+    /// Whether something is stored under `key`.
+    pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        match self {
+            MediaStore::Local(dir) => {
+                let path = dir.join(key);
+                tokio::fs::try_exists(&path).await.map_err(|source| StoreError::Media { path, source })
+            }
+            MediaStore::S3 { bucket, credentials, client } => {
+                let url = bucket.head_object(Some(credentials), key).sign(SIGNED_FOR);
+                let response = client.head(url).send().await.map_err(|e| s3_err(key, e))?;
+                match response.status() {
+                    reqwest::StatusCode::NOT_FOUND => Ok(false),
+                    s if s.is_success() => Ok(true),
+                    s => Err(s3_err(key, format!("HEAD answered {s}"))),
+                }
+            }
+        }
+    }
+
     /// Creates the bucket if it is not there (first start against an empty object store).
     pub async fn ensure_bucket(&self) -> Result<(), StoreError> {
         let MediaStore::S3 { bucket, credentials, client } = self else { return Ok(()) };

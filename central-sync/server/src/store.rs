@@ -115,7 +115,12 @@ pub struct CentralStore {
     pub(crate) audit_verified: std::sync::Mutex<Option<(i64, String, u64)>>,
     /// Login attempts per address and audited lockouts (see `auth`).
     pub(crate) login_pacing: crate::auth::LoginPacing,
+    /// Clips whose hash was checked, and when (see `clip_checks_out`).
+    clips_checked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+/// How long a clip that hashed right is taken as right by the case view before it is read again.
+const CLIP_RECHECK: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl CentralStore {
     /// Opens (creating if needed) the embedded SQLite database and media folder under `data_dir` and applies
@@ -188,6 +193,7 @@ impl CentralStore {
             audit_lock: tokio::sync::Mutex::new(()),
             audit_verified: Default::default(),
             login_pacing: Default::default(),
+            clips_checked: Default::default(),
         })
     }
 
@@ -246,8 +252,12 @@ impl CentralStore {
             return Ok(existing);
         }
         self.media.put(&Self::media_key(id, "overview.jpg"), overview_jpeg).await?;
-        if let Some(clip) = clip_mp4 {
-            self.media.put(&Self::media_key(id, "clip.mp4"), clip).await?;
+        // A clip is stored once, under its hash, however many records (one vehicle's offences) name it.
+        if let (Some(clip), Some(sha)) = (clip_mp4, &record.clip_sha256) {
+            let key = Self::clip_key(sha)?;
+            if !self.media.exists(&key).await? {
+                self.media.put(&key, clip).await?;
+            }
         }
         for (sha, jpeg) in plate_crops {
             self.media.put(&Self::plate_crop_key(id, sha)?, jpeg).await?;
@@ -302,8 +312,53 @@ impl CentralStore {
         Ok(Some(IngestReceipt { evidence_id: id, status: IngestStatus::AlreadyStored, stored_at }))
     }
 
+    /// The clip record `id` names; `None` when it names none or it is not held.
     pub async fn clip(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.media.get(&Self::media_key(id, "clip.mp4")).await
+        let Some(sha) = self.clip_sha256(id).await? else { return Ok(None) };
+        match self.media.get(&Self::clip_key(&sha)?).await? {
+            Some(bytes) => Ok(Some(bytes)),
+            // Stored before clips were kept by hash: one copy per record.
+            None => self.media.get(&Self::media_key(id, "clip.mp4")).await,
+        }
+    }
+
+    /// The clip's SHA-256 as record `id` names it.
+    async fn clip_sha256(&self, id: EvidenceId) -> Result<Option<String>, StoreError> {
+        let json: Option<String> = sqlx::query_scalar("SELECT record_json FROM evidence WHERE evidence_id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&self.db)
+            .await?;
+        let Some(json) = json else { return Ok(None) };
+        let record: EvidenceRecord = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(record.clip_sha256)
+    }
+
+    fn clip_key(sha256: &str) -> Result<String, StoreError> {
+        if !central_protocol::is_sha256_hex(sha256) {
+            return Err(StoreError::Corrupt(format!("{sha256:?} is not a clip's SHA-256")));
+        }
+        Ok(format!("clips/{sha256}.mp4"))
+    }
+
+    /// Whether the clip `sha256` hashes right, re-read at most once per [`CLIP_RECHECK`]: a case view must not
+    /// read a whole video every time it is opened.
+    async fn clip_checks_out(&self, id: EvidenceId, sha256: &str) -> Result<bool, StoreError> {
+        let fresh = self.clips_checked.lock().ok().and_then(|c| c.get(sha256).copied());
+        if fresh.is_some_and(|at| at.elapsed() < CLIP_RECHECK) {
+            return Ok(true);
+        }
+        let ok = self.clip(id).await?.is_some_and(|b| central_protocol::sha256_hex(&b) == sha256);
+        if let Ok(mut checked) = self.clips_checked.lock() {
+            if checked.len() > 100_000 {
+                checked.retain(|_, at| at.elapsed() < CLIP_RECHECK);
+            }
+            if ok {
+                checked.insert(sha256.to_owned(), std::time::Instant::now());
+            } else {
+                checked.remove(sha256);
+            }
+        }
+        Ok(ok)
     }
 
     fn plate_crop_key(id: EvidenceId, sha256: &str) -> Result<String, StoreError> {
@@ -400,7 +455,7 @@ impl CentralStore {
         let matches = |held: Option<Vec<u8>>, sha: &str| held.is_some_and(|b| central_protocol::sha256_hex(&b) == sha);
         let overview_ok = matches(self.overview(id).await?, &record.overview_sha256);
         let clip_ok = match &record.clip_sha256 {
-            Some(sha) => Some(matches(self.clip(id).await?, sha)),
+            Some(sha) => Some(self.clip_checks_out(id, sha).await?),
             None => None,
         };
         let mut plate_crops_ok = None;

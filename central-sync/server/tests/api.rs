@@ -206,6 +206,9 @@ async fn a_clip_sent_ahead_in_chunks_resumes_after_a_cut_and_serves_every_record
             assert_eq!(post(&app, serde_json::to_string(&u).expect("json")).await.0, StatusCode::CREATED);
             assert_eq!(store.clip(u.record.evidence_id).await.expect("read").as_deref(), Some(&clip[..]));
         }
+        // Stored once, under its hash, not once per record.
+        let clips: Vec<_> = walk(&t.dir.path().join("media")).into_iter().filter(|p| p.ends_with(".mp4")).collect();
+        assert_eq!(clips, [format!("clips/{sha}.mp4")], "{}", t.backend);
         eprintln!("{}: ok", t.backend);
     }
 }
@@ -362,4 +365,21 @@ async fn hostile_field_values_are_refused_at_ingest_and_nothing_is_stored() {
         }
     }
     assert_eq!(total(&store).await, 0);
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
 }
