@@ -20,7 +20,10 @@ pub enum RegisterError {
     BadKey,
     #[error("device {0} is already registered")]
     Exists(String),
-    #[error("device {device} already sends records sealed by key {pinned}; register that key")]
+    #[error(
+        "device {device} already sends records sealed by key {pinned} (pinned under open enrolment); register \
+         that key, or, if that was not the real box, register again with --replace-pinned-key"
+    )]
     OtherKeyPinned { device: String, pinned: String },
     #[error("token: {0}")]
     Token(String),
@@ -35,6 +38,19 @@ pub(crate) fn valid_device_id(id: &str) -> bool {
 impl CentralStore {
     /// Registers a device with its sealing key; returns its token (shown once, only its digest is kept).
     pub async fn register_device(&self, device_id: &str, public_key: &str) -> Result<String, RegisterError> {
+        self.register_device_with(device_id, public_key, false).await
+    }
+
+    /// As [`register_device`](Self::register_device); with `replace_pinned_key`, a key pinned under open
+    /// enrolment by a box that was never registered gives way to this one (someone took the name first: key
+    /// squatting). The replacement is audited; the squatter's records stay, flagged as sealed by a key that is
+    /// not the device's.
+    pub async fn register_device_with(
+        &self,
+        device_id: &str,
+        public_key: &str,
+        replace_pinned_key: bool,
+    ) -> Result<String, RegisterError> {
         if !valid_device_id(device_id) {
             return Err(RegisterError::BadDeviceId);
         }
@@ -52,7 +68,17 @@ impl CentralStore {
             .map(|r| r.try_get("public_key"))
             .transpose()
             .map_err(StoreError::from)?;
+        let mut replaced = None;
         match pinned {
+            Some(pinned) if pinned != key && replace_pinned_key => {
+                sqlx::query("UPDATE device_keys SET public_key = $1 WHERE device_id = $2")
+                    .bind(&key)
+                    .bind(device_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                replaced = Some(pinned);
+            }
             Some(pinned) if pinned != key => {
                 return Err(RegisterError::OtherKeyPinned { device: device_id.into(), pinned });
             }
@@ -81,6 +107,11 @@ impl CentralStore {
             return Err(RegisterError::Exists(device_id.into()));
         }
         tx.commit().await.map_err(StoreError::from)?;
+        if let Some(old) = replaced {
+            tracing::warn!(device = device_id, old_key = %old, "pinned key replaced at registration");
+            let detail = serde_json::json!({ "device": device_id, "replaced_key": old, "public_key": key });
+            self.audit(&crate::Actor::cli(), "device_key_replaced", None, detail).await?;
+        }
         let detail = serde_json::json!({ "device": device_id, "public_key": key });
         self.audit(&crate::Actor::cli(), "device_registered", None, detail).await?;
         Ok(token)

@@ -146,6 +146,10 @@ enum DeviceCommand {
         /// 64 hex characters.
         #[arg(long)]
         public_key: String,
+        /// The name was taken under open enrolment by a box that is not this one (its key is pinned): give
+        /// the name to this key. Audited; the other key's records stay, flagged.
+        #[arg(long)]
+        replace_pinned_key: bool,
     },
 }
 
@@ -204,8 +208,11 @@ async fn admin(db: Option<&str>, command: Command) -> anyhow::Result<()> {
                 .await?;
             println!("user {username} added with role {role}");
         }
-        Command::Device { command: DeviceCommand::Register { data_dir, device_id, public_key } } => {
-            let token = open_store(db, &data_dir).await?.register_device(&device_id, &public_key).await?;
+        Command::Device {
+            command: DeviceCommand::Register { data_dir, device_id, public_key, replace_pinned_key },
+        } => {
+            let store = open_store(db, &data_dir).await?;
+            let token = store.register_device_with(&device_id, &public_key, replace_pinned_key).await?;
             println!("{token}");
         }
         Command::Token { command: TokenCommand::Create { data_dir, name, role } } => {

@@ -145,3 +145,24 @@ async fn registration_checks_the_key_and_refuses_a_second_registration_on(store:
     store.ingest(&pinned.record, &pinned.seal, &jpeg, None, &[]).await.expect("ingest");
     assert!(matches!(store.register_device("box-3", &public).await, Err(RegisterError::OtherKeyPinned { .. })));
 }
+
+#[tokio::test]
+async fn a_name_squatted_under_open_enrolment_goes_to_the_key_the_admin_registers() {
+    let t = common::stores().await.into_iter().next().expect("sqlite");
+    let store = t.store.clone();
+    let (app, _) = setup(&store, true).await;
+    // Someone on the network uploads first as box-7, pinning their key.
+    let squatter = upload("box-7", &key(9));
+    assert_eq!(post(&app, "/api/v1/evidence", None, json(&squatter)).await.0, StatusCode::CREATED);
+    // The admin registers the real box-7 and its key, saying the pin is to go.
+    let real = hex::encode(key(7).verifying_key().to_bytes());
+    assert!(matches!(store.register_device("box-7", &real).await, Err(RegisterError::OtherKeyPinned { .. })));
+    let token = store.register_device_with("box-7", &real, true).await.expect("register over the pin");
+    let (status, body) = post(&app, "/api/v1/evidence", Some(&token), json(&upload("box-7", &key(7)))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(post(&app, "/api/v1/evidence", None, json(&upload("box-7", &key(9)))).await.0, StatusCode::UNAUTHORIZED);
+    let audit = store.audit_entries(None, 20).await.expect("audit");
+    assert!(audit.iter().any(|e| e.action == "device_key_replaced"), "the replacement is audited");
+    let check = store.seal_check(squatter.record.evidence_id).await.expect("check").expect("found");
+    assert!(!check.signature_ok, "the squatter's record is flagged: {}", check.detail);
+}
