@@ -85,6 +85,11 @@ impl DeviceKey {
     }
 
     /// The public key as hex, for registration with the central service.
+    /// Where the key is kept.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn public_hex(&self) -> String {
         hex::encode(self.key.verifying_key().to_bytes())
     }

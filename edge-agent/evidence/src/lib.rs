@@ -70,6 +70,12 @@ pub enum EvidenceError {
         "evidence store layout version {found} is not the one this agent writes ({expected}); export and migrate first"
     )]
     Layout { found: String, expected: u32 },
+    #[error(
+        "the evidence store was sealed with device key {stored}, but {path} holds key {given} (a deleted \
+         device.key is replaced by a new one on start): restore the original device.key from its backup; to \
+         start a new identity on purpose, deliver everything, then move the evidence folder aside"
+    )]
+    OtherDeviceKey { stored: String, given: String, path: String },
     #[error("evidence store I/O: {0}")]
     Storage(String),
     #[error("evidence {0} is not in the store")]

@@ -135,6 +135,23 @@ impl SledStore {
                 })
             }
         }
+        // The store remembers the key that seals it: a box whose device.key was lost must not go on under a
+        // new identity beside records the old one sealed.
+        let public = key.public_hex();
+        match meta.get("device_public_key").map_err(open_err)? {
+            Some(stored) if stored.as_ref() != public.as_bytes() => {
+                return Err(EvidenceError::OtherDeviceKey {
+                    stored: String::from_utf8_lossy(&stored).into_owned(),
+                    given: public,
+                    path: key.path().display().to_string(),
+                });
+            }
+            Some(_) => {}
+            None => {
+                meta.insert("device_public_key", public.as_bytes()).map_err(open_err)?;
+                db.flush().map_err(open_err)?;
+            }
+        }
         let store = Self {
             key,
             limits: StoreLimits::default(),
@@ -515,6 +532,17 @@ mod tests {
 
     fn receipt(id: EvidenceId) -> IngestReceipt {
         IngestReceipt { evidence_id: id, status: IngestStatus::Created, stored_at: chrono::Utc::now() }
+    }
+
+    #[test]
+    fn a_deleted_device_key_is_refused_not_silently_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        open(dir.path()).put(&record(), JPEG).expect("put");
+        std::fs::remove_file(dir.path().join("device.key")).expect("delete the key");
+        let key = DeviceKey::load_or_create(&dir.path().join("device.key")).expect("a new key");
+        let err = SledStore::open(&dir.path().join("store"), key).expect_err("refused");
+        assert!(matches!(err, EvidenceError::OtherDeviceKey { .. }), "{err}");
+        assert!(err.to_string().contains("restore the original device.key"), "{err}");
     }
 
     #[test]
