@@ -481,10 +481,13 @@ impl AnalysisStage {
                 report.evidence_written += 1;
                 self.live.evidence_written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.new_evidence.notify_one();
+                // A plate number is personal data: INFO logs (shipped off the box) say only whether one was
+                // read; DEBUG names it, for a technician at the box.
+                let plate = record.plate.as_ref().and_then(|p| p.text.as_deref());
                 tracing::info!(camera = %camera, frame = record.frame_number, track = %record.track_id,
                     evidence = %record.evidence_id, kind = record.kind.as_str(), class = %record.vehicle_class,
-                    plate = record.plate.as_ref().and_then(|p| p.text.as_deref()).unwrap_or("-"),
-                    "evidence recorded");
+                    plate_read = plate.is_some(), "evidence recorded");
+                tracing::debug!(evidence = %record.evidence_id, plate = plate.unwrap_or("-"), "plate");
             }
             Err(e) => {
                 report.store_errors += 1;
