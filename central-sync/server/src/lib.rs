@@ -20,6 +20,7 @@ mod clips;
 pub mod csrf;
 pub mod devices;
 pub mod export;
+pub mod fuzz;
 mod html;
 mod ingest;
 pub mod media;

@@ -88,6 +88,15 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Fuzzing: generated hostile uploads and heartbeats through the ingest router in-process (sealed, so the
+    /// field checks are what stands in the way) and mutated bytes through the protocol decoder. Last line:
+    /// `inputs=<n> panics=<n> errors=<n> refused=<n>` (errors: 5xx answers). Exits 1 on a panic or an error.
+    Fuzz {
+        #[arg(long, default_value_t = 1_000_000)]
+        inputs: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Load benchmark: sealed uploads from registered boxes over loopback HTTP into a fresh store. Last line:
     /// `uploads=<n> uploads_per_s=<x> p50_ms=<x> p99_ms=<x> errors=<n>`.
     Bench {
@@ -248,6 +257,16 @@ async fn admin(db: Option<&str>, command: Command) -> anyhow::Result<()> {
                     println!("audit entries={} chain=broken_at={seq}", check.entries);
                     std::process::exit(1);
                 }
+            }
+        }
+        Command::Fuzz { inputs, seed } => {
+            let temp = tempfile::tempdir()?;
+            let started = std::time::Instant::now();
+            let c = central_server::fuzz::run(temp.path(), inputs, seed).await?;
+            println!("central fuzz: {} accepted, {:.1} s", c.accepted, started.elapsed().as_secs_f32());
+            println!("inputs={} panics={} errors={} refused={}", c.inputs, c.panics, c.errors, c.refused);
+            if c.panics + c.errors > 0 {
+                std::process::exit(1);
             }
         }
         Command::Bench { uploads, concurrency, devices, image_kb, data_dir } => {

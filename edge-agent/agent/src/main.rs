@@ -6,6 +6,7 @@ mod doctor;
 mod eval;
 mod eval_scenes;
 mod evidence_cli;
+mod fuzz;
 mod health;
 mod heartbeat;
 mod latency;
@@ -68,6 +69,14 @@ enum Command {
     /// Camera stage tools.
     #[command(subcommand)]
     Camera(CameraCommand),
+    /// Fuzzing: generated hostile input through the configuration parser and the plate grammar. Last line:
+    /// `inputs=<n> panics=<n> errors=<n> refused=<n>` (errors: broken invariants). Exits 1 on either.
+    Fuzz {
+        #[arg(long, default_value_t = 1_000_000)]
+        inputs: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Signal controller input tools.
     #[command(subcommand)]
     Controller(ControllerCommand),
@@ -400,6 +409,16 @@ fn main() -> anyhow::Result<()> {
             evidence_cli::bench(records.max(1), media_kb)
         }
         Command::Camera(CameraCommand::Bench { seconds, cameras }) => camera_bench(seconds.max(1), &cameras),
+        Command::Fuzz { inputs, seed } => {
+            let started = Instant::now();
+            let c = fuzz::run(inputs, seed);
+            println!("agent fuzz: config parser and plate grammar, {:.1} s", started.elapsed().as_secs_f32());
+            println!("inputs={} panics={} errors={} refused={}", c.inputs, c.panics, c.errors, c.refused);
+            if c.panics + c.errors > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Controller(ControllerCommand::Token { name, cameras }) => {
             if name.is_empty() || name.contains(char::is_whitespace) || name.contains('#') {
                 bail!("the controller name must be one word without '#', got {name:?}");
