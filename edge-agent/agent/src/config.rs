@@ -64,6 +64,10 @@ pub struct EvidenceConfig {
     pub quota_mb: u64,
     /// Days an image is kept after the central service acknowledged it. 0 = keep forever.
     pub retention_days: u32,
+    /// Free disk space, MiB, kept in reserve on the evidence disk: under twice this the alarm rises and
+    /// delivered images are removed; a new record that would eat into it is refused cleanly (counted, alarm)
+    /// instead of meeting a full disk mid-write. 0 = no reserve.
+    pub reserve_mb: u64,
     /// TrueType font (covering Vietnamese) for the data bar under every overview image.
     pub data_bar_font: String,
     /// Seconds of video before a vehicle was confirmed that its clip includes (from the camera's ring buffer,
@@ -78,6 +82,7 @@ impl Default for EvidenceConfig {
         Self {
             quota_mb: 20_000,
             retention_days: 30,
+            reserve_mb: 256,
             data_bar_font: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into(),
             clip_before_s: 3,
             moments: crate::moments::MomentSettings::default(),
@@ -90,6 +95,7 @@ impl EvidenceConfig {
         te_evidence::StoreLimits {
             quota_bytes: (self.quota_mb > 0).then(|| self.quota_mb * 1024 * 1024),
             retention: (self.retention_days > 0).then(|| chrono::Duration::days(i64::from(self.retention_days))),
+            reserve_bytes: (self.reserve_mb > 0).then(|| self.reserve_mb.saturating_mul(1024 * 1024)),
         }
     }
 }

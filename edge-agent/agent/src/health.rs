@@ -246,9 +246,15 @@ pub fn render_metrics(s: &Sources) -> String {
         Err(e) => tracing::warn!(error = %e, "evidence counts unavailable for /metrics"),
     }
     out.single(
+        "te_evidence_refused_total",
+        "counter",
+        "Records refused because the evidence disk reached its reserve.",
+        s.store.refused() as f64,
+    );
+    out.single(
         "te_evidence_store_alarm",
         "gauge",
-        "1 when the store is over quota with nothing left to free.",
+        "1 when the store is over quota with nothing left to free, or its disk is nearly full.",
         f64::from(u8::from(s.store.alarm().is_some())),
     );
     out.0
@@ -280,6 +286,10 @@ pub fn health(s: &Sources) -> serde_json::Value {
         .collect();
     if let Some(alarm) = s.store.alarm() {
         problems.push(alarm);
+    }
+    let refused = s.store.refused();
+    if refused > 0 {
+        problems.push(format!("{refused} record(s) refused since start: the evidence disk reached its reserve"));
     }
     let clock = s.clock.check(chrono::Utc::now());
     match &clock {

@@ -748,6 +748,14 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("stop requested: stopping cameras, writing open records, draining the uplink");
+        // A stop always ends: should a stage hang (a stalled disk), the process leaves on its own before
+        // systemd's SIGKILL, saying why. What was acknowledged is already on disk.
+        let limit = drain_timeout + STOP_GRACE;
+        std::thread::spawn(move || {
+            std::thread::sleep(limit);
+            tracing::error!(seconds = limit.as_secs(), "stop did not finish in time; exiting without it");
+            std::process::exit(1);
+        });
         let _ = stop_tx.send(true);
         for stop in &stops {
             stop();
@@ -836,14 +844,23 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
 
     let counts = store.counts()?;
     let central = uplink.central_stats().await;
-    let summary =
-        Summary { counts, central, store_alarm: store.alarm(), elapsed: analysed_at, uplink: uplink.stats.clone() };
+    let summary = Summary {
+        counts,
+        central,
+        store_alarm: store.alarm(),
+        refused: store.refused(),
+        elapsed: analysed_at,
+        uplink: uplink.stats.clone(),
+    };
     print_summary(&config, &report, &camera_stats, &summary);
     if counts.pending > 0 && exit_when_done {
         bail!("{} evidence record(s) are still pending on the box", counts.pending);
     }
     Ok(())
 }
+
+/// Time after a stop's drain for cameras and analysis to finish before the process exits regardless.
+const STOP_GRACE: Duration = Duration::from_secs(20);
 
 async fn wait_for_signal() {
     let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
@@ -862,6 +879,8 @@ struct Summary {
     central: Result<central_protocol::CentralStats, te_uplink::UplinkError>,
     uplink: Arc<te_uplink::UplinkStats>,
     store_alarm: Option<String>,
+    /// Records refused at the disk reserve.
+    refused: u64,
     elapsed: Duration,
 }
 
@@ -871,7 +890,7 @@ fn print_summary(
     cameras: &[(te_types::CameraId, Arc<te_camera::CameraStats>)],
     summary: &Summary,
 ) {
-    let Summary { counts, central, store_alarm, elapsed, uplink } = summary;
+    let Summary { counts, central, store_alarm, refused: summary_refused, elapsed, uplink } = summary;
     use std::sync::atomic::Ordering::Relaxed;
     let dropped: u64 = cameras.iter().map(|(_, s)| s.frames_dropped.load(Relaxed)).sum();
     let secs = elapsed.as_secs_f64().max(1e-9);
@@ -930,6 +949,9 @@ fn print_summary(
     );
     if let Some(alarm) = store_alarm {
         println!("  ALARM            {alarm}");
+    }
+    if *summary_refused > 0 {
+        println!("  ALARM            {summary_refused} record(s) refused: the evidence disk reached its reserve");
     }
     match central {
         Ok(stats) => println!(

@@ -76,6 +76,11 @@ pub enum EvidenceError {
          start a new identity on purpose, deliver everything, then move the evidence folder aside"
     )]
     OtherDeviceKey { stored: String, given: String, path: String },
+    #[error(
+        "disk nearly full: {free} bytes free, {needed} needed, and {reserve} are kept in reserve; record refused \
+         (images of delivered records are removed first; undelivered evidence never is)"
+    )]
+    DiskReserve { free: u64, needed: u64, reserve: u64 },
     #[error("evidence store I/O: {0}")]
     Storage(String),
     #[error("evidence {0} is not in the store")]
@@ -137,7 +142,13 @@ pub trait EvidenceStore: Send + Sync {
     fn counts(&self) -> Result<StoreCounts, EvidenceError>;
     /// The newest sealed record: (sequence, record hash); (0, "") for an empty store.
     fn chain_head(&self) -> Result<(u64, String), EvidenceError>;
-    /// A condition operators must act on (disk quota reached with nothing left to free), if any.
+    /// Records refused since start because the disk reached its reserve.
+    fn refused(&self) -> u64 {
+        0
+    }
+
+    /// A condition operators must act on (disk quota reached with nothing left to free, disk nearly full), if
+    /// any.
     fn alarm(&self) -> Option<String> {
         None
     }

@@ -37,6 +37,10 @@ pub struct StoreLimits {
     pub quota_bytes: Option<u64>,
     /// Images of delivered records are removed this long after the central service acknowledged them.
     pub retention: Option<chrono::Duration>,
+    /// Free disk space kept in reserve on the store's filesystem: below twice this the alarm rises and images
+    /// of delivered records are removed; a record that would eat into it is refused cleanly (counted, alarm),
+    /// so the store never meets a full disk in the middle of a write.
+    pub reserve_bytes: Option<u64>,
 }
 
 type TxError = ConflictableTransactionError<EvidenceError>;
@@ -78,6 +82,12 @@ pub struct SledStore {
     limits: StoreLimits,
     /// Set when the quota is reached and nothing can be freed; cleared when space is back.
     alarm: Mutex<Option<String>>,
+    /// Set while free disk space is under twice the reserve.
+    disk_alarm: Mutex<Option<String>>,
+    /// Records refused at the disk reserve since open.
+    refused: std::sync::atomic::AtomicU64,
+    /// The store's folder, whose filesystem the reserve is measured on.
+    dir: std::path::PathBuf,
     meta: sled::Tree,
     records: sled::Tree,
     media: sled::Tree,
@@ -156,6 +166,9 @@ impl SledStore {
             key,
             limits: StoreLimits::default(),
             alarm: Mutex::new(None),
+            disk_alarm: Mutex::new(None),
+            refused: Default::default(),
+            dir: dir.to_path_buf(),
             meta,
             records: db.open_tree("records").map_err(open_err)?,
             media: db.open_tree("media").map_err(open_err)?,
@@ -268,6 +281,55 @@ impl SledStore {
             self.set_alarm(None);
         }
         Ok(())
+    }
+
+    /// Free bytes on the store's filesystem (what an unprivileged writer may use).
+    fn free_bytes(&self) -> Result<u64, EvidenceError> {
+        let st = rustix::fs::statvfs(&self.dir)
+            .map_err(|e| storage(format!("free space of {}: {e}", self.dir.display())))?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
+    /// Makes sure `needed` bytes fit above the reserve: under twice the reserve the alarm rises and images of
+    /// delivered records go, oldest first; a record that would still eat into the reserve is refused.
+    fn make_room(&self, needed: u64) -> Result<(), EvidenceError> {
+        let Some(reserve) = self.limits.reserve_bytes else { return Ok(()) };
+        // sled writes a record to its log and again when it compacts: count it twice.
+        let needed = needed.saturating_mul(2);
+        let mut free = self.free_bytes()?;
+        if free < needed.saturating_add(reserve.saturating_mul(2)) {
+            for id in self.list()? {
+                if self.purge_media(id, Utc::now())? > 0 {
+                    self.db.flush().map_err(storage)?;
+                    free = self.free_bytes()?;
+                    if free >= needed.saturating_add(reserve.saturating_mul(2)) {
+                        break;
+                    }
+                }
+            }
+        }
+        let low = free < needed.saturating_add(reserve.saturating_mul(2));
+        self.set_disk_alarm(low.then(|| {
+            format!(
+                "disk nearly full: {} MiB free on the evidence store's disk; new records are refused below {} MiB. \
+                 Delivered images are removed first; undelivered evidence is kept. Add disk or restore the link.",
+                free >> 20,
+                reserve >> 20
+            )
+        }));
+        if free < needed.saturating_add(reserve) {
+            self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(EvidenceError::DiskReserve { free, needed, reserve });
+        }
+        Ok(())
+    }
+
+    fn set_disk_alarm(&self, alarm: Option<String>) {
+        let Ok(mut current) = self.disk_alarm.lock() else { return };
+        if alarm.is_some() && current.is_none() {
+            tracing::error!(alarm = alarm.as_deref().unwrap_or_default(), "ALARM: evidence disk nearly full");
+        }
+        *current = alarm;
     }
 
     fn set_alarm(&self, alarm: Option<String>) {
@@ -395,6 +457,8 @@ impl EvidenceStore for SledStore {
         let media_bytes = overview_jpeg.len()
             + clip_mp4.map_or(0, <[u8]>::len)
             + plate_crops.iter().map(|(_, jpeg)| jpeg.len()).sum::<usize>();
+        // A refusal here is clean: nothing was written, the alarm is up and the refusal counted.
+        self.make_room(media_bytes as u64 + 4096)?;
         let sealed = (&self.meta, &self.records, &self.media, &self.pending)
             .transaction(|(meta, records, media, pending)| {
                 if records.get(key(id))?.is_some() {
@@ -508,8 +572,13 @@ impl EvidenceStore for SledStore {
         }
     }
 
+    fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn alarm(&self) -> Option<String> {
-        self.alarm.lock().ok().and_then(|a| a.clone())
+        let disk = self.disk_alarm.lock().ok().and_then(|a| a.clone());
+        disk.or_else(|| self.alarm.lock().ok().and_then(|a| a.clone()))
     }
 }
 
@@ -532,6 +601,29 @@ mod tests {
 
     fn receipt(id: EvidenceId) -> IngestReceipt {
         IngestReceipt { evidence_id: id, status: IngestStatus::Created, stored_at: chrono::Utc::now() }
+    }
+
+    #[test]
+    fn below_the_disk_reserve_a_record_is_refused_cleanly_and_the_alarm_rises_before_the_first_refusal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        let free = store.free_bytes().expect("free");
+        // A reserve at 60% of the free space: under twice the reserve, so the alarm is up, but records fit.
+        let warn = StoreLimits { reserve_bytes: Some(free / 10 * 6), ..Default::default() };
+        let store = store.with_limits(warn);
+        let kept = store.put(&record(), JPEG).expect("a record still fits");
+        assert!(store.alarm().is_some_and(|a| a.contains("disk nearly full")), "{:?}", store.alarm());
+        assert_eq!(store.refused(), 0, "the alarm came before any refusal");
+        // A reserve larger than the free space: refused, counted, and nothing written.
+        let full = StoreLimits { reserve_bytes: Some(free + (1 << 30)), ..Default::default() };
+        let store = store.with_limits(full);
+        let before = store.counts().expect("counts");
+        let err = store.put(&record(), JPEG).expect_err("refused");
+        assert!(matches!(err, EvidenceError::DiskReserve { .. }), "{err}");
+        assert_eq!(store.refused(), 1);
+        assert_eq!(store.counts().expect("counts"), before, "nothing of the refused record was written");
+        assert_eq!(store.chain_head().expect("head").0, kept.record.sequence, "the chain skips no number");
+        assert_eq!(store.get(kept.record.evidence_id).expect("kept"), kept);
     }
 
     #[test]
@@ -750,7 +842,7 @@ mod tests {
     #[test]
     fn over_quota_only_delivered_images_go_oldest_first_and_records_stay() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let limits = StoreLimits { quota_bytes: Some(40_000), retention: None };
+        let limits = StoreLimits { quota_bytes: Some(40_000), ..Default::default() };
         let store = open(dir.path()).with_limits(limits);
         let old = put_with_image(&store, 10_000);
         let newer = put_with_image(&store, 10_000);
@@ -778,7 +870,7 @@ mod tests {
     #[test]
     fn images_of_delivered_records_are_removed_after_retention_and_pending_ones_never() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let limits = StoreLimits { quota_bytes: None, retention: Some(chrono::Duration::days(30)) };
+        let limits = StoreLimits { retention: Some(chrono::Duration::days(30)), ..Default::default() };
         let store = open(dir.path()).with_limits(limits);
         let long_ago = put_with_image(&store, 1000);
         let recent = put_with_image(&store, 1000);
@@ -801,8 +893,8 @@ mod tests {
     #[test]
     fn a_clip_is_stored_with_its_record_checked_by_hash_and_removed_with_the_image() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store =
-            open(dir.path()).with_limits(StoreLimits { quota_bytes: None, retention: Some(chrono::Duration::days(1)) });
+        let store = open(dir.path())
+            .with_limits(StoreLimits { retention: Some(chrono::Duration::days(1)), ..Default::default() });
         let clip = b"\0\0\0\x18ftypisom-clip-bytes".to_vec();
         let mut r = record();
         r.clip_sha256 = Some(sha256_hex(&clip));
@@ -828,8 +920,8 @@ mod tests {
     #[test]
     fn plate_pictures_are_stored_with_their_record_checked_by_hash_and_removed_with_the_image() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store =
-            open(dir.path()).with_limits(StoreLimits { quota_bytes: None, retention: Some(chrono::Duration::days(1)) });
+        let store = open(dir.path())
+            .with_limits(StoreLimits { retention: Some(chrono::Duration::days(1)), ..Default::default() });
         let crops = vec![vec![0xFF, 0xD8, 0xFF, 1], vec![0xFF, 0xD8, 0xFF, 2]];
         let mut r = record();
         let vote = |crop: &[u8]| te_types::PlateVote {
