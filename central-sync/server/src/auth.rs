@@ -474,8 +474,12 @@ fn actor_from(name: String, role: String) -> Result<Actor, StoreError> {
 
 /// The value of cookie `name` in a `Cookie` header.
 pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+    cookie_in(&parts.headers, name)
+}
+
+/// As [`cookie`], from the headers alone.
+pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())

@@ -41,14 +41,7 @@ pub struct Guard {
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
+    crate::auth::cookie_in(headers, SESSION_COOKIE).map(str::to_owned)
 }
 
 /// Whether `Origin` (or `Referer`) names the host this request was sent to.
