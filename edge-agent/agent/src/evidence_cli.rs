@@ -153,7 +153,13 @@ pub fn crash_writer(dir: &Path, seed: u64) -> anyhow::Result<()> {
 /// Kills a writer process with SIGKILL at random moments, `cycles` times, and checks after each kill that
 /// every acknowledged record is there and intact, and that the store as a whole verifies.
 /// The last line printed is `acknowledged=<n> lost=<n> corrupt=<n>`.
-pub fn crash_test(cycles: u32, work_dir: Option<&Path>, seed: u64, max_kill_ms: u64) -> anyhow::Result<bool> {
+pub fn crash_test(
+    cycles: u32,
+    work_dir: Option<&Path>,
+    seed: u64,
+    max_kill_ms: u64,
+    damage: bool,
+) -> anyhow::Result<bool> {
     let temp;
     let dir = match work_dir {
         Some(d) => d.to_path_buf(),
@@ -168,7 +174,11 @@ pub fn crash_test(cycles: u32, work_dir: Option<&Path>, seed: u64, max_kill_ms: 
     let mut lost = std::collections::BTreeSet::new();
     let mut corrupt = std::collections::BTreeSet::new();
     let mut chain_problems = 0usize;
-    println!("crash test: {cycles} cycles in {}, SIGKILL after 1..{max_kill_ms} ms of writing", dir.display());
+    println!(
+        "crash test: {cycles} cycles in {}, SIGKILL after 1..{max_kill_ms} ms of writing{}",
+        dir.display(),
+        if damage { ", then sled's files damaged (flipped, truncated or deleted in turn)" } else { "" }
+    );
     for cycle in 1..=cycles {
         let mut child = Command::new(&exe)
             .args(["evidence", "crash-writer", "--dir"])
@@ -204,6 +214,9 @@ pub fn crash_test(cycles: u32, work_dir: Option<&Path>, seed: u64, max_kill_ms: 
         // Only complete lines count: an id is acknowledged once its whole line was written.
         let this_cycle: Vec<EvidenceId> = rx.try_iter().filter_map(|l| l.parse().ok()).collect();
         acknowledged.extend(&this_cycle);
+        if damage {
+            damage_index(&dir.join("evidence"), cycle, &mut rng)?;
+        }
 
         let store = open_at(&dir).context("reopening the store after the kill")?;
         for id in &acknowledged {
@@ -241,6 +254,69 @@ pub fn crash_test(cycles: u32, work_dir: Option<&Path>, seed: u64, max_kill_ms: 
     let ok = lost.is_empty() && corrupt.is_empty() && chain_problems == 0;
     println!("acknowledged={} lost={} corrupt={}", acknowledged.len(), lost.len(), corrupt.len());
     Ok(ok)
+}
+
+/// Damages sled's files the way disks and people do, in turn by cycle: bytes flipped in one file, one file
+/// truncated, one file deleted, the whole folder deleted.
+fn damage_index(sled_dir: &Path, cycle: u32, rng: &mut fastrand::Rng) -> anyhow::Result<()> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut stack = vec![sled_dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Ok(());
+    }
+    let victim = &files[rng.usize(..files.len())];
+    match cycle % 4 {
+        0 => {
+            let mut bytes = std::fs::read(victim)?;
+            for _ in 0..16.min(bytes.len()) {
+                let at = rng.usize(..bytes.len());
+                bytes[at] ^= 1 << rng.u8(..8);
+            }
+            std::fs::write(victim, bytes)?;
+        }
+        1 => {
+            let len = std::fs::metadata(victim)?.len();
+            std::fs::OpenOptions::new().write(true).open(victim)?.set_len(len / 2)?;
+        }
+        2 => std::fs::remove_file(victim)?,
+        _ => std::fs::remove_dir_all(sled_dir)?,
+    }
+    Ok(())
+}
+
+/// `edge-agent evidence rebuild`: the index from the evidence files.
+pub fn rebuild(config: &crate::config::AgentConfig) -> anyhow::Result<()> {
+    let state = Path::new(&config.paths.state);
+    let key = DeviceKey::load_or_create(&state.join("device.key"))?;
+    let started = Instant::now();
+    let (store, report) = SledStore::rebuild(&state.join("evidence"), key)?;
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(aside) = &report.moved_aside {
+        println!("the old index was moved to {} (delete it once you are satisfied)", aside.display());
+    }
+    for damaged in &report.damaged {
+        println!("DAMAGED (not indexed): {damaged}");
+    }
+    let verified = verify_store(&store, &store.public_key())?;
+    println!(
+        "indexed {} record(s) from {}; verify: {}",
+        report.records,
+        store.files_dir().display(),
+        if verified.is_clean() { "clean".to_string() } else { format!("{} problem(s)", verified.problems.len()) }
+    );
+    println!("records={} damaged={} seconds={seconds:.2}", report.records, report.damaged.len());
+    Ok(())
 }
 
 /// Writes `records` records with `media_kb` KiB images each into a fresh store and prints throughput.

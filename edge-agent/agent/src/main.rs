@@ -176,6 +176,12 @@ enum EvidenceCommand {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Moves the store's index (sled) aside and rebuilds it from the evidence files, checking every seal
+    /// and the chain. Last line: `records=<n> damaged=<n> seconds=<s>`.
+    Rebuild {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
     /// Prints this device's public key (hex), for registration with the central service.
     Key {
         #[command(flatten)]
@@ -196,6 +202,10 @@ enum EvidenceCommand {
         /// Longest time the writer runs before it is killed, milliseconds.
         #[arg(long, default_value_t = 300)]
         max_kill_ms: u64,
+        /// What else happens after each kill: `none`, or `damage` (bytes of sled's files flipped, a file
+        /// truncated or deleted, in turn): the store must rebuild its index from the evidence files.
+        #[arg(long, default_value = "none", value_parser = ["none", "damage"])]
+        mode: String,
     },
     /// The crash test's writer process (internal).
     #[command(hide = true)]
@@ -393,13 +403,15 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Evidence(EvidenceCommand::Rebuild { config }) => evidence_cli::rebuild(&config.load()?),
         Command::Evidence(EvidenceCommand::Key { config }) => {
             let store = open_store(&config.load()?)?;
             println!("{}", store.device_key().public_hex());
             Ok(())
         }
-        Command::Evidence(EvidenceCommand::CrashTest { cycles, dir, seed, max_kill_ms }) => {
-            if !evidence_cli::crash_test(cycles, dir.as_deref(), seed, max_kill_ms.max(1))? {
+        Command::Evidence(EvidenceCommand::CrashTest { cycles, dir, seed, max_kill_ms, mode }) => {
+            let damage = mode == "damage";
+            if !evidence_cli::crash_test(cycles, dir.as_deref(), seed, max_kill_ms.max(1), damage)? {
                 std::process::exit(1);
             }
             Ok(())

@@ -13,11 +13,12 @@
 //!   re-checks every seal, every media hash and the whole chain.
 
 mod device_key;
+mod files;
 mod sled_store;
 mod verify;
 
 pub use device_key::{DeviceKey, KeyError};
-pub use sled_store::{SledStore, StoreLimits};
+pub use sled_store::{RebuildReport, SledStore, StoreLimits};
 pub use verify::{verify_store, Problem, VerifyReport};
 
 use central_protocol::{EvidenceRecord, IngestReceipt, Seal};

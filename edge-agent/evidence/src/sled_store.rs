@@ -17,6 +17,7 @@
 //! quota is reached and nothing can be freed, the store raises an alarm and keeps recording.
 //! v1 (unsealed records) is refused at open: v1 only ever held demo data.
 
+use crate::files::EvidenceFiles;
 use crate::{Delivery, DeviceKey, EvidenceError, EvidenceStore, Media, StoreCounts, StoredEvidence, StoredMedia};
 use central_protocol::{EvidenceRecord, IngestReceipt};
 use chrono::{DateTime, Utc};
@@ -88,6 +89,12 @@ pub struct SledStore {
     refused: std::sync::atomic::AtomicU64,
     /// The store's folder, whose filesystem the reserve is measured on.
     dir: std::path::PathBuf,
+    /// Set when the index was rebuilt from the files at open.
+    recovery_alarm: Mutex<Option<String>>,
+    /// The second copy of every record and its media.
+    files: EvidenceFiles,
+    /// One writer at a time: a record's sequence is taken before its files are written.
+    write_lock: Mutex<()>,
     meta: sled::Tree,
     records: sled::Tree,
     media: sled::Tree,
@@ -126,25 +133,125 @@ fn plate_key(id: EvidenceId, sha256: &str) -> Vec<u8> {
     k
 }
 
+/// Opens sled at `dir` and checks the key layout version.
+fn open_db(dir: &Path) -> Result<sled::Db, EvidenceError> {
+    let open_err = |e: sled::Error| EvidenceError::Open { path: dir.display().to_string(), message: e.to_string() };
+    let db = sled::Config::new().path(dir).open().map_err(open_err)?;
+    let meta = db.open_tree("meta").map_err(open_err)?;
+    match meta.get("layout_version").map_err(open_err)? {
+        None => {
+            meta.insert("layout_version", LAYOUT_VERSION.to_string().as_bytes()).map_err(open_err)?;
+            db.flush().map_err(open_err)?;
+        }
+        Some(v) if v.as_ref() == LAYOUT_VERSION.to_string().as_bytes() => {}
+        Some(v) => {
+            return Err(EvidenceError::Layout {
+                found: String::from_utf8_lossy(&v).into_owned(),
+                expected: LAYOUT_VERSION,
+            })
+        }
+    }
+    // Read every tree's first and last key: damage at the ends shows here rather than in the first upload.
+    for name in ["meta", "records", "media", "pending"] {
+        let tree = db.open_tree(name).map_err(open_err)?;
+        tree.first().map_err(open_err)?;
+        tree.last().map_err(open_err)?;
+    }
+    Ok(db)
+}
+
+/// Moves a damaged sled folder aside (never deletes it) and says where.
+fn move_aside(dir: &Path) -> Result<std::path::PathBuf, EvidenceError> {
+    let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".damaged-{}", Utc::now().format("%Y%m%dT%H%M%S%.3f")));
+    let aside = dir.with_file_name(name);
+    if dir.exists() {
+        std::fs::rename(dir, &aside).map_err(|e| storage(format!("moving {} aside: {e}", dir.display())))?;
+    }
+    Ok(aside)
+}
+
+/// What [`SledStore::rebuild`] did.
+#[derive(Debug, Clone, Default)]
+pub struct RebuildReport {
+    /// Record files read back into a fresh index.
+    pub records: u64,
+    /// Record files that could not be read or whose seal fails: left where they are, not indexed.
+    pub damaged: Vec<String>,
+    /// Where the old sled files went.
+    pub moved_aside: Option<std::path::PathBuf>,
+}
+
 impl SledStore {
     /// Opens (or creates) the store in `dir`, checking the key layout version; `key` seals new records.
+    ///
+    /// Every record also lives as files beside sled (see `files`). When sled's files cannot be opened (damaged,
+    /// truncated, deleted), they are moved aside and the index is rebuilt from those files, loudly (an ERROR
+    /// line and an alarm until restart): the store goes on recording and delivering. Records whose file was
+    /// written but never indexed (a kill in between) are indexed at open.
     pub fn open(dir: &Path, key: DeviceKey) -> Result<Self, EvidenceError> {
-        let open_err = |e: sled::Error| EvidenceError::Open { path: dir.display().to_string(), message: e.to_string() };
-        let db = sled::Config::new().path(dir).open().map_err(open_err)?;
-        let meta = db.open_tree("meta").map_err(open_err)?;
-        match meta.get("layout_version").map_err(open_err)? {
-            None => {
-                meta.insert("layout_version", LAYOUT_VERSION.to_string().as_bytes()).map_err(open_err)?;
-                db.flush().map_err(open_err)?;
+        let files = EvidenceFiles::beside(dir);
+        let existed = dir.exists();
+        let opened = std::panic::catch_unwind(|| open_db(dir))
+            .unwrap_or_else(|_| Err(storage(format!("sled panicked opening {}", dir.display()))));
+        let (db, recovered) = match opened {
+            Ok(db) => (db, None),
+            Err(e @ EvidenceError::Layout { .. }) => return Err(e),
+            Err(e) if files.records()?.is_empty() => return Err(e),
+            Err(e) => {
+                let aside = move_aside(dir)?;
+                tracing::error!(error = %e, moved_to = %aside.display(),
+                    "ALARM: evidence index damaged; rebuilding it from the evidence files");
+                let why = format!(
+                    "the evidence index was damaged ({e}) and was rebuilt from the evidence files at start; the \
+                     damaged files are kept at {}",
+                    aside.display()
+                );
+                (open_db(dir)?, Some(why))
             }
-            Some(v) if v.as_ref() == LAYOUT_VERSION.to_string().as_bytes() => {}
-            Some(v) => {
-                return Err(EvidenceError::Layout {
-                    found: String::from_utf8_lossy(&v).into_owned(),
-                    expected: LAYOUT_VERSION,
-                })
+        };
+        let store = Self::with_db(dir, db, key, files)?;
+        let imported = store.reconcile()?;
+        // A kill between the files and the index leaves one record unindexed; more, or a missing index, is
+        // damage and is said as loudly as a broken one.
+        let recovered = recovered.or_else(|| {
+            (imported > 1 || (imported > 0 && !existed)).then(|| {
+                format!(
+                    "{imported} record(s) were in the evidence files but not in the index (its files were lost or \
+                     replaced) and were indexed again at start"
+                )
+            })
+        });
+        if let Some(why) = recovered {
+            tracing::error!(imported, "ALARM: {why}");
+            if let Ok(mut r) = store.recovery_alarm.lock() {
+                *r = Some(why);
             }
         }
+        Ok(store)
+    }
+
+    /// Moves sled's files aside (if any) and indexes every record file afresh, checking each seal against
+    /// `key` and the chain as it goes. `edge-agent evidence rebuild`.
+    pub fn rebuild(dir: &Path, key: DeviceKey) -> Result<(Self, RebuildReport), EvidenceError> {
+        let files = EvidenceFiles::beside(dir);
+        let moved_aside = dir.exists().then(|| move_aside(dir)).transpose()?;
+        let store = Self::with_db(dir, open_db(dir)?, key, files)?;
+        let mut report = RebuildReport { moved_aside, ..Default::default() };
+        for (_, id, path) in store.files.records()? {
+            match store.import_file(id, &path) {
+                Ok(true) => report.records += 1,
+                Ok(false) => {}
+                Err(e) => report.damaged.push(format!("{}: {e}", path.display())),
+            }
+        }
+        store.db.flush().map_err(storage)?;
+        Ok((store, report))
+    }
+
+    fn with_db(dir: &Path, db: sled::Db, key: DeviceKey, files: EvidenceFiles) -> Result<Self, EvidenceError> {
+        let open_err = |e: sled::Error| EvidenceError::Open { path: dir.display().to_string(), message: e.to_string() };
+        let meta = db.open_tree("meta").map_err(open_err)?;
         // The store remembers the key that seals it: a box whose device.key was lost must not go on under a
         // new identity beside records the old one sealed.
         let public = key.public_hex();
@@ -167,8 +274,11 @@ impl SledStore {
             limits: StoreLimits::default(),
             alarm: Mutex::new(None),
             disk_alarm: Mutex::new(None),
+            recovery_alarm: Mutex::new(None),
             refused: Default::default(),
             dir: dir.to_path_buf(),
+            files,
+            write_lock: Mutex::new(()),
             meta,
             records: db.open_tree("records").map_err(open_err)?,
             media: db.open_tree("media").map_err(open_err)?,
@@ -179,6 +289,134 @@ impl SledStore {
             store.rebuild_totals()?;
         }
         Ok(store)
+    }
+
+    /// Brings the index and the files into step: a store from before the files existed gets them written; a
+    /// record file past the index's chain head (written, then killed before sled had it) is indexed. Returns
+    /// how many records were indexed.
+    fn reconcile(&self) -> Result<u64, EvidenceError> {
+        let on_disk = self.files.records()?;
+        if on_disk.is_empty() && !self.records.is_empty() {
+            for id in self.list()? {
+                let stored = self.get(id)?;
+                let media = self.media_of(id, &stored)?;
+                let named: Vec<(String, &[u8])> = media.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect();
+                let pending = StoredEvidence { delivery: Delivery::Pending, ..stored.clone() };
+                self.files.write_record(&pending, &named)?;
+                self.files.write_delivery(id, &stored.delivery)?;
+            }
+            return Ok(0);
+        }
+        let head: ChainHead = self
+            .meta
+            .get(CHAIN_HEAD)
+            .map_err(storage)?
+            .map_or(Ok(ChainHead::default()), |b| serde_json::from_slice(&b).map_err(storage))?;
+        let mut imported = 0;
+        for (seq, id, path) in on_disk {
+            if seq > head.sequence && self.import_file(id, &path)? {
+                imported += 1;
+            }
+        }
+        if imported > 0 {
+            self.db.flush().map_err(storage)?;
+            tracing::warn!(imported, "evidence written to files but not yet indexed was indexed at open");
+        }
+        Ok(imported)
+    }
+
+    /// A record's media as (file name, bytes), as the files keep them.
+    fn media_of(&self, id: EvidenceId, stored: &StoredEvidence) -> Result<Vec<(String, Vec<u8>)>, EvidenceError> {
+        let mut out = Vec::new();
+        if stored.media_purged_at.is_some() {
+            return Ok(out);
+        }
+        out.push(("overview.jpg".to_string(), self.overview_of(id, stored)?));
+        if let Some(clip) = self.clip_of(id, stored)? {
+            out.push(("clip.mp4".to_string(), clip));
+        }
+        for (sha, jpeg) in stored.record.plate_crop_hashes().into_iter().zip(self.plate_crops_of(id, stored)?) {
+            out.push((format!("plate-{sha}.jpg"), jpeg));
+        }
+        Ok(out)
+    }
+
+    /// Indexes one record file (seal checked against this store's key, media against their hashes) with
+    /// the delivery state its markers say. `Ok(false)` when it is indexed already.
+    fn import_file(&self, id: EvidenceId, path: &Path) -> Result<bool, EvidenceError> {
+        if self.records.contains_key(key(id)).map_err(storage)? {
+            return Ok(false);
+        }
+        let mut stored = self.files.read_record(path)?;
+        if stored.record.evidence_id != id {
+            return Err(storage(format!("{} holds record {}", path.display(), stored.record.evidence_id)));
+        }
+        central_protocol::verify(&stored.record, &stored.seal, Some(&self.key.public()))
+            .map_err(|e| storage(format!("{}: seal: {e}", path.display())))?;
+        stored.delivery = self.files.delivery(id);
+        let named = |name: &str, sha: &str| -> Result<Option<Vec<u8>>, EvidenceError> {
+            Ok(self.files.read_media(id, name)?.filter(|b| central_protocol::sha256_hex(b) == sha))
+        };
+        let overview = named("overview.jpg", &stored.record.overview_sha256)?;
+        let clip = match &stored.record.clip_sha256 {
+            Some(sha) => named("clip.mp4", sha)?,
+            None => None,
+        };
+        let mut crops = Vec::new();
+        for sha in stored.record.plate_crop_hashes() {
+            if let Some(jpeg) = named(&format!("plate-{sha}.jpg"), sha)? {
+                crops.push((sha.to_string(), jpeg));
+            }
+        }
+        if overview.is_none() && stored.media_purged_at.is_none() {
+            // Purged after delivery (the files go with sled's), or lost: the record stays, its seal proves it.
+            stored.media_purged_at = matches!(stored.delivery, Delivery::Delivered { .. }).then(Utc::now);
+        }
+        let record_bytes = serde_json::to_vec(&stored).map_err(storage)?;
+        let media_bytes = overview.as_ref().map_or(0, Vec::len)
+            + clip.as_ref().map_or(0, Vec::len)
+            + crops.iter().map(|(_, j)| j.len()).sum::<usize>();
+        (&self.meta, &self.records, &self.media, &self.pending)
+            .transaction(|(meta, records, media, pending)| {
+                if records.get(key(id))?.is_some() {
+                    return Ok(());
+                }
+                records.insert(&key(id), record_bytes.as_slice())?;
+                if let Some(jpeg) = &overview {
+                    media.insert(media_key(id), jpeg.as_slice())?;
+                }
+                if let Some(mp4) = &clip {
+                    media.insert(clip_key(id), mp4.as_slice())?;
+                }
+                for (sha, jpeg) in &crops {
+                    media.insert(plate_key(id, sha), jpeg.as_slice())?;
+                }
+                if stored.delivery == Delivery::Pending {
+                    pending.insert(&key(id), &[])?;
+                }
+                let head: ChainHead = read_json(meta, CHAIN_HEAD)?;
+                if stored.record.sequence > head.sequence {
+                    let next = ChainHead {
+                        sequence: stored.record.sequence,
+                        record_sha256: stored.seal.record_sha256.clone(),
+                    };
+                    write_json(meta, CHAIN_HEAD, &next)?;
+                }
+                let mut totals: StoreCounts = read_json(meta, TOTALS)?;
+                totals.total += 1;
+                count_state(&mut totals, &stored.delivery, 1);
+                totals.bytes += (record_bytes.len() + media_bytes) as u64;
+                totals.media_purged += u64::from(stored.media_purged_at.is_some());
+                write_json(meta, TOTALS, &totals)?;
+                Ok(())
+            })
+            .map_err(tx_error)?;
+        Ok(true)
+    }
+
+    /// Where the second copy of the records (the files) is kept.
+    pub fn files_dir(&self) -> &Path {
+        self.files.root()
     }
 
     /// Sets the retention period and disk quota.
@@ -234,6 +472,9 @@ impl SledStore {
                 Ok(freed)
             })
             .map_err(tx_error)?;
+        if freed > 0 {
+            self.files.purge_media(id)?;
+        }
         Ok(freed)
     }
 
@@ -350,6 +591,10 @@ impl SledStore {
     }
 
     fn write_state(&self, id: EvidenceId, delivery: Delivery) -> Result<(), EvidenceError> {
+        if !self.records.contains_key(key(id)).map_err(storage)? {
+            return Err(EvidenceError::NotFound(id));
+        }
+        self.files.write_delivery(id, &delivery)?;
         (&self.meta, &self.records, &self.pending)
             .transaction(|(meta, records, pending)| {
                 let bytes =
@@ -459,19 +704,39 @@ impl EvidenceStore for SledStore {
             + plate_crops.iter().map(|(_, jpeg)| jpeg.len()).sum::<usize>();
         // A refusal here is clean: nothing was written, the alarm is up and the refusal counted.
         self.make_room(media_bytes as u64 + 4096)?;
+        let _writer = self.write_lock.lock().map_err(|_| storage("writer lock poisoned"))?;
+        if self.records.contains_key(key(id)).map_err(storage)? {
+            return Err(EvidenceError::Exists(id));
+        }
+        let head: ChainHead = match self.meta.get(CHAIN_HEAD).map_err(storage)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(storage)?,
+            None => ChainHead::default(),
+        };
+        let mut record = draft.clone();
+        record.sequence = head.sequence + 1;
+        record.previous_record_sha256 = head.record_sha256.clone();
+        let seal = central_protocol::seal(&record, self.key.signing_key());
+        let next = ChainHead { sequence: record.sequence, record_sha256: seal.record_sha256.clone() };
+        let stored = StoredEvidence { record, seal, delivery: Delivery::Pending, media_purged_at: None };
+        // The files first, synced: from here on the record survives whatever happens to sled.
+        let mut named: Vec<(String, &[u8])> = vec![("overview.jpg".into(), overview_jpeg)];
+        if let Some(clip) = clip_mp4 {
+            named.push(("clip.mp4".into(), clip));
+        }
+        for (sha, jpeg) in &plate_crops {
+            named.push((format!("plate-{sha}.jpg"), jpeg.as_slice()));
+        }
+        self.files.write_record(&stored, &named)?;
+        let bytes = serde_json::to_vec(&stored).map_err(storage)?;
         let sealed = (&self.meta, &self.records, &self.media, &self.pending)
             .transaction(|(meta, records, media, pending)| {
                 if records.get(key(id))?.is_some() {
                     return Err(ConflictableTransactionError::Abort(EvidenceError::Exists(id)));
                 }
-                let head: ChainHead = read_json(meta, CHAIN_HEAD)?;
-                let mut record = draft.clone();
-                record.sequence = head.sequence + 1;
-                record.previous_record_sha256 = head.record_sha256;
-                let seal = central_protocol::seal(&record, self.key.signing_key());
-                let next = ChainHead { sequence: record.sequence, record_sha256: seal.record_sha256.clone() };
-                let stored = StoredEvidence { record, seal, delivery: Delivery::Pending, media_purged_at: None };
-                let bytes = serde_json::to_vec(&stored).map_err(abort)?;
+                let now_head: ChainHead = read_json(meta, CHAIN_HEAD)?;
+                if now_head.sequence != head.sequence {
+                    return Err(abort("the chain head moved while a record was being written"));
+                }
                 let mut totals: StoreCounts = read_json(meta, TOTALS)?;
                 totals.total += 1;
                 totals.pending += 1;
@@ -487,7 +752,7 @@ impl EvidenceStore for SledStore {
                 pending.insert(&key(id), &[])?;
                 write_json(meta, CHAIN_HEAD, &next)?;
                 write_json(meta, TOTALS, &totals)?;
-                Ok(stored)
+                Ok(stored.clone())
             })
             .map_err(tx_error)?;
         // The acknowledgement to the pipeline: nothing counts as recorded before this flush.
@@ -577,14 +842,16 @@ impl EvidenceStore for SledStore {
     }
 
     fn alarm(&self) -> Option<String> {
+        let recovery = self.recovery_alarm.lock().ok().and_then(|a| a.clone());
         let disk = self.disk_alarm.lock().ok().and_then(|a| a.clone());
-        disk.or_else(|| self.alarm.lock().ok().and_then(|a| a.clone()))
+        recovery.or(disk).or_else(|| self.alarm.lock().ok().and_then(|a| a.clone()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::EvidenceFiles;
     use crate::verify_store;
     use central_protocol::{sha256_hex, IngestStatus};
 
@@ -624,6 +891,86 @@ mod tests {
         assert_eq!(store.counts().expect("counts"), before, "nothing of the refused record was written");
         assert_eq!(store.chain_head().expect("head").0, kept.record.sequence, "the chain skips no number");
         assert_eq!(store.get(kept.record.evidence_id).expect("kept"), kept);
+    }
+
+    #[test]
+    fn deleted_sled_files_are_rebuilt_from_the_evidence_files_at_open_with_delivery_state_and_an_alarm() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b, c) = (record(), record(), record());
+        {
+            let store = open(dir.path());
+            for r in [&a, &b, &c] {
+                store.put(r, JPEG).expect("put");
+            }
+            store.mark_delivered(&receipt(a.evidence_id)).expect("deliver a");
+        }
+        std::fs::remove_dir_all(dir.path().join("store")).expect("lose the sled files");
+        let store = open(dir.path());
+        assert!(store.alarm().is_some_and(|a| a.contains("indexed again")), "{:?}", store.alarm());
+        assert_eq!(store.pending(10).expect("pending"), vec![b.evidence_id, c.evidence_id]);
+        assert!(matches!(store.get(a.evidence_id).expect("a").delivery, Delivery::Delivered { .. }));
+        assert_eq!(store.overview(c.evidence_id).expect("image"), JPEG);
+        let report = verify_store(&store, &store.public_key()).expect("verify");
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!(report.chain_length, 3);
+        // Recording goes on from the chain's head.
+        assert_eq!(store.put(&record(), JPEG).expect("put").record.sequence, 4);
+    }
+
+    #[test]
+    fn damaged_sled_files_are_moved_aside_and_every_record_is_read_back_from_the_evidence_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ids = Vec::new();
+        {
+            let store = open(dir.path());
+            for _ in 0..20 {
+                ids.push(store.put(&record(), JPEG).expect("put").record.evidence_id);
+            }
+        }
+        // Overwrite the start of every file sled has with junk.
+        for entry in std::fs::read_dir(dir.path().join("store")).expect("dir").flatten() {
+            if entry.path().is_file() {
+                let mut bytes = std::fs::read(entry.path()).expect("read");
+                for b in bytes.iter_mut().take(4096) {
+                    *b ^= 0x5a;
+                }
+                std::fs::write(entry.path(), bytes).expect("damage");
+            }
+        }
+        let store = open(dir.path());
+        for id in &ids {
+            assert_eq!(store.overview(*id).expect("readable"), JPEG);
+        }
+        assert!(verify_store(&store, &store.public_key()).expect("verify").is_clean());
+        let aside = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("store.damaged-"));
+        assert_eq!(aside.count(), 1, "the damaged files are kept, not deleted");
+    }
+
+    #[test]
+    fn rebuild_indexes_every_record_file_afresh_and_reports_a_damaged_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = open(dir.path());
+            for _ in 0..5 {
+                store.put(&record(), JPEG).expect("put");
+            }
+        }
+        let files = EvidenceFiles::beside(&dir.path().join("store"));
+        let (_, _, third) = files.records().expect("records").remove(2);
+        let mut bytes = std::fs::read(&third).expect("read");
+        let at = bytes.len() / 2;
+        bytes[at] ^= 1;
+        std::fs::write(&third, bytes).expect("flip a byte");
+        let key = DeviceKey::load_or_create(&dir.path().join("device.key")).expect("key");
+        let (store, report) = SledStore::rebuild(&dir.path().join("store"), key).expect("rebuild");
+        assert_eq!((report.records, report.damaged.len()), (4, 1), "{report:?}");
+        assert!(report.moved_aside.is_some());
+        assert_eq!(store.counts().expect("counts").total, 4);
+        let verified = verify_store(&store, &store.public_key()).expect("verify");
+        assert!(!verified.is_clean(), "the chain shows the record that could not be read back");
     }
 
     #[test]

@@ -1,0 +1,150 @@
+//! The second copy of the evidence: plain files beside sled, written and synced before sled indexes a record,
+//! so that damaged or lost sled files never take a recorded violation with them (sled 0.34 promises no
+//! on-disk format and is no longer developed).
+//!
+//! Layout under the files folder (`<store folder>.files`):
+//! - `records/<sequence, 20 digits>-<ULID>.json`: the sealed record as stored ([`StoredEvidence`], pending),
+//!   written last, so its presence means its media are complete;
+//! - `media/<ULID>/overview.jpg`, `clip.mp4`, `plate-<sha256>.jpg`: the media it names;
+//! - `delivered/<ULID>.json` (the central service's receipt) and `rejected/<ULID>.json` (why): delivery state,
+//!   written before sled's; a marker lost in a power cut only means one more upload, which the centre answers
+//!   with its first receipt.
+//!
+//! Each file is written beside its name, synced, renamed, and its folder synced (the order a power cut
+//! respects: the rename is only visible once the bytes are on disk, and the name once the folder is).
+
+use crate::{Delivery, EvidenceError, StoredEvidence};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use te_types::EvidenceId;
+
+#[derive(Debug)]
+pub struct EvidenceFiles {
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> EvidenceError + '_ {
+    move |e| EvidenceError::Storage(format!("{}: {e}", path.display()))
+}
+
+/// Writes `bytes` to `path` durably: a file beside it, synced, renamed, the folder synced.
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), EvidenceError> {
+    let dir = path.parent().ok_or_else(|| EvidenceError::Storage(format!("{} has no folder", path.display())))?;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = path.with_extension("partial");
+    let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    file.write_all(bytes).map_err(io(&tmp))?;
+    file.sync_all().map_err(io(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), EvidenceError> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+impl EvidenceFiles {
+    /// The files folder of the sled store at `store_dir`.
+    pub fn beside(store_dir: &Path) -> Self {
+        let mut name = store_dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(".files");
+        Self { root: store_dir.with_file_name(name) }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn record_path(&self, sequence: u64, id: EvidenceId) -> PathBuf {
+        self.root.join("records").join(format!("{sequence:020}-{id}.json"))
+    }
+
+    fn media_dir(&self, id: EvidenceId) -> PathBuf {
+        self.root.join("media").join(id.to_string())
+    }
+
+    /// Writes a sealed record's media, then the record: durable when this returns.
+    pub fn write_record(&self, stored: &StoredEvidence, media: &[(String, &[u8])]) -> Result<(), EvidenceError> {
+        let id = stored.record.evidence_id;
+        let dir = self.media_dir(id);
+        for (name, bytes) in media {
+            write_durably(&dir.join(name), bytes)?;
+        }
+        let json = serde_json::to_vec(stored).map_err(|e| EvidenceError::Storage(e.to_string()))?;
+        write_durably(&self.record_path(stored.record.sequence, id), &json)?;
+        if let Some(media_root) = dir.parent() {
+            sync_dir(media_root)?;
+        }
+        Ok(())
+    }
+
+    /// Records the delivery state (receipt or refusal) beside the record.
+    pub fn write_delivery(&self, id: EvidenceId, delivery: &Delivery) -> Result<(), EvidenceError> {
+        let json = serde_json::to_vec(delivery).map_err(|e| EvidenceError::Storage(e.to_string()))?;
+        let folder = match delivery {
+            Delivery::Delivered { .. } => "delivered",
+            Delivery::Rejected { .. } => "rejected",
+            Delivery::Pending => return Ok(()),
+        };
+        write_durably(&self.root.join(folder).join(format!("{id}.json")), &json)
+    }
+
+    /// Removes a delivered record's media files (the record file stays).
+    pub fn purge_media(&self, id: EvidenceId) -> Result<(), EvidenceError> {
+        let dir = self.media_dir(id);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&dir)(e)),
+        }
+    }
+
+    /// Record files by sequence: (sequence, id, path), ascending; names that are not ours are skipped.
+    pub fn records(&self) -> Result<Vec<(u64, EvidenceId, PathBuf)>, EvidenceError> {
+        let dir = self.root.join("records");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io(&dir))?;
+            let name = entry.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else { continue };
+            let Some((seq, id)) = stem.split_once('-') else { continue };
+            if let (Ok(seq), Ok(id)) = (seq.parse::<u64>(), id.parse::<EvidenceId>()) {
+                out.push((seq, id, entry.path()));
+            }
+        }
+        out.sort_by_key(|(seq, id, _)| (*seq, id.0 .0));
+        Ok(out)
+    }
+
+    pub fn read_record(&self, path: &Path) -> Result<StoredEvidence, EvidenceError> {
+        let bytes = std::fs::read(path).map_err(io(path))?;
+        serde_json::from_slice(&bytes).map_err(|e| EvidenceError::Storage(format!("{}: {e}", path.display())))
+    }
+
+    /// A media file of record `id` (`None` when it is not there: purged, or never written).
+    pub fn read_media(&self, id: EvidenceId, name: &str) -> Result<Option<Vec<u8>>, EvidenceError> {
+        let path = self.media_dir(id).join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// The delivery state the markers record for `id` (pending without one; a receipt wins over a refusal).
+    pub fn delivery(&self, id: EvidenceId) -> Delivery {
+        for folder in ["delivered", "rejected"] {
+            let path = self.root.join(folder).join(format!("{id}.json"));
+            if let Some(delivery) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+                return delivery;
+            }
+        }
+        Delivery::Pending
+    }
+}
