@@ -123,8 +123,19 @@ fn evidence_recorded_while_the_central_service_is_down_is_delivered_once_after_i
 
 #[test]
 fn the_crash_harness_loses_nothing_acknowledged_when_the_writer_is_killed() {
+    crash_harness("none", "12");
+}
+
+#[test]
+fn nothing_acknowledged_is_lost_when_sled_files_are_damaged_or_kills_land_in_purges_and_rebuilds() {
+    for mode in ["damage", "purge", "rebuild"] {
+        crash_harness(mode, "8");
+    }
+}
+
+fn crash_harness(mode: &str, cycles: &str) {
     let out = Command::new(bin("edge-agent"))
-        .args(["evidence", "crash-test", "--cycles", "12", "--max-kill-ms", "200"])
+        .args(["evidence", "crash-test", "--cycles", cycles, "--max-kill-ms", "200", "--mode", mode])
         .output()
         .expect("run crash test");
     let text = String::from_utf8_lossy(&out.stdout);

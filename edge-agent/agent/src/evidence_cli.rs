@@ -133,10 +133,27 @@ fn open_at(dir: &Path) -> anyhow::Result<SledStore> {
     Ok(SledStore::open(&dir.join("evidence"), key)?)
 }
 
+/// What the crash test does besides killing the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CrashMode {
+    /// SIGKILL while records are written.
+    None,
+    /// Also damage sled's files after each kill (bytes flipped, a file truncated or deleted, the folder gone).
+    Damage,
+    /// The writer also delivers each record, under a tiny quota: kills land in the middle of purges.
+    Purge,
+    /// After each kill, an index rebuild is started and killed too.
+    Rebuild,
+}
+
 /// The child of the crash test: writes records as fast as it can and prints each id once `put` returned
-/// (that is, once the record is acknowledged), until it is killed.
-pub fn crash_writer(dir: &Path, seed: u64) -> anyhow::Result<()> {
-    let store = open_at(dir)?;
+/// (that is, once the record is acknowledged), until it is killed. With `purge`, each record is delivered at
+/// once under a 1 MiB quota, so images are being removed all the time.
+pub fn crash_writer(dir: &Path, seed: u64, purge: bool) -> anyhow::Result<()> {
+    let mut store = open_at(dir)?;
+    if purge {
+        store = store.with_limits(te_evidence::StoreLimits { quota_bytes: Some(1 << 20), ..Default::default() });
+    }
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready")?;
@@ -147,7 +164,68 @@ pub fn crash_writer(dir: &Path, seed: u64) -> anyhow::Result<()> {
         store.put(&record, &jpeg)?;
         writeln!(out, "{}", record.evidence_id)?;
         out.flush()?;
+        if purge {
+            let receipt = central_protocol::IngestReceipt {
+                evidence_id: record.evidence_id,
+                status: central_protocol::IngestStatus::Created,
+                stored_at: chrono::Utc::now(),
+            };
+            store.mark_delivered(&receipt)?;
+        }
     }
+}
+
+/// The child of the crash test's rebuild mode: rebuilds the index from the files, until done or killed.
+pub fn crash_rebuilder(dir: &Path) -> anyhow::Result<()> {
+    let key = DeviceKey::load_or_create(&dir.join("device.key"))?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    SledStore::rebuild(&dir.join("evidence"), key)?;
+    Ok(())
+}
+
+/// Starts `edge-agent evidence <args>`, waits for its "ready" line, lets it run 1..`max_ms` ms, kills it;
+/// returns the complete lines it printed after "ready".
+fn run_and_kill(
+    exe: &Path,
+    args: &[&str],
+    dir: &Path,
+    rng: &mut fastrand::Rng,
+    max_ms: u64,
+) -> anyhow::Result<Vec<String>> {
+    let mut child = Command::new(exe)
+        .arg("evidence")
+        .args(args)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting the child")?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Wait until the child has the store open, then let it work for a random while.
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(line) if line == "ready" => {}
+        other => {
+            let _ = child.kill();
+            let output = child.wait_with_output()?;
+            bail!("{args:?} did not start ({other:?}): {}", String::from_utf8_lossy(&output.stderr));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(rng.u64(1..=max_ms)));
+    child.kill().context("SIGKILL")?; // std's kill() is SIGKILL on Unix (or the child already ended)
+    child.wait()?;
+    let _ = reader.join();
+    Ok(rx.try_iter().collect())
 }
 
 /// Kills a writer process with SIGKILL at random moments, `cycles` times, and checks after each kill that
@@ -158,7 +236,7 @@ pub fn crash_test(
     work_dir: Option<&Path>,
     seed: u64,
     max_kill_ms: u64,
-    damage: bool,
+    mode: CrashMode,
 ) -> anyhow::Result<bool> {
     let temp;
     let dir = match work_dir {
@@ -177,45 +255,29 @@ pub fn crash_test(
     println!(
         "crash test: {cycles} cycles in {}, SIGKILL after 1..{max_kill_ms} ms of writing{}",
         dir.display(),
-        if damage { ", then sled's files damaged (flipped, truncated or deleted in turn)" } else { "" }
+        match mode {
+            CrashMode::None => "",
+            CrashMode::Damage => ", then sled's files damaged (flipped, truncated or deleted in turn)",
+            CrashMode::Purge => ", each record delivered under a 1 MiB quota (kills land in purges)",
+            CrashMode::Rebuild => ", then an index rebuild started and killed",
+        }
     );
     for cycle in 1..=cycles {
-        let mut child = Command::new(&exe)
-            .args(["evidence", "crash-writer", "--dir"])
-            .arg(&dir)
-            .args(["--seed", &(seed ^ u64::from(cycle)).to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting the writer")?;
-        let stdout = child.stdout.take().context("writer stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // Wait until the writer has the store open, then let it write for a random while.
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) if line == "ready" => {}
-            other => {
-                let _ = child.kill();
-                let output = child.wait_with_output()?;
-                bail!("writer did not start ({other:?}): {}", String::from_utf8_lossy(&output.stderr));
-            }
+        let writer_seed = (seed ^ u64::from(cycle)).to_string();
+        let mut writer = vec!["crash-writer", "--seed", writer_seed.as_str()];
+        if mode == CrashMode::Purge {
+            writer.push("--purge");
         }
-        std::thread::sleep(Duration::from_millis(rng.u64(1..=max_kill_ms)));
-        child.kill().context("SIGKILL to the writer")?; // std's kill() is SIGKILL on Unix
-        child.wait()?;
-        let _ = reader.join();
+        let lines = run_and_kill(&exe, &writer, &dir, &mut rng, max_kill_ms)?;
         // Only complete lines count: an id is acknowledged once its whole line was written.
-        let this_cycle: Vec<EvidenceId> = rx.try_iter().filter_map(|l| l.parse().ok()).collect();
+        let this_cycle: Vec<EvidenceId> = lines.iter().filter_map(|l| l.parse().ok()).collect();
         acknowledged.extend(&this_cycle);
-        if damage {
-            damage_index(&dir.join("evidence"), cycle, &mut rng)?;
+        match mode {
+            CrashMode::Damage => damage_index(&dir.join("evidence"), cycle, &mut rng)?,
+            CrashMode::Rebuild => {
+                run_and_kill(&exe, &["crash-rebuilder"], &dir, &mut rng, max_kill_ms)?;
+            }
+            CrashMode::None | CrashMode::Purge => {}
         }
 
         let store = open_at(&dir).context("reopening the store after the kill")?;
@@ -229,7 +291,12 @@ pub fn crash_test(
                 }
                 Ok(stored) => {
                     let sealed = central_protocol::verify(&stored.record, &stored.seal, Some(&store.public_key()));
-                    if sealed.is_err() || store.overview(*id).is_err() {
+                    // An image may be gone only after delivery (the purge mode delivers every record).
+                    let image = match store.overview(*id) {
+                        Err(EvidenceError::MediaPurged(_)) => matches!(stored.delivery, Delivery::Delivered { .. }),
+                        other => other.is_ok(),
+                    };
+                    if sealed.is_err() || !image {
                         corrupt.insert(*id);
                     }
                 }

@@ -202,10 +202,12 @@ enum EvidenceCommand {
         /// Longest time the writer runs before it is killed, milliseconds.
         #[arg(long, default_value_t = 300)]
         max_kill_ms: u64,
-        /// What else happens after each kill: `none`, or `damage` (bytes of sled's files flipped, a file
-        /// truncated or deleted, in turn): the store must rebuild its index from the evidence files.
-        #[arg(long, default_value = "none", value_parser = ["none", "damage"])]
-        mode: String,
+        /// What else happens: `none`; `damage` (after each kill, bytes of sled's files flipped, a file truncated
+        /// or deleted, in turn: the store must rebuild its index from the evidence files); `purge` (every
+        /// record delivered at once under a 1 MiB quota, so kills land in purges); `rebuild` (after each kill
+        /// a rebuild of the index is started and killed too).
+        #[arg(long, value_enum, default_value = "none")]
+        mode: evidence_cli::CrashMode,
     },
     /// The crash test's writer process (internal).
     #[command(hide = true)]
@@ -214,6 +216,14 @@ enum EvidenceCommand {
         dir: PathBuf,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        #[arg(long)]
+        purge: bool,
+    },
+    /// The crash test's rebuild process (internal).
+    #[command(hide = true)]
+    CrashRebuilder {
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// Benchmark: records/s and MB/s written (each record sealed and flushed), in a temporary store.
     Bench {
@@ -410,13 +420,15 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Evidence(EvidenceCommand::CrashTest { cycles, dir, seed, max_kill_ms, mode }) => {
-            let damage = mode == "damage";
-            if !evidence_cli::crash_test(cycles, dir.as_deref(), seed, max_kill_ms.max(1), damage)? {
+            if !evidence_cli::crash_test(cycles, dir.as_deref(), seed, max_kill_ms.max(1), mode)? {
                 std::process::exit(1);
             }
             Ok(())
         }
-        Command::Evidence(EvidenceCommand::CrashWriter { dir, seed }) => evidence_cli::crash_writer(&dir, seed),
+        Command::Evidence(EvidenceCommand::CrashWriter { dir, seed, purge }) => {
+            evidence_cli::crash_writer(&dir, seed, purge)
+        }
+        Command::Evidence(EvidenceCommand::CrashRebuilder { dir }) => evidence_cli::crash_rebuilder(&dir),
         Command::Evidence(EvidenceCommand::Bench { records, media_kb }) => {
             evidence_cli::bench(records.max(1), media_kb)
         }
