@@ -225,7 +225,8 @@ enum EvidenceCommand {
         #[arg(long)]
         dir: PathBuf,
     },
-    /// Benchmark: records/s and MB/s written (each record sealed and flushed), in a temporary store.
+    /// Benchmark: records/s and MB/s written (each record sealed and flushed), then the store's reopen and a
+    /// full rebuild of its index from the evidence files timed, in a temporary store.
     Bench {
         #[arg(long, default_value_t = 500)]
         records: u32,
