@@ -122,6 +122,11 @@ impl EvidenceFiles {
         Ok(out)
     }
 
+    /// The record file of `id`, by looking (only after the index failed: it reads the folder).
+    pub fn find_record(&self, id: EvidenceId) -> Result<Option<PathBuf>, EvidenceError> {
+        Ok(self.records()?.into_iter().find(|(_, found, _)| *found == id).map(|(_, _, path)| path))
+    }
+
     pub fn read_record(&self, path: &Path) -> Result<StoredEvidence, EvidenceError> {
         let bytes = std::fs::read(path).map_err(io(path))?;
         serde_json::from_slice(&bytes).map_err(|e| EvidenceError::Storage(format!("{}: {e}", path.display())))

@@ -151,12 +151,18 @@ fn open_db(dir: &Path) -> Result<sled::Db, EvidenceError> {
             })
         }
     }
-    // Read every tree's first and last key: damage at the ends shows here rather than in the first upload.
-    for name in ["meta", "records", "media", "pending"] {
+    // Read the index whole (records are small; media are checked as they are read, and come from the
+    // evidence files when the index cannot read them): damage shows here, where it can be repaired, rather
+    // than in the middle of an upload.
+    for name in ["meta", "records", "pending"] {
         let tree = db.open_tree(name).map_err(open_err)?;
-        tree.first().map_err(open_err)?;
-        tree.last().map_err(open_err)?;
+        for item in tree.iter() {
+            item.map_err(open_err)?;
+        }
     }
+    let media = db.open_tree("media").map_err(open_err)?;
+    media.first().map_err(open_err)?;
+    media.last().map_err(open_err)?;
     Ok(db)
 }
 
@@ -680,12 +686,56 @@ impl SledStore {
         expected: &str,
         what: &str,
     ) -> Result<Option<Vec<u8>>, EvidenceError> {
-        let Some(bytes) = self.media.get(media_key).map_err(storage)? else { return Ok(None) };
+        let held = match self.media.get(media_key) {
+            Ok(held) => held,
+            // The index cannot read it (a damaged page): the evidence files have it.
+            Err(e) => {
+                return match self.from_files(id, what, expected)? {
+                    Some(bytes) => {
+                        self.note_index_damage(&format!("{what} of {id}: {e}"));
+                        Ok(Some(bytes))
+                    }
+                    None => Err(storage(e)),
+                }
+            }
+        };
+        let Some(bytes) = held else {
+            let found = self.from_files(id, what, expected)?;
+            if found.is_some() {
+                self.note_index_damage(&format!("{what} of {id} missing from the index"));
+            }
+            return Ok(found);
+        };
+        // A copy that reads back but no longer hashes right was altered, not damaged: it is reported, never
+        // quietly replaced.
         let actual = central_protocol::sha256_hex(&bytes);
         if actual != expected {
             return Err(EvidenceError::Corrupt { id, message: format!("{what} hashes to {actual}") });
         }
         Ok(Some(bytes.to_vec()))
+    }
+
+    /// The evidence files' copy of a medium (`what`: "overview", "clip" or "plate picture <sha>"), if it is
+    /// there and hashes right.
+    fn from_files(&self, id: EvidenceId, what: &str, expected: &str) -> Result<Option<Vec<u8>>, EvidenceError> {
+        let name = match what {
+            "overview" => "overview.jpg".to_string(),
+            "clip" => "clip.mp4".to_string(),
+            _ => format!("plate-{expected}.jpg"),
+        };
+        Ok(self.files.read_media(id, &name)?.filter(|b| central_protocol::sha256_hex(b) == expected))
+    }
+
+    /// The index failed to read something the files had: said once, loudly, with what to do.
+    fn note_index_damage(&self, what: &str) {
+        let Ok(mut alarm) = self.recovery_alarm.lock() else { return };
+        if alarm.is_none() {
+            tracing::error!(what, "ALARM: evidence index damaged; reading from the evidence files");
+            *alarm = Some(format!(
+                "the evidence index is damaged ({what}); evidence is read from the evidence files: run \
+                 `edge-agent evidence rebuild` at a quiet moment"
+            ));
+        }
     }
 }
 
@@ -765,7 +815,16 @@ impl EvidenceStore for SledStore {
     }
 
     fn get(&self, id: EvidenceId) -> Result<StoredEvidence, EvidenceError> {
-        let bytes = self.records.get(key(id)).map_err(storage)?.ok_or(EvidenceError::NotFound(id))?;
+        let bytes = match self.records.get(key(id)) {
+            Ok(bytes) => bytes.ok_or(EvidenceError::NotFound(id))?,
+            Err(e) => {
+                let Some(path) = self.files.find_record(id)? else { return Err(storage(e)) };
+                self.note_index_damage(&format!("record {id}: {e}"));
+                let mut stored = self.files.read_record(&path)?;
+                stored.delivery = self.files.delivery(id);
+                return Ok(stored);
+            }
+        };
         serde_json::from_slice(&bytes).map_err(|e| EvidenceError::Corrupt { id, message: e.to_string() })
     }
 
