@@ -690,7 +690,7 @@ impl SledStore {
             Ok(held) => held,
             // The index cannot read it (a damaged page): the evidence files have it.
             Err(e) => {
-                return match self.from_files(id, what, expected)? {
+                return match self.files_copy(id, what, expected)? {
                     Some(bytes) => {
                         self.note_index_damage(&format!("{what} of {id}: {e}"));
                         Ok(Some(bytes))
@@ -700,7 +700,7 @@ impl SledStore {
             }
         };
         let Some(bytes) = held else {
-            let found = self.from_files(id, what, expected)?;
+            let found = self.files_copy(id, what, expected)?;
             if found.is_some() {
                 self.note_index_damage(&format!("{what} of {id} missing from the index"));
             }
@@ -717,7 +717,7 @@ impl SledStore {
 
     /// The evidence files' copy of a medium (`what`: "overview", "clip" or "plate picture <sha>"), if it is
     /// there and hashes right.
-    fn from_files(&self, id: EvidenceId, what: &str, expected: &str) -> Result<Option<Vec<u8>>, EvidenceError> {
+    fn files_copy(&self, id: EvidenceId, what: &str, expected: &str) -> Result<Option<Vec<u8>>, EvidenceError> {
         let name = match what {
             "overview" => "overview.jpg".to_string(),
             "clip" => "clip.mp4".to_string(),
