@@ -541,8 +541,8 @@ impl SledStore {
     /// delivered records go, oldest first; a record that would still eat into the reserve is refused.
     fn make_room(&self, needed: u64) -> Result<(), EvidenceError> {
         let Some(reserve) = self.limits.reserve_bytes else { return Ok(()) };
-        // sled writes a record to its log and again when it compacts: count it twice.
-        let needed = needed.saturating_mul(2);
+        // The evidence files hold it once; sled writes it to its log and again when it compacts: three times.
+        let needed = needed.saturating_mul(3);
         let mut free = self.free_bytes()?;
         if free < needed.saturating_add(reserve.saturating_mul(2)) {
             for id in self.list()? {
