@@ -362,6 +362,66 @@ fn damage_index(sled_dir: &Path, cycle: u32, rng: &mut fastrand::Rng) -> anyhow:
     Ok(())
 }
 
+/// `edge-agent evidence send`: the uplink alone, draining the queue.
+pub async fn send(
+    config: &crate::config::AgentConfig,
+    store: std::sync::Arc<SledStore>,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let uplink = te_uplink::Uplink::new(config.uplink.clone(), store.clone())?;
+    let (_shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let (_drain_tx, drain_rx) = tokio::sync::watch::channel(true);
+    if tokio::time::timeout(timeout, uplink.run(shutdown_rx, drain_rx)).await.is_err() {
+        eprintln!("timeout: the central service did not take everything in {} s", timeout.as_secs());
+    }
+    let counts = store.counts()?;
+    println!("delivered={} pending={} rejected={}", counts.delivered, counts.pending, counts.rejected);
+    Ok(())
+}
+
+/// The outage soak's recorder: `records` synthetic records whose capture times span the last `days`, written
+/// as the pipeline writes them (quota, reserve and alarms in force). Last line:
+/// `produced=<n> stored=<n> refused=<n> errors=<n> alarm=<0|1>`.
+pub fn soak_fill(
+    config: &crate::config::AgentConfig,
+    store: &SledStore,
+    records: u64,
+    days: f64,
+    media_kb: usize,
+) -> anyhow::Result<()> {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let span = chrono::Duration::milliseconds((days * 86_400_000.0) as i64);
+    let start = chrono::Utc::now() - span;
+    let camera = config.cameras.first().map_or("cam".to_string(), |c| c.id.to_string());
+    let (mut stored, mut refused, mut errors, mut alarm_seen) = (0u64, 0u64, 0u64, false);
+    for i in 0..records {
+        let (mut record, jpeg) = synthetic_record(&mut rng, media_kb * 1024);
+        let at = start + span * i32::try_from(i).unwrap_or(i32::MAX) / i32::try_from(records.max(1)).unwrap_or(1);
+        record.device_id = config.device_id.clone();
+        record.camera_id = te_types::CameraId::new(&camera);
+        record.captured_at = at;
+        record.recorded_at = at;
+        match store.put(&record, &jpeg) {
+            Ok(_) => stored += 1,
+            Err(EvidenceError::DiskReserve { .. }) => refused += 1,
+            Err(e) => {
+                errors += 1;
+                eprintln!("record {i}: {e}");
+            }
+        }
+        alarm_seen |= store.alarm().is_some();
+        if (i + 1) % 1000 == 0 {
+            println!(
+                "  {} simulated: {stored} stored, {refused} refused, alarm: {:?}",
+                at.format("%Y-%m-%d %H:%M"),
+                store.alarm()
+            );
+        }
+    }
+    println!("produced={records} stored={stored} refused={refused} errors={errors} alarm={}", u8::from(alarm_seen));
+    Ok(())
+}
+
 /// `edge-agent evidence rebuild`: the index from the evidence files.
 pub fn rebuild(config: &crate::config::AgentConfig) -> anyhow::Result<()> {
     let state = Path::new(&config.paths.state);

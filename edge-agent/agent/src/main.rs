@@ -182,6 +182,28 @@ enum EvidenceCommand {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Delivers what is queued on the box to the central service, without cameras, until nothing is pending or
+    /// the timeout passes. Last line: `delivered=<n> pending=<n> rejected=<n>`.
+    Send {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Longest time to keep trying, seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_s: u64,
+    },
+    /// The outage soak's recorder (internal): synthetic records over simulated days into the configured store.
+    #[command(hide = true)]
+    SoakFill {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[arg(long)]
+        records: u64,
+        /// Simulated days the records' capture times span, ending now.
+        #[arg(long, default_value_t = 3.0)]
+        days: f64,
+        #[arg(long, default_value_t = 30)]
+        media_kb: usize,
+    },
     /// Prints this device's public key (hex), for registration with the central service.
     Key {
         #[command(flatten)]
@@ -415,6 +437,17 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Evidence(EvidenceCommand::Rebuild { config }) => evidence_cli::rebuild(&config.load()?),
+        Command::Evidence(EvidenceCommand::Send { config, timeout_s }) => {
+            init_logging(false);
+            let config = config.load()?;
+            let store = open_store(&config)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(evidence_cli::send(&config, store, Duration::from_secs(timeout_s)))
+        }
+        Command::Evidence(EvidenceCommand::SoakFill { config, records, days, media_kb }) => {
+            let config = config.load()?;
+            evidence_cli::soak_fill(&config, &*open_store(&config)?, records, days, media_kb)
+        }
         Command::Evidence(EvidenceCommand::Key { config }) => {
             let store = open_store(&config.load()?)?;
             println!("{}", store.device_key().public_hex());
