@@ -28,6 +28,8 @@ use std::sync::Mutex;
 use te_types::EvidenceId;
 
 const LAYOUT_VERSION: u32 = 2;
+/// A record write taking longer than this is a stalled disk.
+const STALLED_AFTER: chrono::Duration = chrono::Duration::seconds(10);
 const CHAIN_HEAD: &str = "chain_head";
 const TOTALS: &str = "totals";
 
@@ -95,6 +97,10 @@ pub struct SledStore {
     files: EvidenceFiles,
     /// One writer at a time: a record's sequence is taken before its files are written.
     write_lock: Mutex<()>,
+    /// When the write in progress began (ms since the epoch; 0: none): a write that takes longer than
+    /// [`STALLED_AFTER`] raises the alarm, so a stalled disk shows in /healthz, the metrics and the heartbeat
+    /// while the write waits (a blocked disk write cannot be cancelled; the stop watchdog ends the process).
+    writing_since: std::sync::atomic::AtomicI64,
     meta: sled::Tree,
     records: sled::Tree,
     media: sled::Tree,
@@ -131,6 +137,22 @@ fn plate_key(id: EvidenceId, sha256: &str) -> Vec<u8> {
     k.extend_from_slice(PLATE_INFIX);
     k.extend_from_slice(sha256.as_bytes());
     k
+}
+
+/// Marks a write in progress for as long as it lives.
+struct WriteTimer<'a>(&'a std::sync::atomic::AtomicI64);
+
+impl<'a> WriteTimer<'a> {
+    fn start(since: &'a std::sync::atomic::AtomicI64) -> Self {
+        since.store(Utc::now().timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
+        Self(since)
+    }
+}
+
+impl Drop for WriteTimer<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Opens sled at `dir` and checks the key layout version.
@@ -285,6 +307,7 @@ impl SledStore {
             dir: dir.to_path_buf(),
             files,
             write_lock: Mutex::new(()),
+            writing_since: Default::default(),
             meta,
             records: db.open_tree("records").map_err(open_err)?,
             media: db.open_tree("media").map_err(open_err)?,
@@ -755,6 +778,7 @@ impl EvidenceStore for SledStore {
         // A refusal here is clean: nothing was written, the alarm is up and the refusal counted.
         self.make_room(media_bytes as u64 + 4096)?;
         let _writer = self.write_lock.lock().map_err(|_| storage("writer lock poisoned"))?;
+        let _timing = WriteTimer::start(&self.writing_since);
         if self.records.contains_key(key(id)).map_err(storage)? {
             return Err(EvidenceError::Exists(id));
         }
@@ -901,6 +925,19 @@ impl EvidenceStore for SledStore {
     }
 
     fn alarm(&self) -> Option<String> {
+        let since = self.writing_since.load(std::sync::atomic::Ordering::Relaxed);
+        let stalled = (since > 0)
+            .then(|| Utc::now() - DateTime::from_timestamp_millis(since).unwrap_or_default())
+            .filter(|took| *took > STALLED_AFTER)
+            .map(|took| {
+                format!(
+                    "an evidence write has been waiting for the disk for {} s: the disk is stalled or failing",
+                    took.num_seconds()
+                )
+            });
+        if stalled.is_some() {
+            return stalled;
+        }
         let recovery = self.recovery_alarm.lock().ok().and_then(|a| a.clone());
         let disk = self.disk_alarm.lock().ok().and_then(|a| a.clone());
         recovery.or(disk).or_else(|| self.alarm.lock().ok().and_then(|a| a.clone()))
@@ -913,6 +950,7 @@ mod tests {
     use crate::files::EvidenceFiles;
     use crate::verify_store;
     use central_protocol::{sha256_hex, IngestStatus};
+    use std::sync::atomic::Ordering::Relaxed;
 
     const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 9, 9];
 
@@ -1030,6 +1068,19 @@ mod tests {
         assert_eq!(store.counts().expect("counts").total, 4);
         let verified = verify_store(&store, &store.public_key()).expect("verify");
         assert!(!verified.is_clean(), "the chain shows the record that could not be read back");
+    }
+
+    #[test]
+    fn a_write_that_waits_on_the_disk_for_long_raises_the_alarm_while_it_waits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path());
+        assert!(store.alarm().is_none());
+        // As a write blocked for 11 s would leave it.
+        let timer = WriteTimer::start(&store.writing_since);
+        store.writing_since.store((Utc::now() - chrono::Duration::seconds(11)).timestamp_millis(), Relaxed);
+        assert!(store.alarm().is_some_and(|a| a.contains("stalled")), "{:?}", store.alarm());
+        drop(timer);
+        assert!(store.alarm().is_none(), "cleared when the write ends");
     }
 
     #[test]
