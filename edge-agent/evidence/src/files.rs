@@ -5,7 +5,8 @@
 //! Layout under the files folder (`<store folder>.files`):
 //! - `records/<sequence, 20 digits>-<ULID>.json`: the sealed record as stored ([`StoredEvidence`], pending),
 //!   written last, so its presence means its media are complete;
-//! - `media/<ULID>/overview.jpg`, `clip.mp4`, `plate-<sha256>.jpg`: the media it names;
+//! - `media/<ULID>/overview.jpg`, `clip.mp4`, `plate-<sha256>.jpg` ([`OVERVIEW_FILE`], [`CLIP_FILE`],
+//!   [`plate_file`]): the media it names;
 //! - `delivered/<ULID>.json` (the central service's receipt) and `rejected/<ULID>.json` (why): delivery state,
 //!   written before sled's; a marker lost in a power cut only means one more upload, which the centre answers
 //!   with its first receipt.
@@ -17,6 +18,14 @@ use crate::{Delivery, EvidenceError, StoredEvidence};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use te_types::EvidenceId;
+
+/// The file names of a record's media in its folder.
+pub const OVERVIEW_FILE: &str = "overview.jpg";
+pub const CLIP_FILE: &str = "clip.mp4";
+
+pub fn plate_file(sha256: &str) -> String {
+    format!("plate-{sha256}.jpg")
+}
 
 #[derive(Debug)]
 pub struct EvidenceFiles {
@@ -140,6 +149,16 @@ impl EvidenceFiles {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io(&path)(e)),
         }
+    }
+
+    /// As [`read_media`](Self::read_media), only when the file hashes to `sha256`.
+    pub fn read_media_checked(
+        &self,
+        id: EvidenceId,
+        name: &str,
+        sha256: &str,
+    ) -> Result<Option<Vec<u8>>, EvidenceError> {
+        Ok(self.read_media(id, name)?.filter(|b| central_protocol::sha256_hex(b) == sha256))
     }
 
     /// The delivery state the markers record for `id` (pending without one; a receipt wins over a refusal).

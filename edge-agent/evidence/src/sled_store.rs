@@ -17,7 +17,7 @@
 //! quota is reached and nothing can be freed, the store raises an alarm and keeps recording.
 //! v1 (unsealed records) is refused at open: v1 only ever held demo data.
 
-use crate::files::EvidenceFiles;
+use crate::files::{plate_file, EvidenceFiles, CLIP_FILE, OVERVIEW_FILE};
 use crate::{Delivery, DeviceKey, EvidenceError, EvidenceStore, Media, StoreCounts, StoredEvidence, StoredMedia};
 use central_protocol::{EvidenceRecord, IngestReceipt};
 use chrono::{DateTime, Utc};
@@ -360,12 +360,12 @@ impl SledStore {
         if stored.media_purged_at.is_some() {
             return Ok(out);
         }
-        out.push(("overview.jpg".to_string(), self.overview_of(id, stored)?));
+        out.push((OVERVIEW_FILE.to_string(), self.overview_of(id, stored)?));
         if let Some(clip) = self.clip_of(id, stored)? {
-            out.push(("clip.mp4".to_string(), clip));
+            out.push((CLIP_FILE.to_string(), clip));
         }
         for (sha, jpeg) in stored.record.plate_crop_hashes().into_iter().zip(self.plate_crops_of(id, stored)?) {
-            out.push((format!("plate-{sha}.jpg"), jpeg));
+            out.push((plate_file(sha), jpeg));
         }
         Ok(out)
     }
@@ -383,17 +383,14 @@ impl SledStore {
         central_protocol::verify(&stored.record, &stored.seal, Some(&self.key.public()))
             .map_err(|e| storage(format!("{}: seal: {e}", path.display())))?;
         stored.delivery = self.files.delivery(id);
-        let named = |name: &str, sha: &str| -> Result<Option<Vec<u8>>, EvidenceError> {
-            Ok(self.files.read_media(id, name)?.filter(|b| central_protocol::sha256_hex(b) == sha))
-        };
-        let overview = named("overview.jpg", &stored.record.overview_sha256)?;
+        let overview = self.files.read_media_checked(id, OVERVIEW_FILE, &stored.record.overview_sha256)?;
         let clip = match &stored.record.clip_sha256 {
-            Some(sha) => named("clip.mp4", sha)?,
+            Some(sha) => self.files.read_media_checked(id, CLIP_FILE, sha)?,
             None => None,
         };
         let mut crops = Vec::new();
         for sha in stored.record.plate_crop_hashes() {
-            if let Some(jpeg) = named(&format!("plate-{sha}.jpg"), sha)? {
+            if let Some(jpeg) = self.files.read_media_checked(id, &plate_file(sha), sha)? {
                 crops.push((sha.to_string(), jpeg));
             }
         }
@@ -671,7 +668,8 @@ impl SledStore {
         if stored.media_purged_at.is_some() {
             return Err(EvidenceError::MediaPurged(id));
         }
-        self.checked(id, media_key(id), &stored.record.overview_sha256, "overview")?.ok_or(EvidenceError::NotFound(id))
+        self.checked(id, media_key(id), OVERVIEW_FILE, &stored.record.overview_sha256, "overview")?
+            .ok_or(EvidenceError::NotFound(id))
     }
 
     fn clip_of(&self, id: EvidenceId, stored: &StoredEvidence) -> Result<Option<Vec<u8>>, EvidenceError> {
@@ -679,7 +677,7 @@ impl SledStore {
         if stored.media_purged_at.is_some() {
             return Err(EvidenceError::MediaPurged(id));
         }
-        self.checked(id, clip_key(id), expected, "clip")?.ok_or(EvidenceError::NotFound(id)).map(Some)
+        self.checked(id, clip_key(id), CLIP_FILE, expected, "clip")?.ok_or(EvidenceError::NotFound(id)).map(Some)
     }
 
     fn plate_crops_of(&self, id: EvidenceId, stored: &StoredEvidence) -> Result<Vec<Vec<u8>>, EvidenceError> {
@@ -694,18 +692,20 @@ impl SledStore {
             .into_iter()
             .map(|sha| {
                 let what = format!("plate picture {sha}");
-                self.checked(id, plate_key(id, sha), sha, &what)?
+                self.checked(id, plate_key(id, sha), &plate_file(sha), sha, &what)?
                     .ok_or_else(|| EvidenceError::Corrupt { id, message: format!("{what} is missing") })
             })
             .collect()
     }
 
     /// The media bytes under `media_key`, if any, checked against `expected`: never serve media that no longer
-    /// matches the hash the record was written with.
+    /// matches the hash the record was written with. When the index cannot read them, the evidence files' copy
+    /// (`file`) is served instead.
     fn checked(
         &self,
         id: EvidenceId,
         media_key: Vec<u8>,
+        file: &str,
         expected: &str,
         what: &str,
     ) -> Result<Option<Vec<u8>>, EvidenceError> {
@@ -713,7 +713,7 @@ impl SledStore {
             Ok(held) => held,
             // The index cannot read it (a damaged page): the evidence files have it.
             Err(e) => {
-                return match self.files_copy(id, what, expected)? {
+                return match self.files.read_media_checked(id, file, expected)? {
                     Some(bytes) => {
                         self.note_index_damage(&format!("{what} of {id}: {e}"));
                         Ok(Some(bytes))
@@ -723,7 +723,7 @@ impl SledStore {
             }
         };
         let Some(bytes) = held else {
-            let found = self.files_copy(id, what, expected)?;
+            let found = self.files.read_media_checked(id, file, expected)?;
             if found.is_some() {
                 self.note_index_damage(&format!("{what} of {id} missing from the index"));
             }
@@ -736,17 +736,6 @@ impl SledStore {
             return Err(EvidenceError::Corrupt { id, message: format!("{what} hashes to {actual}") });
         }
         Ok(Some(bytes.to_vec()))
-    }
-
-    /// The evidence files' copy of a medium (`what`: "overview", "clip" or "plate picture <sha>"), if it is
-    /// there and hashes right.
-    fn files_copy(&self, id: EvidenceId, what: &str, expected: &str) -> Result<Option<Vec<u8>>, EvidenceError> {
-        let name = match what {
-            "overview" => "overview.jpg".to_string(),
-            "clip" => "clip.mp4".to_string(),
-            _ => format!("plate-{expected}.jpg"),
-        };
-        Ok(self.files.read_media(id, &name)?.filter(|b| central_protocol::sha256_hex(b) == expected))
     }
 
     /// The index failed to read something the files had: said once, loudly, with what to do.
@@ -793,12 +782,12 @@ impl EvidenceStore for SledStore {
         let next = ChainHead { sequence: record.sequence, record_sha256: seal.record_sha256.clone() };
         let stored = StoredEvidence { record, seal, delivery: Delivery::Pending, media_purged_at: None };
         // The files first, synced: from here on the record survives whatever happens to sled.
-        let mut named: Vec<(String, &[u8])> = vec![("overview.jpg".into(), overview_jpeg)];
+        let mut named: Vec<(String, &[u8])> = vec![(OVERVIEW_FILE.into(), overview_jpeg)];
         if let Some(clip) = clip_mp4 {
-            named.push(("clip.mp4".into(), clip));
+            named.push((CLIP_FILE.into(), clip));
         }
         for (sha, jpeg) in &plate_crops {
-            named.push((format!("plate-{sha}.jpg"), jpeg.as_slice()));
+            named.push((plate_file(sha), jpeg.as_slice()));
         }
         self.files.write_record(&stored, &named)?;
         let bytes = serde_json::to_vec(&stored).map_err(storage)?;
