@@ -315,7 +315,12 @@ impl CentralStore {
     /// The clip record `id` names; `None` when it names none or it is not held.
     pub async fn clip(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, StoreError> {
         let Some(sha) = self.clip_sha256(id).await? else { return Ok(None) };
-        match self.media.get(&Self::clip_key(&sha)?).await? {
+        self.clip_named(id, &sha).await
+    }
+
+    /// The clip `sha256` that record `id` names (the caller has the record).
+    async fn clip_named(&self, id: EvidenceId, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.media.get(&Self::clip_key(sha256)?).await? {
             Some(bytes) => Ok(Some(bytes)),
             // Stored before clips were kept by hash: one copy per record.
             None => self.media.get(&Self::media_key(id, "clip.mp4")).await,
@@ -347,7 +352,7 @@ impl CentralStore {
         if fresh.is_some_and(|at| at.elapsed() < CLIP_RECHECK) {
             return Ok(true);
         }
-        let ok = self.clip(id).await?.is_some_and(|b| central_protocol::sha256_hex(&b) == sha256);
+        let ok = self.clip_named(id, sha256).await?.is_some_and(|b| central_protocol::sha256_hex(&b) == sha256);
         if let Ok(mut checked) = self.clips_checked.lock() {
             if checked.len() > 100_000 {
                 checked.retain(|_, at| at.elapsed() < CLIP_RECHECK);
