@@ -100,11 +100,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ClipError::Io { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })?
 }
 
-/// Whether `path` is a file (blocking).
-fn is_file(path: &Path) -> bool {
-    path.is_file()
-}
-
 impl ClipStore {
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, ClipError> {
         let partial = dir.join("partial");
@@ -213,7 +208,7 @@ impl ClipStore {
 
     async fn whole_len(&self, whole: &Path) -> Result<Option<u64>, ClipError> {
         let w = whole.to_path_buf();
-        blocking(whole, move || Ok(is_file(&w).then(|| std::fs::metadata(&w).map(|m| m.len()).unwrap_or(0)))).await
+        blocking(whole, move || Ok(w.is_file().then(|| std::fs::metadata(&w).map(|m| m.len()).unwrap_or(0)))).await
     }
 
     /// Appends `chunk` at `offset`, which must be the length held so far, or 0 to start again. Synced before it
@@ -278,7 +273,7 @@ impl ClipStore {
         let _guard = self.lock(sha).lock().await;
         let w = whole.clone();
         let held = blocking(&whole, move || {
-            if !is_file(&w) {
+            if !w.is_file() {
                 return Ok(None);
             }
             // In use: the sweep counts a whole clip's age from its last use.
