@@ -89,14 +89,15 @@ impl ControllerTokens {
     pub fn load(path: &str, known: &HashSet<CameraId>) -> Result<Self, ControllerInputError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ControllerInputError::Read { path: path.to_owned(), source })?;
-        Self::parse(&text, known)
-            .map_err(|(line, why)| ControllerInputError::Line { path: path.to_owned(), line, why })?
-            .non_empty()
-            .ok_or_else(|| ControllerInputError::Empty { path: path.to_owned() })
-    }
-
-    fn non_empty(self) -> Option<Self> {
-        (!self.0.is_empty()).then_some(self)
+        let tokens = Self::parse(&text, known).map_err(|(line, why)| ControllerInputError::Line {
+            path: path.to_owned(),
+            line,
+            why,
+        })?;
+        if tokens.0.is_empty() {
+            return Err(ControllerInputError::Empty { path: path.to_owned() });
+        }
+        Ok(tokens)
     }
 
     /// `Err((line number, why))` for the first bad line.
