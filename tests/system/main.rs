@@ -133,9 +133,21 @@ fn nothing_acknowledged_is_lost_when_sled_files_are_damaged_or_kills_land_in_pur
     }
 }
 
+/// On a 96 MiB tmpfs in a mount namespace of its own (`unshare`), filled to the reserve and to its end.
+#[test]
+fn a_full_disk_loses_nothing_acknowledged_and_the_alarm_rises_before_the_first_refusal() {
+    let last = crash_harness_with("full", "9", "1000");
+    assert!(last.contains("refused_before_alarm=0"), "{last}");
+}
+
 fn crash_harness(mode: &str, cycles: &str) {
+    crash_harness_with(mode, cycles, "200");
+}
+
+/// Runs the crash test and checks its last line; returns that line.
+fn crash_harness_with(mode: &str, cycles: &str, max_kill_ms: &str) -> String {
     let out = Command::new(bin("edge-agent"))
-        .args(["evidence", "crash-test", "--cycles", cycles, "--max-kill-ms", "200", "--mode", mode])
+        .args(["evidence", "crash-test", "--cycles", cycles, "--max-kill-ms", max_kill_ms, "--mode", mode])
         .output()
         .expect("run crash test");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -150,6 +162,7 @@ fn crash_harness(mode: &str, cycles: &str) {
     };
     assert!(field("acknowledged") > 0, "{last}");
     assert_eq!((field("lost"), field("corrupt")), (0, 0), "{last}");
+    last.to_string()
 }
 
 #[test]

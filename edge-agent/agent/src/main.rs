@@ -6,6 +6,7 @@ mod doctor;
 mod eval;
 mod eval_scenes;
 mod evidence_cli;
+mod evidence_crash;
 mod fuzz;
 mod health;
 mod heartbeat;
@@ -227,9 +228,12 @@ enum EvidenceCommand {
         /// What else happens: `none`; `damage` (after each kill, bytes of sled's files flipped, a file truncated
         /// or deleted, in turn: the store must rebuild its index from the evidence files); `purge` (every
         /// record delivered at once under a 1 MiB quota, so kills land in purges); `rebuild` (after each kill
-        /// a rebuild of the index is started and killed too).
+        /// a rebuild of the index is started and killed too); `full` (a disk that fills up: a 96 MiB tmpfs in
+        /// a mount namespace of its own, or --dir on a filesystem under 1 GiB; a ballast file leaves a few
+        /// MiB above the store's 2 MiB reserve, inside it, or with no reserve under 1 MiB before the disk's
+        /// end; every acknowledged record must survive and the alarm rise before the first refusal).
         #[arg(long, value_enum, default_value = "none")]
-        mode: evidence_cli::CrashMode,
+        mode: evidence_crash::CrashMode,
     },
     /// The crash test's writer process (internal).
     #[command(hide = true)]
@@ -240,6 +244,10 @@ enum EvidenceCommand {
         seed: u64,
         #[arg(long)]
         purge: bool,
+        #[arg(long)]
+        keep_going: bool,
+        #[arg(long, default_value_t = 0)]
+        reserve_kb: u64,
     },
     /// The crash test's rebuild process (internal).
     #[command(hide = true)]
@@ -454,15 +462,15 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Evidence(EvidenceCommand::CrashTest { cycles, dir, seed, max_kill_ms, mode }) => {
-            if !evidence_cli::crash_test(cycles, dir.as_deref(), seed, max_kill_ms.max(1), mode)? {
+            if !evidence_crash::crash_test(cycles, dir.as_deref(), seed, max_kill_ms.max(1), mode)? {
                 std::process::exit(1);
             }
             Ok(())
         }
-        Command::Evidence(EvidenceCommand::CrashWriter { dir, seed, purge }) => {
-            evidence_cli::crash_writer(&dir, seed, purge)
+        Command::Evidence(EvidenceCommand::CrashWriter { dir, seed, purge, keep_going, reserve_kb }) => {
+            evidence_crash::crash_writer(&dir, seed, evidence_crash::WriterOptions { purge, keep_going, reserve_kb })
         }
-        Command::Evidence(EvidenceCommand::CrashRebuilder { dir }) => evidence_cli::crash_rebuilder(&dir),
+        Command::Evidence(EvidenceCommand::CrashRebuilder { dir }) => evidence_crash::crash_rebuilder(&dir),
         Command::Evidence(EvidenceCommand::Bench { records, media_kb }) => {
             evidence_cli::bench(records.max(1), media_kb)
         }

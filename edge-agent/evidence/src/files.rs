@@ -65,27 +65,42 @@ impl EvidenceFiles {
         &self.root
     }
 
-    fn record_path(&self, sequence: u64, id: EvidenceId) -> PathBuf {
+    pub fn record_path(&self, sequence: u64, id: EvidenceId) -> PathBuf {
         self.root.join("records").join(format!("{sequence:020}-{id}.json"))
     }
 
-    fn media_dir(&self, id: EvidenceId) -> PathBuf {
+    pub fn media_dir(&self, id: EvidenceId) -> PathBuf {
         self.root.join("media").join(id.to_string())
     }
 
-    /// Writes a sealed record's media, then the record: durable when this returns.
+    /// Writes a sealed record's media, then the record: durable when this returns. A write that fails (a full
+    /// disk) takes its half-written files with it, so that they neither hold space nor look like a record.
     pub fn write_record(&self, stored: &StoredEvidence, media: &[(String, &[u8])]) -> Result<(), EvidenceError> {
         let id = stored.record.evidence_id;
         let dir = self.media_dir(id);
-        for (name, bytes) in media {
-            write_durably(&dir.join(name), bytes)?;
+        let written = (|| {
+            for (name, bytes) in media {
+                write_durably(&dir.join(name), bytes)?;
+            }
+            let json = serde_json::to_vec(stored).map_err(|e| EvidenceError::Storage(e.to_string()))?;
+            write_durably(&self.record_path(stored.record.sequence, id), &json)?;
+            if let Some(media_root) = dir.parent() {
+                sync_dir(media_root)?;
+            }
+            Ok(())
+        })();
+        if written.is_err() {
+            self.remove_record(stored);
         }
-        let json = serde_json::to_vec(stored).map_err(|e| EvidenceError::Storage(e.to_string()))?;
-        write_durably(&self.record_path(stored.record.sequence, id), &json)?;
-        if let Some(media_root) = dir.parent() {
-            sync_dir(media_root)?;
-        }
-        Ok(())
+        written
+    }
+
+    /// Takes back the files of a record whose writing failed. Best effort.
+    fn remove_record(&self, stored: &StoredEvidence) {
+        let path = self.record_path(stored.record.sequence, stored.record.evidence_id);
+        let _ = std::fs::remove_file(path.with_extension("partial"));
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir_all(self.media_dir(stored.record.evidence_id));
     }
 
     /// Records the delivery state (receipt or refusal) beside the record.
@@ -97,6 +112,21 @@ impl EvidenceFiles {
             Delivery::Pending => return Ok(()),
         };
         write_durably(&self.root.join(folder).join(format!("{id}.json")), &json)
+    }
+
+    /// The bytes a record's media files take (0 when there are none).
+    pub fn media_bytes(&self, id: EvidenceId) -> Result<u64, EvidenceError> {
+        let dir = self.media_dir(id);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        let mut total = 0;
+        for entry in entries {
+            total += entry.and_then(|e| e.metadata()).map_err(io(&dir))?.len();
+        }
+        Ok(total)
     }
 
     /// Removes a delivered record's media files (the record file stays).
