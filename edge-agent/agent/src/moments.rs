@@ -78,14 +78,32 @@ impl RecentFrames {
         }
     }
 
+    fn kept(&self) -> impl Iterator<Item = &Frame> {
+        self.sampled.iter().chain(self.latest.iter())
+    }
+
     /// The frame `number` if kept, else the first kept frame after it, else the newest.
     pub fn nearest(&self, number: u64) -> Option<Frame> {
-        let kept = || self.sampled.iter().chain(self.latest.iter());
-        kept()
+        self.kept()
             .filter(|f| f.number >= number)
             .min_by_key(|f| f.number)
-            .or_else(|| kept().max_by_key(|f| f.number))
+            .or_else(|| self.kept().max_by_key(|f| f.number))
             .cloned()
+    }
+
+    /// The frame `number` if kept, else the last kept frame before it; none when every kept frame is later. A
+    /// "before" picture must never show a moment after the one it stands for (the vehicle past the line).
+    pub fn at_or_before(&self, number: u64) -> Option<Frame> {
+        self.kept().filter(|f| f.number <= number).max_by_key(|f| f.number).cloned()
+    }
+
+    /// The frame a violation's moment is pictured with: "before" never later than the moment, the others at
+    /// it or just after.
+    pub fn for_moment(&self, role: te_types::MomentRole, number: u64) -> Option<Frame> {
+        match role {
+            te_types::MomentRole::Before => self.at_or_before(number),
+            te_types::MomentRole::At | te_types::MomentRole::After => self.nearest(number),
+        }
     }
 
     #[cfg(test)]
@@ -128,5 +146,28 @@ mod tests {
         assert!((974..980).contains(&one_second_ago), "{one_second_ago}");
         // Older than the window: the oldest kept.
         assert!(recent.nearest(10).is_some_and(|f| f.number >= 940));
+    }
+
+    /// #224: the "before" picture was the first kept frame after the moment, up to 500 ms later, with the
+    /// car already past the line (and the same frame as "at").
+    #[test]
+    fn a_before_picture_is_never_a_frame_after_its_moment() {
+        let mut recent = RecentFrames::new(MomentSettings::default()); // one frame kept per 500 ms
+        for n in 0..=200 {
+            recent.push(&frame(n));
+        }
+        let wanted = 197; // not kept: sampled frames are 12.5 apart, the latest three are 198..=200
+        let before = recent.for_moment(te_types::MomentRole::Before, wanted).expect("an earlier frame is kept");
+        assert!(before.number <= wanted, "before picture {} is after its moment {wanted}", before.number);
+        assert!(wanted - before.number <= 13, "the last kept frame before it: {}", before.number);
+        assert_eq!(recent.for_moment(te_types::MomentRole::At, 200).map(|f| f.number), Some(200));
+        assert!(recent.nearest(wanted).is_some_and(|f| f.number > wanted), "what `nearest` would have given");
+        assert_eq!(recent.for_moment(te_types::MomentRole::Before, 1).map(|f| f.number), Some(0));
+        // Nothing kept from before the moment (a scene cut since): no picture rather than a later one.
+        let mut cut = RecentFrames::new(MomentSettings::default());
+        for n in 50..60 {
+            cut.push(&frame(n));
+        }
+        assert!(cut.for_moment(te_types::MomentRole::Before, 10).is_none());
     }
 }

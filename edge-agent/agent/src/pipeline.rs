@@ -77,7 +77,7 @@ const HOLD_S: i64 = 30;
 /// A violation waiting for its "after" moment and for the vehicle's plate.
 struct OpenViolation {
     violation: Violation,
-    /// Frames and boxes of the before and at moments (the nearest kept frames).
+    /// Frames and boxes of the before and at moments (kept frames: "before" never later than its moment).
     panels: Vec<(MomentRole, Frame, BBox)>,
     /// The first frame at least `after` past the offence in which the vehicle was seen.
     after: Option<(Frame, BBox)>,
@@ -282,7 +282,7 @@ impl AnalysisStage {
                 .moments
                 .iter()
                 .filter_map(|m| {
-                    let picture = work.recent.nearest(m.frame_number)?;
+                    let picture = work.recent.for_moment(m.role, m.frame_number)?;
                     let bbox = track.position_at(picture.number).map_or(track.bbox, |p| p.bbox);
                     Some((m.role, picture, bbox))
                 })

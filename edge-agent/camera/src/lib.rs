@@ -1,9 +1,11 @@
 //! Camera stage: turns a configured source into a stream of RGB [`Frame`]s on a bounded channel.
 //!
 //! ```text
-//!  video  uridecodebin(file://, rtsp://) -> videoconvert -> videoscale -> RGB -> appsink --+
-//!  stills directory of JPEG/PNG -> image decode ---------------------------------------------+--> SyncSender<Frame>
+//!  video   urisourcebin(file://, rtsp://) -> parsebin -> tee -+-> decodebin -> [videorate] -> videoscale -> RGB -> appsink --+
+//!                                                             +-> leaky queue -> appsink -> ring (encoded, for clips)        |
+//!  stills  directory of JPEG/PNG -> image decode ---------------------------------------------------------------------------+--> SyncSender<Frame>
 //! ```
+//! (`video.rs` has the exact pipeline.)
 //!
 //! Invariants: this is the only crate that links GStreamer; every frame leaves through the caller's bounded
 //! channel, and the camera's [`WhenFull`] policy decides what happens when that channel is full (block the

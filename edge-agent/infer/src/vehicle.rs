@@ -46,8 +46,6 @@ fn vehicle_class(coco_id: usize) -> Option<VehicleClass> {
 pub struct VehicleDetector {
     session: Session,
     settings: VehicleDetectorSettings,
-    /// Reused input buffer: one allocation per detector, not per frame.
-    input: Vec<f32>,
 }
 
 impl std::fmt::Debug for VehicleDetector {
@@ -60,13 +58,14 @@ impl VehicleDetector {
     /// Loads the detector from `model_dir` after checking it against the manifest.
     pub fn load(runtime: &Runtime, dirs: &ModelDirs, settings: VehicleDetectorSettings) -> Result<Self, InferError> {
         let session = runtime.session(MODEL_NAME, dirs, settings.threads)?;
-        Ok(Self { session, settings, input: Vec::new() })
+        Ok(Self { session, settings })
     }
 
     /// Finds vehicles in one frame; boxes are in the frame's pixels, best score first.
     pub fn detect(&mut self, frame: &Frame) -> Result<Vec<Detection>, InferError> {
         let lb = Letterbox::plan(frame.width, frame.height, INPUT_SIZE, PadPlacement::TopLeft);
-        let mut input = std::mem::take(&mut self.input);
+        // A fresh buffer per frame: the tensor takes it by value (2 MB, small beside the run itself).
+        let mut input = Vec::new();
         lb.fill_chw(&frame.data, frame.width, frame.height, INPUT_SIZE, true, 114, 1.0, &mut input);
         let session_err = |message: String| InferError::Session { name: MODEL_NAME.into(), message };
         let side = INPUT_SIZE as i64;

@@ -138,7 +138,7 @@ pub struct UplinkStats {
     pub heartbeats: AtomicU64,
 }
 
-/// Capped exponential backoff with full jitter.
+/// Capped exponential backoff with equal jitter (half the delay fixed, half random).
 #[derive(Debug)]
 struct Backoff {
     initial: Duration,
@@ -151,7 +151,7 @@ impl Backoff {
         let exp = self.initial.saturating_mul(1u32 << self.failures.min(16));
         self.failures = self.failures.saturating_add(1);
         let cap = exp.min(self.max);
-        // Full jitter: anywhere in [cap/2, cap], never zero.
+        // Equal jitter: anywhere in [cap/2, cap], never zero.
         let half = cap / 2;
         half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
     }
