@@ -49,6 +49,24 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), EvidenceError> {
     sync_dir(dir)
 }
 
+/// Removes the `.partial` files directly in `dir`; how many.
+fn remove_partial_files(dir: &Path) -> Result<usize, EvidenceError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry.map_err(io(dir))?.path();
+        if path.extension().is_some_and(|e| e == "partial") {
+            std::fs::remove_file(&path).map_err(io(&path))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 fn sync_dir(dir: &Path) -> Result<(), EvidenceError> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
@@ -159,6 +177,31 @@ impl EvidenceFiles {
         }
         out.sort_by_key(|(seq, id, _)| (*seq, id.0 .0));
         Ok(out)
+    }
+
+    /// Removes what writes killed half-way leave: `.partial` files beside the record files, and in the media
+    /// folders of records whose record file was never written (media are written first, the record last).
+    /// Complete media files are kept even there. Run at open, when nothing is being written. Returns how
+    /// many files went.
+    pub fn remove_partials(&self) -> Result<usize, EvidenceError> {
+        let records = self.records()?;
+        let known: std::collections::HashSet<String> = records.iter().map(|(_, id, _)| id.to_string()).collect();
+        let mut removed = remove_partial_files(&self.root.join("records"))?;
+        let media = self.root.join("media");
+        let entries = match std::fs::read_dir(&media) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+            Err(e) => return Err(io(&media)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io(&media))?;
+            if known.contains(entry.file_name().to_string_lossy().as_ref()) {
+                continue;
+            }
+            removed += remove_partial_files(&entry.path())?;
+            let _ = std::fs::remove_dir(entry.path()); // only when nothing else is left in it
+        }
+        Ok(removed)
     }
 
     /// The record file of `id`, by looking (only after the index failed: it reads the folder).

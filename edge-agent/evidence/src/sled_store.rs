@@ -244,6 +244,10 @@ impl SledStore {
         };
         let store = Self::with_db(dir, db, key, files)?;
         let imported = store.reconcile()?;
+        let debris = store.files.remove_partials()?;
+        if debris > 0 {
+            tracing::warn!(files = debris, "half-written evidence files of records never acknowledged were removed");
+        }
         // A kill between the files and the index leaves one record unindexed; more, or a missing index, is
         // damage and is said as loudly as a broken one.
         let recovered = recovered.or_else(|| {
@@ -1477,7 +1481,8 @@ mod tests {
         std::fs::write(files.join("records").join("00000000000000000099-junk.partial"), b"{\"rec").expect("partial");
         let orphan = files.join("media").join(EvidenceId::new().to_string());
         std::fs::create_dir_all(&orphan).expect("orphan media");
-        std::fs::write(orphan.join(OVERVIEW_FILE), &JPEG[..3]).expect("half an image");
+        std::fs::write(orphan.join(OVERVIEW_FILE), &JPEG[..3]).expect("an image whose record never came");
+        std::fs::write(orphan.join("clip.partial"), b"\0\0").expect("half a clip");
 
         let store = open(dir.path());
         for r in early.iter().chain(&late) {
@@ -1493,5 +1498,8 @@ mod tests {
         assert_eq!(next.record.sequence, (early.len() + late.len() + 1) as u64, "no sequence number used twice");
         let report = verify_store(&store, &store.public_key()).expect("verify");
         assert!(report.is_clean(), "{:?}", report.problems);
+        assert!(!files.join("records").join("00000000000000000099-junk.partial").exists(), "debris cleared");
+        assert!(!orphan.join("clip.partial").exists(), "debris cleared");
+        assert!(orphan.join(OVERVIEW_FILE).exists(), "a complete file is kept even without its record");
     }
 }
