@@ -36,6 +36,8 @@ import torch.nn as nn
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "common"))
+sys.path.insert(0, str(HERE.parent / "reference"))
+from boxes import iou  # noqa: E402
 import datasets  # noqa: E402
 import training  # noqa: E402
 
@@ -169,14 +171,6 @@ class Exported(nn.Module):
 
     def forward(self, x):
         return decode(self.model(x))
-
-
-def iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def nms(dets, thr=0.45):

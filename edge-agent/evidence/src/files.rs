@@ -49,16 +49,20 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), EvidenceError> {
     sync_dir(dir)
 }
 
+/// The entries of `dir`; none when it does not exist (nothing written there yet, or purged).
+fn entries_of(dir: &Path) -> Result<Vec<std::fs::DirEntry>, EvidenceError> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.collect::<Result<_, _>>().map_err(io(dir)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io(dir)(e)),
+    }
+}
+
 /// Removes the `.partial` files directly in `dir`; how many.
 fn remove_partial_files(dir: &Path) -> Result<usize, EvidenceError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(io(dir)(e)),
-    };
     let mut removed = 0;
-    for entry in entries {
-        let path = entry.map_err(io(dir))?.path();
+    for entry in entries_of(dir)? {
+        let path = entry.path();
         if path.extension().is_some_and(|e| e == "partial") {
             std::fs::remove_file(&path).map_err(io(&path))?;
             removed += 1;
@@ -135,14 +139,9 @@ impl EvidenceFiles {
     /// The bytes a record's media files take (0 when there are none).
     pub fn media_bytes(&self, id: EvidenceId) -> Result<u64, EvidenceError> {
         let dir = self.media_dir(id);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(io(&dir)(e)),
-        };
         let mut total = 0;
-        for entry in entries {
-            total += entry.and_then(|e| e.metadata()).map_err(io(&dir))?.len();
+        for entry in entries_of(&dir)? {
+            total += entry.metadata().map_err(io(&dir))?.len();
         }
         Ok(total)
     }
@@ -159,15 +158,8 @@ impl EvidenceFiles {
 
     /// Record files by sequence: (sequence, id, path), ascending; names that are not ours are skipped.
     pub fn records(&self) -> Result<Vec<(u64, EvidenceId, PathBuf)>, EvidenceError> {
-        let dir = self.root.join("records");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(&dir)(e)),
-        };
         let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io(&dir))?;
+        for entry in entries_of(&self.root.join("records"))? {
             let name = entry.file_name();
             let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else { continue };
             let Some((seq, id)) = stem.split_once('-') else { continue };
@@ -187,14 +179,7 @@ impl EvidenceFiles {
         let records = self.records()?;
         let known: std::collections::HashSet<String> = records.iter().map(|(_, id, _)| id.to_string()).collect();
         let mut removed = remove_partial_files(&self.root.join("records"))?;
-        let media = self.root.join("media");
-        let entries = match std::fs::read_dir(&media) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
-            Err(e) => return Err(io(&media)(e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(io(&media))?;
+        for entry in entries_of(&self.root.join("media"))? {
             if known.contains(entry.file_name().to_string_lossy().as_ref()) {
                 continue;
             }

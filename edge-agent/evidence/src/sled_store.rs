@@ -482,14 +482,8 @@ impl SledStore {
                 serde_json::from_slice(&bytes).map_err(|e| EvidenceError::Corrupt { id, message: e.to_string() })?;
             count_state(&mut totals, &stored.delivery, 1);
             totals.total += 1;
-            totals.bytes += bytes.len() as u64;
+            totals.bytes += bytes.len() as u64 + self.files.media_bytes(id)?;
             totals.media_purged += u64::from(stored.media_purged_at.is_some());
-        }
-        for item in self.records.iter() {
-            let (k, _) = item.map_err(storage)?;
-            if let Some(id) = id_from_key(&k) {
-                totals.bytes += self.files.media_bytes(id)?;
-            }
         }
         for item in self.media.iter() {
             totals.bytes += item.map_err(storage)?.1.len() as u64;
@@ -502,7 +496,6 @@ impl SledStore {
     /// Removes the media of a delivered record, keeping the record and its seal. Returns the bytes freed, or
     /// `None` when the record is not delivered or its media are already gone.
     fn purge_media(&self, id: EvidenceId, now: DateTime<Utc>) -> Result<Option<u64>, EvidenceError> {
-        let file_bytes = self.files.media_bytes(id)?;
         let legacy = |stored: &StoredEvidence| {
             let mut keys = vec![media_key(id), clip_key(id)];
             keys.extend(stored.record.plate_crop_hashes().into_iter().map(|sha| plate_key(id, sha)));
@@ -515,6 +508,8 @@ impl SledStore {
                 if !matches!(stored.delivery, Delivery::Delivered { .. }) || stored.media_purged_at.is_some() {
                     return Ok(None); // never an undelivered record's image
                 }
+                // Measured here, so that the quota's walk over every record reads only the folders it purges.
+                let file_bytes = self.files.media_bytes(id).map_err(ConflictableTransactionError::Abort)?;
                 stored.media_purged_at = Some(now);
                 let new_bytes = serde_json::to_vec(&stored).map_err(abort)?;
                 records.insert(&key(id), new_bytes.as_slice())?;
@@ -522,10 +517,10 @@ impl SledStore {
                 totals.bytes = (totals.bytes + new_bytes.len() as u64).saturating_sub(file_bytes + bytes.len() as u64);
                 totals.media_purged += 1;
                 write_json(meta, TOTALS, &totals)?;
-                Ok(Some(stored))
+                Ok(Some((stored, file_bytes)))
             })
             .map_err(tx_error)?;
-        let Some(stored) = purged else { return Ok(None) };
+        let Some((stored, file_bytes)) = purged else { return Ok(None) };
         // Said durably before the files go: a kill in between must leave "purged", not "missing".
         self.db.flush().map_err(storage)?;
         self.files.purge_media(id)?;

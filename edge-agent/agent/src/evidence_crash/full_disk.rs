@@ -93,8 +93,10 @@ impl FullDisk {
         let ballast = dir.join("ballast");
         let _ = std::fs::remove_file(&ballast);
         let reserve = CRASH_RESERVE_KB << 10;
+        // Above this the store cannot yet warn: twice the reserve plus one record (at most 100 KiB).
+        let warns_below = 2 * reserve + (100 << 10);
         let leave = match regime {
-            FullRegime::ReachReserve | FullRegime::DiskEnd => 2 * reserve + (100 << 10) + rng.u64(0..1 << 20),
+            FullRegime::ReachReserve | FullRegime::DiskEnd => warns_below + rng.u64(0..1 << 20),
             FullRegime::InsideReserve => rng.u64(0..reserve),
         };
         let mut left = free_space(dir)?.saturating_sub(leave);
@@ -109,8 +111,8 @@ impl FullDisk {
                 Err(e) => return Err(e).context("writing the ballast"),
             }
         }
-        // Whether the writer starts with room to warn before it must refuse (a record is at most 100 KiB).
-        self.room_to_warn = free_space(dir)? > 2 * reserve + (100 << 10);
+        // Whether the writer starts with room to warn before it must refuse.
+        self.room_to_warn = free_space(dir)? > warns_below;
         Ok(())
     }
 
@@ -155,12 +157,7 @@ impl FullDisk {
     /// The centre takes everything, as after a reconnect: delivered images may go when space runs short.
     pub(super) fn deliver_all(&self, store: &SledStore) -> anyhow::Result<()> {
         for id in store.pending(usize::MAX)? {
-            let receipt = central_protocol::IngestReceipt {
-                evidence_id: id,
-                status: central_protocol::IngestStatus::Created,
-                stored_at: chrono::Utc::now(),
-            };
-            store.mark_delivered(&receipt)?;
+            store.mark_delivered(&super::receipt(id))?;
         }
         Ok(())
     }

@@ -76,13 +76,17 @@ pub fn crash_writer(dir: &Path, seed: u64, options: WriterOptions) -> anyhow::Re
         }
         outcome?;
         if purge {
-            let receipt = central_protocol::IngestReceipt {
-                evidence_id: record.evidence_id,
-                status: central_protocol::IngestStatus::Created,
-                stored_at: chrono::Utc::now(),
-            };
-            store.mark_delivered(&receipt)?;
+            store.mark_delivered(&receipt(record.evidence_id))?;
         }
+    }
+}
+
+/// The central service's receipt for `id`, as the crash test's centre gives it.
+fn receipt(id: EvidenceId) -> central_protocol::IngestReceipt {
+    central_protocol::IngestReceipt {
+        evidence_id: id,
+        status: central_protocol::IngestStatus::Created,
+        stored_at: chrono::Utc::now(),
     }
 }
 
