@@ -155,8 +155,12 @@ impl Default for Paths {
 pub struct DetectorConfig {
     pub score_threshold: f32,
     pub nms_iou: f32,
-    /// ONNX Runtime intra-op threads for the detector.
+    /// ONNX Runtime intra-op threads for each detector.
     pub threads: usize,
+    /// Run the project's motorcyclist detector beside YOLOX (its boxes replace the COCO motorbikes under them).
+    pub motorcyclists: bool,
+    /// Motorcyclists scoring below this are discarded.
+    pub motorcyclist_threshold: f32,
 }
 
 impl DetectorConfig {
@@ -165,6 +169,11 @@ impl DetectorConfig {
             score_threshold: self.score_threshold,
             nms_iou: self.nms_iou,
             threads: self.threads,
+            motorcyclists: self.motorcyclists.then(|| te_infer::RiderDetectorSettings {
+                score_threshold: self.motorcyclist_threshold,
+                threads: self.threads,
+                ..Default::default()
+            }),
         }
     }
 }
@@ -172,7 +181,13 @@ impl DetectorConfig {
 impl Default for DetectorConfig {
     fn default() -> Self {
         let d = te_infer::VehicleDetectorSettings::default();
-        Self { score_threshold: d.score_threshold, nms_iou: d.nms_iou, threads: d.threads }
+        Self {
+            score_threshold: d.score_threshold,
+            nms_iou: d.nms_iou,
+            threads: d.threads,
+            motorcyclists: true,
+            motorcyclist_threshold: te_infer::RiderDetectorSettings::default().score_threshold,
+        }
     }
 }
 
@@ -288,6 +303,12 @@ impl AgentConfig {
         }
         if d.threads == 0 {
             return Err(bad("detector.threads", "must be at least 1"));
+        }
+        if !(0.0..1.0).contains(&d.motorcyclist_threshold) {
+            return Err(bad(
+                "detector.motorcyclist_threshold",
+                format!("must be in [0, 1), got {}", d.motorcyclist_threshold),
+            ));
         }
         self.tracker.validate().map_err(|m| bad("tracker", m))?;
         let p = &self.plates;

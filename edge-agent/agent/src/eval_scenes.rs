@@ -3,8 +3,9 @@
 //! unlabelled photos (vn_scenes), whose plates are found, read and drawn for checking by eye.
 //!
 //! ```text
-//!  frame -> VehicleDetector -> each vehicle >= plates.min_vehicle_width -> crop (box + 10%, as the pipeline
-//!  cuts it) -> PlateRecognizer::detect_plates -> frame pixels -> NMS across vehicles -> match labels (IoU 0.5)
+//!  frame -> VehicleDetector (YOLOX + motorcyclists) -> each vehicle >= plates.min_vehicle_width -> crop (box + 10%,
+//!  as the pipeline cuts it) -> PlateRecognizer::detect_plates (second look at small plates) -> frame pixels
+//!  -> NMS across vehicles -> match labels (IoU 0.5)
 //! ```
 //!
 //! Plates under 16 px wide are not scored (a detection of one is neither right nor wrong). Recall is reported

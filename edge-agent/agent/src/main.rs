@@ -719,7 +719,7 @@ fn run_detection_eval(config: &AgentConfig, args: &EvalArgs) -> anyhow::Result<(
         config.plates.min_vehicle_width
     );
     let ort = load_onnx_runtime(config)?;
-    let vehicle_settings = te_infer::VehicleDetectorSettings { threads: args.threads, ..config.detector.settings() };
+    let vehicle_settings = config.detector.settings().with_threads(args.threads);
     let mut vehicles = te_infer::VehicleDetector::load(&ort, &config.model_dirs(), vehicle_settings)?;
     let settings = te_infer::RecognizerSettings {
         detector: te_infer::PlateDetectorSettings { threads: args.threads, ..Default::default() },

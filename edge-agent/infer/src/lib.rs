@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!  Frame (RGB) -> letterbox (bilinear, pad) -> ort session -> decode -> NMS -> Vec<Detection>
+//!  Frame (RGB) -> area shrink 512x288 -> RiderDetector -> motorcyclists replace the COCO motorbikes under them
 //!  vehicle crop -> PlateDetector -> corners -> rectify -> PlateReader (CTC) -> plate grammar -> PlateRead
 //! ```
 //!
@@ -9,6 +10,7 @@
 //! built; pre- and post-processing match the model authors' reference code (pinned by a test against a
 //! Python onnxruntime run on the same images).
 
+mod area;
 mod crop;
 mod letterbox;
 mod manifest;
@@ -18,6 +20,7 @@ mod plate_reader;
 mod provider;
 mod recognizer;
 mod rectify;
+mod rider;
 mod runtime;
 mod vehicle;
 
@@ -30,6 +33,7 @@ pub use plate_reader::{PlateFormat, PlateReader, PlateReaderSettings, RawRead, R
 pub use provider::{ExecutionSettings, Provider};
 pub use recognizer::{PlateRecognizer, RecognizerSettings};
 pub use rectify::{natural_size, rectify, RgbView};
+pub use rider::{merge_motorcyclists, RiderDetector, RiderDetectorSettings};
 pub use runtime::{resolve_runtime_library, Runtime, RUNTIME_ENV_VAR};
 pub use vehicle::{VehicleDetector, VehicleDetectorSettings};
 

@@ -17,7 +17,7 @@ use ort::value::Tensor;
 use te_types::{BBox, PlateLayout};
 
 const MODEL_NAME: &str = "plate_detector";
-const INPUT_SIZE: u32 = 256;
+pub(crate) const INPUT_SIZE: u32 = 256;
 const PAD: u8 = 114;
 const ROW: usize = 15;
 

@@ -1,9 +1,11 @@
-//! Vehicle detector: YOLOX (COCO) through ort, reduced to the vehicle classes.
+//! Vehicle detector: YOLOX (COCO) through ort, reduced to the vehicle classes, joined (when set) with the
+//! project's motorcyclist detector, whose boxes replace the COCO motorbikes under them (`crate::rider`).
 //!
 //! YOLOX-Nano 416: input `images` [1,3,416,416] BGR 0..255, letterboxed top-left with pad 114; output [1,N,85]
 //! raw per anchor-free cell: (x, y) offsets in grid cells, log (w, h), objectness, 80 class scores.
 
 use crate::letterbox::{Letterbox, PadPlacement};
+use crate::rider::{merge_motorcyclists, RiderDetector, RiderDetectorSettings};
 use crate::{nms::non_max_suppression, InferError, ModelDirs, Runtime};
 use ort::session::Session;
 use ort::value::Tensor;
@@ -23,11 +25,24 @@ pub struct VehicleDetectorSettings {
     pub nms_iou: f32,
     /// ONNX Runtime intra-op threads.
     pub threads: usize,
+    /// The motorcyclist detector run beside YOLOX; `None` runs YOLOX alone.
+    pub motorcyclists: Option<RiderDetectorSettings>,
 }
 
 impl Default for VehicleDetectorSettings {
     fn default() -> Self {
-        Self { score_threshold: 0.3, nms_iou: 0.45, threads: 2 }
+        Self { score_threshold: 0.3, nms_iou: 0.45, threads: 2, motorcyclists: Some(RiderDetectorSettings::default()) }
+    }
+}
+
+impl VehicleDetectorSettings {
+    /// The same settings with `threads` ONNX Runtime threads for each model.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        if let Some(m) = self.motorcyclists.as_mut() {
+            m.threads = threads;
+        }
+        self
     }
 }
 
@@ -46,6 +61,7 @@ fn vehicle_class(coco_id: usize) -> Option<VehicleClass> {
 pub struct VehicleDetector {
     session: Session,
     settings: VehicleDetectorSettings,
+    motorcyclists: Option<RiderDetector>,
 }
 
 impl std::fmt::Debug for VehicleDetector {
@@ -58,11 +74,24 @@ impl VehicleDetector {
     /// Loads the detector from `model_dir` after checking it against the manifest.
     pub fn load(runtime: &Runtime, dirs: &ModelDirs, settings: VehicleDetectorSettings) -> Result<Self, InferError> {
         let session = runtime.session(MODEL_NAME, dirs, settings.threads)?;
-        Ok(Self { session, settings })
+        let motorcyclists = match &settings.motorcyclists {
+            Some(rider_settings) => Some(RiderDetector::load(runtime, dirs, rider_settings.clone())?),
+            None => None,
+        };
+        Ok(Self { session, settings, motorcyclists })
     }
 
     /// Finds vehicles in one frame; boxes are in the frame's pixels, best score first.
     pub fn detect(&mut self, frame: &Frame) -> Result<Vec<Detection>, InferError> {
+        let vehicles = self.detect_coco(frame)?;
+        match self.motorcyclists.as_mut() {
+            Some(riders) => Ok(merge_motorcyclists(vehicles, riders.detect(frame)?)),
+            None => Ok(vehicles),
+        }
+    }
+
+    /// YOLOX's vehicles alone.
+    fn detect_coco(&mut self, frame: &Frame) -> Result<Vec<Detection>, InferError> {
         let lb = Letterbox::plan(frame.width, frame.height, INPUT_SIZE, PadPlacement::TopLeft);
         // A fresh buffer per frame: the tensor takes it by value (2 MB, small beside the run itself).
         let mut input = Vec::new();
