@@ -182,8 +182,16 @@ fn select(name: &str, options: &[(String, String)], chosen: &str) -> String {
     out
 }
 
-const KINDS: [&str; 7] =
-    ["red_light", "stop_line", "wrong_way", "wrong_lane", "illegal_stopping", "speeding", "vehicle_detected"];
+const KINDS: [&str; 8] = [
+    "red_light",
+    "stop_line",
+    "wrong_way",
+    "wrong_lane",
+    "illegal_stopping",
+    "speeding",
+    "no_helmet",
+    "vehicle_detected",
+];
 
 fn kind_name(lang: Lang, kind: &str) -> String {
     match serde_json::from_value::<te_types::ViolationKind>(serde_json::Value::String(kind.into())) {

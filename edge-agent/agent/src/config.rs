@@ -36,6 +36,8 @@ pub struct AgentConfig {
     #[serde(default)]
     pub plates: crate::pipeline::PlateReading,
     #[serde(default)]
+    pub helmets: crate::helmets::HelmetChecking,
+    #[serde(default)]
     pub evidence: EvidenceConfig,
     /// Address for `/metrics` (Prometheus) and `/healthz` (JSON); empty: off.
     #[serde(default)]
@@ -311,6 +313,16 @@ impl AgentConfig {
             ));
         }
         self.tracker.validate().map_err(|m| bad("tracker", m))?;
+        let h = &self.helmets;
+        if h.threads == 0 {
+            return Err(bad("helmets.threads", "must be at least 1"));
+        }
+        if h.frames_between_checks == 0 || h.frames_between_checks > 1000 {
+            return Err(bad("helmets.frames_between_checks", "must be 1..=1000"));
+        }
+        if !(h.min_vehicle_width.is_finite() && h.min_vehicle_width >= 0.0) {
+            return Err(bad("helmets.min_vehicle_width", format!("must be >= 0, got {}", h.min_vehicle_width)));
+        }
         let p = &self.plates;
         if p.threads == 0 {
             return Err(bad("plates.threads", "must be at least 1"));

@@ -341,8 +341,8 @@ pub fn evaluate(
 
 impl DetectionReport {
     /// Prints the report; the LAST line holds `plate_recall= plate_precision= plates= ms_per_image=` and more
-    /// `key=value` fields, read by key.
-    pub fn print(&self) {
+    /// `key=value` fields, read by key, then `more_fields` (other reports' fields on the same frames).
+    pub fn print(&self, more_fields: &str) {
         let precision = |t: usize, f: usize| t as f64 / (t + f).max(1) as f64;
         println!(
             "frames {}, vehicles found {}, labelled riders found by the vehicle detector {}/{} ({:.3})",
@@ -377,7 +377,8 @@ impl DetectionReport {
         let square = self.buckets.get("square >= 24 px").copied().unwrap_or_default();
         println!(
             "plate_recall={:.4} plate_precision={:.4} plates={} ms_per_image={:.1} plate_recall_24={:.4} \
-             plate_precision_24={:.4} plates_24={} square_recall_24={:.4} rider_vehicle_recall={:.4} plate_recall_in_vehicles={:.4} plates_read={} plate_ms_per_vehicle={:.2}",
+             plate_precision_24={:.4} plates_24={} square_recall_24={:.4} rider_vehicle_recall={:.4} \
+             plate_recall_in_vehicles={:.4} plates_read={} plate_ms_per_vehicle={:.2} {more_fields}",
             self.scored.rate(),
             precision(self.true_detections, self.false_detections),
             self.scored.n,

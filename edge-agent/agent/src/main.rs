@@ -4,12 +4,14 @@ mod bench;
 mod config;
 mod doctor;
 mod eval;
+mod eval_helmets;
 mod eval_scenes;
 mod evidence_cli;
 mod evidence_crash;
 mod fuzz;
 mod health;
 mod heartbeat;
+mod helmets;
 mod latency;
 mod moments;
 mod overview;
@@ -133,6 +135,10 @@ struct EvalArgs {
     /// ONNX Runtime threads per model (the plate OCR target is per core: keep 1 to measure it).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// vn_riders layout: a motorcyclist whose p_bare reaches this is fined for riding without a helmet (default:
+    /// the scenes' default `no_helmet_at`).
+    #[arg(long, default_value_t = te_rules::scene::Thresholds::default().no_helmet_at)]
+    helmet_threshold: f32,
     /// Write every mismatch (name, label, read, raw) to this TSV, for checking by eye.
     #[arg(long)]
     mismatches: Option<PathBuf>,
@@ -740,7 +746,17 @@ fn run_detection_eval(config: &AgentConfig, args: &EvalArgs) -> anyhow::Result<(
         report.write_errors(path)?;
         eprintln!("missed plates and false detections written to {}", path.display());
     }
-    report.print();
+    if !(0.0..=1.0).contains(&args.helmet_threshold) {
+        anyhow::bail!("--helmet-threshold must be in [0, 1], got {}", args.helmet_threshold);
+    }
+    let fixes = match project_file("models/labels/vn_riders.helmets.tsv").filter(|_| !args.no_corrections) {
+        Some(path) => eval_helmets::load_fixes(&path)?,
+        None => Default::default(),
+    };
+    let mut helmets = te_infer::HelmetClassifier::load(&ort, &config.model_dirs(), args.threads)?;
+    let helmet_report = eval_helmets::evaluate(&mut helmets, &frames, &fixes, args.helmet_threshold)?;
+    helmet_report.print();
+    report.print(&helmet_report.fields());
     Ok(())
 }
 
@@ -756,6 +772,11 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
             reader: te_infer::PlateReaderSettings { threads: config.plates.threads, ..Default::default() },
         };
         Some(te_infer::PlateRecognizer::load(&ort, &config.model_dirs(), settings)?)
+    } else {
+        None
+    };
+    let helmets = if config.helmets.enabled {
+        Some(te_infer::HelmetClassifier::load(&ort, &config.model_dirs(), config.helmets.threads)?)
     } else {
         None
     };
@@ -875,6 +896,8 @@ async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration)
         detector,
         plates,
         plate_reading: config.plates.clone(),
+        helmets,
+        helmet_checking: config.helmets.clone(),
         tracker_settings: config.tracker.clone(),
         locations: config.cameras.iter().map(|c| (c.id.clone(), c.location.clone())).collect(),
         scenes: config.validated_scenes()?,

@@ -130,6 +130,9 @@ pub struct AnalysisStage {
     /// `None` when plate reading is off.
     pub plates: Option<PlateRecognizer>,
     pub plate_reading: PlateReading,
+    /// `None` when helmet checks are off.
+    pub helmets: Option<te_infer::HelmetClassifier>,
+    pub helmet_checking: crate::helmets::HelmetChecking,
     pub tracker_settings: TrackerSettings,
     pub locations: HashMap<CameraId, String>,
     /// Each camera's validated scene (rules); cameras without one record every vehicle pass.
@@ -215,7 +218,10 @@ impl AnalysisStage {
                 .map(|t| (t.id, t.bbox))
                 .collect();
             // `live` is a clone of the Arc: read_plates borrows the stage mutably.
-            live.stages.time(Stage::Rules, || self.judge(&frame, &seen, work, &mut open, &mut report));
+            live.stages.time(Stage::Rules, || {
+                let p_bare = self.check_helmets(&frame, &seen, work, &open);
+                self.judge(&frame, &seen, &p_bare, work, &mut open, &mut report)
+            });
             live.stages.time(Stage::Plates, || self.read_plates(&frame, &seen, &mut open, &mut report));
             live.stages.time(Stage::Evidence, || {
                 self.write_held(&frame, &mut open, &mut report);
@@ -231,12 +237,30 @@ impl AnalysisStage {
         report
     }
 
+    /// p_bare of the motorcyclists due a helmet check, on cameras whose scene judges helmets.
+    fn check_helmets(
+        &mut self,
+        frame: &Frame,
+        seen: &[(TrackId, BBox)],
+        work: &CameraWork,
+        open: &HashMap<(CameraId, TrackId), OpenVehicle>,
+    ) -> HashMap<TrackId, f32> {
+        let judged = work.judge.as_ref().is_some_and(|j| j.scene().enable.allows(te_types::ViolationKind::NoHelmet));
+        let Some(classifier) = self.helmets.as_mut().filter(|_| judged) else { return HashMap::new() };
+        let vehicles: Vec<(TrackId, BBox, VehicleClass)> = seen
+            .iter()
+            .filter_map(|&(track, bbox)| Some((track, bbox, open.get(&(frame.camera.clone(), track))?.class)))
+            .collect();
+        crate::helmets::check(classifier, &self.helmet_checking, frame, &vehicles, self.detector.people())
+    }
+
     /// Runs the camera's rules on the vehicles seen in this frame; opens a record for each new violation and
     /// collects the later moments of the open ones.
     fn judge(
         &self,
         frame: &Frame,
         seen: &[(TrackId, BBox)],
+        p_bare: &HashMap<TrackId, f32>,
         work: &mut CameraWork,
         open: &mut HashMap<(CameraId, TrackId), OpenVehicle>,
         report: &mut AnalysisReport,
@@ -250,7 +274,7 @@ impl AnalysisStage {
             .iter()
             .filter_map(|&(track, bbox)| {
                 let class = open.get(&(frame.camera.clone(), track))?.class;
-                Some(Observation { track, class, bbox })
+                Some(Observation { track, class, bbox, p_bare: p_bare.get(&track).copied() })
             })
             .collect();
         let found = judge.judge(frame.number, frame.captured_at, (frame.width, frame.height), &observations);

@@ -234,7 +234,12 @@ pub fn judge_replay(
             .tracks()
             .iter()
             .filter(|t| t.is_confirmed() && t.last_frame == f.frame)
-            .map(|t| Observation { track: t.id, class: classes.get(&t.id).copied().unwrap_or(t.class()), bbox: t.bbox })
+            .map(|t| Observation {
+                track: t.id,
+                class: classes.get(&t.id).copied().unwrap_or(t.class()),
+                bbox: t.bbox,
+                p_bare: None,
+            })
             .collect();
         found.extend(judge.judge(f.frame, at, (f.width, f.height), &seen));
     }

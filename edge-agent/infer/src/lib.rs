@@ -12,6 +12,7 @@
 
 mod area;
 mod crop;
+mod helmet;
 mod letterbox;
 mod manifest;
 mod nms;
@@ -25,6 +26,7 @@ mod runtime;
 mod vehicle;
 
 pub use crop::{cut, vehicle_crop, VEHICLE_MARGIN};
+pub use helmet::HelmetClassifier;
 pub use letterbox::{Letterbox, PadPlacement};
 pub use manifest::{ModelDirs, ModelManifest, ModelSpec, Origin};
 pub use nms::{non_max_suppression, suppress};

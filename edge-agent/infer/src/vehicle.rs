@@ -62,6 +62,8 @@ pub struct VehicleDetector {
     session: Session,
     settings: VehicleDetectorSettings,
     motorcyclists: Option<RiderDetector>,
+    /// The people YOLOX saw in the last frame `detect` ran on (COCO class 0), best first.
+    people: Vec<BBox>,
 }
 
 impl std::fmt::Debug for VehicleDetector {
@@ -78,7 +80,7 @@ impl VehicleDetector {
             Some(rider_settings) => Some(RiderDetector::load(runtime, dirs, rider_settings.clone())?),
             None => None,
         };
-        Ok(Self { session, settings, motorcyclists })
+        Ok(Self { session, settings, motorcyclists, people: Vec::new() })
     }
 
     /// Finds vehicles in one frame; boxes are in the frame's pixels, best score first.
@@ -90,7 +92,14 @@ impl VehicleDetector {
         }
     }
 
-    /// YOLOX's vehicles alone.
+    /// The people YOLOX saw in the frame of the last `detect` call, in its pixels, best first. The helmet
+    /// check asks for one on a motorcyclist before it judges the head: a second model's word that the box holds
+    /// a rider (the motorcyclist model alone takes a car seen from above for one).
+    pub fn people(&self) -> &[BBox] {
+        &self.people
+    }
+
+    /// YOLOX's vehicles alone (its people kept aside in `self.people`).
     fn detect_coco(&mut self, frame: &Frame) -> Result<Vec<Detection>, InferError> {
         let lb = Letterbox::plan(frame.width, frame.height, INPUT_SIZE, PadPlacement::TopLeft);
         // A fresh buffer per frame: the tensor takes it by value (2 MB, small beside the run itself).
@@ -102,7 +111,11 @@ impl VehicleDetector {
         let outputs = self.session.run(ort::inputs!["images" => tensor]).map_err(|e| session_err(e.to_string()))?;
         let (shape, raw) = outputs["output"].try_extract_tensor::<f32>().map_err(|e| session_err(e.to_string()))?;
         let dims: Vec<i64> = shape.iter().copied().collect();
-        let detections = decode(raw, &dims, &lb, &self.settings)?;
+        let (detections, people) = decode(raw, &dims, &lb, &self.settings)?;
+        self.people = crate::nms::suppress(people, self.settings.nms_iou, |p| *p)
+            .into_iter()
+            .map(|(_, b)| b.clamp_to(frame.width, frame.height))
+            .collect();
         Ok(non_max_suppression(detections, self.settings.nms_iou)
             .into_iter()
             .map(|d| Detection { bbox: d.bbox.clamp_to(frame.width, frame.height), ..d })
@@ -110,13 +123,18 @@ impl VehicleDetector {
     }
 }
 
-/// Turns raw YOLOX output into vehicle detections above threshold, in frame pixels (before NMS).
+/// COCO's class id for a person.
+const PERSON: usize = 0;
+
+/// Turns raw YOLOX output into vehicle detections and people (score, box) above threshold, in frame pixels
+/// (before NMS).
+#[allow(clippy::type_complexity)]
 fn decode(
     raw: &[f32],
     dims: &[i64],
     lb: &Letterbox,
     settings: &VehicleDetectorSettings,
-) -> Result<Vec<Detection>, InferError> {
+) -> Result<(Vec<Detection>, Vec<(f32, BBox)>), InferError> {
     let cells: usize = STRIDES.iter().map(|s| ((INPUT_SIZE / s) * (INPUT_SIZE / s)) as usize).sum();
     let row = 5 + COCO_CLASSES;
     if dims != [1, cells as i64, row as i64] || raw.len() != cells * row {
@@ -126,6 +144,7 @@ fn decode(
         });
     }
     let mut detections = Vec::new();
+    let mut people = Vec::new();
     let mut cell = 0usize;
     for stride in STRIDES {
         let grid = INPUT_SIZE / stride;
@@ -143,8 +162,8 @@ fn decode(
                     continue;
                 };
                 let score = objectness * class_score;
-                let Some(class) = vehicle_class(coco_id) else { continue };
-                if score < settings.score_threshold {
+                let class = vehicle_class(coco_id);
+                if score < settings.score_threshold || (class.is_none() && coco_id != PERSON) {
                     continue;
                 }
                 let s = stride as f32;
@@ -152,9 +171,12 @@ fn decode(
                 let cy = (r[1] + gy as f32) * s;
                 let (w, h) = (r[2].exp() * s, r[3].exp() * s);
                 let bbox = lb.to_frame(BBox::from_center(cx, cy, w, h));
-                detections.push(Detection { class, score, bbox });
+                match class {
+                    Some(class) => detections.push(Detection { class, score, bbox }),
+                    None => people.push((score, bbox)),
+                }
             }
         }
     }
-    Ok(detections)
+    Ok((detections, people))
 }

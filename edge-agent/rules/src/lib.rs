@@ -3,7 +3,7 @@
 //! ```text
 //!  confirmed tracks (box per frame) + frame time + signal reads
 //!      -> Judge (one per camera): ground point in scene pixels, per-vehicle state
-//!      -> red_light (+ stop_line) | wrong_way | wrong_lane | illegal_stopping | speeding
+//!      -> red_light (+ stop_line) | wrong_way | wrong_lane | illegal_stopping | speeding | no_helmet
 //!      -> Violation { kind, rule, moments before/at, measured facts }
 //! ```
 //!
@@ -31,6 +31,9 @@ pub struct Observation {
     pub track: TrackId,
     pub class: VehicleClass,
     pub bbox: BBox,
+    /// For a motorcyclist whose head region was checked in this frame: the probability that a rider is
+    /// bare-headed (the helmet classifier's); `None` when it was not checked.
+    pub p_bare: Option<f32>,
 }
 
 /// Where a vehicle was at one frame, in scene pixels.
@@ -67,6 +70,8 @@ pub(crate) struct VehicleState {
     pub section_entry: Vec<Option<(DateTime<Utc>, Sample)>>,
     /// (rule kind, rule index) already reported for this vehicle.
     pub fired: HashSet<(ViolationKind, usize)>,
+    /// What the helmet checks of this vehicle said so far.
+    pub helmet: rules::no_helmet::Votes,
 }
 
 /// What the rules see of one frame.
@@ -250,6 +255,7 @@ impl Judge {
                         pending: vec![None; scene.stop_lines.len()],
                         section_entry: vec![None; scene.speed_sections.len()],
                         fired: HashSet::new(),
+                        helmet: Default::default(),
                     },
                 );
                 continue;
@@ -271,6 +277,7 @@ impl Judge {
             rules::wrong_lane::check(&ctx, v.track, state, cur, &mut out);
             rules::illegal_stopping::check(&ctx, v.track, state, cur, &mut out);
             rules::speeding::check(&ctx, v.track, state, prev, cur, &mut out);
+            rules::no_helmet::check(&ctx, v.track, state, cur, v.p_bare, &mut out);
             state.recent.push_back(cur);
             state.last = cur;
         }

@@ -54,6 +54,8 @@ pub struct Enable {
     pub wrong_lane: bool,
     pub illegal_stopping: bool,
     pub speeding: bool,
+    /// Needs the helmet classifier (`[helmets] enabled` in the agent's configuration).
+    pub no_helmet: bool,
 }
 
 impl Default for Enable {
@@ -65,6 +67,7 @@ impl Default for Enable {
             wrong_lane: true,
             illegal_stopping: true,
             speeding: true,
+            no_helmet: true,
         }
     }
 }
@@ -78,6 +81,7 @@ impl Enable {
             ViolationKind::WrongLane => self.wrong_lane,
             ViolationKind::IllegalStopping => self.illegal_stopping,
             ViolationKind::Speeding => self.speeding,
+            ViolationKind::NoHelmet => self.no_helmet,
         }
     }
 }
@@ -99,6 +103,13 @@ pub struct Thresholds {
     pub stop_line_depth_px: f32,
     /// Stop line: seconds standing still past the line (on red) that make an encroachment.
     pub stop_line_dwell_s: f32,
+    /// No helmet: a motorcyclist's head region scoring at least this probability of a bare head is a
+    /// bare-headed sighting. Set for precision, since a false ticket is the worst outcome: on the validation
+    /// clips no helmeted rider scores 0.9 or more (the highest is 0.899), so 0.95 leaves a margin. See the helmet
+    /// model card.
+    pub no_helmet_at: f32,
+    /// No helmet: bare-headed sightings a track needs, and more of them than sure helmeted ones (p_bare < 0.5).
+    pub no_helmet_min_frames: u32,
 }
 
 impl Default for Thresholds {
@@ -110,6 +121,8 @@ impl Default for Thresholds {
             lane_min_s: 1.0,
             stop_line_depth_px: 60.0,
             stop_line_dwell_s: 1.0,
+            no_helmet_at: 0.95,
+            no_helmet_min_frames: 3,
         }
     }
 }
@@ -486,6 +499,12 @@ impl SceneConfig {
             if !(v.is_finite() && v > 0.0) {
                 return Err((name, format!("must be > 0, got {v}")));
             }
+        }
+        if !(t.no_helmet_at > 0.5 && t.no_helmet_at <= 1.0) {
+            return Err(("no_helmet_at", format!("must be in (0.5, 1], got {}", t.no_helmet_at)));
+        }
+        if t.no_helmet_min_frames == 0 || t.no_helmet_min_frames > 1000 {
+            return Err(("no_helmet_min_frames", format!("must be 1..=1000, got {}", t.no_helmet_min_frames)));
         }
         Ok(())
     }

@@ -58,7 +58,63 @@ fn judge_with(edit: impl FnOnce(&mut SceneConfig)) -> Judge {
 
 /// A vehicle whose ground point is at `path(frame)`, 40x40 px.
 fn observe(class: VehicleClass, (x, y): (f32, f32)) -> Observation {
-    Observation { track: TrackId(1), class, bbox: BBox { x1: x - 20.0, y1: y - 40.0, x2: x + 20.0, y2: y } }
+    Observation {
+        track: TrackId(1),
+        class,
+        bbox: BBox { x1: x - 20.0, y1: y - 40.0, x2: x + 20.0, y2: y },
+        p_bare: None,
+    }
+}
+
+/// A motorbike standing at (250, 400) whose helmet check says `p_bare(frame)`.
+fn helmet_checks(
+    judge: &mut Judge,
+    frames: std::ops::Range<u64>,
+    p_bare: impl Fn(u64) -> Option<f32>,
+) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for f in frames {
+        let seen = Observation { p_bare: p_bare(f), ..observe(VehicleClass::Motorbike, (250.0, 400.0)) };
+        out.extend(judge.judge(f, at(f), (1000, 1000), &[seen]));
+    }
+    out
+}
+
+#[test]
+fn a_rider_seen_bare_headed_in_three_checks_is_one_no_helmet_violation_at_the_surest_sighting() {
+    let p = |f: u64| Some([0.95, 0.2, 0.97, 0.99, 0.96, 0.98][f as usize % 6]);
+    let v = helmet_checks(&mut judge_with(|_| {}), 0..30, p);
+    assert_eq!(kinds(&v), [ViolationKind::NoHelmet]);
+    let moments: Vec<u64> = v[0].moments.iter().map(|m| m.frame_number).collect();
+    // Frame 0 opens the track (not judged); bare at 2 and 3 (0.99), helmeted at 1: the third bare check is 4.
+    assert_eq!(moments, [2, 3]);
+    assert!(v[0].summary.contains("p_bare up to 0.99"), "{}", v[0].summary);
+}
+
+#[test]
+fn unsure_checks_or_a_helmeted_majority_never_make_a_no_helmet_violation() {
+    let unsure = helmet_checks(&mut judge_with(|_| {}), 0..50, |_| Some(0.8));
+    assert!(unsure.is_empty(), "unsure all along: {unsure:?}");
+    let mostly_helmeted = helmet_checks(&mut judge_with(|_| {}), 0..20, |f| Some(if f % 4 == 0 { 0.95 } else { 0.1 }));
+    assert!(mostly_helmeted.is_empty(), "{mostly_helmeted:?}");
+    let unchecked = helmet_checks(&mut judge_with(|_| {}), 0..50, |_| None);
+    assert!(unchecked.is_empty());
+    let hostile = helmet_checks(&mut judge_with(|_| {}), 0..50, |f| Some(if f % 2 == 0 { f32::NAN } else { 7.0 }));
+    assert!(hostile.is_empty(), "not a probability: ignored");
+    let switched_off = helmet_checks(&mut judge_with(|c| c.enable.no_helmet = false), 0..30, |_| Some(0.99));
+    assert!(switched_off.is_empty());
+}
+
+#[test]
+fn a_car_is_never_judged_for_helmets() {
+    let mut judge = judge_with(|_| {});
+    let v: Vec<Violation> = (0..30)
+        .flat_map(|f| {
+            let seen = Observation { p_bare: Some(0.99), ..observe(VehicleClass::Car, (250.0, 400.0)) };
+            judge.judge(f, at(f), (1000, 1000), &[seen])
+        })
+        .collect();
+    assert!(v.is_empty());
 }
 
 /// Drives one vehicle through `frames`, with the controller reporting `signal(frame)` (None: silent).

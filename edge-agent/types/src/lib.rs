@@ -95,6 +95,7 @@ pub enum EventKind {
     WrongLane,
     IllegalStopping,
     Speeding,
+    NoHelmet,
 }
 
 impl EventKind {
@@ -107,6 +108,7 @@ impl EventKind {
             Self::WrongLane => ViolationKind::WrongLane.as_str(),
             Self::IllegalStopping => ViolationKind::IllegalStopping.as_str(),
             Self::Speeding => ViolationKind::Speeding.as_str(),
+            Self::NoHelmet => ViolationKind::NoHelmet.as_str(),
         }
     }
 
@@ -125,6 +127,7 @@ impl From<ViolationKind> for EventKind {
             ViolationKind::WrongLane => Self::WrongLane,
             ViolationKind::IllegalStopping => Self::IllegalStopping,
             ViolationKind::Speeding => Self::Speeding,
+            ViolationKind::NoHelmet => Self::NoHelmet,
         }
     }
 }

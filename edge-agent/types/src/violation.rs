@@ -23,11 +23,20 @@ pub enum ViolationKind {
     IllegalStopping,
     /// Average speed over a measured section above the limit.
     Speeding,
+    /// A rider (driver or passenger) of a motorbike without a helmet.
+    NoHelmet,
 }
 
 impl ViolationKind {
-    pub const ALL: [ViolationKind; 6] =
-        [Self::RedLight, Self::StopLine, Self::WrongWay, Self::WrongLane, Self::IllegalStopping, Self::Speeding];
+    pub const ALL: [ViolationKind; 7] = [
+        Self::RedLight,
+        Self::StopLine,
+        Self::WrongWay,
+        Self::WrongLane,
+        Self::IllegalStopping,
+        Self::Speeding,
+        Self::NoHelmet,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +46,7 @@ impl ViolationKind {
             Self::WrongLane => "wrong_lane",
             Self::IllegalStopping => "illegal_stopping",
             Self::Speeding => "speeding",
+            Self::NoHelmet => "no_helmet",
         }
     }
 
@@ -49,6 +59,7 @@ impl ViolationKind {
             Self::WrongLane => "Đi sai làn đường",
             Self::IllegalStopping => "Dừng, đỗ xe sai quy định",
             Self::Speeding => "Chạy quá tốc độ",
+            Self::NoHelmet => "Không đội mũ bảo hiểm",
         }
     }
 }
@@ -63,6 +74,7 @@ impl ViolationKind {
             Self::WrongLane => "Wrong lane",
             Self::IllegalStopping => "Illegal stopping or parking",
             Self::Speeding => "Speeding",
+            Self::NoHelmet => "Riding without a helmet",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! violation per vehicle per configured line, lane, zone or section.
 
 pub(crate) mod illegal_stopping;
+pub(crate) mod no_helmet;
 pub(crate) mod red_light;
 pub(crate) mod speeding;
 pub(crate) mod wrong_lane;
