@@ -50,13 +50,14 @@ impl DataBarFont {
 
 /// Encodes `frame` with `bbox` outlined and the data bar `text` below it. The frame itself is not modified.
 pub fn overview_jpeg(frame: &Frame, bbox: &BBox, text: &str, font: &DataBarFont) -> Result<Vec<u8>, OverviewError> {
-    compose_jpeg(&[Panel { frame, bbox: *bbox, caption: String::new() }], text, font)
+    compose_jpeg(&[Panel { frame, bbox: Some(*bbox), caption: String::new() }], text, font)
 }
 
 /// One picture of a composed overview: a frame, the vehicle's box in it, and a caption under it.
 pub struct Panel<'a> {
     pub frame: &'a Frame,
-    pub bbox: BBox,
+    /// `None` for a close-up, which is all vehicle.
+    pub bbox: Option<BBox>,
     /// Written under this panel (its moment and time); empty: no caption row.
     pub caption: String,
 }
@@ -74,7 +75,9 @@ pub fn compose_jpeg(panels: &[Panel<'_>], text: &str, font: &DataBarFont) -> Res
     for p in panels {
         let (pw, ph) = (p.frame.width, p.frame.height);
         let mut pixels = p.frame.data.as_ref().clone();
-        draw_box(&mut pixels, pw, ph, &p.bbox);
+        if let Some(bbox) = &p.bbox {
+            draw_box(&mut pixels, pw, ph, bbox);
+        }
         for (y, row) in pixels.chunks_exact((pw * 3) as usize).enumerate() {
             let at = ((y as u32 * w + left) * 3) as usize;
             rgb[at..at + row.len()].copy_from_slice(row);
@@ -89,6 +92,20 @@ pub fn compose_jpeg(panels: &[Panel<'_>], text: &str, font: &DataBarFont) -> Res
     let mut out = Vec::with_capacity(rgb.len() / 8);
     JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY).encode(&rgb, w, total, image::ExtendedColorType::Rgb8)?;
     Ok(out)
+}
+
+/// The part `region` (x1, y1, x2, y2, whole pixels inside the frame) of `frame`, enlarged (bicubic) to
+/// `height` pixels high with its aspect kept, as a frame of its own: a close-up panel (a rider's head). `None`
+/// for an empty region or one outside the frame.
+pub fn close_up(frame: &Frame, (x1, y1, x2, y2): (u32, u32, u32, u32), height: u32) -> Option<Frame> {
+    if x2 <= x1 || y2 <= y1 || x2 > frame.width || y2 > frame.height || height == 0 {
+        return None;
+    }
+    let whole = image::RgbImage::from_raw(frame.width, frame.height, frame.data.as_ref().clone())?;
+    let part = image::imageops::crop_imm(&whole, x1, y1, x2 - x1, y2 - y1).to_image();
+    let width = ((x2 - x1) as f32 * height as f32 / (y2 - y1) as f32).round().clamp(1.0, 4.0 * height as f32) as u32;
+    let big = image::imageops::resize(&part, width, height, image::imageops::FilterType::CatmullRom);
+    Some(Frame { width, height, data: std::sync::Arc::new(big.into_raw()), ..frame.clone() })
 }
 
 /// Width of `text` at `size` pixels.
@@ -241,8 +258,10 @@ mod tests {
         let (a, b, c) = (frame(10), frame(60), frame(110));
         let font = DataBarFont::load(Path::new(FONT)).expect("font");
         let bbox = BBox { x1: 50.0, y1: 20.0, x2: 90.0, y2: 60.0 };
-        let panels: Vec<Panel<'_>> =
-            [&a, &b, &c].into_iter().map(|f| Panel { frame: f, bbox, caption: "Vi phạm · at".into() }).collect();
+        let panels: Vec<Panel<'_>> = [&a, &b, &c]
+            .into_iter()
+            .map(|f| Panel { frame: f, bbox: Some(bbox), caption: "Vi phạm · at".into() })
+            .collect();
         let jpeg = compose_jpeg(&panels, "Vượt đèn đỏ (red_light)", &font).expect("encode");
         let decoded = image::load_from_memory(&jpeg).expect("decode").into_rgb8();
         assert_eq!(decoded.dimensions(), (600, 100 + 2 * 22));
@@ -250,6 +269,30 @@ mod tests {
             let px = decoded.get_pixel(i as u32 * 200 + 10, 90)[1];
             assert!(px.abs_diff(v) < 8, "panel {i} holds its own frame ({px} vs {v})");
         }
+    }
+
+    #[test]
+    fn a_close_up_is_the_region_enlarged_to_the_height_asked_with_its_aspect_kept() {
+        let mut data = vec![0u8; 200 * 100 * 3];
+        for y in 20..40 {
+            for x in 50..90 {
+                data[(y * 200 + x) * 3] = 250;
+            }
+        }
+        let frame = Frame {
+            camera: CameraId::new("c"),
+            number: 7,
+            captured_at: chrono::Utc::now(),
+            scene_cut: false,
+            width: 200,
+            height: 100,
+            data: Arc::new(data),
+        };
+        let up = close_up(&frame, (50, 20, 90, 40), 60).expect("close-up");
+        assert_eq!((up.width, up.height, up.number), (120, 60, 7));
+        assert!(up.data.chunks_exact(3).all(|p| p[0] > 200), "all of it is the red region");
+        assert!(close_up(&frame, (150, 20, 250, 40), 60).is_none(), "outside the frame");
+        assert!(close_up(&frame, (50, 20, 50, 40), 60).is_none(), "empty");
     }
 
     #[test]

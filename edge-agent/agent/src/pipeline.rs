@@ -459,18 +459,27 @@ impl AnalysisStage {
             ),
             vehicle.class,
         );
-        let composed = crate::overview::compose_jpeg(
-            &panels
-                .iter()
-                .map(|(role, f, b)| crate::overview::Panel {
-                    frame: f,
-                    bbox: *b,
-                    caption: format!("{} · {}", moment_label(*role), f.captured_at.format("%H:%M:%S%.3f")),
-                })
-                .collect::<Vec<_>>(),
-            &bar,
-            &self.data_bar_font,
-        );
+        // A no-helmet picture must show the head: the region the classifier judged, enlarged to half the frame.
+        let head = (violation.kind == te_types::ViolationKind::NoHelmet)
+            .then(|| te_infer::head_region(at_box, at_frame.width, at_frame.height))
+            .flatten()
+            .and_then(|region| crate::overview::close_up(at_frame, region, at_frame.height / 2));
+        let mut shown: Vec<crate::overview::Panel<'_>> = panels
+            .iter()
+            .map(|(role, f, b)| crate::overview::Panel {
+                frame: f,
+                bbox: Some(*b),
+                caption: format!("{} · {}", moment_label(*role), f.captured_at.format("%H:%M:%S%.3f")),
+            })
+            .collect();
+        if let Some(head) = &head {
+            shown.push(crate::overview::Panel {
+                frame: head,
+                bbox: None,
+                caption: "Đầu người lái (phóng to) · head, enlarged".into(),
+            });
+        }
+        let composed = crate::overview::compose_jpeg(&shown, &bar, &self.data_bar_font);
         let jpeg = match composed {
             Ok(j) => j,
             Err(e) => {

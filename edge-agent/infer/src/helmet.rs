@@ -66,8 +66,9 @@ impl HelmetClassifier {
 }
 
 /// The head region of `rider` in whole pixels, clipped to the frame: (x1, y1, x2, y2), or `None` when it is
-/// empty, degenerate or not finite. Rounded as the recipe rounds (to nearest).
-fn head_region(rider: &BBox, width: u32, height: u32) -> Option<(u32, u32, u32, u32)> {
+/// empty, degenerate or not finite. Rounded as the recipe rounds (to nearest). The region the classifier
+/// judges, and the one the evidence picture enlarges.
+pub fn head_region(rider: &BBox, width: u32, height: u32) -> Option<(u32, u32, u32, u32)> {
     let (w, h) = (rider.width(), rider.height());
     let edges = [rider.x1 - SIDE * w, rider.y1 - ABOVE * h, rider.x2 + SIDE * w, rider.y1 + BELOW * h];
     if !edges.iter().all(|v| v.is_finite()) {

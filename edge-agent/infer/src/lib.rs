@@ -26,7 +26,7 @@ mod runtime;
 mod vehicle;
 
 pub use crop::{cut, vehicle_crop, VEHICLE_MARGIN};
-pub use helmet::HelmetClassifier;
+pub use helmet::{head_region, HelmetClassifier};
 pub use letterbox::{Letterbox, PadPlacement};
 pub use manifest::{ModelDirs, ModelManifest, ModelSpec, Origin};
 pub use nms::{non_max_suppression, suppress};
