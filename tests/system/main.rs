@@ -230,10 +230,6 @@ shared = "{shared}"
 state = "{state}"
 [plates]
 enabled = false
-# The car park is filmed from above; there the street-level motorcyclist model takes a white car (which YOLOX
-# misses) for a motorcyclist. This test is about the controller's path, so YOLOX alone.
-[detector]
-motorcyclists = false
 [uplink]
 central_url = "http://127.0.0.1:{port}"
 [time]

@@ -34,14 +34,9 @@ impl Default for HelmetChecking {
     }
 }
 
-/// True when one of `people` rides in `bike`: its centre inside the box's width and upper 60%, and most of
-/// it inside the box.
+/// True when one of `people` rides in `bike`.
 fn has_rider(bike: &BBox, people: &[BBox]) -> bool {
-    people.iter().any(|p| {
-        let (cx, cy) = p.center();
-        let inside = p.intersection_area(bike) / p.area().max(1e-6);
-        (bike.x1..=bike.x2).contains(&cx) && (bike.y1..=bike.y1 + 0.6 * bike.height()).contains(&cy) && inside >= 0.5
-    })
+    people.iter().any(|p| te_infer::rides(p, bike))
 }
 
 /// p_bare of each motorcyclist of `seen` due a check in this frame, among those a person (`people`, YOLOX's)

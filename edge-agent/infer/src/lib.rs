@@ -35,7 +35,7 @@ pub use plate_reader::{PlateFormat, PlateReader, PlateReaderSettings, RawRead, R
 pub use provider::{ExecutionSettings, Provider};
 pub use recognizer::{PlateRecognizer, RecognizerSettings};
 pub use rectify::{natural_size, rectify, RgbView};
-pub use rider::{merge_motorcyclists, RiderDetector, RiderDetectorSettings};
+pub use rider::{merge_motorcyclists, rides, RiderDetector, RiderDetectorSettings};
 pub use runtime::{resolve_runtime_library, Runtime, RUNTIME_ENV_VAR};
 pub use vehicle::{VehicleDetector, VehicleDetectorSettings};
 
