@@ -448,14 +448,16 @@ impl AnalysisStage {
         let at_index = panels.iter().position(|(r, _, _)| *r == MomentRole::At).unwrap_or(0);
         let Some((_, at_frame, at_box)) = panels.get(at_index) else { return };
         let x_offset: u32 = panels[..at_index].iter().map(|(_, f, _)| f.width).sum();
+        // The picture names its record, so a printed picture leads back to the sealed record.
+        let record_id = EvidenceId::new();
         let bar = self.bar_text(
             at_frame,
             &format!(
-                "{} ({}) · {} · {}",
+                "Lỗi vi phạm: {} · {} · {} · Mã hồ sơ {}",
                 violation.kind.vietnamese(),
-                violation.kind,
                 violation.rule,
-                violation.summary
+                violation.summary,
+                record_id
             ),
             vehicle.class,
         );
@@ -469,7 +471,12 @@ impl AnalysisStage {
             .map(|(role, f, b)| crate::overview::Panel {
                 frame: f,
                 bbox: Some(*b),
-                caption: format!("{} · {}", moment_label(*role), f.captured_at.format("%H:%M:%S%.3f")),
+                caption: format!(
+                    "{} · {} · khung hình {}",
+                    moment_label(*role),
+                    self.local_time(camera, f.captured_at, "%H:%M:%S%.3f"),
+                    f.number
+                ),
             })
             .collect();
         if let Some(head) = &head {
@@ -490,6 +497,7 @@ impl AnalysisStage {
         };
         let mut record =
             self.record(at_frame, violation.track, violation.kind.into(), vehicle.class, vehicle.score, &jpeg);
+        record.evidence_id = record_id;
         record.bbox = at_box.shifted(x_offset as f32, 0.0);
         record.captured_at = violation.at;
         record.violation = Some(violation);
@@ -550,16 +558,28 @@ impl AnalysisStage {
     }
 
     /// The data bar: time, place, camera, box, what happened, vehicle class.
+    /// The data bar: in Vietnamese, local time with its offset and milliseconds (Decree 135/2021 asks that the
+    /// picture state the time and place of the offence itself).
     fn bar_text(&self, frame: &Frame, event: &str, class: VehicleClass) -> String {
         format!(
-            "{} UTC · {} · camera {} · box {} · {} · {}",
-            frame.captured_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            "{} · {} · Camera {} · Thiết bị {} · {} · {}",
+            self.local_time(&frame.camera, frame.captured_at, "%Y-%m-%d %H:%M:%S%.3f"),
             self.locations.get(&frame.camera).map(String::as_str).unwrap_or_default(),
             frame.camera,
             self.device_id,
             event,
-            class
+            class.vietnamese()
         )
+    }
+
+    /// `at` in the camera's local time (its scene's `utc_offset_hours`; Vietnam's +7 without a scene), in
+    /// `format`, followed by the offset.
+    fn local_time(&self, camera: &CameraId, at: chrono::DateTime<chrono::Utc>, format: &str) -> String {
+        let hours = self.scenes.get(camera).map_or(VIETNAM_UTC_OFFSET_HOURS, |s| s.utc_offset_hours);
+        match chrono::FixedOffset::east_opt(hours * 3600) {
+            Some(offset) => at.with_timezone(&offset).format(&format!("{format} (UTC%:z)")).to_string(),
+            None => at.format(&format!("{format} (UTC)")).to_string(),
+        }
     }
 
     /// A record of `kind` at `frame`, complete but for its plate (and violation).
@@ -607,7 +627,7 @@ impl AnalysisStage {
         record_pass: bool,
     ) -> anyhow::Result<OpenVehicle> {
         let pass = if record_pass {
-            let bar = self.bar_text(frame, EventKind::VehicleDetected.as_str(), detection.class);
+            let bar = self.bar_text(frame, "Phương tiện đi qua", detection.class);
             let jpeg = crate::overview::overview_jpeg(frame, &detection.bbox, &bar, &self.data_bar_font)?;
             let mut record =
                 self.record(frame, track, EventKind::VehicleDetected, detection.class, detection.score, &jpeg);
@@ -631,11 +651,14 @@ impl AnalysisStage {
 /// Caption of a moment's picture, Vietnamese first.
 fn moment_label(role: MomentRole) -> &'static str {
     match role {
-        MomentRole::Before => "Trước · before",
-        MomentRole::At => "Vi phạm · at",
-        MomentRole::After => "Sau · after",
+        MomentRole::Before => "Trước vi phạm",
+        MomentRole::At => "Thời điểm vi phạm",
+        MomentRole::After => "Sau vi phạm",
     }
 }
+
+/// The local time of a camera without a scene: Vietnam (UTC+7, no daylight saving).
+const VIETNAM_UTC_OFFSET_HOURS: i32 = 7;
 
 /// JPEG quality of plate pictures: high, as they are small and their characters are what a reviewer checks.
 const PLATE_PICTURE_QUALITY: u8 = 92;

@@ -66,6 +66,17 @@ impl VehicleClass {
             Self::Truck => "truck",
         }
     }
+
+    /// The vehicle as Vietnamese police write it on evidence.
+    pub fn vietnamese(self) -> &'static str {
+        match self {
+            Self::Bicycle => "Xe đạp",
+            Self::Car => "Xe ô tô",
+            Self::Motorbike => "Xe mô tô",
+            Self::Bus => "Xe khách",
+            Self::Truck => "Xe tải",
+        }
+    }
 }
 
 impl std::fmt::Display for VehicleClass {
