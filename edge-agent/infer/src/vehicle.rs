@@ -87,7 +87,7 @@ impl VehicleDetector {
     pub fn detect(&mut self, frame: &Frame) -> Result<Vec<Detection>, InferError> {
         let vehicles = self.detect_coco(frame)?;
         match self.motorcyclists.as_mut() {
-            Some(riders) => Ok(merge_motorcyclists(vehicles, riders.detect(frame)?)),
+            Some(riders) => Ok(merge_motorcyclists(vehicles, riders.detect(frame)?, &self.people)),
             None => Ok(vehicles),
         }
     }

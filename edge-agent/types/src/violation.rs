@@ -105,6 +105,16 @@ impl SignalPhase {
             Self::Unknown => "unknown",
         }
     }
+
+    /// The lamp's colour as written on Vietnamese evidence ("đèn đỏ").
+    pub fn vietnamese(self) -> &'static str {
+        match self {
+            Self::Red => "đỏ",
+            Self::Yellow => "vàng",
+            Self::Green => "xanh",
+            Self::Unknown => "không rõ",
+        }
+    }
 }
 
 /// Which part of the story a moment shows.

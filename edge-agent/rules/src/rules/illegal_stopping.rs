@@ -28,7 +28,7 @@ pub(crate) fn check(
         }
         if let Some(mut v) = ctx.report(state, ViolationKind::IllegalStopping, i, (track, &zone.name), still, cur) {
             v.dwell_s = Some(dwell);
-            v.summary = format!("stood still {dwell:.0} s in {:?} (limit {:.0} s)", zone.name, zone.max_dwell_s);
+            v.summary = format!("Dừng {dwell:.0} giây trong {:?} (giới hạn {:.0} giây)", zone.name, zone.max_dwell_s);
             out.push(v);
         }
     }

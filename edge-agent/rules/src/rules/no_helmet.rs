@@ -52,8 +52,8 @@ pub(crate) fn check(
     let (bare, helmeted) = (votes.bare, votes.helmeted);
     if let Some(mut v) = ctx.report(state, ViolationKind::NoHelmet, 0, (track, "no_helmet"), first, at) {
         v.summary = format!(
-            "bare-headed in {bare} checks (p_bare up to {best:.2}), helmeted in {helmeted}; \
-             threshold {:.2}",
+            "Không đội mũ bảo hiểm ở {bare} lần kiểm tra (p_bare cao nhất {best:.2}), có mũ ở {helmeted} lần; \
+             ngưỡng {:.2}",
             t.no_helmet_at
         );
         out.push(v);

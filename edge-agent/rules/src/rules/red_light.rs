@@ -40,16 +40,18 @@ pub(crate) fn check(
         let stood_s = seconds(state.still_since.at, cur.at);
         let (kind, at, summary) = if beyond > t.stop_line_depth_px {
             let when = match pending.red_for_s {
-                Some(r) => format!("{r:.1} s after the signal turned {}", pending.phase.as_str()),
-                None => format!("while {} (its start was not seen)", pending.phase.as_str()),
+                Some(r) => format!("{r:.1} giây sau khi đèn chuyển {}", pending.phase.vietnamese()),
+                None => format!("khi đèn đang {} (không thấy lúc đèn chuyển)", pending.phase.vietnamese()),
             };
-            (ViolationKind::RedLight, pending.at, format!("crossed {name:?} {when}"))
+            (ViolationKind::RedLight, pending.at, format!("Vượt vạch {name:?} {when}"))
         } else if beyond < 0.0 {
             state.pending[i] = None; // backed out behind the line
             continue;
         } else if stood_s >= t.stop_line_dwell_s && ctx.phase == pending.phase {
-            let summary =
-                format!("stopped {beyond:.0} px past {name:?} for {stood_s:.1} s while {}", pending.phase.as_str());
+            let summary = format!(
+                "Dừng quá vạch {name:?} {beyond:.0} px trong {stood_s:.1} giây khi đèn {}",
+                pending.phase.vietnamese()
+            );
             (ViolationKind::StopLine, cur, summary)
         } else {
             continue;

@@ -37,11 +37,11 @@ pub(crate) fn check(
             v.limit_kmh = Some(section.limit_kmh);
             v.certified = section.certified;
             v.summary = format!(
-                "average {kmh:.1} km/h over {:?} (limit {:.0} km/h; {:.1} m in {took:.2} s){}",
+                "Tốc độ trung bình {kmh:.1} km/h trên đoạn {:?} (giới hạn {:.0} km/h; {:.1} m trong {took:.2} giây){}",
                 section.name,
                 section.limit_kmh,
                 section.distance_m,
-                if section.certified { "" } else { "; uncertified measurement" }
+                if section.certified { "" } else { "; phép đo chưa được kiểm định" }
             );
             out.push(v);
         }

@@ -32,8 +32,9 @@ pub(crate) fn check(
             continue;
         }
         if let Some(mut v) = ctx.report(state, ViolationKind::WrongLane, i, (track, &lane.name), since, cur) {
-            let why = if not_allowed { "not allowed in" } else { "banned at this hour from" };
-            v.summary = format!("{class} {why} {:?}, in it for {in_lane_s:.1} s", lane.name);
+            let why =
+                if not_allowed { "không được đi vào làn" } else { "bị cấm vào giờ này trong làn" };
+            v.summary = format!("{} {why} {:?}, trong làn {in_lane_s:.1} giây", class.vietnamese(), lane.name);
             out.push(v);
         }
     }

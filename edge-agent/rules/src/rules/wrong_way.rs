@@ -31,11 +31,8 @@ pub(crate) fn check(
             continue;
         }
         if let Some(mut v) = ctx.report(state, ViolationKind::WrongWay, i, (track, &lane.name), old, cur) {
-            v.summary = format!(
-                "moved {travel:.0} px against the direction of {:?} in {:.1} s",
-                lane.name,
-                seconds(old.at, cur.at)
-            );
+            v.summary =
+                format!("Đi ngược chiều {:?} {travel:.0} px trong {:.1} giây", lane.name, seconds(old.at, cur.at));
             out.push(v);
         }
     }
