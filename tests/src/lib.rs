@@ -329,31 +329,3 @@ pub fn fake_sntp_server(skew_ms: i64) -> String {
     });
     addr
 }
-
-/// Encodes the still picture `image` (JPEG) as `seconds` of 10 fps H.264 video in an MP4 file: a real frame
-/// that a camera sees unchanged, so that a tracker follows what is in it over many frames.
-pub fn still_clip(image: &Path, out: &Path, seconds: u32) {
-    use gstreamer::prelude::*;
-    gstreamer::init().expect("gstreamer");
-    let description = format!(
-        "filesrc location=\"{}\" ! jpegdec ! videoconvert ! imagefreeze num-buffers={} ! \
-         video/x-raw,framerate=10/1 ! videoconvert ! video/x-raw,format=I420 ! \
-         x264enc speed-preset=ultrafast key-int-max=10 ! h264parse ! mp4mux ! filesink location=\"{}\"",
-        image.display(),
-        seconds * 10,
-        out.display()
-    );
-    let pipeline = gstreamer::parse::launch(&description).expect("still clip pipeline");
-    pipeline.set_state(gstreamer::State::Playing).expect("play");
-    let bus = pipeline.bus().expect("bus");
-    let msg = bus
-        .timed_pop_filtered(
-            gstreamer::ClockTime::from_seconds(60),
-            &[gstreamer::MessageType::Eos, gstreamer::MessageType::Error],
-        )
-        .expect("still clip finished within a minute");
-    if let gstreamer::MessageView::Error(e) = msg.view() {
-        panic!("still clip of {}: {}", image.display(), e.error());
-    }
-    pipeline.set_state(gstreamer::State::Null).expect("stop");
-}

@@ -3,13 +3,14 @@
 //! (motorcyclist detector, tracker, helmet classifier, rule, evidence store).
 
 use std::path::Path;
-use te_system_tests::{agent, shared_dir, still_clip};
+use te_system_tests::{agent, shared_dir};
 
 /// Runs the agent on `frame` (a vn_riders image) shown for 4 s; returns the `evidence list` lines that are
 /// no-helmet records.
 fn no_helmet_records(dir: &Path, frame: &str) -> Vec<String> {
     let clip = dir.join("clip.mp4");
-    still_clip(&shared_dir().join("data/vn_riders/images").join(frame), &clip, 4);
+    te_camera::bench::still_clip(&shared_dir().join("data/vn_riders/images").join(frame), &clip, 4)
+        .expect("still clip");
     let config = dir.join("agent.toml");
     std::fs::write(
         &config,

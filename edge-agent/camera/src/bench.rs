@@ -1,4 +1,5 @@
-//! Decode benchmark support: make an H.264 4:2:0 test clip, and measure how fast N cameras decode it.
+//! Decode benchmark support: make an H.264 4:2:0 test clip (a test pattern, a re-encoded video, or a still
+//! picture held for some seconds), and measure how fast N cameras decode it.
 //!
 //! Used by `edge-agent camera bench`; figures, not a test. Each camera replays the clip as fast as it can
 //! (policy `block`, a consumer that takes every frame), through the same pipeline a live camera uses.
@@ -32,6 +33,20 @@ pub fn transcode_clip(source: &Path, path: &Path, width: u32, height: u32) -> Re
          x264enc speed-preset=ultrafast key-int-max=25 ! video/x-h264,profile=main ! h264parse ! mp4mux ! \
          filesink location=\"{}\"",
         source.display(),
+        path.display()
+    );
+    run_to_end(&description)
+}
+
+/// Encodes the still picture `image` (JPEG) as `seconds` of 10 fps H.264 video in an MP4 file: a real frame
+/// that a camera sees unchanged, so that a tracker follows what is in it over many frames (replay tests).
+pub fn still_clip(image: &Path, path: &Path, seconds: u32) -> Result<(), CameraError> {
+    let description = format!(
+        "filesrc location=\"{}\" ! jpegdec ! videoconvert ! imagefreeze num-buffers={} ! \
+         video/x-raw,framerate=10/1 ! videoconvert ! video/x-raw,format=I420 ! \
+         x264enc speed-preset=ultrafast key-int-max=10 ! h264parse ! mp4mux ! filesink location=\"{}\"",
+        image.display(),
+        seconds * 10,
         path.display()
     );
     run_to_end(&description)
