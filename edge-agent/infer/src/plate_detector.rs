@@ -65,6 +65,11 @@ impl PlateDetector {
         Ok(Self { session, settings })
     }
 
+    /// Plates overlapping a better one by more than this are dropped.
+    pub(crate) fn nms_iou(&self) -> f32 {
+        self.settings.nms_iou
+    }
+
     /// Plates in `picture`, best first.
     pub fn detect(&mut self, picture: RgbView<'_>) -> Result<Vec<PlateDetection>, InferError> {
         let lb = Letterbox::plan(picture.width, picture.height, INPUT_SIZE, PadPlacement::TopLeft);

@@ -39,8 +39,6 @@ const SECOND_LOOK_BELOW: f32 = 64.0;
 const SECOND_LOOK_MARGIN: (f32, f32) = (2.0, 3.0);
 /// The second look's plate replaces the first only when they overlap at least this much (the same plate).
 const SECOND_LOOK_SAME: f32 = 0.2;
-/// Plates overlapping a better one by more than this after the second look are dropped (as the detector's NMS).
-const SECOND_LOOK_NMS: f32 = 0.5;
 /// Rectified rows are made at least this tall so that the reader does not resample twice from tiny crops.
 const MIN_ROW_HEIGHT: f32 = 32.0;
 /// The plate's quadrilateral is grown by this share of its size on each side before it is cut out for reading
@@ -96,7 +94,8 @@ impl PlateRecognizer {
                 plate
             });
         }
-        Ok(suppress(plates, SECOND_LOOK_NMS, |p| (p.score, p.bbox)))
+        // Two first looks can settle on one plate: the detector's own NMS again.
+        Ok(suppress(plates, self.detector.nms_iou(), |p| (p.score, p.bbox)))
     }
 
     /// The plate as the detector sees it in a crop around it, where it is large; the first look when the
