@@ -21,19 +21,56 @@ def run_folder(args):
     return work, say
 
 
-def resume(work, model, opt, say, quiet=False):
+def resume(work, model, opt, say, quiet=False, ema=None):
     """(first epoch, best figure) from the folder's last checkpoint, or (0, -1) for a new run."""
     if not (work / "last.pt").exists():
         return 0, -1.0
     ck = torch.load(work / "last.pt", weights_only=False)
     model.load_state_dict(ck["model"])
     opt.load_state_dict(ck["opt"])
+    if ema is not None:
+        ema.load_state_dict(ck.get("ema", ck["model"]))
     if not quiet:
         say(f"resumed at epoch {ck['epoch'] + 1} (best {ck['best']:.4f})")
     return ck["epoch"] + 1, ck["best"]
 
 
-def checkpoint(work, model, opt, epoch, best):
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "best": best},
-               work / "last.pt.tmp")
+def checkpoint(work, model, opt, epoch, best, ema=None):
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "best": best}
+    if ema is not None:
+        state["ema"] = ema.state_dict()
+    torch.save(state, work / "last.pt.tmp")
     pathlib.Path(work / "last.pt.tmp").replace(work / "last.pt")
+
+
+class Ema:
+    """An exponential moving average of a model's weights and batch-norm statistics: on small validation sets
+    it is steadier and usually a little better than the last step's weights. Warms up over the first steps."""
+
+    def __init__(self, model, decay):
+        import copy
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.decay, self.steps = decay, 0
+
+    def update(self, model):
+        self.steps += 1
+        d = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        live = model.state_dict()
+        with torch.no_grad():
+            for k, v in self.model.state_dict().items():
+                if v.dtype.is_floating_point:
+                    v.mul_(d).add_(live[k].detach(), alpha=1 - d)
+                else:
+                    v.copy_(live[k])
+
+    def state_dict(self):
+        return {"weights": self.model.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state):
+        if "weights" in state:
+            self.model.load_state_dict(state["weights"])
+            self.steps = state["steps"]
+        else:  # a checkpoint from before the average was kept: start it from the model
+            self.model.load_state_dict(state)

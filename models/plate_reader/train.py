@@ -241,6 +241,9 @@ def main():
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--init", default=None, help="start from these weights (a best.pt): a fine-tuning run")
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--real-repeat", type=int, default=3, help="times each real training crop is seen per epoch")
+    ap.add_argument("--ema", type=float, default=0.998,
+                    help="decay of the weights' moving average that is validated and exported (0: off)")
     ap.add_argument("--illegible-per-epoch", type=int, default=0,
                     help="pictures that must read as nothing (plates blurred past legibility, background)")
     args = ap.parse_args()
@@ -251,7 +254,8 @@ def main():
     if args.init:
         model.load_state_dict(torch.load(args.init))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    start, best = training.resume(work, model, opt, say, quiet=args.export_only)
+    ema = training.Ema(model, args.ema) if args.ema > 0 else None
+    start, best = training.resume(work, model, opt, say, quiet=args.export_only, ema=ema)
     if args.export_only:
         export(work, args.out)
         return
@@ -259,6 +263,10 @@ def main():
     real = datasets.vn_plates(args.shared, HERE.parent / "labels/vn_plates.corrections.tsv")
     train = [(img, t) for _, img, t, s in real if s == "train"]
     val = [(img, t, n) for n, img, t, s in real if s == "val"]
+    # The split as a file, so that `edge-agent eval --only-crops` scores the same crops along the agent's path.
+    (HERE / "val_crops.txt").write_text(
+        "# vn_plates crops of the reader's validation split (models/common/datasets.py), never trained on\n"
+        + "".join(f"{n}\n" for n in sorted(n for n, *_ in val)))
     extra = load_extra(args.shared, args.extra)
     say(f"data: vn_plates train {len(train)}, val {len(val)}; vn_riders crops (train clips) {len(extra)}")
     t0 = time.time()
@@ -276,7 +284,7 @@ def main():
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * epoch / total_steps)) + 2e-5
         for g in opt.param_groups:
             g["lr"] = lr
-        items = train * 2 + extra + rng.sample(pool, min(len(pool), args.synthetic_per_epoch))
+        items = train * args.real_repeat + extra + rng.sample(pool, min(len(pool), args.synthetic_per_epoch))
         items += [illegible(rng, pool, frames) for _ in range(args.illegible_per_epoch)]
         t0, losses = time.time(), []
         for x, y, lens in batches(items, rng, 64, True):
@@ -287,21 +295,26 @@ def main():
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
+            if ema is not None:
+                ema.update(model)
             losses.append(loss.item())
-        acc, wrong = evaluate(model, val)
-        silent = silence(model, held_out_illegible) if held_out_illegible else float("nan")
+        live_acc, _ = evaluate(model, val)
+        judged = ema.model if ema is not None else model
+        acc, wrong = evaluate(judged, val)
+        silent = silence(judged, held_out_illegible) if held_out_illegible else float("nan")
         two = [v for v in val if "/" in v[1]]
-        acc2, _ = evaluate(model, two)
+        acc2, _ = evaluate(judged, two)
         say(f"epoch {epoch} lr {lr:.5f} loss {np.mean(losses):.4f} val_exact {acc:.4f} val_two_row {acc2:.4f} "
-            f"n_val {len(val)} illegible_silent {silent:.3f} secs {time.time() - t0:.0f}")
+            f"live_val_exact {live_acc:.4f} n_val {len(val)} illegible_silent {silent:.3f} "
+            f"secs {time.time() - t0:.0f}")
         if acc >= best:
             best = acc
-            torch.save(model.state_dict(), work / "best.pt")
+            torch.save(judged.state_dict(), work / "best.pt")
             with open(work / "val_misses.tsv", "w") as f:
                 f.write("name\tlabel\tread\tmin_char_prob\n")
                 for n, t, r, c in wrong:
                     f.write(f"{n}\t{t}\t{r}\t{c:.3f}\n")
-        training.checkpoint(work, model, opt, epoch, best)
+        training.checkpoint(work, model, opt, epoch, best, ema=ema)
     export(work, args.out)
     say(f"exported best (val exact {best:.4f}) to {args.out}")
 

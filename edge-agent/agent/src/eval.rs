@@ -141,6 +141,12 @@ pub fn load_openalpr(dir: &Path) -> anyhow::Result<Vec<Sample>> {
 }
 
 /// Corrections by sample name: `Some(label)` replaces the label, `None` takes the sample out.
+/// A list of names, one per line (blank lines and `#` comments skipped).
+pub fn load_name_list(path: &Path) -> anyhow::Result<std::collections::HashSet<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect())
+}
+
 pub fn load_corrections(path: &Path) -> anyhow::Result<HashMap<String, Option<String>>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = HashMap::new();
@@ -215,6 +221,8 @@ pub struct Outcome {
     pub label: String,
     pub read: String,
     pub raw: String,
+    /// Why the read is unreadable, when it is.
+    pub why: String,
 }
 
 pub struct EvalReport {
@@ -269,7 +277,7 @@ pub fn evaluate(
             },
             Err(e) => {
                 eprintln!("warning: {}: cannot read image: {e}; counted as a miss", sample.image.display());
-                report.score(sample, &label, "", "");
+                report.score(sample, &label, "", "", "the image cannot be decoded");
                 continue;
             }
         };
@@ -284,17 +292,17 @@ pub fn evaluate(
                 .filter(|r| r.bbox().iou(&gt) > 0.1),
         };
         report.millis.push(started.elapsed().as_secs_f64() * 1000.0);
-        let (text, raw) = match &read {
-            Some(r) => (r.compact().unwrap_or_default(), r.raw.clone()),
-            None => (String::new(), "(no plate found)".into()),
+        let (text, raw, why) = match &read {
+            Some(r) => (r.compact().unwrap_or_default(), r.raw.clone(), r.unreadable_reason.clone().unwrap_or_default()),
+            None => (String::new(), "(no plate found)".into(), String::new()),
         };
-        report.score(sample, &label, &text, &raw);
+        report.score(sample, &label, &text, &raw, &why);
     }
     Ok(report)
 }
 
 impl EvalReport {
-    fn score(&mut self, sample: &Sample, label: &str, read: &str, raw: &str) {
+    fn score(&mut self, sample: &Sample, label: &str, read: &str, raw: &str, why: &str) {
         self.overall.add(label, read);
         for category in &sample.categories {
             self.categories.entry(category.clone()).or_default().add(label, read);
@@ -305,6 +313,7 @@ impl EvalReport {
                 label: label.to_string(),
                 read: read.to_string(),
                 raw: raw.to_string(),
+                why: why.to_string(),
             });
         }
     }
@@ -352,11 +361,11 @@ impl EvalReport {
         );
     }
 
-    /// Writes every mismatch as TSV (name, label, read, raw rows) for checking by eye.
+    /// Writes every mismatch as TSV (name, label, read, raw rows, why unreadable) for checking by eye.
     pub fn write_mismatches(&self, path: &Path) -> anyhow::Result<()> {
-        let mut out = String::from("name\tlabel\tread\traw\n");
+        let mut out = String::from("name\tlabel\tread\traw\twhy\n");
         for m in &self.mismatches {
-            out.push_str(&format!("{}\t{}\t{}\t{}\n", m.name, m.label, m.read, m.raw));
+            out.push_str(&format!("{}\t{}\t{}\t{}\t{}\n", m.name, m.label, m.read, m.raw, m.why));
         }
         std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
     }

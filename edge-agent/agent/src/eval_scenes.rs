@@ -79,13 +79,7 @@ pub fn load(dir: &Path, only_clips: Option<&Path>) -> anyhow::Result<Vec<RiderFr
     let wanted: Option<HashSet<String>> = match only_clips {
         None => None,
         Some(list) => {
-            let clips: HashSet<String> = std::fs::read_to_string(list)
-                .with_context(|| format!("reading {}", list.display()))?
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(String::from)
-                .collect();
+            let clips = crate::eval::load_name_list(list)?;
             let table = dir.join("clips.tsv");
             let text = std::fs::read_to_string(&table).with_context(|| format!("reading {}", table.display()))?;
             Some(

@@ -115,6 +115,10 @@ struct EvalArgs {
     /// validation clips are models/plate_detector/val_clips.txt).
     #[arg(long)]
     only_clips: Option<PathBuf>,
+    /// Plate crops: score only these images (a file, one image name per line; the reader recipe's validation
+    /// split is models/plate_reader/val_crops.txt).
+    #[arg(long, conflicts_with = "only_clips")]
+    only_crops: Option<PathBuf>,
     /// vn_riders layout: write the missed plates and false detections to this TSV, for checking by eye.
     #[arg(long)]
     errors: Option<PathBuf>,
@@ -653,10 +657,15 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<()> {
         return run_detection_eval(&config, &args);
     }
     let kind = eval::detect_kind(&args.dataset)?;
-    let samples = match kind {
+    let mut samples = match kind {
         eval::DatasetKind::GtTsv => eval::load_gt_tsv(&args.dataset)?,
         eval::DatasetKind::OpenAlpr => eval::load_openalpr(&args.dataset)?,
     };
+    if let Some(path) = &args.only_crops {
+        let wanted = eval::load_name_list(path)?;
+        samples.retain(|s| wanted.contains(&s.name));
+        println!("only the {} crops of {} that the dataset holds ({} listed)", samples.len(), path.display(), wanted.len());
+    }
     let format = match (args.plate_format.as_deref(), kind) {
         (Some("vn"), _) | (None, eval::DatasetKind::GtTsv) => te_infer::PlateFormat::Vietnam,
         _ => te_infer::PlateFormat::Latin,

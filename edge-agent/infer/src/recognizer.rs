@@ -144,12 +144,25 @@ impl PlateRecognizer {
         Ok(reads)
     }
 
-    /// Reads a picture that is one plate, as a whole; its shape decides one or two rows.
+    /// Reads a picture that is one plate, as a whole; its shape decides one or two rows. A picture's shape is
+    /// only a guess at the plate's (a crop can hold a long plate and what lies under it), so an unreadable
+    /// read is tried once with the other layout and kept only if that read passes every check.
     pub fn read_plate_picture(&mut self, picture: RgbView<'_>) -> Result<PlateRead, InferError> {
         let (w, h) = (picture.width as f32, picture.height as f32);
+        let corners = [[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]];
         let layout = if w / h < TWO_ROW_ASPECT_BELOW { PlateLayout::TwoLine } else { PlateLayout::OneLine };
         let raw = self.timed_read(picture, layout)?;
-        Ok(finish(self.format, raw, layout, [[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]], 1.0))
+        let first = finish(self.format, raw, layout, corners, 1.0);
+        if first.text.is_some() || self.format != PlateFormat::Vietnam {
+            return Ok(first);
+        }
+        let other = match layout {
+            PlateLayout::OneLine => PlateLayout::TwoLine,
+            PlateLayout::TwoLine => PlateLayout::OneLine,
+        };
+        let raw = self.timed_read(picture, other)?;
+        let second = finish(self.format, raw, other, corners, 1.0);
+        Ok(if second.text.is_some() { second } else { first })
     }
 
     /// Reads one detected plate of `picture` (cut out by its corners and made upright first).
@@ -236,22 +249,8 @@ fn decide(raw: &RawRead, layout: PlateLayout) -> Result<(String, f32), String> {
             sum += p;
         }
         let row_refs: Vec<&str> = text_rows.iter().map(String::as_str).collect();
-        // The row of a character next to the break is a guess from its CTC step; the characters themselves are
-        // not. When the rows as split fit no plate, the characters in order may, with the grammar placing the
-        // break (it refuses when two different plates would fit).
-        // The break may move, the kind of series may not: a top row read with a digit after its letter (`59T15`)
-        // is a motorbike's and must stay one, so a lost character cannot turn `29-V5/2108` into a car's `29V/5208`.
-        let joined = text_rows.concat();
-        let motorbike_series = |top: &str| top.chars().nth(3).is_some_and(|c| c.is_ascii_digit());
-        let parsed = te_plate::parse(&row_refs, Some(layout)).or_else(|why| {
-            let resplit = (rows > 1).then(|| te_plate::parse(&[&joined], Some(layout)).ok()).flatten();
-            match resplit {
-                Some(plate) if motorbike_series(&text_rows[0]) == plate.series.chars().any(|c| c.is_ascii_digit()) => {
-                    Ok(plate)
-                }
-                _ => Err(why),
-            }
-        });
+        let parsed = te_plate::parse(&row_refs, Some(layout))
+            .or_else(|why| if rows > 1 { resplit(&text_rows).ok_or(why) } else { Err(why) });
         match parsed {
             Ok(plate) => {
                 let text = plate.display();
@@ -277,6 +276,32 @@ fn decide(raw: &RawRead, layout: PlateLayout) -> Result<(String, f32), String> {
         return Err(format!("a character is uncertain (probability {weakest:.2})"));
     }
     Ok((text, mean))
+}
+
+/// The row of a character next to the break is a guess from its CTC step; the characters themselves are not.
+/// When the rows as split fit no plate, the characters in order may, with the break moved to where a plate's
+/// top row ends (3, 4 or 5 characters); `None` when no place fits or two places give different plates.
+/// The break may move, the kind of series may not: a top row read with a digit after its letter (`29T16`) is
+/// a motorbike's and must stay one (`29-T1/6480`, never the car's `29T/164.80`), so a lost character cannot
+/// turn `29-V5/2108` into a car's `29V/5208`.
+fn resplit(text_rows: &[String]) -> Option<te_plate::Plate> {
+    let motorbike = |series: &str| series.chars().any(|c| c.is_ascii_digit());
+    let top_is_motorbike = text_rows[0].chars().nth(3).is_some_and(|c| c.is_ascii_digit());
+    let joined = text_rows.concat();
+    let mut found: Option<te_plate::Plate> = None;
+    for k in 3..=5.min(joined.len().saturating_sub(1)) {
+        let (top, bottom) = joined.split_at(k);
+        let Ok(plate) = te_plate::parse(&[top, bottom], Some(PlateLayout::TwoLine)) else { continue };
+        if motorbike(&plate.series) != top_is_motorbike {
+            continue;
+        }
+        match &found {
+            Some(known) if known.compact() != plate.compact() => return None,
+            Some(_) => {}
+            None => found = Some(plate),
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -322,6 +347,14 @@ mod tests {
         // 85-F1 over 149.27, the bottom row's first 1 read into the top row: the characters are all right.
         let read = raw(&["85F11", "4927"], &[]);
         assert_eq!(decide(&read, PlateLayout::TwoLine).expect("plate").0, "85-F1/149.27");
+    }
+
+    #[test]
+    fn a_top_row_read_one_character_long_keeps_its_motorbike_plate_not_the_car_plate_of_the_same_characters() {
+        // 29-T1/6480 with the bottom row's 6 read into the top row: 29T16480 is also the car plate 29T-164.80,
+        // but a top row with a digit after its letter is a motorbike's.
+        let read = raw(&["29T16", "480"], &[]);
+        assert_eq!(decide(&read, PlateLayout::TwoLine).expect("plate").0, "29-T1/6480");
     }
 
     #[test]
