@@ -3,11 +3,14 @@
 
 One command (from the repository root, with the training venv of models/README.md):
 
-    .local/train-venv/bin/python models/plate_reader/train.py --shared ../shared --epochs 40
+    .local/train-venv/bin/python models/plate_reader/train.py --shared ../shared --threads 2
 
-Resumes from `--work/last.pt` when it exists; logs figures per epoch to `--work/train.log`; writes
-`models/plate_reader/plate_reader.onnx` from the best validation epoch. Fixed seeds; the validation split
-(`models/common/datasets.py`) is never trained on.
+Two stages in one run: 40 epochs from scratch in `--work`, then 14 epochs of fine-tuning from the first stage's
+best in `--work/stage2`, where pictures that must read as nothing (plates blurred past legibility, background)
+are added. Each stage resumes from its `last.pt` when it exists and logs figures per epoch to its `train.log`;
+the validated and exported weights are a moving average of the training weights (`--ema`). Writes
+`models/plate_reader/plate_reader.onnx` from the second stage's best validation epoch. Fixed seeds; the
+validation split (`models/common/datasets.py`, listed in `val_crops.txt`) is never trained on.
 
 Input (the agent's `PlateReader` does the same in Rust): an upright plate picture; a two-row plate is cut into a
 top band (upper 55%) and a bottom band (lower 55%); each band is resized (bilinear) to height 32 keeping its
@@ -246,18 +249,38 @@ def main():
                     help="decay of the weights' moving average that is validated and exported (0: off)")
     ap.add_argument("--illegible-per-epoch", type=int, default=0,
                     help="pictures that must read as nothing (plates blurred past legibility, background)")
+    ap.add_argument("--stage2-epochs", type=int, default=14,
+                    help="then fine-tune this many epochs from the first stage's best, in <work>/stage2, with "
+                         "--stage2-illegible pictures per epoch that must read as nothing (0: one stage only)")
+    ap.add_argument("--stage2-lr", type=float, default=5e-4)
+    ap.add_argument("--stage2-illegible", type=int, default=600)
     args = ap.parse_args()
 
-    work, say = training.run_folder(args)
+    first = pathlib.Path(args.work)
+    second = first / "stage2"
+    if args.export_only:
+        export(second if args.stage2_epochs > 0 else first, args.out)
+        return
+    run_stage(args, first, args.init, args.lr, args.epochs, args.illegible_per_epoch)
+    if args.stage2_epochs > 0:
+        run_stage(args, second, str(first / "best.pt"), args.stage2_lr, args.stage2_epochs, args.stage2_illegible)
+    export(second if args.stage2_epochs > 0 else first, args.out)
+    print(f"exported to {args.out}")
+
+
+def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
+    """One training stage in its own folder (resumable there); its best weights in <work>/best.pt."""
+    stage_args = argparse.Namespace(**{**vars(args), "work": str(work)})
+    work, say = training.run_folder(stage_args)
+    say(f"# stage in {work}: init {init}, lr {lr}, epochs {epochs}, illegible per epoch {illegible_per_epoch}")
 
     model = Reader()
-    if args.init:
-        model.load_state_dict(torch.load(args.init))
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    if init:
+        model.load_state_dict(torch.load(init))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     ema = training.Ema(model, args.ema) if args.ema > 0 else None
-    start, best = training.resume(work, model, opt, say, quiet=args.export_only, ema=ema)
-    if args.export_only:
-        export(work, args.out)
+    start, best = training.resume(work, model, opt, say, ema=ema)
+    if start >= epochs:
         return
 
     real = datasets.vn_plates(args.shared, HERE.parent / "labels/vn_plates.corrections.tsv")
@@ -272,20 +295,20 @@ def main():
     t0 = time.time()
     pool = synthetic_pool(args.synthetic, args.seed)
     say(f"synthetic pool {len(pool)} in {time.time() - t0:.0f} s; params {sum(p.numel() for p in model.parameters())}")
-    frames = background_frames(args.shared) if args.illegible_per_epoch else []
+    frames = background_frames(args.shared) if illegible_per_epoch else []
     # A fixed set of pictures that must read as nothing, never trained on (own seed, own synthetic plates).
     held_rng = random.Random(args.seed + 999)
-    held_pool = synthetic_pool(200, args.seed + 999) if args.illegible_per_epoch else []
+    held_pool = synthetic_pool(200, args.seed + 999) if illegible_per_epoch else []
     held_out_illegible = [illegible(held_rng, held_pool, frames) for _ in range(300)] if held_pool else []
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    total_steps = args.epochs
-    for epoch in range(start, args.epochs):
+    total_steps = epochs
+    for epoch in range(start, epochs):
         rng = random.Random(args.seed * 1000 + epoch)
-        lr = args.lr * 0.5 * (1 + math.cos(math.pi * epoch / total_steps)) + 2e-5
+        rate = lr * 0.5 * (1 + math.cos(math.pi * epoch / total_steps)) + 2e-5
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = rate
         items = train * args.real_repeat + extra + rng.sample(pool, min(len(pool), args.synthetic_per_epoch))
-        items += [illegible(rng, pool, frames) for _ in range(args.illegible_per_epoch)]
+        items += [illegible(rng, pool, frames) for _ in range(illegible_per_epoch)]
         t0, losses = time.time(), []
         for x, y, lens in batches(items, rng, 64, True):
             logits = model(x)
@@ -304,7 +327,7 @@ def main():
         silent = silence(judged, held_out_illegible) if held_out_illegible else float("nan")
         two = [v for v in val if "/" in v[1]]
         acc2, _ = evaluate(judged, two)
-        say(f"epoch {epoch} lr {lr:.5f} loss {np.mean(losses):.4f} val_exact {acc:.4f} val_two_row {acc2:.4f} "
+        say(f"epoch {epoch} lr {rate:.5f} loss {np.mean(losses):.4f} val_exact {acc:.4f} val_two_row {acc2:.4f} "
             f"live_val_exact {live_acc:.4f} n_val {len(val)} illegible_silent {silent:.3f} "
             f"secs {time.time() - t0:.0f}")
         if acc >= best:
@@ -315,8 +338,7 @@ def main():
                 for n, t, r, c in wrong:
                     f.write(f"{n}\t{t}\t{r}\t{c:.3f}\n")
         training.checkpoint(work, model, opt, epoch, best, ema=ema)
-    export(work, args.out)
-    say(f"exported best (val exact {best:.4f}) to {args.out}")
+    say(f"stage done: best val exact {best:.4f}")
 
 
 def load_extra(shared, path):

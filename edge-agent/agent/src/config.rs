@@ -36,7 +36,7 @@ pub struct AgentConfig {
     #[serde(default)]
     pub plates: crate::pipeline::PlateReading,
     #[serde(default)]
-    pub helmets: crate::helmets::HelmetChecking,
+    pub helmets: crate::pipeline::helmets::HelmetChecking,
     #[serde(default)]
     pub evidence: EvidenceConfig,
     /// Address for `/metrics` (Prometheus) and `/healthz` (JSON); empty: off.
@@ -76,7 +76,7 @@ pub struct EvidenceConfig {
     /// whose length is the camera's `ring.seconds`).
     pub clip_before_s: u32,
     /// The pictures of a violation (before / at / after, side by side in its overview).
-    pub moments: crate::moments::MomentSettings,
+    pub moments: crate::pipeline::moments::MomentSettings,
 }
 
 impl Default for EvidenceConfig {
@@ -87,7 +87,7 @@ impl Default for EvidenceConfig {
             reserve_mb: 256,
             data_bar_font: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into(),
             clip_before_s: 3,
-            moments: crate::moments::MomentSettings::default(),
+            moments: crate::pipeline::moments::MomentSettings::default(),
         }
     }
 }
@@ -439,15 +439,29 @@ impl AgentConfig {
 /// A relative path that does not exist from the working directory is looked up from the repository the binary
 /// was built in (target/<profile>/edge-agent), so `scripts/setup`'s `.local/...` is found from anywhere.
 fn project_relative(path: &str) -> PathBuf {
+    project_path(path).unwrap_or_else(|| PathBuf::from(path))
+}
+
+/// A path of this repository that exists: as given (from the working directory, or absolute), else under the
+/// repository the binary was built in (`<repo>/target/<profile>/edge-agent`). The one place that guesses the
+/// repository's root.
+pub fn project_path(path: &str) -> Option<PathBuf> {
     let as_given = PathBuf::from(path);
     if as_given.is_absolute() || as_given.exists() {
-        return as_given;
+        return as_given.exists().then_some(as_given);
     }
     std::env::current_exe()
         .ok()
         .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.join(path)))
         .filter(|p| p.exists())
-        .unwrap_or(as_given)
+}
+
+/// `edge-agent config check`: the configuration with every default filled in, after its on-disk checks.
+pub fn print_checked(config: &AgentConfig) -> anyhow::Result<()> {
+    config.check_on_disk()?;
+    print!("{}", toml::to_string_pretty(config)?);
+    eprintln!("config OK: {} camera(s)", config.cameras.len());
+    Ok(())
 }
 
 #[cfg(test)]

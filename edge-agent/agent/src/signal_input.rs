@@ -139,6 +139,21 @@ impl ControllerTokens {
 }
 
 /// A fresh controller token (256 bits, hex) and the tokens-file line that admits it.
+/// `edge-agent controller token`: checks the names, prints the tokens-file line to stdout and the token itself
+/// to stderr (shown this once).
+pub fn print_new_token(name: &str, cameras: &[String]) -> anyhow::Result<()> {
+    if name.is_empty() || name.contains(char::is_whitespace) || name.contains('#') {
+        anyhow::bail!("the controller name must be one word without '#', got {name:?}");
+    }
+    if cameras.iter().any(|c| c.is_empty() || c.contains(char::is_whitespace) || c.contains('#')) {
+        anyhow::bail!("camera ids are single words without '#'");
+    }
+    let (token, line) = new_token(name, cameras)?;
+    eprintln!("controller token (give it to {name}; it is not stored anywhere): {token}");
+    println!("{line}");
+    Ok(())
+}
+
 pub fn new_token(name: &str, cameras: &[String]) -> std::io::Result<(String, String)> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(std::io::Error::other)?;

@@ -249,8 +249,13 @@ fn decide(raw: &RawRead, layout: PlateLayout) -> Result<(String, f32), String> {
             sum += p;
         }
         let row_refs: Vec<&str> = text_rows.iter().map(String::as_str).collect();
-        let parsed = te_plate::parse(&row_refs, Some(layout))
-            .or_else(|why| if rows > 1 { resplit(&text_rows).ok_or(why) } else { Err(why) });
+        let parsed = te_plate::parse(&row_refs, Some(layout)).or_else(|why| {
+            if rows > 1 {
+                resplit(&text_rows).ok_or(why)
+            } else {
+                Err(why)
+            }
+        });
         match parsed {
             Ok(plate) => {
                 let text = plate.display();

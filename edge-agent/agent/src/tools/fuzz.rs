@@ -160,6 +160,15 @@ pub fn run(inputs: u64, seed: u64) -> FuzzCounts {
     counts
 }
 
+/// `edge-agent fuzz`: runs and prints the counts; false when a panic or a broken invariant was found.
+pub fn report(inputs: u64, seed: u64) -> bool {
+    let started = std::time::Instant::now();
+    let c = run(inputs, seed);
+    println!("agent fuzz: config parser and plate grammar, {:.1} s", started.elapsed().as_secs_f32());
+    println!("inputs={} panics={} errors={} refused={}", c.inputs, c.panics, c.errors, c.refused);
+    c.panics + c.errors == 0
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

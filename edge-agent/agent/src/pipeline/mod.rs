@@ -13,8 +13,12 @@
 //! record the store cannot take is an alarm (logged at error level and counted), because a record is only
 //! "recorded" once the store has flushed it.
 
-use crate::latency::Stage;
-use crate::moments::RecentFrames;
+pub mod helmets;
+pub mod moments;
+pub mod overview;
+
+use crate::pipeline::moments::RecentFrames;
+use crate::telemetry::latency::Stage;
 use central_protocol::{EvidenceRecord, PROTOCOL_VERSION};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::Receiver;
@@ -117,7 +121,7 @@ struct CameraWork {
 pub struct AnalysisStage {
     pub device_id: DeviceId,
     /// Counters the metrics endpoint reads while the stage runs.
-    pub live: Arc<crate::health::LiveCounters>,
+    pub live: Arc<crate::telemetry::health::LiveCounters>,
     /// Each video camera's pre-event ring buffer, for the clip in every record.
     pub rings: HashMap<CameraId, Arc<std::sync::Mutex<te_camera::ring::RingBuffer>>>,
     /// Seconds of video before the vehicle was confirmed that the clip includes.
@@ -125,14 +129,14 @@ pub struct AnalysisStage {
     /// Hash of the effective configuration, written into every record.
     pub config_version: String,
     /// Writes the data bar on overview images.
-    pub data_bar_font: crate::overview::DataBarFont,
+    pub data_bar_font: crate::pipeline::overview::DataBarFont,
     pub detector: VehicleDetector,
     /// `None` when plate reading is off.
     pub plates: Option<PlateRecognizer>,
     pub plate_reading: PlateReading,
     /// `None` when helmet checks are off.
     pub helmets: Option<te_infer::HelmetClassifier>,
-    pub helmet_checking: crate::helmets::HelmetChecking,
+    pub helmet_checking: crate::pipeline::helmets::HelmetChecking,
     pub tracker_settings: TrackerSettings,
     pub locations: HashMap<CameraId, String>,
     /// Each camera's validated scene (rules); cameras without one record every vehicle pass.
@@ -142,7 +146,7 @@ pub struct AnalysisStage {
     /// The box's latest clock check, stamped into every record.
     pub clock: te_uplink::clock::ClockWatch,
     /// How moments are kept and chosen for violation pictures.
-    pub moments: crate::moments::MomentSettings,
+    pub moments: crate::pipeline::moments::MomentSettings,
     pub store: Arc<dyn EvidenceStore>,
     pub new_evidence: Arc<Notify>,
 }
@@ -251,7 +255,7 @@ impl AnalysisStage {
             .iter()
             .filter_map(|&(track, bbox)| Some((track, bbox, open.get(&(frame.camera.clone(), track))?.class)))
             .collect();
-        crate::helmets::check(classifier, &self.helmet_checking, frame, &vehicles, self.detector.people())
+        crate::pipeline::helmets::check(classifier, &self.helmet_checking, frame, &vehicles, self.detector.people())
     }
 
     /// Runs the camera's rules on the vehicles seen in this frame; opens a record for each new violation and
@@ -465,10 +469,10 @@ impl AnalysisStage {
         let head = (violation.kind == te_types::ViolationKind::NoHelmet)
             .then(|| te_infer::head_region(at_box, at_frame.width, at_frame.height))
             .flatten()
-            .and_then(|region| crate::overview::close_up(at_frame, region, at_frame.height / 2));
-        let mut shown: Vec<crate::overview::Panel<'_>> = panels
+            .and_then(|region| crate::pipeline::overview::close_up(at_frame, region, at_frame.height / 2));
+        let mut shown: Vec<crate::pipeline::overview::Panel<'_>> = panels
             .iter()
-            .map(|(role, f, b)| crate::overview::Panel {
+            .map(|(role, f, b)| crate::pipeline::overview::Panel {
                 frame: f,
                 bbox: Some(*b),
                 caption: format!(
@@ -480,13 +484,13 @@ impl AnalysisStage {
             })
             .collect();
         if let Some(head) = &head {
-            shown.push(crate::overview::Panel {
+            shown.push(crate::pipeline::overview::Panel {
                 frame: head,
                 bbox: None,
                 caption: "Đầu người lái (phóng to) · head, enlarged".into(),
             });
         }
-        let composed = crate::overview::compose_jpeg(&shown, &bar, &self.data_bar_font);
+        let composed = crate::pipeline::overview::compose_jpeg(&shown, &bar, &self.data_bar_font);
         let jpeg = match composed {
             Ok(j) => j,
             Err(e) => {
@@ -628,7 +632,7 @@ impl AnalysisStage {
     ) -> anyhow::Result<OpenVehicle> {
         let pass = if record_pass {
             let bar = self.bar_text(frame, "Phương tiện đi qua", detection.class);
-            let jpeg = crate::overview::overview_jpeg(frame, &detection.bbox, &bar, &self.data_bar_font)?;
+            let jpeg = crate::pipeline::overview::overview_jpeg(frame, &detection.bbox, &bar, &self.data_bar_font)?;
             let mut record =
                 self.record(frame, track, EventKind::VehicleDetected, detection.class, detection.score, &jpeg);
             record.bbox = detection.bbox;

@@ -131,9 +131,9 @@ fn decode_only(video: &Path, max_frames: u64) -> anyhow::Result<Stages> {
 }
 
 fn python_reference(config: &AgentConfig, video: &Path, max_frames: u64) -> anyhow::Result<(f64, String)> {
-    let python =
-        crate::project_file(".local/venv/bin/python").context("the reference needs .local/venv (run scripts/setup)")?;
-    let script = crate::project_file("models/reference/pipeline_reference.py")
+    let python = crate::boot::project_file(".local/venv/bin/python")
+        .context("the reference needs .local/venv (run scripts/setup)")?;
+    let script = crate::boot::project_file("models/reference/pipeline_reference.py")
         .context("models/reference/pipeline_reference.py not found (run from the repository)")?;
     let model = Path::new(&config.paths.models).join("vehicle/yolox_nano_coco_416.onnx");
     let out = Command::new(python)
@@ -191,7 +191,7 @@ pub fn run(config: &AgentConfig, ort: &te_infer::Runtime, quick: bool) -> anyhow
     drop(coco_only);
     let mut detector = VehicleDetector::load(ort, &dirs, config.detector.settings())?;
     let full = run_pipeline(&video, 1, frames, &mut detector, Some(&mut plates))?;
-    let rss_after_full = crate::rss_mb();
+    let rss_after_full = crate::boot::rss_mb();
     println!("stage (1 camera, 1080p)            ms/frame");
     println!(
         "  decode to RGB (camera stage)    {:>8.1}   ({:.1} frames/s alone)",

@@ -7,7 +7,7 @@
 //! (head cut off) or marked `exclude` (no head to judge) are not scored: the recipe leaves out the same ones.
 //! A box the model scores below the threshold is "not fined", whether it is sure of a helmet or unsure.
 
-use crate::eval_scenes::RiderFrame;
+use crate::tools::eval::scenes::RiderFrame;
 use anyhow::{bail, Context};
 use std::collections::HashMap;
 use std::path::Path;
@@ -152,7 +152,7 @@ pub fn evaluate(
 ) -> anyhow::Result<HelmetReport> {
     let mut report = HelmetReport { threshold, ..Default::default() };
     for frame in frames {
-        let picture = crate::eval::decode_image(&frame.image)
+        let picture = crate::tools::eval::crops::decode_image(&frame.image)
             .with_context(|| format!("reading {}", frame.image.display()))?
             .into_rgb8();
         let view = RgbView::of_image(&picture);

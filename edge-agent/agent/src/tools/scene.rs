@@ -45,7 +45,7 @@ pub fn check(
     if scenes.is_empty() {
         bail!("the configuration has no [[scenes]]: no camera is judged");
     }
-    let font = crate::overview::DataBarFont::load(Path::new(&config.evidence.data_bar_font))?;
+    let font = crate::pipeline::overview::DataBarFont::load(Path::new(&config.evidence.data_bar_font))?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     for (id, scene) in &scenes {
         if camera.is_some_and(|c| c != id.as_str()) {
@@ -82,7 +82,7 @@ pub fn check(
     Ok(())
 }
 
-fn draw_scene(picture: &mut image::RgbImage, scene: &Scene, font: &crate::overview::DataBarFont) {
+fn draw_scene(picture: &mut image::RgbImage, scene: &Scene, font: &crate::pipeline::overview::DataBarFont) {
     let mut labels: Vec<(Point, String)> = Vec::new();
     for (name, line) in &scene.stop_lines {
         draw_line(picture, line.a, line.b, STOP_LINE);
@@ -113,7 +113,7 @@ fn draw_scene(picture: &mut image::RgbImage, scene: &Scene, font: &crate::overvi
     for (p, text) in labels {
         let (x, y) =
             ((p[0].max(0.0) as u32).min(w.saturating_sub(40)), (p[1].max(0.0) as u32).min(h.saturating_sub(22)));
-        crate::overview::draw_text(picture.as_mut(), (w, h), (x, w), (y, 22), &text, &font.0);
+        crate::pipeline::overview::draw_text(picture.as_mut(), (w, h), (x, w), (y, 22), &text, &font.0);
     }
 }
 
@@ -291,7 +291,7 @@ pub fn score(found: &[Violation], labels: &ReplayLabels) -> Vec<(ViolationKind, 
 
 /// Runs the detector over `camera`'s file source and returns every frame's detections.
 fn detect_all(config: &AgentConfig, settings: &CameraSettings) -> anyhow::Result<Vec<DetectedFrame>> {
-    let ort = crate::load_onnx_runtime(config)?;
+    let ort = crate::boot::load_onnx_runtime(config)?;
     let mut detector = te_infer::VehicleDetector::load(&ort, &config.model_dirs(), config.detector.settings())?;
     let (tx, rx) = std::sync::mpsc::sync_channel(4);
     let settings = CameraSettings { when_full: WhenFull::Block, ..settings.clone() };

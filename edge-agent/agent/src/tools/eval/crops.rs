@@ -293,7 +293,9 @@ pub fn evaluate(
         };
         report.millis.push(started.elapsed().as_secs_f64() * 1000.0);
         let (text, raw, why) = match &read {
-            Some(r) => (r.compact().unwrap_or_default(), r.raw.clone(), r.unreadable_reason.clone().unwrap_or_default()),
+            Some(r) => {
+                (r.compact().unwrap_or_default(), r.raw.clone(), r.unreadable_reason.clone().unwrap_or_default())
+            }
             None => (String::new(), "(no plate found)".into(), String::new()),
         };
         report.score(sample, &label, &text, &raw, &why);

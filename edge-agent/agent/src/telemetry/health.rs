@@ -30,7 +30,7 @@ pub struct LiveCounters {
     /// Times a controller's phase and the picture's signal head disagreed for longer than a phase change takes.
     pub signal_disagreements: AtomicU64,
     /// Time per frame in each step of the analysis stage.
-    pub stages: crate::latency::StageLatencies,
+    pub stages: crate::telemetry::latency::StageLatencies,
 }
 
 /// Everything the endpoint reports on.
@@ -75,7 +75,7 @@ impl Exposition {
         &mut self,
         name: &str,
         help: &str,
-        series: impl IntoIterator<Item = (String, &'a crate::latency::Histogram)>,
+        series: impl IntoIterator<Item = (String, &'a crate::telemetry::latency::Histogram)>,
     ) {
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (labels, histogram) in series {
@@ -144,7 +144,7 @@ pub fn render_metrics(s: &Sources) -> String {
         "te_detector_seconds_total",
         "counter",
         "Time inside the vehicle detector.",
-        a.stages.get(crate::latency::Stage::Detect).snapshot().2,
+        a.stages.get(crate::telemetry::latency::Stage::Detect).snapshot().2,
     );
     out.single("te_violations_total", "counter", "Violations found by the rules.", a.violations.load(Relaxed) as f64);
     out.single(
@@ -188,7 +188,8 @@ pub fn render_metrics(s: &Sources) -> String {
     out.histograms(
         "te_stage_seconds",
         "Time per frame in each analysis step (detect: vehicle model; plates: plate models).",
-        crate::latency::Stage::ALL.map(|stage| (format!("stage=\"{}\"", stage.as_str()), a.stages.get(stage))),
+        crate::telemetry::latency::Stage::ALL
+            .map(|stage| (format!("stage=\"{}\"", stage.as_str()), a.stages.get(stage))),
     );
     out.family(
         "te_inference_provider",
@@ -380,7 +381,7 @@ mod tests {
         assert!(text.contains("te_camera_state{camera=\"nga-tu-1\",state=\"connecting\"} 1"));
         assert!(text.contains("te_frame_queue_depth 35"), "42 delivered, 7 analysed");
         assert!(text.contains("te_inference_provider{model=\"vehicle\",provider=\"cpu\"} 1"));
-        s.analysis.stages.get(crate::latency::Stage::Detect).observe(std::time::Duration::from_millis(19));
+        s.analysis.stages.get(crate::telemetry::latency::Stage::Detect).observe(std::time::Duration::from_millis(19));
         let text = render_metrics(&s);
         assert!(text.contains("te_stage_seconds_bucket{stage=\"detect\",le=\"0.01\"} 0"), "{text}");
         assert!(text.contains("te_stage_seconds_bucket{stage=\"detect\",le=\"0.02\"} 1"));
@@ -401,7 +402,7 @@ mod tests {
     fn health_turns_degraded_when_the_central_service_rejects_records() {
         let (s, _dir) = sources();
         assert_eq!(health(&s)["status"], "ok");
-        let (record, jpeg) = crate::evidence_cli::synthetic_record(&mut fastrand::Rng::with_seed(1), 16);
+        let (record, jpeg) = crate::tools::evidence::synthetic_record(&mut fastrand::Rng::with_seed(1), 16);
         let id = s.store.put(&record, &jpeg).expect("put").record.evidence_id;
         s.store.mark_rejected(id, "bad signature").expect("reject");
         let h = health(&s);

@@ -147,7 +147,7 @@ fn storage(config: &AgentConfig) -> Vec<Check> {
         format!("{} ({})", state.display(), if state.exists() { "exists" } else { "will be created" }),
     ));
     let quota = config.evidence.limits().quota_bytes;
-    match (crate::heartbeat::free_bytes(existing), quota) {
+    match (crate::telemetry::heartbeat::free_bytes(existing), quota) {
         (Some(free), Some(quota)) if free < quota / 10 => checks.push(check(
             "disk space",
             Level::Fail,
@@ -181,7 +181,7 @@ fn storage(config: &AgentConfig) -> Vec<Check> {
     } else {
         check("device key", Level::Warn, format!("{} not made yet: it is created on the first run", key.display()))
     });
-    checks.push(match crate::overview::DataBarFont::load(Path::new(&config.evidence.data_bar_font)) {
+    checks.push(match crate::pipeline::overview::DataBarFont::load(Path::new(&config.evidence.data_bar_font)) {
         Ok(_) => check("data bar font", Level::Ok, config.evidence.data_bar_font.clone()),
         Err(e) => check("data bar font", Level::Fail, e.to_string()),
     });

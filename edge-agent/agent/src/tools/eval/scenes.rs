@@ -79,7 +79,7 @@ pub fn load(dir: &Path, only_clips: Option<&Path>) -> anyhow::Result<Vec<RiderFr
     let wanted: Option<HashSet<String>> = match only_clips {
         None => None,
         Some(list) => {
-            let clips = crate::eval::load_name_list(list)?;
+            let clips = crate::tools::eval::crops::load_name_list(list)?;
             let table = dir.join("clips.tsv");
             let text = std::fs::read_to_string(&table).with_context(|| format!("reading {}", table.display()))?;
             Some(
@@ -123,7 +123,7 @@ pub fn load(dir: &Path, only_clips: Option<&Path>) -> anyhow::Result<Vec<RiderFr
                 _ => bail!("{}:{}: expected `class cx cy w h` (normalised), got {line:?}", path.display(), n + 1),
             }
         }
-        let image = crate::eval::IMAGE_EXTENSIONS
+        let image = crate::tools::eval::crops::IMAGE_EXTENSIONS
             .iter()
             .map(|ext| dir.join("images").join(format!("{name}.{ext}")))
             .find(|p| p.is_file())
@@ -229,7 +229,9 @@ pub fn search_frame(
 }
 
 fn load_frame(path: &Path, number: u64) -> anyhow::Result<Frame> {
-    let picture = crate::eval::decode_image(path).with_context(|| format!("reading {}", path.display()))?.into_rgb8();
+    let picture = crate::tools::eval::crops::decode_image(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .into_rgb8();
     Ok(Frame {
         camera: CameraId::new("eval"),
         number,
@@ -403,7 +405,8 @@ impl DetectionReport {
 
 /// Picture files the eval reads: JPEG and PNG, by name (their content decides how they are decoded).
 fn is_image(path: &Path) -> bool {
-    path.extension().is_some_and(|e| crate::eval::IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+    path.extension()
+        .is_some_and(|e| crate::tools::eval::crops::IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }
 
 /// True for a folder of photos with no labels (like vn_scenes).
@@ -421,7 +424,7 @@ pub fn read_photos(
     vehicles: &mut VehicleDetector,
     recognizer: &mut PlateRecognizer,
     min_vehicle_width: f32,
-    draw: Option<(&Path, &crate::overview::DataBarFont)>,
+    draw: Option<(&Path, &crate::pipeline::overview::DataBarFont)>,
 ) -> anyhow::Result<()> {
     let mut photos: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -463,19 +466,19 @@ pub fn read_photos(
             let mut rgb = (*frame.data).clone();
             let size = (frame.width, frame.height);
             for v in &search.vehicles {
-                crate::overview::draw_rect(&mut rgb, size, &v.bbox, [80, 160, 255], 2);
+                crate::pipeline::overview::draw_rect(&mut rgb, size, &v.bbox, [80, 160, 255], 2);
             }
             for ((p, _), r) in search.plates.iter().zip(&reads) {
                 let text = r.as_ref().and_then(|r| r.text.clone());
                 let colour = if text.is_some() { [40, 220, 40] } else { [255, 150, 0] };
-                crate::overview::draw_rect(&mut rgb, size, &p.bbox, colour, 3);
+                crate::pipeline::overview::draw_rect(&mut rgb, size, &p.bbox, colour, 3);
                 let label = text.unwrap_or_else(|| format!("? {}", r.as_ref().map_or("", |r| r.raw.as_str())));
                 let bar = 22.0;
                 let top = (p.bbox.y1 - bar - 2.0).max(0.0);
                 let right = (p.bbox.x1 + 12.0 * label.chars().count() as f32 + 16.0).min(frame.width as f32 - 1.0);
                 let bg = BBox { x1: p.bbox.x1.max(0.0), y1: top, x2: right, y2: top + bar };
-                crate::overview::fill_rect(&mut rgb, size, &bg, [20, 20, 20]);
-                crate::overview::draw_text(
+                crate::pipeline::overview::fill_rect(&mut rgb, size, &bg, [20, 20, 20]);
+                crate::pipeline::overview::draw_text(
                     &mut rgb,
                     size,
                     (bg.x1 as u32, bg.x2 as u32),

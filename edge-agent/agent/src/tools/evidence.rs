@@ -254,3 +254,22 @@ pub fn bench(records: u32, media_kb: usize) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `evidence show`: one record, its seal and its delivery state as JSON.
+pub fn show(store: &SledStore, raw_id: &str) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(&store.get(parse_id(raw_id)?)?)?);
+    Ok(())
+}
+
+/// `evidence export`: the records named (every record when none is) as packages under `to`.
+pub fn export_all(store: &SledStore, raw_ids: &[String], to: &Path) -> anyhow::Result<()> {
+    let ids = if raw_ids.is_empty() {
+        store.list()?
+    } else {
+        raw_ids.iter().map(|raw| parse_id(raw)).collect::<anyhow::Result<_>>()?
+    };
+    for id in ids {
+        println!("{}", export(store, id, to)?.display());
+    }
+    Ok(())
+}

@@ -4,7 +4,7 @@
 
 mod full_disk;
 
-use crate::evidence_cli::{open_at, synthetic_record};
+use crate::tools::evidence::{open_at, synthetic_record};
 use anyhow::{bail, Context};
 use full_disk::{crash_test_in_tmpfs, on_small_filesystem, DiskFiller, FullDisk, FullRegime, CRASH_RESERVE_KB};
 use std::io::{BufRead, Write};

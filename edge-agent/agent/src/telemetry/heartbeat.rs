@@ -1,7 +1,7 @@
 //! The heartbeat: every `uplink.heartbeat_s`, the box tells the central service how it is (send queue depth,
 //! disk, clock, cameras), so a box that went quiet or fell behind is seen at the centre before evidence is late.
 
-use crate::health::Sources;
+use crate::telemetry::health::Sources;
 use central_protocol::{CameraState, Heartbeat};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
