@@ -8,6 +8,7 @@ use std::time::Duration;
 mod enrolment;
 mod faults;
 mod helmets;
+mod in_process;
 mod tls;
 
 use te_system_tests::{agent, bin, box_evidence, free_port, http, shared_dir, Central};

@@ -16,7 +16,8 @@ fn main() -> anyhow::Result<()> {
             init_logging(log_json);
             let config = config.load()?;
             let drain = Duration::from_secs(drain_timeout);
-            tokio::runtime::Runtime::new()?.block_on(supervisor::run(config, exit_when_done, drain))?;
+            let stop = supervisor::wait_for_signal();
+            tokio::runtime::Runtime::new()?.block_on(supervisor::run(config, exit_when_done, drain, stop))?;
             true
         }
         Command::Evidence(command) => evidence_command(command)?,

@@ -248,12 +248,15 @@ async fn phase_report(
 
 /// Serves the controller listener until the process ends; a port that cannot be bound is logged, not fatal
 /// (the rules then see no controller phase, which is "unknown": nothing is judged on it).
-pub async fn serve(listen: String, router: Router) {
+pub async fn serve(listen: String, router: Router, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     match tokio::net::TcpListener::bind(&listen).await {
         Ok(listener) => {
             tracing::info!(%listen, "signal controller input");
             let app = router.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, app).await {
+            let stop = async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
                 tracing::error!(error = %e, "controller listener stopped");
             }
         }

@@ -1,12 +1,17 @@
-//! `edge-agent run`: starts the stages (cameras, analysis, uplink, clock, metrics, controller input, heartbeat),
-//! stops them on SIGTERM or Ctrl-C (cameras first, then the records in flight, then the uplink's drain), and
-//! prints the run's summary.
+//! `edge-agent run`: starts the stages (cameras, analysis, uplink, clock, metrics, controller input, heartbeat,
+//! housekeeping), stops them when asked (SIGTERM or Ctrl-C for the binary, any future for a test): cameras
+//! first, then the records in flight, then the uplink's drain; and prints the run's summary.
+//!
+//! Invariant: every task the run starts is joined before it returns. The background tasks live in one
+//! `JoinSet` and all end on the one shutdown signal (the HTTP listeners shut down gracefully); what has not
+//! ended `TASKS_GRACE` after it is aborted, and a task that panicked is logged.
 
 use crate::boot::{load_onnx_runtime, open_store};
 use crate::config::AgentConfig;
 use crate::pipeline::overview;
-use crate::pipeline::{AnalysisReport, AnalysisStage};
+use crate::pipeline::AnalysisStage;
 use crate::signal_input;
+use crate::telemetry::counters::{AnalysisCounters, AnalysisReport};
 use crate::telemetry::{health, heartbeat};
 use anyhow::bail;
 use std::path::{Path, PathBuf};
@@ -15,7 +20,13 @@ use std::time::{Duration, Instant};
 use te_evidence::EvidenceStore;
 use te_uplink::Uplink;
 
-pub async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Duration) -> anyhow::Result<()> {
+/// Runs the configured cameras until they end (`exit_when_done`, file replay) or `stop` resolves.
+pub async fn run(
+    config: AgentConfig,
+    exit_when_done: bool,
+    drain_timeout: Duration,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let ort = load_onnx_runtime(&config)?;
     let data_bar_font = overview::DataBarFont::load(Path::new(&config.evidence.data_bar_font))?;
@@ -45,29 +56,14 @@ pub async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Durat
     {
         tracing::warn!(error = %e, "clock not checked at start; records are flagged until it is");
     }
-    // Housekeeping: images of delivered evidence past retention are removed, now and every ten minutes.
-    tokio::spawn({
-        let store = store.clone();
-        async move {
-            let mut every = tokio::time::interval(Duration::from_secs(600));
-            loop {
-                every.tick().await;
-                let store = store.clone();
-                match tokio::task::spawn_blocking(move || store.purge_expired(chrono::Utc::now())).await {
-                    Ok(Err(e)) => tracing::error!(error = %e, "evidence retention housekeeping failed"),
-                    Err(e) => tracing::error!(error = %e, "evidence retention housekeeping panicked"),
-                    Ok(Ok(_)) => {}
-                }
-            }
-        }
-    });
-
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    let shutdown_rx_for_tasks = shutdown_rx.clone();
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(housekeeping(store.clone(), shutdown_rx.clone()));
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
-    let uplink_task = tokio::spawn({
+    let mut uplink_task = tokio::spawn({
         let uplink = uplink.clone();
-        async move { uplink.run(shutdown_rx, drain_rx).await }
+        let shutdown = shutdown_rx.clone();
+        async move { uplink.run(shutdown, drain_rx).await }
     });
 
     let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(config.frame_queue);
@@ -87,14 +83,24 @@ pub async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Durat
     // One SIGTERM (or Ctrl-C) stops the cameras; the analysis then writes the records in flight and the
     // uplink drains for at most `drain_timeout` (systemd's TimeoutStopSec is longer).
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
+    let mut run_ended = shutdown_rx.clone();
+    let finished = RunFinished::default();
+    let finished_flag = finished.0.clone();
+    tasks.spawn(async move {
+        tokio::select! {
+            _ = stop => {}
+            // The run ended without being asked to stop (file replay with `exit_when_done`).
+            _ = run_ended.wait_for(|ended| *ended) => return,
+        }
         tracing::info!("stop requested: stopping cameras, writing open records, draining the uplink");
         // A stop always ends: should a stage hang (a stalled disk), the process leaves on its own before
         // systemd's SIGKILL, saying why. What was acknowledged is already on disk.
         let limit = drain_timeout + STOP_GRACE;
         std::thread::spawn(move || {
             std::thread::sleep(limit);
+            if finished_flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return; // the run ended in time (a run started in-process must not end its host)
+            }
             tracing::error!(seconds = limit.as_secs(), "stop did not finish in time; exiting without it");
             std::process::exit(1);
         });
@@ -105,44 +111,44 @@ pub async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Durat
     });
 
     let rings = cameras.iter().map(|c| (c.id.clone(), c.ring.clone())).collect();
-    let live = Arc::new(health::LiveCounters::default());
+    let counters = Arc::new(AnalysisCounters::default());
     let controller_phases = Arc::new(signal_input::ControllerPhases::default());
-    tokio::spawn(te_uplink::clock::run(
+    tasks.spawn(te_uplink::clock::run(
         config.time.clone(),
         uplink.client().clone(),
         config.uplink.central_url.clone(),
         clock.clone(),
-        shutdown_rx_for_tasks.clone(),
+        shutdown_rx.clone(),
     ));
     let sources = health::Sources {
         cameras: cameras.iter().map(|c| (c.id.clone(), c.stats.clone())).collect(),
         store: store.clone(),
         uplink: uplink.stats.clone(),
-        analysis: live.clone(),
+        analysis: counters.clone(),
         controller_phases: controller_phases.clone(),
         clock: clock.clone(),
         providers: ort.providers_in_use(),
     };
     if !config.metrics_listen.trim().is_empty() {
-        tokio::spawn(health::serve(config.metrics_listen.clone(), sources.clone()));
+        tasks.spawn(health::serve(config.metrics_listen.clone(), sources.clone(), shutdown_rx.clone()));
     }
     if let Some(tokens) = config.controller_tokens()? {
         let allow = signal_input::AllowList::parse(&config.controller.allow)?;
         let router = signal_input::router(controller_phases.clone(), tokens, allow);
-        tokio::spawn(signal_input::serve(config.controller.listen.clone(), router));
+        tasks.spawn(signal_input::serve(config.controller.listen.clone(), router, shutdown_rx.clone()));
     }
     if config.uplink.heartbeat_s > 0 {
-        tokio::spawn(heartbeat::run(
+        tasks.spawn(heartbeat::run(
             uplink.clone(),
             config.device_id.clone(),
             sources,
             PathBuf::from(&config.paths.state),
             Duration::from_secs(config.uplink.heartbeat_s),
-            shutdown_rx_for_tasks,
+            shutdown_rx.clone(),
         ));
     }
     let stage = AnalysisStage {
-        live,
+        counters,
         rings,
         clip_before: chrono::Duration::seconds(i64::from(config.evidence.clip_before_s)),
         config_version: config.version()?,
@@ -181,10 +187,21 @@ pub async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Durat
     }
     let _ = drain_tx.send(true);
     uplink.new_evidence.notify_one();
-    if tokio::time::timeout(drain_timeout, uplink_task).await.is_err() {
-        tracing::warn!("central service did not take everything in time; the rest stays queued on the box");
-    }
+    // The uplink is joined here when it drains in time, else after the shutdown signal below.
+    let uplink_left = match tokio::time::timeout(drain_timeout, &mut uplink_task).await {
+        Ok(ended) => {
+            if let Err(e) = ended {
+                tracing::error!(error = %e, "uplink task failed");
+            }
+            None
+        }
+        Err(_) => {
+            tracing::warn!("central service did not take everything in time; the rest stays queued on the box");
+            Some(uplink_task)
+        }
+    };
     let _ = shutdown_tx.send(true);
+    join_all(uplink_left, tasks).await;
 
     let counts = store.counts()?;
     let central = uplink.central_stats().await;
@@ -203,10 +220,73 @@ pub async fn run(config: AgentConfig, exit_when_done: bool, drain_timeout: Durat
     Ok(())
 }
 
+/// Set when `run` returns, however it returns: the stop watchdog then leaves the process alone.
+#[derive(Default)]
+struct RunFinished(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for RunFinished {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Time after a stop's drain for cameras and analysis to finish before the process exits regardless.
 const STOP_GRACE: Duration = Duration::from_secs(20);
+/// Time after the shutdown signal for the background tasks to end before they are aborted.
+const TASKS_GRACE: Duration = Duration::from_secs(5);
 
-async fn wait_for_signal() {
+/// Joins the uplink and every background task after the shutdown signal: bounded by `TASKS_GRACE`, then
+/// what is left is aborted (and awaited), so that nothing outlives the run.
+async fn join_all(uplink: Option<tokio::task::JoinHandle<()>>, mut tasks: tokio::task::JoinSet<()>) {
+    let log = |what: &str, e: tokio::task::JoinError| {
+        if e.is_panic() {
+            tracing::error!(task = what, error = %e, "task panicked");
+        }
+    };
+    if let Some(uplink) = uplink {
+        let uplink_abort = uplink.abort_handle();
+        match tokio::time::timeout(TASKS_GRACE, uplink).await {
+            Ok(Err(e)) => log("uplink", e),
+            Err(_) => {
+                tracing::warn!("uplink did not stop in time; aborted");
+                uplink_abort.abort();
+            }
+            Ok(Ok(())) => {}
+        }
+    }
+    let joined = tokio::time::timeout(TASKS_GRACE, async {
+        while let Some(result) = tasks.join_next().await {
+            if let Err(e) = result {
+                log("background", e);
+            }
+        }
+    })
+    .await;
+    if joined.is_err() {
+        tracing::warn!(left = tasks.len(), "background tasks did not stop in time; aborted");
+        tasks.shutdown().await;
+    }
+}
+
+/// Removes the images of delivered evidence past retention, now and every ten minutes, until shutdown.
+async fn housekeeping(store: Arc<te_evidence::SledStore>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.purge_expired(chrono::Utc::now())).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "evidence retention housekeeping failed"),
+            Err(e) => tracing::error!(error = %e, "evidence retention housekeeping panicked"),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C: the binary's stop.
+pub async fn wait_for_signal() {
     let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
         let _ = tokio::signal::ctrl_c().await;
         return;

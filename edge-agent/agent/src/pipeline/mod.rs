@@ -18,9 +18,10 @@ pub mod moments;
 pub mod overview;
 
 use crate::pipeline::moments::RecentFrames;
+use crate::telemetry::counters::{bump, AnalysisCounters, AnalysisReport};
 use crate::telemetry::latency::Stage;
 use central_protocol::{EvidenceRecord, PROTOCOL_VERSION};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use te_evidence::EvidenceStore;
@@ -29,29 +30,6 @@ use te_rules::{Judge, Observation, Scene};
 use te_track::{PlateBallot, TrackEvent, Tracker, TrackerSettings};
 use te_types::{BBox, CameraId, DeviceId, EventKind, EvidenceId, Frame, MomentRole, TrackId, VehicleClass, Violation};
 use tokio::sync::Notify;
-
-/// What the stage did, per camera and in total; returned when the frame channel closes.
-#[derive(Debug, Default, Clone)]
-pub struct AnalysisReport {
-    pub frames_per_camera: BTreeMap<CameraId, u64>,
-    pub frames: u64,
-    pub detections: u64,
-    /// Confirmed tracks: vehicles, each counted once per pass.
-    pub vehicles: u64,
-    pub evidence_written: u64,
-    /// Vehicles whose plate votes gave a valid plate.
-    pub plates_read: u64,
-    /// Individual plate reads (each vehicle may be read in several frames).
-    pub plate_reads: u64,
-    /// Time spent reading plates (plate detector + reader), seconds.
-    pub plate_seconds: f64,
-    /// Violations found, by kind.
-    pub violations: BTreeMap<&'static str, u64>,
-    pub inference_errors: u64,
-    pub store_errors: u64,
-    /// Time spent inside the detector, seconds.
-    pub inference_seconds: f64,
-}
 
 /// When and how plates are read on tracked vehicles.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -121,7 +99,7 @@ struct CameraWork {
 pub struct AnalysisStage {
     pub device_id: DeviceId,
     /// Counters the metrics endpoint reads while the stage runs.
-    pub live: Arc<crate::telemetry::health::LiveCounters>,
+    pub counters: Arc<AnalysisCounters>,
     /// Each video camera's pre-event ring buffer, for the clip in every record.
     pub rings: HashMap<CameraId, Arc<std::sync::Mutex<te_camera::ring::RingBuffer>>>,
     /// Seconds of video before the vehicle was confirmed that the clip includes.
@@ -154,13 +132,11 @@ pub struct AnalysisStage {
 impl AnalysisStage {
     /// Runs until every camera has dropped its sender.
     pub fn run(mut self, frames: Receiver<Frame>) -> AnalysisReport {
-        let mut report = AnalysisReport::default();
         let mut cameras: HashMap<CameraId, CameraWork> = HashMap::new();
         let mut open: HashMap<(CameraId, TrackId), OpenVehicle> = HashMap::new();
         for frame in frames {
             let frame_started = std::time::Instant::now();
-            *report.frames_per_camera.entry(frame.camera.clone()).or_default() += 1;
-            report.frames += 1;
+            self.counters.frame(&frame.camera);
             let work = cameras.entry(frame.camera.clone()).or_insert_with(|| {
                 // Still images are single-frame scenes: every detection there is a vehicle in its own right,
                 // weak ones included (no later frame can confirm them).
@@ -177,37 +153,32 @@ impl AnalysisStage {
             });
             let mut events = if frame.scene_cut { work.tracker.scene_cut() } else { Vec::new() };
             work.recent.push(&frame);
-            let live = self.live.clone();
+            let live = self.counters.clone();
             let started = std::time::Instant::now();
             let detections = match self.detector.detect(&frame) {
                 Ok(d) => d,
                 Err(e) => {
-                    report.inference_errors += 1;
+                    bump(&live.inference_errors);
                     tracing::warn!(camera = %frame.camera, frame = frame.number, error = %e, "inference failed; frame skipped");
-                    self.close_ended(&frame.camera, events, work, &mut open, &mut report);
+                    self.close_ended(&frame.camera, events, work, &mut open);
                     continue;
                 }
             };
             let detect_time = started.elapsed();
-            report.inference_seconds += detect_time.as_secs_f64();
-            live.stages.get(Stage::Detect).observe(detect_time);
-            report.detections += detections.len() as u64;
-            live.frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            live.detections.fetch_add(detections.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            live.detected(detections.len(), detect_time);
             events.extend(
                 live.stages.time(Stage::Track, || work.tracker.update(frame.number, frame.captured_at, &detections)),
             );
             for event in &events {
                 if let TrackEvent::Confirmed { track, detection } = event {
-                    report.vehicles += 1;
-                    live.vehicles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    bump(&live.vehicles);
                     let records_passes = work.judge.as_ref().is_none_or(|j| j.scene().record_passes);
                     match self.draft(&frame, *track, detection, records_passes) {
                         Ok(vehicle) => {
                             open.insert((frame.camera.clone(), *track), vehicle);
                         }
                         Err(e) => {
-                            report.store_errors += 1;
+                            bump(&live.store_errors);
                             tracing::error!(camera = %frame.camera, frame = frame.number, error = %e,
                                 "ALARM: overview image could not be made; vehicle not recorded");
                         }
@@ -224,21 +195,21 @@ impl AnalysisStage {
             // `live` is a clone of the Arc: read_plates borrows the stage mutably.
             live.stages.time(Stage::Rules, || {
                 let p_bare = self.check_helmets(&frame, &seen, work, &open);
-                self.judge(&frame, &seen, &p_bare, work, &mut open, &mut report)
+                self.judge(&frame, &seen, &p_bare, work, &mut open)
             });
-            live.stages.time(Stage::Plates, || self.read_plates(&frame, &seen, &mut open, &mut report));
+            live.stages.time(Stage::Plates, || self.read_plates(&frame, &seen, &mut open));
             live.stages.time(Stage::Evidence, || {
-                self.write_held(&frame, &mut open, &mut report);
-                self.close_ended(&frame.camera, events, work, &mut open, &mut report);
+                self.write_held(&frame, &mut open);
+                self.close_ended(&frame.camera, events, work, &mut open);
             });
             live.stages.get(Stage::Frame).observe(frame_started.elapsed());
         }
         // The streams ended: every vehicle still tracked has passed as far as we will see it.
         for (camera, mut work) in cameras {
             let events = work.tracker.scene_cut();
-            self.close_ended(&camera, events, &mut work, &mut open, &mut report);
+            self.close_ended(&camera, events, &mut work, &mut open);
         }
-        report
+        self.counters.snapshot()
     }
 
     /// p_bare of the motorcyclists due a helmet check, on cameras whose scene judges helmets.
@@ -267,7 +238,6 @@ impl AnalysisStage {
         p_bare: &HashMap<TrackId, f32>,
         work: &mut CameraWork,
         open: &mut HashMap<(CameraId, TrackId), OpenVehicle>,
-        report: &mut AnalysisReport,
     ) {
         let Some(judge) = work.judge.as_mut() else { return };
         if let Some((at, phase)) = self.controller_phases.latest(&frame.camera) {
@@ -284,7 +254,7 @@ impl AnalysisStage {
         let found = judge.judge(frame.number, frame.captured_at, (frame.width, frame.height), &observations);
         let disagreements = judge.take_disagreements();
         if disagreements > 0 {
-            self.live.signal_disagreements.fetch_add(disagreements, std::sync::atomic::Ordering::Relaxed);
+            self.counters.signal_disagreements.fetch_add(disagreements, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(camera = %frame.camera,
                 "the controller's signal phase and the signal head in the picture disagree; no signal rule is judged while they do");
         }
@@ -302,8 +272,7 @@ impl AnalysisStage {
             let key = (frame.camera.clone(), violation.track);
             let Some(vehicle) = open.get_mut(&key) else { continue };
             let Some(track) = work.tracker.track(violation.track) else { continue };
-            *report.violations.entry(violation.kind.as_str()).or_default() += 1;
-            self.live.violations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.counters.violation(violation.kind.as_str());
             tracing::info!(camera = %frame.camera, track = %violation.track, kind = %violation.kind, rule = %violation.rule,
                 summary = %violation.summary, "violation");
             let panels = violation
@@ -330,7 +299,6 @@ impl AnalysisStage {
         frame: &Frame,
         seen: &[(TrackId, BBox)],
         open: &mut HashMap<(CameraId, TrackId), OpenVehicle>,
-        report: &mut AnalysisReport,
     ) {
         let Some(recognizer) = self.plates.as_mut() else { return };
         let Some(picture) = RgbView::new(&frame.data, frame.width, frame.height) else { return };
@@ -346,7 +314,7 @@ impl AnalysisStage {
             let Some((crop, origin)) = te_infer::vehicle_crop(picture, &bbox) else { continue };
             let started = std::time::Instant::now();
             let reads = recognizer.read_plates(RgbView::of_image(&crop));
-            report.plate_seconds += started.elapsed().as_secs_f64();
+            self.counters.plate_time(started.elapsed());
             match reads {
                 Ok(reads) => {
                     if let Some(mut read) = reads.into_iter().next() {
@@ -354,14 +322,13 @@ impl AnalysisStage {
                             corner[0] += origin.0;
                             corner[1] += origin.1;
                         }
-                        report.plate_reads += 1;
-                        self.live.plate_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        bump(&self.counters.plate_reads);
                         let plate_jpeg = plate_picture_jpeg(picture, &read.bbox());
                         vehicle.ballot.add(frame.number, &read, plate_jpeg);
                     }
                 }
                 Err(e) => {
-                    report.inference_errors += 1;
+                    bump(&self.counters.inference_errors);
                     tracing::warn!(camera = %frame.camera, frame = frame.number, error = %e, "plate reading failed");
                 }
             }
@@ -369,12 +336,7 @@ impl AnalysisStage {
     }
 
     /// Writes the violations of vehicles still in view whose after moment is `HOLD_S` old.
-    fn write_held(
-        &self,
-        frame: &Frame,
-        open: &mut HashMap<(CameraId, TrackId), OpenVehicle>,
-        report: &mut AnalysisReport,
-    ) {
+    fn write_held(&self, frame: &Frame, open: &mut HashMap<(CameraId, TrackId), OpenVehicle>) {
         for ((camera, _), vehicle) in open.iter_mut().filter(|((c, _), _)| *c == frame.camera) {
             let (held, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut vehicle.violations).into_iter().partition(|v| {
                 v.after
@@ -392,7 +354,7 @@ impl AnalysisStage {
                 clip: clip.as_deref(),
             };
             for v in held {
-                self.write_violation(camera, vehicle, v, &media, report);
+                self.write_violation(camera, vehicle, v, &media);
             }
         }
     }
@@ -404,7 +366,6 @@ impl AnalysisStage {
         events: Vec<TrackEvent>,
         work: &mut CameraWork,
         open: &mut HashMap<(CameraId, TrackId), OpenVehicle>,
-        report: &mut AnalysisReport,
     ) {
         for event in events {
             let TrackEvent::Ended { track, .. } = event else { continue };
@@ -413,7 +374,9 @@ impl AnalysisStage {
             }
             let Some(mut vehicle) = open.remove(&(camera.clone(), track)) else { continue };
             let plate = (!vehicle.ballot.is_empty()).then(|| vehicle.ballot.consensus());
-            report.plates_read += u64::from(plate.as_ref().is_some_and(|p| p.text.is_some()));
+            if plate.as_ref().is_some_and(|p| p.text.is_some()) {
+                bump(&self.counters.plates_read);
+            }
             if vehicle.violations.is_empty() && vehicle.pass.is_none() {
                 continue;
             }
@@ -423,23 +386,16 @@ impl AnalysisStage {
             let pass = vehicle.pass.take();
             let media = VehicleMedia { plate, plate_crops: vehicle.ballot.crops(), clip: clip.as_deref() };
             for v in violations {
-                self.write_violation(camera, &vehicle, v, &media, report);
+                self.write_violation(camera, &vehicle, v, &media);
             }
             if let Some((record, jpeg)) = pass {
-                self.store(camera, record, &jpeg, &media, report);
+                self.store(camera, record, &jpeg, &media);
             }
         }
     }
 
     /// Composes the violation's moments into its overview and stores its record.
-    fn write_violation(
-        &self,
-        camera: &CameraId,
-        vehicle: &OpenVehicle,
-        open: OpenViolation,
-        media: &VehicleMedia<'_>,
-        report: &mut AnalysisReport,
-    ) {
+    fn write_violation(&self, camera: &CameraId, vehicle: &OpenVehicle, open: OpenViolation, media: &VehicleMedia<'_>) {
         let OpenViolation { mut violation, mut panels, after, last_seen } = open;
         if let Some((frame, bbox)) = after.or(last_seen) {
             panels.push((MomentRole::After, frame, bbox));
@@ -494,7 +450,7 @@ impl AnalysisStage {
         let jpeg = match composed {
             Ok(j) => j,
             Err(e) => {
-                report.store_errors += 1;
+                bump(&self.counters.store_errors);
                 tracing::error!(camera = %camera, error = %e, "ALARM: violation overview could not be made; not recorded");
                 return;
             }
@@ -505,26 +461,18 @@ impl AnalysisStage {
         record.bbox = at_box.shifted(x_offset as f32, 0.0);
         record.captured_at = violation.at;
         record.violation = Some(violation);
-        self.store(camera, record, &jpeg, media, report);
+        self.store(camera, record, &jpeg, media);
     }
 
     /// Stores `record` with its overview `jpeg` and the vehicle's plate, plate pictures and clip.
-    fn store(
-        &self,
-        camera: &CameraId,
-        mut record: EvidenceRecord,
-        jpeg: &[u8],
-        media: &VehicleMedia<'_>,
-        report: &mut AnalysisReport,
-    ) {
+    fn store(&self, camera: &CameraId, mut record: EvidenceRecord, jpeg: &[u8], media: &VehicleMedia<'_>) {
         record.plate.clone_from(&media.plate);
         record.clip_sha256 = media.clip.map(central_protocol::sha256_hex);
         let media = te_evidence::Media { overview_jpeg: jpeg, clip_mp4: media.clip, plate_crops: media.plate_crops };
         match self.store.put_with_media(&record, &media) {
             Ok(sealed) => {
                 let record = &sealed.record;
-                report.evidence_written += 1;
-                self.live.evidence_written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                bump(&self.counters.evidence_written);
                 self.new_evidence.notify_one();
                 // A plate number is personal data: INFO logs (shipped off the box) say only whether one was
                 // read; DEBUG names it, for a technician at the box.
@@ -535,8 +483,7 @@ impl AnalysisStage {
                 tracing::debug!(evidence = %record.evidence_id, plate = plate.unwrap_or("-"), "plate");
             }
             Err(e) => {
-                report.store_errors += 1;
-                self.live.store_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                bump(&self.counters.store_errors);
                 tracing::error!(camera = %camera, frame = record.frame_number, error = %e,
                     "ALARM: evidence could not be stored");
             }

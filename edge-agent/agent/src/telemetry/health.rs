@@ -3,35 +3,19 @@
 //! Read-only views of counters the stages keep anyway (camera stats, evidence totals, uplink stats, analysis
 //! counters). No plate numbers or URLs ever become labels or values here: labels are camera ids and states.
 
+use crate::telemetry::counters::AnalysisCounters;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use te_camera::{CameraState, CameraStats};
 use te_evidence::EvidenceStore;
 use te_types::CameraId;
 use te_uplink::UplinkStats;
-
-/// Counters of the analysis stage that outlive a single frame, readable while it runs.
-#[derive(Debug, Default)]
-pub struct LiveCounters {
-    pub frames: AtomicU64,
-    pub detections: AtomicU64,
-    pub vehicles: AtomicU64,
-    pub plate_reads: AtomicU64,
-    pub evidence_written: AtomicU64,
-    /// Violations found by the rules (each is written as a record when its vehicle leaves).
-    pub violations: AtomicU64,
-    pub store_errors: AtomicU64,
-    /// Times a controller's phase and the picture's signal head disagreed for longer than a phase change takes.
-    pub signal_disagreements: AtomicU64,
-    /// Time per frame in each step of the analysis stage.
-    pub stages: crate::telemetry::latency::StageLatencies,
-}
 
 /// Everything the endpoint reports on.
 #[derive(Clone)]
@@ -39,7 +23,7 @@ pub struct Sources {
     pub cameras: Vec<(CameraId, Arc<CameraStats>)>,
     pub store: Arc<dyn EvidenceStore>,
     pub uplink: Arc<UplinkStats>,
-    pub analysis: Arc<LiveCounters>,
+    pub analysis: Arc<AnalysisCounters>,
     /// Where junction controllers' signal phases go.
     pub controller_phases: Arc<crate::signal_input::ControllerPhases>,
     /// The latest clock measurement.
@@ -156,8 +140,14 @@ pub fn render_metrics(s: &Sources) -> String {
     out.single(
         "te_evidence_store_errors_total",
         "counter",
-        "Records the store could not take.",
+        "Records the store could not take, and vehicles whose record could not be made.",
         a.store_errors.load(Relaxed) as f64,
+    );
+    out.single(
+        "te_inference_errors_total",
+        "counter",
+        "Frames and plates whose model run failed.",
+        a.inference_errors.load(Relaxed) as f64,
     );
     let c = &s.controller_phases;
     out.single(
@@ -334,11 +324,14 @@ pub fn router(sources: Sources) -> Router {
 }
 
 /// Serves the endpoint until the process ends; a port that cannot be bound is logged, not fatal.
-pub async fn serve(listen: String, sources: Sources) {
+pub async fn serve(listen: String, sources: Sources, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     match tokio::net::TcpListener::bind(&listen).await {
         Ok(listener) => {
             tracing::info!(%listen, "metrics and health endpoint");
-            if let Err(e) = axum::serve(listener, router(sources)).await {
+            let stop = async move {
+                let _ = shutdown.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = axum::serve(listener, router(sources)).with_graceful_shutdown(stop).await {
                 tracing::error!(error = %e, "metrics endpoint stopped");
             }
         }
