@@ -50,11 +50,10 @@ impl HelmetClassifier {
         let mut input = vec![0f32; side * side * 3];
         let canvas = Canvas { width: side, height: side, x: 0, y: 0 };
         resize_into_chw(&pixels, w, h, side, side, &canvas, false, |v| v / 255.0, &mut input);
-        let session_err = |message: String| InferError::Session { name: MODEL_NAME.into(), message };
-        let tensor =
-            Tensor::from_array(([1i64, 3, SIZE as i64, SIZE as i64], input)).map_err(|e| session_err(e.to_string()))?;
-        let outputs = self.session.run(ort::inputs!["input" => tensor]).map_err(|e| session_err(e.to_string()))?;
-        let (_, raw) = outputs["p_bare"].try_extract_tensor::<f32>().map_err(|e| session_err(e.to_string()))?;
+        let session_err = |source: ort::Error| InferError::Session { name: MODEL_NAME.into(), source };
+        let tensor = Tensor::from_array(([1i64, 3, SIZE as i64, SIZE as i64], input)).map_err(session_err)?;
+        let outputs = self.session.run(ort::inputs!["input" => tensor]).map_err(session_err)?;
+        let (_, raw) = outputs["p_bare"].try_extract_tensor::<f32>().map_err(session_err)?;
         match raw.first() {
             Some(p) if p.is_finite() && (0.0..=1.0).contains(p) => Ok(Some(*p)),
             other => Err(InferError::Output {

@@ -59,8 +59,22 @@ pub enum InferError {
     UnknownModel(String),
     #[error("models/manifest.toml is invalid: {0}")]
     Manifest(String),
-    #[error("model {name}: ONNX Runtime: {message}")]
-    Session { name: String, message: String },
+    #[error("model {name}: ONNX Runtime: {source}")]
+    Session {
+        name: String,
+        #[source]
+        source: ort::Error,
+    },
+    #[error(
+        "model {name}: execution provider {provider} could not be registered ({source}); the ONNX Runtime \
+         library must be a build with it, on a box that has the device (or set fallback_to_cpu = true)"
+    )]
+    Provider {
+        name: String,
+        provider: Provider,
+        #[source]
+        source: ort::Error,
+    },
     #[error("model {name}: unexpected output: {message}")]
     Output { name: String, message: String },
     #[error("cannot read {path}: {source}")]

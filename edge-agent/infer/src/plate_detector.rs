@@ -76,11 +76,11 @@ impl PlateDetector {
         // A fresh tensor each run: ort takes ownership of it.
         let mut input = Vec::new();
         lb.fill_chw(picture.data, picture.width, picture.height, INPUT_SIZE, false, PAD, 1.0 / 255.0, &mut input);
-        let session_err = |message: String| InferError::Session { name: MODEL_NAME.into(), message };
+        let session_err = |source: ort::Error| InferError::Session { name: MODEL_NAME.into(), source };
         let side = INPUT_SIZE as i64;
-        let tensor = Tensor::from_array(([1i64, 3, side, side], input)).map_err(|e| session_err(e.to_string()))?;
-        let outputs = self.session.run(ort::inputs!["input" => tensor]).map_err(|e| session_err(e.to_string()))?;
-        let (shape, raw) = outputs["output"].try_extract_tensor::<f32>().map_err(|e| session_err(e.to_string()))?;
+        let tensor = Tensor::from_array(([1i64, 3, side, side], input)).map_err(session_err)?;
+        let outputs = self.session.run(ort::inputs!["input" => tensor]).map_err(session_err)?;
+        let (shape, raw) = outputs["output"].try_extract_tensor::<f32>().map_err(session_err)?;
         let dims: Vec<i64> = shape.iter().copied().collect();
         let plates = decode(raw, &dims, &lb, self.settings.score_threshold)?;
         Ok(suppress(plates, self.settings.nms_iou, |p| (p.score, p.bbox)))

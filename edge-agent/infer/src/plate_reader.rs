@@ -123,11 +123,10 @@ impl PlateReader {
             resize_into_chw(band, w, y1 - y0, row_width, HEIGHT, &canvas, true, |v| v / 127.5 - 1.0, &mut input);
             x += row_width;
         }
-        let session_err = |message: String| InferError::Session { name: MODEL_NAME.into(), message };
-        let tensor = Tensor::from_array(([1i64, 3, HEIGHT as i64, WIDTH as i64], input))
-            .map_err(|e| session_err(e.to_string()))?;
-        let outputs = self.session.run(ort::inputs!["x" => tensor]).map_err(|e| session_err(e.to_string()))?;
-        let (shape, probs) = outputs[0].try_extract_tensor::<f32>().map_err(|e| session_err(e.to_string()))?;
+        let session_err = |source: ort::Error| InferError::Session { name: MODEL_NAME.into(), source };
+        let tensor = Tensor::from_array(([1i64, 3, HEIGHT as i64, WIDTH as i64], input)).map_err(session_err)?;
+        let outputs = self.session.run(ort::inputs!["x" => tensor]).map_err(session_err)?;
+        let (shape, probs) = outputs[0].try_extract_tensor::<f32>().map_err(session_err)?;
         let dims: Vec<i64> = shape.iter().copied().collect();
         let classes = self.alphabet.len() + 1;
         if dims.len() != 3 || dims[2] as usize != classes || probs.len() != (dims[1] * dims[2]) as usize {

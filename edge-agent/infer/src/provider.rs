@@ -106,7 +106,7 @@ impl ExecutionSettings {
 
     /// Registers the provider on a session under construction. `Ok(provider)` names the provider the
     /// session will use (the CPU when the chosen one failed and falling back is allowed).
-    pub(crate) fn apply(&self, builder: &mut SessionBuilder) -> Result<Provider, String> {
+    pub(crate) fn apply(&self, builder: &mut SessionBuilder) -> Result<Provider, ort::Error> {
         let cuda = || self.extra(ep::CUDA::default().with_device_id(self.device_id));
         let outcome = match self.provider {
             Provider::Cpu => return Ok(Provider::Cpu),
@@ -139,11 +139,7 @@ impl ExecutionSettings {
                     "execution provider unavailable; running on the CPU provider (fallback_to_cpu)");
                 Ok(Provider::Cpu)
             }
-            Err(e) => Err(format!(
-                "execution provider {} could not be registered ({e}); the ONNX Runtime library must be a build \
-                 with it, on a box that has the device (or set fallback_to_cpu = true)",
-                self.provider
-            )),
+            Err(e) => Err(e),
         }
     }
 }

@@ -58,11 +58,10 @@ impl RiderDetector {
     /// Motorcyclists in one frame (class `Motorbike`, the box spanning bike and riders), best first.
     pub fn detect(&mut self, frame: &Frame) -> Result<Vec<Detection>, InferError> {
         let input = input_tensor(&frame.data, frame.width, frame.height);
-        let session_err = |message: String| InferError::Session { name: MODEL_NAME.into(), message };
-        let tensor = Tensor::from_array(([1i64, 3, INPUT_H as i64, INPUT_W as i64], input))
-            .map_err(|e| session_err(e.to_string()))?;
-        let outputs = self.session.run(ort::inputs!["input" => tensor]).map_err(|e| session_err(e.to_string()))?;
-        let (shape, raw) = outputs["output"].try_extract_tensor::<f32>().map_err(|e| session_err(e.to_string()))?;
+        let session_err = |source: ort::Error| InferError::Session { name: MODEL_NAME.into(), source };
+        let tensor = Tensor::from_array(([1i64, 3, INPUT_H as i64, INPUT_W as i64], input)).map_err(session_err)?;
+        let outputs = self.session.run(ort::inputs!["input" => tensor]).map_err(session_err)?;
+        let (shape, raw) = outputs["output"].try_extract_tensor::<f32>().map_err(session_err)?;
         let dims: Vec<i64> = shape.iter().copied().collect();
         let scale = (frame.width as f32 / INPUT_W as f32, frame.height as f32 / INPUT_H as f32);
         let found = decode(raw, &dims, scale, self.settings.score_threshold)?;

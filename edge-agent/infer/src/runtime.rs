@@ -95,15 +95,19 @@ impl Runtime {
     /// against the pin.
     pub(crate) fn session(&self, name: &str, dirs: &ModelDirs, threads: usize) -> Result<Session, InferError> {
         let path = ModelManifest::embedded()?.verified_path(name, dirs)?;
-        let session_err = |message: String| InferError::Session { name: name.into(), message };
+        let session_err = |source: ort::Error| InferError::Session { name: name.into(), source };
         let mut builder = Session::builder(&self.env)
-            .map_err(|e| session_err(e.to_string()))?
+            .map_err(session_err)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(|e| session_err(e.to_string()))?
+            .map_err(|e| session_err(e.into()))?
             .with_intra_threads(threads.max(1))
-            .map_err(|e| session_err(e.to_string()))?;
-        let provider = self.execution.apply(&mut builder).map_err(session_err)?;
-        let session = builder.commit_from_file(&path).map_err(|e| session_err(e.to_string()))?;
+            .map_err(|e| session_err(e.into()))?;
+        let provider = self.execution.apply(&mut builder).map_err(|source| InferError::Provider {
+            name: name.into(),
+            provider: self.execution.provider,
+            source,
+        })?;
+        let session = builder.commit_from_file(&path).map_err(session_err)?;
         tracing::info!(model = name, path = %path.display(), threads, %provider, "model loaded");
         if let Ok(mut in_use) = self.in_use.lock() {
             in_use.push((name.to_string(), provider));

@@ -105,11 +105,11 @@ impl VehicleDetector {
         // A fresh buffer per frame: the tensor takes it by value (2 MB, small beside the run itself).
         let mut input = Vec::new();
         lb.fill_chw(&frame.data, frame.width, frame.height, INPUT_SIZE, true, 114, 1.0, &mut input);
-        let session_err = |message: String| InferError::Session { name: MODEL_NAME.into(), message };
+        let session_err = |source: ort::Error| InferError::Session { name: MODEL_NAME.into(), source };
         let side = INPUT_SIZE as i64;
-        let tensor = Tensor::from_array(([1i64, 3, side, side], input)).map_err(|e| session_err(e.to_string()))?;
-        let outputs = self.session.run(ort::inputs!["images" => tensor]).map_err(|e| session_err(e.to_string()))?;
-        let (shape, raw) = outputs["output"].try_extract_tensor::<f32>().map_err(|e| session_err(e.to_string()))?;
+        let tensor = Tensor::from_array(([1i64, 3, side, side], input)).map_err(session_err)?;
+        let outputs = self.session.run(ort::inputs!["images" => tensor]).map_err(session_err)?;
+        let (shape, raw) = outputs["output"].try_extract_tensor::<f32>().map_err(session_err)?;
         let dims: Vec<i64> = shape.iter().copied().collect();
         let (detections, people) = decode(raw, &dims, &lb, &self.settings)?;
         self.people = crate::nms::suppress(people, self.settings.nms_iou, |p| *p)
