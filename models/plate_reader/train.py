@@ -7,8 +7,8 @@ One command (from the repository root, with the training venv of models/README.m
 
 Two stages in one run: 40 epochs from scratch in `--work`, then 14 epochs of fine-tuning from the first stage's
 best in `--work/stage2`, where pictures that must read as nothing (plates blurred past legibility, background)
-are added. Each stage resumes from its `last.pt` when it exists and logs figures per epoch to its `train.log`;
-the validated and exported weights are a moving average of the training weights (`--ema`). Writes
+are added. Each stage resumes from its `last.pt` when it exists and logs figures per epoch to its `train.log`.
+Writes
 `models/plate_reader/plate_reader.onnx` from the second stage's best validation epoch. Fixed seeds; the
 validation split (`models/common/datasets.py`, listed in `val_crops.txt`) is never trained on.
 
@@ -244,9 +244,10 @@ def main():
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--init", default=None, help="start from these weights (a best.pt): a fine-tuning run")
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--real-repeat", type=int, default=3, help="times each real training crop is seen per epoch")
-    ap.add_argument("--ema", type=float, default=0.998,
-                    help="decay of the weights' moving average that is validated and exported (0: off)")
+    ap.add_argument("--real-repeat", type=int, default=2, help="times each real training crop is seen per epoch")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="validate and export a moving average of the weights with this decay (0: off; 0.998 with "
+                         "--real-repeat 3 was tried and was no better, see train.log)")
     ap.add_argument("--illegible-per-epoch", type=int, default=0,
                     help="pictures that must read as nothing (plates blurred past legibility, background)")
     ap.add_argument("--stage2-epochs", type=int, default=14,
