@@ -49,9 +49,11 @@ const CUT_OFF_MARGIN: f32 = 2.0;
 /// A character read with a lower probability is uncertain: its runner-up is tried against the grammar.
 pub const UNSURE_BELOW: f32 = 0.9;
 /// Two valid plates from the alternatives, the weaker with at least this share of the stronger's probability:
-/// the reader cannot tell them apart, so the read is unreadable. Measured on vn_plates (1,402 crops): 0.25
-/// left 22 right plates unreadable where 0.4 leaves 17, with the same 10 wrong reads; 0.6 adds wrong reads.
-pub const AMBIGUOUS_RATIO: f32 = 0.4;
+/// the reader cannot tell them apart, so the read is unreadable. 0.4 was tried: 5 more right reads on the
+/// vn_plates crops with no more wrong ones, but on the vn_scenes street photos its only 2 new reads were both
+/// wrong (`29-L1/070.2?` half hidden read `79-L1/0702`, `29-V7/376.94` read `29-V7/976.94`). A false ticket
+/// is worse than an unread plate.
+pub const AMBIGUOUS_RATIO: f32 = 0.25;
 /// A plate whose weakest character is below this probability is unreadable.
 pub const MIN_CHARACTER: f32 = 0.4;
 /// More uncertain characters than this in one read: unreadable (the plate is blurred, dirty or cut off).
