@@ -77,6 +77,8 @@ pub async fn run(
     }
     drop(frames_tx);
     if cameras.is_empty() {
+        let _ = shutdown_tx.send(true);
+        join_all(Some(uplink_task), tasks).await;
         bail!("no camera could be started; see the errors above");
     }
     let stops: Vec<_> = cameras.iter().map(|c| c.stopper()).collect();
