@@ -91,9 +91,8 @@ impl AnalysisCounters {
     }
 
     pub fn snapshot(&self) -> AnalysisReport {
-        let map = |m: &Mutex<BTreeMap<_, u64>>| m.lock().map(|m| m.clone()).unwrap_or_default();
         AnalysisReport {
-            frames_per_camera: map(&self.frames_per_camera),
+            frames_per_camera: copy(&self.frames_per_camera),
             frames: self.frames.load(Relaxed),
             detections: self.detections.load(Relaxed),
             vehicles: self.vehicles.load(Relaxed),
@@ -101,12 +100,17 @@ impl AnalysisCounters {
             plates_read: self.plates_read.load(Relaxed),
             plate_reads: self.plate_reads.load(Relaxed),
             plate_seconds: self.plate_micros.load(Relaxed) as f64 / 1e6,
-            violations: self.violations_by_kind.lock().map(|m| m.clone()).unwrap_or_default(),
+            violations: copy(&self.violations_by_kind),
             inference_errors: self.inference_errors.load(Relaxed),
             store_errors: self.store_errors.load(Relaxed),
             inference_seconds: self.detect_micros.load(Relaxed) as f64 / 1e6,
         }
     }
+}
+
+/// A copy of a per-key count (empty if a panic poisoned the lock).
+fn copy<K: Clone + Ord>(counts: &Mutex<BTreeMap<K, u64>>) -> BTreeMap<K, u64> {
+    counts.lock().map(|m| m.clone()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -141,12 +141,6 @@ pub fn load_openalpr(dir: &Path) -> anyhow::Result<Vec<Sample>> {
 }
 
 /// Corrections by sample name: `Some(label)` replaces the label, `None` takes the sample out.
-/// A list of names, one per line (blank lines and `#` comments skipped).
-pub fn load_name_list(path: &Path) -> anyhow::Result<std::collections::HashSet<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect())
-}
-
 pub fn load_corrections(path: &Path) -> anyhow::Result<HashMap<String, Option<String>>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = HashMap::new();

@@ -11,7 +11,14 @@ use crate::boot::{load_onnx_runtime, project_file};
 use crate::cli::EvalArgs;
 use crate::config::AgentConfig;
 use crate::pipeline::overview;
+use anyhow::Context;
 use std::path::Path;
+
+/// A list of names, one per line (blank lines and `#` comments skipped).
+pub fn load_name_list(path: &Path) -> anyhow::Result<std::collections::HashSet<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect())
+}
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let config = args.config.load()?;
@@ -24,7 +31,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         crops::DatasetKind::OpenAlpr => crops::load_openalpr(&args.dataset)?,
     };
     if let Some(path) = &args.only_crops {
-        let wanted = crops::load_name_list(path)?;
+        let wanted = load_name_list(path)?;
         samples.retain(|s| wanted.contains(&s.name));
         println!(
             "only the {} crops of {} that the dataset holds ({} listed)",

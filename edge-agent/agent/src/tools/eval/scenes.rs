@@ -79,7 +79,7 @@ pub fn load(dir: &Path, only_clips: Option<&Path>) -> anyhow::Result<Vec<RiderFr
     let wanted: Option<HashSet<String>> = match only_clips {
         None => None,
         Some(list) => {
-            let clips = crate::tools::eval::crops::load_name_list(list)?;
+            let clips = super::load_name_list(list)?;
             let table = dir.join("clips.tsv");
             let text = std::fs::read_to_string(&table).with_context(|| format!("reading {}", table.display()))?;
             Some(
