@@ -2,7 +2,7 @@
 //! its place (`sequence`, from 1). A link that does not match means a record was altered or replaced; a
 //! missing number means a record the box made has not arrived (in transit, or removed on the way).
 
-use crate::{CentralStore, StoreError};
+use crate::store::{CentralStore, StoreError};
 use serde::Serialize;
 use sqlx::Row;
 use te_types::EvidenceId;

@@ -8,10 +8,11 @@
 //! plate the officer approved, who approved it and when, the owner when a registry is configured, and the
 //! Circular 73/2024 owner-identification deadline.
 
-use crate::auth::Actor;
-use crate::html::csv_response;
+use crate::accounts::Actor;
+use crate::owners::{Owner, OwnerRegistry};
 use crate::store::{entry_from_row, ENTRY_COLUMNS};
-use crate::{AppState, CentralStore, QueueEntry, StoreError};
+use crate::store::{CentralStore, QueueEntry, StoreError};
+use crate::web::{csv_response, ApiError, AppState};
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,64 +21,8 @@ use central_protocol::{EvidenceRecord, Seal};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The owner of a vehicle, as the national registry would answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Owner {
-    pub name: String,
-    pub address: String,
-    /// Citizen identity or company registration number.
-    pub id_number: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum OwnerError {
-    #[error("owner registry {path}: {message}")]
-    File { path: String, message: String },
-    #[error("owner registry unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// Who owns a plate. The national vehicle registry is external; this is the seam it plugs into.
-pub trait OwnerRegistry: Send + Sync {
-    /// `Ok(None)`: the plate is not registered.
-    fn lookup(&self, plate: &str) -> Result<Option<Owner>, OwnerError>;
-}
-
-/// A registry kept in a CSV file with the header `plate,name,address,id_number` (plates written either way,
-/// "51F-123.45" or "51F12345").
-#[derive(Debug, Default)]
-pub struct FileOwnerRegistry {
-    by_plate: HashMap<String, Owner>,
-}
-
-impl FileOwnerRegistry {
-    pub fn load(path: &Path) -> Result<Self, OwnerError> {
-        let file_err = |message: String| OwnerError::File { path: path.display().to_string(), message };
-        let mut reader = csv::Reader::from_path(path).map_err(|e| file_err(e.to_string()))?;
-        let mut by_plate = HashMap::new();
-        for (i, row) in reader.records().enumerate() {
-            let row = row.map_err(|e| file_err(e.to_string()))?;
-            let field = |n: usize| row.get(n).map(str::trim).unwrap_or_default().to_string();
-            if row.len() != 4 || field(0).is_empty() {
-                return Err(file_err(format!("line {}: want plate,name,address,id_number", i + 2)));
-            }
-            by_plate
-                .insert(te_plate::compact(&field(0)), Owner { name: field(1), address: field(2), id_number: field(3) });
-        }
-        Ok(Self { by_plate })
-    }
-}
-
-impl OwnerRegistry for FileOwnerRegistry {
-    fn lookup(&self, plate: &str) -> Result<Option<Owner>, OwnerError> {
-        Ok(self.by_plate.get(&te_plate::compact(plate)).cloned())
-    }
-}
 
 /// One approved case as the fines system receives it.
 #[derive(Debug, Clone, Serialize)]
@@ -207,7 +152,7 @@ pub struct ExportQuery {
 async fn cases_for(state: &AppState, actor: &Actor, q: &ExportQuery) -> Result<Vec<ExportCase>, Response> {
     if !actor.role.exports() {
         let message = format!("the {} role may not export cases", actor.role.as_str());
-        return Err(crate::ingest::error(StatusCode::FORBIDDEN, message));
+        return Err(ApiError::forbidden(message).into_response());
     }
     let cases = state.store.approved_cases(q.since, q.limit.unwrap_or(500).clamp(1, 5000)).await.map_err(|e| {
         tracing::error!(error = %e, "export");
@@ -397,20 +342,6 @@ async fn post_case(client: &reqwest::Client, hook: &Webhook, case: &ExportCase) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_file_registry_finds_a_plate_however_it_is_written() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("owners.csv");
-        std::fs::write(&path, "plate,name,address,id_number\n51F-123.45,Nguyễn Văn A,\"12 Lê Lợi, Q1\",079123456789\n")
-            .expect("write");
-        let registry = FileOwnerRegistry::load(&path).expect("load");
-        let owner = registry.lookup("51F12345").expect("lookup").expect("found");
-        assert_eq!(owner.address, "12 Lê Lợi, Q1");
-        assert_eq!(registry.lookup("30A-999.99").expect("lookup"), None);
-        std::fs::write(&path, "plate,name\n51F-123.45,A\n").expect("write");
-        assert!(FileOwnerRegistry::load(&path).is_err_and(|e| e.to_string().contains("line 2")));
-    }
 
     #[test]
     fn the_signature_is_hmac_sha256_of_the_body() {

@@ -13,34 +13,39 @@
 //! repeated upload is the same receipt; an upload whose media does not match its hash is refused and nothing
 //! of it is stored. Embedded default: SQLite and a local media folder, so the demo needs no server.
 
-mod admin;
-pub mod auth;
+//!
+//! Layers, each using only those below it: `store` (SQL, media, clips) <- `web` (state, the API's error, page
+//! frame, language, CSV) <- one folder per feature (`accounts`, `devices`, `evidence`, `review`, `export`,
+//! `stats`, `chain`), each with its routes, queries and pages <- this file, which joins their routes.
+
+pub mod accounts;
 pub mod chain;
-mod clips;
-pub mod csrf;
+pub mod cli;
+pub mod commands;
 pub mod devices;
+pub mod evidence;
 pub mod export;
-pub mod fuzz;
-mod html;
-mod ingest;
-pub mod media;
-mod pages;
+pub mod owners;
 pub mod review;
 pub mod serve;
 pub mod stats;
-mod store;
+pub mod store;
+pub mod tools;
+pub mod web;
 
-pub use auth::{AccountError, Actor, Role};
-pub use clips::{ClipError, ClipStore};
+pub use accounts::{csrf, AccountError, Actor, Role};
+pub use devices::DeviceStatus;
 pub use review::{ChainCheck, Decision, ReviewError};
-pub use store::{CentralStore, DeviceStatus, QueueEntry, QueueFilter, SealCheck, StoreError, MAX_CLIP_BYTES};
+pub use store::{clips, media};
+pub use store::{CentralStore, ClipError, ClipStore, QueueEntry, QueueFilter, SealCheck, StoreError, MAX_CLIP_BYTES};
+pub use tools::fuzz;
+pub use web::AppState;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// The API's OpenAPI 3 document, served at `/api/v1/openapi.json`.
 pub const OPENAPI: &str = include_str!("../openapi.json");
@@ -63,36 +68,17 @@ impl Default for ServerSettings {
     }
 }
 
-/// Shared by every request.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<CentralStore>,
-    /// Session cookies carry `Secure` (the service is served over HTTPS).
-    pub secure_cookies: bool,
-    /// Unregistered boxes may upload without a token (their key is pinned on first use): demo and tests only.
-    pub open_enrolment: bool,
-    /// Who owns a plate, for exported cases; `None`: cases go out without the owner.
-    pub owners: Option<Arc<dyn export::OwnerRegistry>>,
-}
-
-impl AppState {
-    /// Closed enrolment: only registered devices upload.
-    pub fn new(store: Arc<CentralStore>) -> Self {
-        Self { store, secure_cookies: false, open_enrolment: false, owners: None }
-    }
-}
-
 /// The HTTP API and pages.
 pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
     Router::new()
-        .route("/", get(pages::queue))
-        .route("/login", get(pages::login_page).post(pages::login))
-        .route("/logout", post(pages::logout))
-        .route("/lang/{code}", get(pages::set_lang))
-        .route("/evidence/{id}", get(pages::case))
-        .route("/evidence/{id}/decide", post(pages::decide))
-        .route("/audit", get(pages::audit))
-        .route("/admin/users", get(admin::users_page).post(admin::change))
+        .route("/", get(review::pages::queue))
+        .route("/login", get(accounts::pages::login_page).post(accounts::pages::login))
+        .route("/logout", post(accounts::pages::logout))
+        .route("/lang/{code}", get(accounts::pages::set_lang))
+        .route("/evidence/{id}", get(review::pages::case))
+        .route("/evidence/{id}/decide", post(review::pages::decide))
+        .route("/audit", get(review::pages::audit))
+        .route("/admin/users", get(accounts::admin::users_page).post(accounts::admin::change))
         .route("/stats", get(stats::chart_page))
         .route("/accuracy", get(stats::accuracy_page))
         .route("/api/v1/accuracy", get(stats::accuracy_json))
@@ -105,16 +91,16 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
             "/api/v1/openapi.json",
             get(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
-        .route(central_protocol::EVIDENCE_PATH, post(ingest::upload).get(ingest::list))
-        .route("/api/v1/evidence/{id}", get(ingest::show))
-        .route("/api/v1/evidence/{id}/overview.jpg", get(ingest::overview))
-        .route("/api/v1/evidence/{id}/clip.mp4", get(ingest::clip))
-        .route("/api/v1/evidence/{id}/plates/{sha256}", get(ingest::plate_crop))
-        .route("/api/v1/stats", get(ingest::stats))
-        .route("/api/v1/clips/{sha}", put(ingest::clip_chunk).get(ingest::clip_status))
-        .route(central_protocol::HEARTBEAT_PATH, post(ingest::heartbeat))
-        .route("/api/v1/devices", get(ingest::devices))
-        .route("/devices", get(html::devices_page))
+        .route(central_protocol::EVIDENCE_PATH, post(evidence::upload).get(evidence::list))
+        .route("/api/v1/evidence/{id}", get(evidence::show))
+        .route("/api/v1/evidence/{id}/overview.jpg", get(evidence::overview))
+        .route("/api/v1/evidence/{id}/clip.mp4", get(evidence::clip))
+        .route("/api/v1/evidence/{id}/plates/{sha256}", get(evidence::plate_crop))
+        .route("/api/v1/stats", get(evidence::stats))
+        .route("/api/v1/clips/{sha}", put(evidence::clip_chunk).get(evidence::clip_status))
+        .route(central_protocol::HEARTBEAT_PATH, post(devices::api::heartbeat))
+        .route("/api/v1/devices", get(devices::api::devices))
+        .route("/devices", get(devices::page::devices_page))
         .layer(DefaultBodyLimit::max(max_upload_bytes))
         .layer(axum::middleware::from_fn_with_state(csrf::Guard { tls: state.secure_cookies }, csrf::layer))
         .with_state(state)

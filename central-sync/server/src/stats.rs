@@ -2,9 +2,9 @@
 //! chart page, and the per-camera plate-accuracy self-audit that reviewers' corrections feed (QCVN 05:2024/BCA
 //! draft: at least 93% by day, 80% at night).
 
-use crate::auth::Actor;
-use crate::html::{csv_response, esc, page, storage_failure, Lang};
-use crate::{AppState, CentralStore, StoreError};
+use crate::accounts::Actor;
+use crate::store::{CentralStore, StoreError};
+use crate::web::{csv_response, esc, forbidden, page, storage_failure, ApiError, AppState, Lang};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -95,7 +95,7 @@ pub async fn open_data_csv(State(state): State<AppState>, Query(q): Query<CountQ
 /// GET /stats: violations per hour of the day per intersection, as an SVG bar chart (no scripts).
 pub async fn chart_page(State(state): State<AppState>, actor: Actor, lang: Lang) -> Response {
     if !actor.role.reviews() {
-        return crate::html::forbidden(lang, &actor);
+        return forbidden(lang, actor.viewer());
     }
     let rows = match state.store.hourly_counts(false).await {
         Ok(rows) => rows,
@@ -119,7 +119,7 @@ pub async fn chart_page(State(state): State<AppState>, actor: Actor, lang: Lang)
     for (place, hours) in &per_place {
         body.push_str(&format!("<h2>{}</h2>{}", esc(place), bar_chart(hours)));
     }
-    page(lang, Some(&actor), lang.t("Thống kê", "Statistics"), &body)
+    page(lang, Some(actor.viewer()), lang.t("Thống kê", "Statistics"), &body)
 }
 
 /// 24 bars, one per hour, labelled with the count.
@@ -213,7 +213,7 @@ impl CentralStore {
 pub async fn accuracy_json(State(state): State<AppState>, actor: Actor) -> Response {
     if !actor.role.reviews() {
         let message = format!("the {} role may not read the accuracy audit", actor.role.as_str());
-        return crate::ingest::error(axum::http::StatusCode::FORBIDDEN, message);
+        return ApiError::forbidden(message).into_response();
     }
     match state.store.plate_accuracy().await {
         Ok(rows) => Json(rows).into_response(),
@@ -224,7 +224,7 @@ pub async fn accuracy_json(State(state): State<AppState>, actor: Actor) -> Respo
 /// GET /accuracy: the self-audit table.
 pub async fn accuracy_page(State(state): State<AppState>, actor: Actor, lang: Lang) -> Response {
     if !actor.role.reviews() {
-        return crate::html::forbidden(lang, &actor);
+        return forbidden(lang, actor.viewer());
     }
     let rows = match state.store.plate_accuracy().await {
         Ok(rows) => rows,
@@ -262,5 +262,5 @@ pub async fn accuracy_page(State(state): State<AppState>, actor: Actor, lang: La
         lang.t("Ngày: 06:00–18:00 giờ Việt Nam.", "Day: 06:00–18:00 Vietnam time."),
         Utc::now().format("%Y-%m-%d %H:%M UTC"),
     );
-    page(lang, Some(&actor), lang.t("Độ chính xác", "Accuracy"), &body)
+    page(lang, Some(actor.viewer()), lang.t("Độ chính xác", "Accuracy"), &body)
 }

@@ -4,7 +4,8 @@
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use central_protocol::EvidenceRecord;
-use central_server::export::{deliver, sign, FileOwnerRegistry, OwnerRegistry, Webhook};
+use central_server::export::{deliver, sign, Webhook};
+use central_server::owners::{FileOwnerRegistry, OwnerRegistry};
 use central_server::{router, AppState, CentralStore, Decision};
 use common::{case, officer};
 use std::sync::{Arc, Mutex};

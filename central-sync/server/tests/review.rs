@@ -220,7 +220,7 @@ async fn repeated_failed_logins_lock_the_account_name_out_from_that_address_for_
             assert_eq!(login(&app, "lan.reviewer", "wrong-password").await.0, StatusCode::UNAUTHORIZED);
         }
         assert_eq!(login(&app, "lan.reviewer", "mat-khau-dai-1").await.0, StatusCode::SEE_OTHER);
-        for _ in 0..central_server::auth::MAX_FAILED_LOGINS {
+        for _ in 0..central_server::accounts::MAX_FAILED_LOGINS {
             assert_eq!(login(&app, "lan.reviewer", "wrong-password").await.0, StatusCode::UNAUTHORIZED);
         }
         // Five in a row: even the right password is refused (429, the password is not checked), and says why.
@@ -246,7 +246,7 @@ async fn repeated_failed_logins_lock_the_account_name_out_from_that_address_for_
         assert_eq!(login_from(&app, "10.20.0.7", "lan.reviewer", "mat-khau-dai-1").await.0, StatusCode::SEE_OTHER);
         // Guessing spread over many addresses meets a ceiling for the name as a whole.
         let name = Actor { name: "lan.reviewer".into(), role: Role::Reviewer };
-        for n in 0..central_server::auth::MAX_FAILED_LOGINS_PER_NAME {
+        for n in 0..central_server::accounts::MAX_FAILED_LOGINS_PER_NAME {
             let from = serde_json::json!({ "from": format!("198.51.100.{n}") });
             t.store.audit(&name, "login_failed", None, from).await.expect("audit");
         }
@@ -423,7 +423,7 @@ async fn a_flood_of_failed_logins_adds_a_handful_of_audit_rows_and_the_audit_vie
         let name = if i < 200 { "lan.reviewer".to_string() } else { format!("user{i}") };
         match store.login(&name, "wrong-password", Some(attacker)).await {
             Ok(None) => {}
-            Err(central_server::auth::AccountError::Throttled { .. }) => refused += 1,
+            Err(central_server::accounts::AccountError::Throttled { .. }) => refused += 1,
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -8,7 +8,9 @@
 //!
 //! A refusal (4xx, or a decode error) is the expected outcome of bad input and is counted as `refused`.
 
-use crate::{router, AppState, CentralStore};
+use crate::router;
+use crate::store::{CentralStore, StoreError};
+use crate::web::AppState;
 use axum::body::Body;
 use axum::http::Request;
 use central_protocol::{EvidenceRecord, EvidenceUpload, Heartbeat, SigningKey};
@@ -216,7 +218,7 @@ fn decode(bytes: &[u8]) -> bool {
 }
 
 /// Runs `inputs` generated inputs (seeded) against a fresh store in `dir`.
-pub async fn run(dir: &std::path::Path, inputs: u64, seed: u64) -> Result<FuzzCounts, crate::StoreError> {
+pub async fn run(dir: &std::path::Path, inputs: u64, seed: u64) -> Result<FuzzCounts, StoreError> {
     let store = Arc::new(CentralStore::open(dir).await?);
     let app = router(AppState { open_enrolment: true, ..AppState::new(store) }, 16 << 20);
     let key = SigningKey::from_bytes(&[42u8; 32]);

@@ -2,8 +2,10 @@
 //! them (registered devices with tokens, sealed records, an overview image each). Prints uploads/s and latency
 //! percentiles; the last line is `uploads=<n> uploads_per_s=<x> p50_ms=<x> p99_ms=<x> errors=<n>`.
 
+use crate::router;
+use crate::store::CentralStore;
+use crate::web::AppState;
 use central_protocol::{EvidenceRecord, EvidenceUpload, SigningKey};
-use central_server::{router, AppState, CentralStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use te_types::TrackId;

@@ -68,9 +68,7 @@ impl Owner<'_> {
     fn folder(&self) -> Result<String, ClipError> {
         match self {
             // Device ids are checked at registration (letters, digits, - _ .); a dot-only one is refused here.
-            Owner::Device(id) if crate::devices::valid_device_id(id) && !id.starts_with('.') => {
-                Ok(format!("device-{id}"))
-            }
+            Owner::Device(id) if super::valid_device_id(id) && !id.starts_with('.') => Ok(format!("device-{id}")),
             Owner::Device(id) => Err(ClipError::BadName(id.chars().take(80).collect())),
             Owner::Open => Ok("open".into()),
         }

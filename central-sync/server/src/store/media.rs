@@ -4,7 +4,7 @@
 //! hex, so neither carries a path.
 //! Content is checked against the record's hashes on every case view, wherever it is kept.
 
-use crate::StoreError;
+use super::StoreError;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,9 +1,8 @@
 //! Accounts, for admins: list, add, disable or enable, reset a password. Every change is audited; disabling an
 //! account or resetting its password ends its sessions.
 
-use crate::auth::{AccountError, Actor};
-use crate::html::{esc, forbidden, page_with_status, storage_failure, Lang};
-use crate::AppState;
+use super::{AccountError, Actor, Role};
+use crate::web::{esc, forbidden, page_with_status, storage_failure, AppState, Lang};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -16,8 +15,8 @@ pub async fn users_page(State(state): State<AppState>, actor: Actor, lang: Lang)
 }
 
 async fn users_view(state: &AppState, actor: &Actor, lang: Lang, status: StatusCode, notice: String) -> Response {
-    if actor.role != crate::Role::Admin {
-        return forbidden(lang, actor);
+    if actor.role != Role::Admin {
+        return forbidden(lang, actor.viewer());
     }
     let users = match state.store.users().await {
         Ok(users) => users,
@@ -62,7 +61,7 @@ async fn users_view(state: &AppState, actor: &Actor, lang: Lang, status: StatusC
         lang.t("Mật khẩu", "Password"),
         lang.t("Thêm", "Add"),
     );
-    page_with_status(status, lang, Some(actor), lang.t("Tài khoản", "Accounts"), &body)
+    page_with_status(status, lang, Some(actor.viewer()), lang.t("Tài khoản", "Accounts"), &body)
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,8 +76,8 @@ pub struct AccountForm {
 
 /// POST /admin/users: add, disable, enable, password.
 pub async fn change(State(state): State<AppState>, actor: Actor, lang: Lang, Form(f): Form<AccountForm>) -> Response {
-    if actor.role != crate::Role::Admin {
-        return forbidden(lang, &actor);
+    if actor.role != Role::Admin {
+        return forbidden(lang, actor.viewer());
     }
     let username = f.username.trim();
     let outcome = match f.action.as_str() {

@@ -1,125 +1,45 @@
 //! The officers' pages: login, the review queue with its filters, one case with everything that proves it and
 //! the decision forms, and the audit log. Every decision is a plain form POST (works without scripts).
 
-use crate::auth::{cookie, AccountError, Actor, SESSION_COOKIE};
+use super::{owner_deadline, AuditEntry, Decision, ReviewError, REJECT_REASONS, RESPONSE_DAYS};
+use crate::accounts::Actor;
 use crate::chain::Link;
-use crate::html::{
-    esc, forbidden, kind_cell, local_time, page, page_with_status, storage_failure, url_encode, Lang, LANG_COOKIE,
-};
-use crate::review::{Decision, ReviewError, REJECT_REASONS};
-use crate::{AppState, QueueEntry, QueueFilter};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use crate::store::{QueueEntry, QueueFilter};
+use crate::web::{esc, forbidden, local_time, page, page_with_status, storage_failure, url_encode, AppState, Lang};
+use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Extension, Form};
+use axum::Form;
 use serde::Deserialize;
-use std::net::SocketAddr;
 use te_types::EvidenceId;
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(default)]
-pub struct LoginQuery {
-    next: String,
-}
-
-fn safe_next(next: &str) -> &str {
-    // Only paths on this site: no scheme, no `//host`, and only visible ASCII (a URL's path and query are
-    // percent-encoded): browsers drop tabs and line breaks from a Location, so `/<TAB>/host` would become
-    // `//host`, and a line break cannot go into a header at all.
-    let on_site = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
-    if on_site && next.bytes().all(|b| b.is_ascii_graphic()) {
-        next
-    } else {
-        "/"
+/// The offence in Vietnamese with what the box measured, or the plain event kind for a vehicle pass. A
+/// violation whose box clock was unchecked or off is flagged: its time is not objective until a reviewer looks.
+pub fn kind_cell(lang: Lang, r: &central_protocol::EvidenceRecord) -> String {
+    match &r.violation {
+        Some(v) => format!(
+            "<b class=\"violation\">{}</b><br><small>{}: {}</small>{}",
+            esc(lang.t(v.kind.vietnamese(), v.kind.english())),
+            esc(&v.rule),
+            esc(&v.summary),
+            clock_flag(lang, r.clock.as_ref()),
+        ),
+        None => esc(lang.t("Phương tiện đi qua", "Vehicle passed")),
     }
 }
 
-/// The login form; `error`, when set, is shown above it.
-fn login_form(lang: Lang, next: &str, error: Option<&str>) -> String {
-    format!(
-        "<h1>{}</h1>{}<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{}\">\
-         <p><label>{} <input name=\"username\" id=\"username\" autocomplete=\"username\" required></label></p>\
-         <p><label>{} <input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\" \
-         required></label></p><p><button id=\"login\">{}</button></p></form>",
-        lang.t("Đăng nhập", "Log in"),
-        error.map(|e| format!("<p class=\"error\" id=\"login-error\">{}</p>", esc(e))).unwrap_or_default(),
-        esc(safe_next(next)),
-        lang.t("Tên đăng nhập", "Username"),
-        lang.t("Mật khẩu", "Password"),
-        lang.t("Đăng nhập", "Log in"),
-    )
-}
-
-pub async fn login_page(lang: Lang, Query(q): Query<LoginQuery>) -> Response {
-    page(lang, None, lang.t("Đăng nhập", "Log in"), &login_form(lang, &q.next, None))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LoginForm {
-    username: String,
-    password: String,
-    #[serde(default)]
-    next: String,
-}
-
-pub async fn login(
-    State(state): State<AppState>,
-    lang: Lang,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    Form(form): Form<LoginForm>,
-) -> Response {
-    let from = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
-    match state.store.login(form.username.trim(), &form.password, from).await {
-        Ok(Some((token, _))) => {
-            let secure = if state.secure_cookies { "; Secure" } else { "" };
-            let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{secure}");
-            ([(header::SET_COOKIE, cookie)], Redirect::to(safe_next(&form.next))).into_response()
-        }
-        Ok(None) => {
-            let wrong = lang.t("Sai tên đăng nhập hoặc mật khẩu.", "Wrong username or password.");
-            refused_login(lang, &form.next, StatusCode::UNAUTHORIZED, wrong)
-        }
-        Err(AccountError::Throttled { minutes }) => {
-            let why = format!(
-                "{} {minutes} {}",
-                lang.t(
-                    "Tài khoản tạm khoá vì đăng nhập sai nhiều lần. Thử lại sau",
-                    "Too many failed logins for this account. Try again in"
-                ),
-                lang.t("phút.", "minutes.")
-            );
-            refused_login(lang, &form.next, StatusCode::TOO_MANY_REQUESTS, &why)
-        }
-        Err(e) => storage_failure("login", e),
+pub fn clock_flag(lang: Lang, clock: Option<&central_protocol::ClockCheck>) -> String {
+    match clock {
+        Some(c) if c.trusted => String::new(),
+        Some(c) => format!(
+            "<br><b class=\"clock-flag\">⚠ {} {:+.1} s ({})</b>",
+            lang.t("Đồng hồ lệch", "Clock off by"),
+            c.offset_ms as f64 / 1000.0,
+            esc(&c.source)
+        ),
+        None => format!("<br><b class=\"clock-flag\">⚠ {}</b>", lang.t("Đồng hồ chưa kiểm chứng", "Clock unchecked")),
     }
-}
-
-/// The login form again, with why the last try was refused.
-fn refused_login(lang: Lang, next: &str, status: StatusCode, why: &str) -> Response {
-    page_with_status(status, lang, None, lang.t("Đăng nhập", "Log in"), &login_form(lang, next, Some(why)))
-}
-
-pub async fn logout(State(state): State<AppState>, actor: Actor, parts: Parts) -> Response {
-    if let Some(token) = cookie(&parts, SESSION_COOKIE) {
-        if let Err(e) = state.store.logout(token, &actor).await {
-            return storage_failure("logout", e);
-        }
-    }
-    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
-    ([(header::SET_COOKIE, expired)], Redirect::to("/login")).into_response()
-}
-
-/// `/lang/en` or `/lang/vi`: remembers the choice and goes back.
-pub async fn set_lang(Path(code): Path<String>, headers: HeaderMap) -> Response {
-    let code = if code == "en" { "en" } else { "vi" };
-    let back = headers
-        .get(header::REFERER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|r| r.find("://").and_then(|i| r[i + 3..].find('/').map(|j| r[i + 3 + j..].to_string())))
-        .unwrap_or_else(|| "/".into());
-    let cookie = format!("{LANG_COOKIE}={code}; Path=/; SameSite=Lax; Max-Age=31536000");
-    ([(header::SET_COOKIE, cookie)], Redirect::to(safe_next(&back))).into_response()
 }
 
 fn status_text(lang: Lang, status: &str) -> String {
@@ -133,8 +53,8 @@ fn status_text(lang: Lang, status: &str) -> String {
 }
 
 /// The owner-identification deadline and how many days are left (negative: overdue).
-fn owner_deadline(entry: &QueueEntry) -> (chrono::DateTime<chrono::Utc>, i64) {
-    let due = crate::review::owner_deadline(entry.record.captured_at);
+fn deadline_left(entry: &QueueEntry) -> (chrono::DateTime<chrono::Utc>, i64) {
+    let due = owner_deadline(entry.record.captured_at);
     (due, (due - chrono::Utc::now()).num_days())
 }
 
@@ -142,7 +62,7 @@ fn deadline_cell(lang: Lang, entry: &QueueEntry) -> String {
     if entry.review_status == "rejected" {
         return "—".into();
     }
-    let (due, left) = owner_deadline(entry);
+    let (due, left) = deadline_left(entry);
     let class = if left < 0 {
         "overdue"
     } else if left <= 2 {
@@ -209,7 +129,7 @@ pub async fn queue(
     parts: Parts,
 ) -> Response {
     if !actor.role.reviews() {
-        return forbidden(lang, &actor);
+        return forbidden(lang, actor.viewer());
     }
     // No query at all: the work waiting. An explicit empty status shows every status.
     if parts.uri.query().is_none() {
@@ -287,7 +207,7 @@ pub async fn queue(
         lang.t("Trạng thái", "Status"),
         lang.t("Hạn xác minh chủ xe", "Owner deadline"),
     );
-    page(lang, Some(&actor), lang.t("Hàng chờ xét duyệt", "Review queue"), &body)
+    page(lang, Some(actor.viewer()), lang.t("Hàng chờ xét duyệt", "Review queue"), &body)
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -318,10 +238,16 @@ async fn case_page(
     notice: String,
 ) -> Response {
     if !actor.role.reviews() {
-        return forbidden(lang, actor);
+        return forbidden(lang, actor.viewer());
     }
     let Ok(id) = raw.parse::<EvidenceId>() else {
-        return page_with_status(StatusCode::BAD_REQUEST, lang, Some(actor), "400", "<p class=\"error\">bad id</p>");
+        return page_with_status(
+            StatusCode::BAD_REQUEST,
+            lang,
+            Some(actor.viewer()),
+            "400",
+            "<p class=\"error\">bad id</p>",
+        );
     };
     let found = tokio::try_join!(
         state.store.get(id),
@@ -332,7 +258,13 @@ async fn case_page(
     let (entry, seal, audit, link) = match found {
         Ok((Some(entry), Some(seal), audit, link)) => (entry, seal, audit, link),
         Ok(_) => {
-            return page_with_status(StatusCode::NOT_FOUND, lang, Some(actor), "404", "<p class=\"error\">404</p>")
+            return page_with_status(
+                StatusCode::NOT_FOUND,
+                lang,
+                Some(actor.viewer()),
+                "404",
+                "<p class=\"error\">404</p>",
+            )
         }
         Err(e) => return storage_failure("case page", e),
     };
@@ -423,7 +355,7 @@ async fn case_page(
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, frame, sha)| format!("<br><span id=\"plate-crop\">{}</span>", crop_img(sha, "plate-crop", frame)))
         .unwrap_or_default();
-    let (due, left) = owner_deadline(&entry);
+    let (due, left) = deadline_left(&entry);
     let violation_rows = r
         .violation
         .as_ref()
@@ -479,7 +411,7 @@ async fn case_page(
         lang.t("Thời gian", "Time"),
         local_time(r.captured_at),
         r.captured_at.format("%Y-%m-%d %H:%M:%S"),
-        crate::html::clock_flag(lang, r.clock.as_ref()).replace("<br>", " "),
+        clock_flag(lang, r.clock.as_ref()).replace("<br>", " "),
         lang.t("Địa điểm", "Place"),
         esc(&r.location),
         esc(r.camera_id.as_str()),
@@ -496,7 +428,7 @@ async fn case_page(
         format_args!(
             "{} {} {}",
             lang.t("chủ xe không phản hồi sau", "owner silent"),
-            crate::review::RESPONSE_DAYS,
+            RESPONSE_DAYS,
             lang.t(
                 "ngày kể từ thông báo: xử lý qua cổng dịch vụ công",
                 "days after the notice: handled via the public portal"
@@ -521,7 +453,7 @@ async fn case_page(
     }
     body.push_str(&decision_forms(lang, actor, &entry));
     body.push_str(&format!("<h2>{}</h2>{}", lang.t("Lịch sử xử lý", "History"), audit_table(lang, &audit)));
-    page_with_status(status, lang, Some(actor), &kind_name(lang, r.kind.as_str()), &body)
+    page_with_status(status, lang, Some(actor.viewer()), &kind_name(lang, r.kind.as_str()), &body)
 }
 
 fn decision_forms(lang: Lang, actor: &Actor, entry: &QueueEntry) -> String {
@@ -576,7 +508,7 @@ fn decision_forms(lang: Lang, actor: &Actor, entry: &QueueEntry) -> String {
     }
 }
 
-fn audit_table(lang: Lang, entries: &[crate::review::AuditEntry]) -> String {
+fn audit_table(lang: Lang, entries: &[AuditEntry]) -> String {
     let rows: String = entries
         .iter()
         .map(|e| {
@@ -648,7 +580,7 @@ pub async fn decide(
 /// GET /audit: the latest entries and whether the whole chain still verifies (supervisors, admins).
 pub async fn audit(State(state): State<AppState>, actor: Actor, lang: Lang) -> Response {
     if !actor.role.supervises() {
-        return forbidden(lang, &actor);
+        return forbidden(lang, actor.viewer());
     }
     let (entries, chain) =
         match tokio::try_join!(state.store.audit_entries(None, 500), state.store.verify_audit_since_last()) {
@@ -669,28 +601,5 @@ pub async fn audit(State(state): State<AppState>, actor: Actor, lang: Lang) -> R
     };
     let body =
         format!("<h1>{}</h1>{chain_text}{}", lang.t("Nhật ký kiểm tra", "Audit log"), audit_table(lang, &entries));
-    page(lang, Some(&actor), lang.t("Nhật ký kiểm tra", "Audit log"), &body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn a_login_never_redirects_off_site_nor_puts_a_control_character_in_its_location() {
-        assert_eq!(safe_next("/evidence/01ABC?lang=en"), "/evidence/01ABC?lang=en");
-        assert_eq!(safe_next("/?plate=59-U1%2F729.79"), "/?plate=59-U1%2F729.79");
-        for hostile in [
-            "//evil.example",
-            "/\t/evil.example",
-            "/\n/evil.example",
-            "/\\evil.example",
-            "https://evil.example",
-            "/a\r\nSet-Cookie: x=y",
-            "/ /evil",
-            "",
-        ] {
-            assert_eq!(safe_next(hostile), "/", "{hostile:?}");
-        }
-    }
+    page(lang, Some(actor.viewer()), lang.t("Nhật ký kiểm tra", "Audit log"), &body)
 }

@@ -1,210 +1,16 @@
-//! Storage: metadata in SQL (SQLite embedded by default), media as files named by evidence id.
+//! The evidence queries: ingest (idempotent by id, media before the row), the media files of a record, the
+//! queue, one record, its seal check, totals.
 
-use crate::clips::{ClipError, ClipStore};
-use central_protocol::{CentralStats, EvidenceRecord, Heartbeat, IngestReceipt, IngestStatus, Seal};
-use chrono::{DateTime, Utc};
-use sqlx::any::AnyPoolOptions;
-use sqlx::AnyPool;
-use sqlx::{Executor, Row};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use crate::store::{
+    day_start_utc, entry_from_row, next_day, parse_time, readable_entries, CentralStore, QueueEntry, QueueFilter,
+    SealCheck, StoreError, CLIP_RECHECK, ENTRY_COLUMNS,
+};
+use central_protocol::{CentralStats, EvidenceRecord, IngestReceipt, IngestStatus, Seal};
+use chrono::Utc;
+use sqlx::Row;
 use te_types::EvidenceId;
 
-/// Which SQL database holds the metadata.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// Embedded, one file under the data folder: the demo and single-server installs.
-    Sqlite,
-    /// The province's data centre.
-    Postgres,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("object store, {key}: {message}")]
-    ObjectStore { key: String, message: String },
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("database migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("media file {path}: {source}")]
-    Media { path: PathBuf, source: std::io::Error },
-    #[error("evidence {0} was already stored with different content")]
-    Conflict(EvidenceId),
-    #[error("device {device} seals with key {known}; this record is sealed by {found}")]
-    WrongDeviceKey { device: String, known: String, found: String },
-    #[error("stored record is unreadable: {0}")]
-    Corrupt(String),
-    #[error(transparent)]
-    Clip(#[from] ClipError),
-}
-
-/// The largest clip taken through the clips API, bytes (a minute of 1080p H.264 is about 30 MB).
-pub const MAX_CLIP_BYTES: u64 = 256 << 20;
-
-/// A device's latest heartbeat, as the central service received it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DeviceStatus {
-    pub received_at: DateTime<Utc>,
-    pub heartbeat: Heartbeat,
-}
-
-/// One row of the review queue: the record as sealed, and the review beside it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct QueueEntry {
-    pub record: EvidenceRecord,
-    pub received_at: DateTime<Utc>,
-    pub review_status: String,
-    /// The plate as a reviewer corrected it (the box's reading stays in `record`).
-    pub corrected_plate: Option<String>,
-    pub decided_by: Option<String>,
-    pub decided_at: Option<DateTime<Utc>>,
-    pub reject_reason: Option<String>,
-}
-
-impl QueueEntry {
-    /// The plate the case goes by: the reviewer's correction, else the box's reading.
-    pub fn plate(&self) -> Option<&str> {
-        self.corrected_plate.as_deref().or(self.record.plate.as_ref().and_then(|p| p.text.as_deref()))
-    }
-}
-
-/// Which part of the queue to show. Empty fields do not filter.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct QueueFilter {
-    pub camera: String,
-    /// An event kind (`red_light`, `vehicle_detected`...).
-    pub kind: String,
-    /// pending, approved or rejected.
-    pub status: String,
-    /// Captured on or after this day (YYYY-MM-DD, Vietnam time).
-    pub from: String,
-    /// Captured on or before this day.
-    pub to: String,
-}
-
-/// Whether a stored record still proves what the box saw.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SealCheck {
-    /// The signature verifies with the device's pinned key and the record hashes to what was signed.
-    pub signature_ok: bool,
-    /// The overview file on disk hashes to the record's `overview_sha256`.
-    pub overview_ok: bool,
-    /// The clip, when there is one, hashes to the record's `clip_sha256`.
-    pub clip_ok: Option<bool>,
-    /// Every plate picture the record's votes name is held and hashes to its name; `None` when it names none.
-    pub plate_crops_ok: Option<bool>,
-    pub public_key: String,
-    pub detail: String,
-}
-
-#[derive(Debug)]
-pub struct CentralStore {
-    db: AnyPool,
-    backend: Backend,
-    media: crate::media::MediaStore,
-    /// Clips sent ahead of their records.
-    pub clips: Arc<ClipStore>,
-    /// Audit entries form a chain: one writer at a time.
-    pub(crate) audit_lock: tokio::sync::Mutex<()>,
-    /// The audit chain as far as it was verified in this process (last seq, its hash, entries): views check
-    /// only what was appended since (rows are append-only; `audit verify` re-checks everything).
-    pub(crate) audit_verified: std::sync::Mutex<Option<(i64, String, u64)>>,
-    /// Login attempts per address and audited lockouts (see `auth`).
-    pub(crate) login_pacing: crate::auth::LoginPacing,
-    /// Clips whose hash was checked, and when (see `clip_checks_out`).
-    clips_checked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
-}
-
-/// How long a clip that hashed right is taken as right by the case view before it is read again.
-const CLIP_RECHECK: std::time::Duration = std::time::Duration::from_secs(3600);
-
 impl CentralStore {
-    /// Opens (creating if needed) the embedded SQLite database and media folder under `data_dir` and applies
-    /// migrations.
-    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with(None, data_dir).await
-    }
-
-    /// As [`Self::open_with`], with media in an S3-compatible bucket (created when missing) instead of
-    /// `data_dir/media`.
-    pub async fn open_with_s3(
-        database_url: Option<&str>,
-        data_dir: &Path,
-        s3: &crate::media::S3Settings,
-    ) -> Result<Self, StoreError> {
-        let media = crate::media::MediaStore::s3(s3)?;
-        media.ensure_bucket().await?;
-        Self::open_on(database_url, data_dir, media).await
-    }
-
-    /// `database_url`: `postgres://...` for PostgreSQL (production), `None` for SQLite in `data_dir`. Media
-    /// and clips are files under `data_dir` either way.
-    pub async fn open_with(database_url: Option<&str>, data_dir: &Path) -> Result<Self, StoreError> {
-        Self::open_on(database_url, data_dir, crate::media::MediaStore::local(data_dir.join("media"))?).await
-    }
-
-    /// The database and clip folder as [`Self::open_with`] says, with media kept in `media`.
-    async fn open_on(
-        database_url: Option<&str>,
-        data_dir: &Path,
-        media: crate::media::MediaStore,
-    ) -> Result<Self, StoreError> {
-        sqlx::any::install_default_drivers();
-        let (url, backend) = match database_url {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                (url.to_string(), Backend::Postgres)
-            }
-            Some(other) => {
-                return Err(StoreError::Config(format!("database URL must be postgres://..., got {other:?}")))
-            }
-            None => (format!("sqlite://{}?mode=rwc", data_dir.join("central.db").display()), Backend::Sqlite),
-        };
-        let db = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL for readers beside the writer; FULL: evidence is acknowledged to the box only
-                        // after it is on disk.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&db).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&db).await?,
-        }
-        let clips = Arc::new(ClipStore::open(&data_dir.join("clips"), MAX_CLIP_BYTES)?);
-        Ok(Self {
-            db,
-            backend,
-            media,
-            clips,
-            audit_lock: tokio::sync::Mutex::new(()),
-            audit_verified: Default::default(),
-            login_pacing: Default::default(),
-            clips_checked: Default::default(),
-        })
-    }
-
-    pub(crate) fn db(&self) -> &AnyPool {
-        &self.db
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// The media key of one of a record's files (the id is a parsed ULID, the name a constant or made of a
     /// checked SHA-256 hex).
     fn media_key(id: EvidenceId, name: &str) -> String {
@@ -219,11 +25,11 @@ impl CentralStore {
         .bind(record.device_id.as_str())
         .bind(&seal.public_key)
         .bind(Utc::now().to_rfc3339())
-        .execute(&self.db)
+        .execute(self.db())
         .await?;
         let known: String = sqlx::query("SELECT public_key FROM device_keys WHERE device_id = $1")
             .bind(record.device_id.as_str())
-            .fetch_one(&self.db)
+            .fetch_one(self.db())
             .await?
             .try_get("public_key")?;
         if known != seal.public_key {
@@ -287,7 +93,7 @@ impl CentralStore {
         .bind(&seal.record_sha256)
         .bind(record.sequence as i64)
         .bind(&record.previous_record_sha256)
-        .execute(&self.db)
+        .execute(self.db())
         .await?
         .rows_affected();
         if inserted == 0 {
@@ -301,7 +107,7 @@ impl CentralStore {
     async fn receipt_for(&self, id: EvidenceId, record_sha256: &str) -> Result<Option<IngestReceipt>, StoreError> {
         let row = sqlx::query("SELECT record_sha256, received_at FROM evidence WHERE evidence_id = $1")
             .bind(id.to_string())
-            .fetch_optional(&self.db)
+            .fetch_optional(self.db())
             .await?;
         let Some(row) = row else { return Ok(None) };
         let stored_sha: Option<String> = row.try_get("record_sha256")?;
@@ -331,7 +137,7 @@ impl CentralStore {
     async fn clip_sha256(&self, id: EvidenceId) -> Result<Option<String>, StoreError> {
         let json: Option<String> = sqlx::query_scalar("SELECT record_json FROM evidence WHERE evidence_id = $1")
             .bind(id.to_string())
-            .fetch_optional(&self.db)
+            .fetch_optional(self.db())
             .await?;
         let Some(json) = json else { return Ok(None) };
         let record: EvidenceRecord = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -411,21 +217,21 @@ impl CentralStore {
         for b in &binds {
             query = query.bind(b);
         }
-        let rows = query.bind(limit).fetch_all(&self.db).await?;
+        let rows = query.bind(limit).fetch_all(self.db()).await?;
         Ok(readable_entries(&rows))
     }
 
     /// The cameras that have sent evidence, for the queue's filter.
     pub async fn cameras(&self) -> Result<Vec<String>, StoreError> {
         let rows =
-            sqlx::query("SELECT DISTINCT camera_id FROM evidence ORDER BY camera_id").fetch_all(&self.db).await?;
+            sqlx::query("SELECT DISTINCT camera_id FROM evidence ORDER BY camera_id").fetch_all(self.db()).await?;
         rows.iter().map(|r| Ok(r.try_get("camera_id")?)).collect()
     }
 
     pub async fn get(&self, id: EvidenceId) -> Result<Option<QueueEntry>, StoreError> {
         let row = sqlx::query(&format!("SELECT {ENTRY_COLUMNS} FROM evidence WHERE evidence_id = $1"))
             .bind(id.to_string())
-            .fetch_optional(&self.db)
+            .fetch_optional(self.db())
             .await?;
         row.as_ref().map(entry_from_row).transpose()
     }
@@ -438,7 +244,7 @@ impl CentralStore {
              LEFT JOIN device_keys k ON k.device_id = e.device_id WHERE e.evidence_id = $1",
         )
         .bind(id.to_string())
-        .fetch_optional(&self.db)
+        .fetch_optional(self.db())
         .await?;
         let Some(row) = row else { return Ok(None) };
         let record: EvidenceRecord = serde_json::from_str(&row.try_get::<String, _>("record_json")?)
@@ -475,108 +281,9 @@ impl CentralStore {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n, COUNT(DISTINCT device_id) AS d, COUNT(DISTINCT device_id || '/' || camera_id) AS c FROM evidence",
         )
-        .fetch_one(&self.db)
+        .fetch_one(self.db())
         .await?;
         let get = |name: &str| -> Result<u64, StoreError> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
         Ok(CentralStats { evidence_total: get("n")?, devices: get("d")?, cameras: get("c")? })
-    }
-}
-
-impl CentralStore {
-    /// Keeps `heartbeat` as its device's latest.
-    pub async fn heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), StoreError> {
-        let json = serde_json::to_string(heartbeat).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO device_heartbeats (device_id, received_at, heartbeat_json) VALUES ($1, $2, $3) \
-             ON CONFLICT (device_id) DO UPDATE SET received_at = excluded.received_at, heartbeat_json = excluded.heartbeat_json",
-        )
-        .bind(heartbeat.device_id.as_str())
-        .bind(Utc::now().to_rfc3339())
-        .bind(json)
-        .execute(&self.db)
-        .await?;
-        Ok(())
-    }
-
-    /// Every device's latest heartbeat, by device id.
-    pub async fn devices(&self) -> Result<Vec<DeviceStatus>, StoreError> {
-        let rows = sqlx::query("SELECT received_at, heartbeat_json FROM device_heartbeats ORDER BY device_id")
-            .fetch_all(&self.db)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let received: String = row.try_get("received_at")?;
-                let json: String = row.try_get("heartbeat_json")?;
-                Ok(DeviceStatus {
-                    received_at: parse_time(&received)?,
-                    heartbeat: serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                })
-            })
-            .collect()
-    }
-}
-
-pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
-    Ok(DateTime::parse_from_rfc3339(s).map_err(|e| StoreError::Corrupt(e.to_string()))?.with_timezone(&Utc))
-}
-
-/// Vietnam's offset from UTC (no daylight saving).
-pub const VIETNAM_OFFSET_S: i32 = 7 * 3600;
-
-/// Vietnam's time zone, in which officers, the fines system and the statistics read times.
-pub fn vietnam() -> chrono::FixedOffset {
-    chrono::FixedOffset::east_opt(VIETNAM_OFFSET_S).expect("UTC+7 is a valid offset")
-}
-
-/// Midnight in Vietnam of a `YYYY-MM-DD` day, as RFC 3339 UTC; `None` for anything else.
-fn day_start_utc(day: &str) -> Option<String> {
-    let date = chrono::NaiveDate::parse_from_str(day.trim(), "%Y-%m-%d").ok()?;
-    let local = date.and_hms_opt(0, 0, 0)?.and_local_timezone(vietnam()).single()?;
-    Some(local.with_timezone(&Utc).to_rfc3339())
-}
-
-fn next_day(rfc3339: &str) -> Option<String> {
-    Some((parse_time(rfc3339).ok()? + chrono::Duration::days(1)).to_rfc3339())
-}
-
-pub(crate) const ENTRY_COLUMNS: &str =
-    "evidence_id, record_json, received_at, review_status, corrected_plate, decided_by, decided_at, reject_reason";
-
-/// The entries of `rows` that can be read; one that cannot (stored before ingest checked every field, or
-/// damaged) is logged and left out, so that it cannot take the whole queue down with it.
-pub(crate) fn readable_entries(rows: &[sqlx::any::AnyRow]) -> Vec<QueueEntry> {
-    rows.iter()
-        .filter_map(|row| match entry_from_row(row) {
-            Ok(entry) => Some(entry),
-            Err(e) => {
-                let id: Option<String> = row.try_get("evidence_id").ok();
-                tracing::error!(evidence = ?id, error = %e, "stored record unreadable; left out of the list");
-                None
-            }
-        })
-        .collect()
-}
-
-pub(crate) fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<QueueEntry, StoreError> {
-    let json: String = row.try_get("record_json")?;
-    let received: String = row.try_get("received_at")?;
-    let decided: Option<String> = row.try_get("decided_at")?;
-    Ok(QueueEntry {
-        record: serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        received_at: parse_time(&received)?,
-        review_status: row.try_get("review_status")?,
-        corrected_plate: row.try_get("corrected_plate")?,
-        decided_by: row.try_get("decided_by")?,
-        decided_at: decided.as_deref().map(parse_time).transpose()?,
-        reject_reason: row.try_get("reject_reason")?,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_vietnamese_day_starts_at_17_utc_the_day_before() {
-        assert_eq!(super::day_start_utc("2026-11-24").as_deref(), Some("2026-11-23T17:00:00+00:00"));
-        assert_eq!(super::day_start_utc("24/11/2026"), None);
     }
 }

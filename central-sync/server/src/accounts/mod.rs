@@ -1,12 +1,17 @@
 //! Who is asking: officers log in (Argon2id passwords, a session cookie), systems such as the fines system
 //! present an API token (`Authorization: Bearer`). Only SHA-256 digests of sessions and tokens are stored.
 
-use crate::{AppState, CentralStore, StoreError};
+pub mod admin;
+pub mod csrf;
+pub mod pages;
+
+use crate::store::{CentralStore, StoreError};
+use crate::web::{request, url_encode, ApiError, AppState, Viewer};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use central_protocol::sha256_hex;
 use chrono::{Duration, Utc};
@@ -16,7 +21,7 @@ use std::net::IpAddr;
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "te_session";
 /// A session lasts one working shift.
-const SESSION_HOURS: i64 = 12;
+pub(crate) const SESSION_HOURS: i64 = 12;
 /// Failed logins in a row, from one address, after which that address may not log in under that account
 /// name for [`LOCKOUT_MINUTES`]. Per address, so that one person typing wrong passwords cannot lock an officer
 /// out of their own desk.
@@ -25,21 +30,10 @@ pub const MAX_FAILED_LOGINS: i64 = 5;
 /// guessing spread over many addresses.
 pub const MAX_FAILED_LOGINS_PER_NAME: i64 = 50;
 pub const LOCKOUT_MINUTES: i64 = 15;
+const LOCKOUT: std::time::Duration = std::time::Duration::from_secs(LOCKOUT_MINUTES as u64 * 60);
 /// Login attempts one address may make per minute, whatever the names; past it attempts are refused before
 /// any password or database work, and one audit entry says so (a flood must not flood the audit log).
 pub const MAX_LOGINS_PER_MINUTE: u32 = 30;
-
-/// In-memory login pacing: attempts per address in the current minute, and which lockouts were already
-/// audited. Both tables are pruned, so a spray of addresses cannot grow them without bound.
-#[derive(Debug, Default)]
-pub(crate) struct LoginPacing {
-    /// Per address: when its minute began, attempts in it, whether its refusal is audited.
-    attempts: std::sync::Mutex<std::collections::HashMap<IpAddr, (std::time::Instant, u32, bool)>>,
-    /// (name, origin) -> when its lockout refusal was last audited.
-    throttled: std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
-}
-
-const PACING_TABLE_MAX: usize = 10_000;
 
 /// An Argon2id hash of a random password, made once: what a login under an unknown name is checked against.
 fn unknown_user_hash() -> &'static str {
@@ -49,48 +43,6 @@ fn unknown_user_hash() -> &'static str {
         let random = secret().unwrap_or_default();
         Argon2::default().hash_password(random.as_bytes(), &salt).map(|h| h.to_string()).unwrap_or_default()
     })
-}
-
-impl LoginPacing {
-    /// `None` when the attempt may go on; `Some(first)` when it is over the rate, `first` telling whether
-    /// this is the first refusal of the minute (to be audited).
-    fn over_rate(&self, ip: IpAddr) -> Option<bool> {
-        let now = std::time::Instant::now();
-        let minute = std::time::Duration::from_secs(60);
-        let mut table = self.attempts.lock().ok()?;
-        if table.len() > PACING_TABLE_MAX {
-            table.retain(|_, (start, _, _)| now.duration_since(*start) < minute);
-        }
-        let entry = table.entry(ip).or_insert((now, 0, false));
-        if now.duration_since(entry.0) >= minute {
-            *entry = (now, 0, false);
-        }
-        if entry.1 >= MAX_LOGINS_PER_MINUTE {
-            let first = !entry.2;
-            entry.2 = true;
-            return Some(first);
-        }
-        entry.1 += 1;
-        None
-    }
-
-    /// Whether a lockout refusal of `name` from `origin` should be audited (once per lockout period).
-    fn audit_throttle(&self, name: &str, origin: &str) -> bool {
-        let now = std::time::Instant::now();
-        let period = std::time::Duration::from_secs(LOCKOUT_MINUTES as u64 * 60);
-        let Ok(mut table) = self.throttled.lock() else { return true };
-        if table.len() > PACING_TABLE_MAX {
-            table.retain(|_, at| now.duration_since(*at) < period);
-        }
-        let key = (name.to_owned(), origin.to_owned());
-        match table.get(&key) {
-            Some(at) if now.duration_since(*at) < period => false,
-            _ => {
-                table.insert(key, now);
-                true
-            }
-        }
-    }
 }
 
 /// What a person or system may do.
@@ -154,6 +106,16 @@ impl Actor {
     /// The operator at the server's command line (`central-sync user add`, `device register`...).
     pub fn cli() -> Self {
         Actor { name: "cli".into(), role: Role::Admin }
+    }
+
+    /// The actor as the page frame shows them.
+    pub fn viewer(&self) -> Viewer<'_> {
+        Viewer {
+            name: &self.name,
+            role: self.role.as_str(),
+            audits: self.role.supervises(),
+            administers: self.role == Role::Admin,
+        }
     }
 }
 
@@ -325,7 +287,7 @@ impl CentralStore {
         // MAX_FAILED_LOGINS_PER_NAME from anywhere) the name is refused, without checking the password, until
         // LOCKOUT_MINUTES after the last failure. The refusals are audited too.
         if let Some(ip) = from {
-            if let Some(first) = self.login_pacing.over_rate(ip) {
+            if let Some(first) = self.login_pacing.over_rate(ip, MAX_LOGINS_PER_MINUTE) {
                 if first {
                     let detail = serde_json::json!({ "from": ip.to_string(), "per_minute": MAX_LOGINS_PER_MINUTE });
                     let guard = Actor { name: "login-guard".into(), role: Role::Reviewer };
@@ -336,7 +298,7 @@ impl CentralStore {
         }
         let (from_here, from_anywhere) = self.failures_in_a_row(&shown, &origin.to_string()).await?;
         if from_here >= MAX_FAILED_LOGINS || from_anywhere >= MAX_FAILED_LOGINS_PER_NAME {
-            if self.login_pacing.audit_throttle(&shown, &origin.to_string()) {
+            if self.login_pacing.audit_once(&shown, &origin.to_string(), LOCKOUT) {
                 let actor = Actor { name: shown, role: Role::Reviewer };
                 self.audit(&actor, "login_throttled", None, origin).await?;
             }
@@ -472,42 +434,21 @@ fn actor_from(name: String, role: String) -> Result<Actor, StoreError> {
     Ok(Actor { name, role })
 }
 
-/// The value of cookie `name` in a `Cookie` header.
-pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    cookie_in(&parts.headers, name)
-}
-
-/// As [`cookie`], from the headers alone.
-pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-/// The token of an `Authorization: Bearer` header.
-pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
-    parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
-}
-
 impl FromRequestParts<AppState> for Actor {
     type Rejection = Response;
 
     /// Pages send a person without a session to the login page; the API answers 401.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let found = state.store.actor(cookie(parts, SESSION_COOKIE), bearer(parts)).await;
+        let session = request::cookie(&parts.headers, SESSION_COOKIE);
+        let found = state.store.actor(session.as_deref(), request::bearer(&parts.headers)).await;
         match found {
             Ok(Some(actor)) => Ok(actor),
             Ok(None) if parts.uri.path().starts_with("/api/") => {
-                Err(crate::ingest::error(StatusCode::UNAUTHORIZED, "log in or send Authorization: Bearer <token>"))
+                Err(ApiError::unauthorized("log in or send Authorization: Bearer <token>").into_response())
             }
             Ok(None) => {
                 let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-                Err(Redirect::to(&format!("/login?next={}", crate::html::url_encode(next))).into_response())
+                Err(Redirect::to(&format!("/login?next={}", url_encode(next))).into_response())
             }
             Err(e) => {
                 tracing::error!(error = %e, "session lookup");

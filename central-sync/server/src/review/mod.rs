@@ -9,8 +9,10 @@
 //! The record as the box sealed it never changes; decisions live beside it and each is one audit entry, written
 //! in the same transaction.
 
-use crate::auth::Actor;
-use crate::{CentralStore, StoreError};
+pub mod pages;
+
+use crate::accounts::Actor;
+use crate::store::{CentralStore, StoreError};
 use central_protocol::sha256_hex;
 use chrono::{DateTime, Utc};
 use serde::Serialize;

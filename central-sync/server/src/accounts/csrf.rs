@@ -13,7 +13,8 @@
 //! Every response also gets the security headers (CSP, frame-ancestors, nosniff, referrer policy; HSTS
 //! when served over TLS).
 
-use crate::auth::SESSION_COOKIE;
+use super::SESSION_COOKIE;
+use crate::web::request;
 use axum::body::{to_bytes, Body};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -41,7 +42,7 @@ pub struct Guard {
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    crate::auth::cookie_in(headers, SESSION_COOKIE).map(str::to_owned)
+    request::cookie(headers, SESSION_COOKIE)
 }
 
 /// Whether `Origin` (or `Referer`) names the host this request was sent to.

@@ -3,14 +3,26 @@
 //! clip and heartbeat. With open enrolment (demo, tests) an unregistered box may send without a token and its
 //! key is pinned on its first record; a registered box always needs its token.
 
-use crate::{AppState, CentralStore, StoreError};
+pub mod api;
+pub mod page;
+
+use crate::accounts::{new_secret, Actor};
+use crate::store::clips::Owner;
+use crate::store::{parse_time, valid_device_id, CentralStore, StoreError};
+use crate::web::{request, ApiError, AppState};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::response::Response;
-use central_protocol::sha256_hex;
-use chrono::Utc;
+use central_protocol::{sha256_hex, Heartbeat};
+use chrono::{DateTime, Utc};
 use sqlx::Row;
+
+/// A device's latest heartbeat, as the central service received it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeviceStatus {
+    pub received_at: DateTime<Utc>,
+    pub heartbeat: Heartbeat,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
@@ -29,10 +41,6 @@ pub enum RegisterError {
     Token(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-pub(crate) fn valid_device_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 impl CentralStore {
@@ -57,7 +65,7 @@ impl CentralStore {
         let key = public_key.trim().to_ascii_lowercase();
         let bytes: [u8; 32] = hex::decode(&key).ok().and_then(|b| b.try_into().ok()).ok_or(RegisterError::BadKey)?;
         central_protocol::VerifyingKey::from_bytes(&bytes).map_err(|_| RegisterError::BadKey)?;
-        let token = crate::auth::new_secret().map_err(|e| RegisterError::Token(e.to_string()))?;
+        let token = new_secret().map_err(|e| RegisterError::Token(e.to_string()))?;
         let now = Utc::now().to_rfc3339();
         let mut tx = self.db().begin().await.map_err(StoreError::from)?;
         let pinned: Option<String> = sqlx::query("SELECT public_key FROM device_keys WHERE device_id = $1")
@@ -110,10 +118,10 @@ impl CentralStore {
         if let Some(old) = replaced {
             tracing::warn!(device = device_id, old_key = %old, "pinned key replaced at registration");
             let detail = serde_json::json!({ "device": device_id, "replaced_key": old, "public_key": key });
-            self.audit(&crate::Actor::cli(), "device_key_replaced", None, detail).await?;
+            self.audit(&Actor::cli(), "device_key_replaced", None, detail).await?;
         }
         let detail = serde_json::json!({ "device": device_id, "public_key": key });
-        self.audit(&crate::Actor::cli(), "device_registered", None, detail).await?;
+        self.audit(&Actor::cli(), "device_registered", None, detail).await?;
         Ok(token)
     }
 
@@ -141,15 +149,15 @@ pub struct DeviceAuth(pub Option<String>);
 
 impl DeviceAuth {
     /// Whose partial clips this request works on.
-    pub fn owner(&self) -> crate::clips::Owner<'_> {
+    pub fn owner(&self) -> Owner<'_> {
         match &self.0 {
-            Some(device) => crate::clips::Owner::Device(device),
-            None => crate::clips::Owner::Open,
+            Some(device) => Owner::Device(device),
+            None => Owner::Open,
         }
     }
 
     /// Checks that a record or heartbeat names the device the request comes from.
-    pub async fn check(&self, state: &AppState, device_id: &str) -> Result<(), Response> {
+    pub async fn check(&self, state: &AppState, device_id: &str) -> Result<(), ApiError> {
         match &self.0 {
             Some(device) if device == device_id => Ok(()),
             Some(device) => {
@@ -167,21 +175,20 @@ impl DeviceAuth {
     }
 }
 
-fn refuse(status: StatusCode, message: String) -> Response {
+fn refuse(status: StatusCode, message: String) -> ApiError {
     tracing::warn!(%status, %message, "device refused");
-    crate::ingest::error(status, message)
+    ApiError::new(status, message)
 }
 
-fn internal(e: StoreError) -> Response {
-    tracing::error!(error = %e, "device token lookup");
-    crate::ingest::error(StatusCode::INTERNAL_SERVER_ERROR, "storage failure")
+fn internal(e: StoreError) -> ApiError {
+    ApiError::internal("device token lookup", &e)
 }
 
 impl FromRequestParts<AppState> for DeviceAuth {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        match crate::auth::bearer(parts) {
+        match request::bearer(&parts.headers) {
             Some(token) => match state.store.device_for_token(token).await {
                 Ok(Some(device)) => Ok(DeviceAuth(Some(device))),
                 Ok(None) => Err(refuse(StatusCode::UNAUTHORIZED, "unknown device token".into())),
@@ -197,11 +204,49 @@ impl FromRequestParts<AppState> for DeviceAuth {
     }
 }
 
+impl CentralStore {
+    /// Keeps `heartbeat` as its device's latest.
+    pub async fn heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), StoreError> {
+        let json = serde_json::to_string(heartbeat).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO device_heartbeats (device_id, received_at, heartbeat_json) VALUES ($1, $2, $3) \
+             ON CONFLICT (device_id) DO UPDATE SET received_at = excluded.received_at, heartbeat_json = excluded.heartbeat_json",
+        )
+        .bind(heartbeat.device_id.as_str())
+        .bind(Utc::now().to_rfc3339())
+        .bind(json)
+        .execute(self.db())
+        .await?;
+        Ok(())
+    }
+
+    /// Every device's latest heartbeat, by device id.
+    pub async fn devices(&self) -> Result<Vec<DeviceStatus>, StoreError> {
+        let rows = sqlx::query("SELECT received_at, heartbeat_json FROM device_heartbeats ORDER BY device_id")
+            .fetch_all(self.db())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let received: String = row.try_get("received_at")?;
+                let json: String = row.try_get("heartbeat_json")?;
+                Ok(DeviceStatus {
+                    received_at: parse_time(&received)?,
+                    heartbeat: serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn device_ids_cannot_carry_paths_or_markup() {
-        assert!(super::valid_device_id("demo-box-01"));
-        assert!(!super::valid_device_id("../x") && !super::valid_device_id("") && !super::valid_device_id("<b>"));
+        assert!(crate::store::valid_device_id("demo-box-01"));
+        assert!(
+            !crate::store::valid_device_id("../x")
+                && !crate::store::valid_device_id("")
+                && !crate::store::valid_device_id("<b>")
+        );
     }
 }

@@ -1,0 +1,274 @@
+//! Storage: metadata in SQL (SQLite embedded by default), media as files named by evidence id.
+
+pub mod clips;
+pub mod media;
+pub mod pacing;
+
+use central_protocol::EvidenceRecord;
+use chrono::{DateTime, Utc};
+pub use clips::{ClipError, ClipStore};
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use sqlx::{Executor, Row};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use te_types::EvidenceId;
+
+/// Which SQL database holds the metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded, one file under the data folder: the demo and single-server installs.
+    Sqlite,
+    /// The province's data centre.
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("object store, {key}: {message}")]
+    ObjectStore { key: String, message: String },
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("media file {path}: {source}")]
+    Media { path: PathBuf, source: std::io::Error },
+    #[error("evidence {0} was already stored with different content")]
+    Conflict(EvidenceId),
+    #[error("device {device} seals with key {known}; this record is sealed by {found}")]
+    WrongDeviceKey { device: String, known: String, found: String },
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Clip(#[from] ClipError),
+}
+
+/// Whether `id` may name a device: 1-64 letters, digits, '.', '_' or '-' (it names folders and shows on pages).
+pub fn valid_device_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// The largest clip taken through the clips API, bytes (a minute of 1080p H.264 is about 30 MB).
+pub const MAX_CLIP_BYTES: u64 = 256 << 20;
+
+/// One row of the review queue: the record as sealed, and the review beside it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueueEntry {
+    pub record: EvidenceRecord,
+    pub received_at: DateTime<Utc>,
+    pub review_status: String,
+    /// The plate as a reviewer corrected it (the box's reading stays in `record`).
+    pub corrected_plate: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub reject_reason: Option<String>,
+}
+
+impl QueueEntry {
+    /// The plate the case goes by: the reviewer's correction, else the box's reading.
+    pub fn plate(&self) -> Option<&str> {
+        self.corrected_plate.as_deref().or(self.record.plate.as_ref().and_then(|p| p.text.as_deref()))
+    }
+}
+
+/// Which part of the queue to show. Empty fields do not filter.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct QueueFilter {
+    pub camera: String,
+    /// An event kind (`red_light`, `vehicle_detected`...).
+    pub kind: String,
+    /// pending, approved or rejected.
+    pub status: String,
+    /// Captured on or after this day (YYYY-MM-DD, Vietnam time).
+    pub from: String,
+    /// Captured on or before this day.
+    pub to: String,
+}
+
+/// Whether a stored record still proves what the box saw.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SealCheck {
+    /// The signature verifies with the device's pinned key and the record hashes to what was signed.
+    pub signature_ok: bool,
+    /// The overview file on disk hashes to the record's `overview_sha256`.
+    pub overview_ok: bool,
+    /// The clip, when there is one, hashes to the record's `clip_sha256`.
+    pub clip_ok: Option<bool>,
+    /// Every plate picture the record's votes name is held and hashes to its name; `None` when it names none.
+    pub plate_crops_ok: Option<bool>,
+    pub public_key: String,
+    pub detail: String,
+}
+
+#[derive(Debug)]
+pub struct CentralStore {
+    db: AnyPool,
+    backend: Backend,
+    pub(crate) media: media::MediaStore,
+    /// Clips sent ahead of their records.
+    pub clips: Arc<ClipStore>,
+    /// Audit entries form a chain: one writer at a time.
+    pub(crate) audit_lock: tokio::sync::Mutex<()>,
+    /// The audit chain as far as it was verified in this process (last seq, its hash, entries): views check
+    /// only what was appended since (rows are append-only; `audit verify` re-checks everything).
+    pub(crate) audit_verified: std::sync::Mutex<Option<(i64, String, u64)>>,
+    /// Login attempts per address and audited lockouts (the accounts feature sets the limits).
+    pub(crate) login_pacing: pacing::Pacing,
+    /// Clips whose hash was checked, and when (see `clip_checks_out`).
+    pub(crate) clips_checked: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+/// How long a clip that hashed right is taken as right by the case view before it is read again.
+pub(crate) const CLIP_RECHECK: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl CentralStore {
+    /// Opens (creating if needed) the embedded SQLite database and media folder under `data_dir` and applies
+    /// migrations.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(None, data_dir).await
+    }
+
+    /// As [`Self::open_with`], with media in an S3-compatible bucket (created when missing) instead of
+    /// `data_dir/media`.
+    pub async fn open_with_s3(
+        database_url: Option<&str>,
+        data_dir: &Path,
+        s3: &media::S3Settings,
+    ) -> Result<Self, StoreError> {
+        let media = media::MediaStore::s3(s3)?;
+        media.ensure_bucket().await?;
+        Self::open_on(database_url, data_dir, media).await
+    }
+
+    /// `database_url`: `postgres://...` for PostgreSQL (production), `None` for SQLite in `data_dir`. Media
+    /// and clips are files under `data_dir` either way.
+    pub async fn open_with(database_url: Option<&str>, data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_on(database_url, data_dir, media::MediaStore::local(data_dir.join("media"))?).await
+    }
+
+    /// The database and clip folder as [`Self::open_with`] says, with media kept in `media`.
+    async fn open_on(
+        database_url: Option<&str>,
+        data_dir: &Path,
+        media: media::MediaStore,
+    ) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = match database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                (url.to_string(), Backend::Postgres)
+            }
+            Some(other) => {
+                return Err(StoreError::Config(format!("database URL must be postgres://..., got {other:?}")))
+            }
+            None => (format!("sqlite://{}?mode=rwc", data_dir.join("central.db").display()), Backend::Sqlite),
+        };
+        let db = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL for readers beside the writer; FULL: evidence is acknowledged to the box only
+                        // after it is on disk.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&db).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&db).await?,
+        }
+        let clips = Arc::new(ClipStore::open(&data_dir.join("clips"), MAX_CLIP_BYTES)?);
+        Ok(Self {
+            db,
+            backend,
+            media,
+            clips,
+            audit_lock: tokio::sync::Mutex::new(()),
+            audit_verified: Default::default(),
+            login_pacing: Default::default(),
+            clips_checked: Default::default(),
+        })
+    }
+
+    pub(crate) fn db(&self) -> &AnyPool {
+        &self.db
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    Ok(DateTime::parse_from_rfc3339(s).map_err(|e| StoreError::Corrupt(e.to_string()))?.with_timezone(&Utc))
+}
+
+/// Vietnam's offset from UTC (no daylight saving).
+pub const VIETNAM_OFFSET_S: i32 = 7 * 3600;
+
+/// Vietnam's time zone, in which officers, the fines system and the statistics read times.
+pub fn vietnam() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(VIETNAM_OFFSET_S).expect("UTC+7 is a valid offset")
+}
+
+/// Midnight in Vietnam of a `YYYY-MM-DD` day, as RFC 3339 UTC; `None` for anything else.
+pub(crate) fn day_start_utc(day: &str) -> Option<String> {
+    let date = chrono::NaiveDate::parse_from_str(day.trim(), "%Y-%m-%d").ok()?;
+    let local = date.and_hms_opt(0, 0, 0)?.and_local_timezone(vietnam()).single()?;
+    Some(local.with_timezone(&Utc).to_rfc3339())
+}
+
+pub(crate) fn next_day(rfc3339: &str) -> Option<String> {
+    Some((parse_time(rfc3339).ok()? + chrono::Duration::days(1)).to_rfc3339())
+}
+
+pub(crate) const ENTRY_COLUMNS: &str =
+    "evidence_id, record_json, received_at, review_status, corrected_plate, decided_by, decided_at, reject_reason";
+
+/// The entries of `rows` that can be read; one that cannot (stored before ingest checked every field, or
+/// damaged) is logged and left out, so that it cannot take the whole queue down with it.
+pub(crate) fn readable_entries(rows: &[sqlx::any::AnyRow]) -> Vec<QueueEntry> {
+    rows.iter()
+        .filter_map(|row| match entry_from_row(row) {
+            Ok(entry) => Some(entry),
+            Err(e) => {
+                let id: Option<String> = row.try_get("evidence_id").ok();
+                tracing::error!(evidence = ?id, error = %e, "stored record unreadable; left out of the list");
+                None
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<QueueEntry, StoreError> {
+    let json: String = row.try_get("record_json")?;
+    let received: String = row.try_get("received_at")?;
+    let decided: Option<String> = row.try_get("decided_at")?;
+    Ok(QueueEntry {
+        record: serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        received_at: parse_time(&received)?,
+        review_status: row.try_get("review_status")?,
+        corrected_plate: row.try_get("corrected_plate")?,
+        decided_by: row.try_get("decided_by")?,
+        decided_at: decided.as_deref().map(parse_time).transpose()?,
+        reject_reason: row.try_get("reject_reason")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_vietnamese_day_starts_at_17_utc_the_day_before() {
+        assert_eq!(super::day_start_utc("2026-11-24").as_deref(), Some("2026-11-23T17:00:00+00:00"));
+        assert_eq!(super::day_start_utc("24/11/2026"), None);
+    }
+}
