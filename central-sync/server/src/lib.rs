@@ -37,7 +37,9 @@ pub use accounts::{csrf, AccountError, Actor, Role};
 pub use devices::DeviceStatus;
 pub use review::{ChainCheck, Decision, ReviewError};
 pub use store::{clips, media};
-pub use store::{CentralStore, ClipError, ClipStore, QueueEntry, QueueFilter, SealCheck, StoreError, MAX_CLIP_BYTES};
+pub use store::{
+    CentralStore, ClipError, ClipStore, QueueEntry, QueueFilter, ReviewStatus, SealCheck, StoreError, MAX_CLIP_BYTES,
+};
 pub use tools::fuzz;
 pub use web::AppState;
 

@@ -4,8 +4,10 @@
 
 use crate::accounts::Actor;
 use crate::store::{CentralStore, StoreError};
-use crate::web::{csv_response, esc, forbidden, page, storage_failure, ApiError, AppState, Lang};
+use crate::web::{csv_response, forbidden, render, storage_failure, ApiError, AppState, Frame, Lang};
+use askama::Template;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Timelike, Utc};
@@ -107,46 +109,51 @@ pub async fn chart_page(State(state): State<AppState>, actor: Actor, lang: Lang)
         let hour: usize = r.hour.get(11..13).and_then(|h| h.parse().ok()).unwrap_or(0);
         per_place.entry(format!("{} · {}", r.camera_id, r.location)).or_insert([0; 24])[hour.min(23)] += r.recorded;
     }
-    let mut body = format!(
-        "<h1>{}</h1><p>{} <a href=\"/api/v1/open-data/violations\">JSON</a> · \
-         <a href=\"/api/v1/open-data/violations.csv\">CSV</a></p>",
-        lang.t("Vi phạm theo giờ và nút giao", "Violations per hour and intersection"),
-        lang.t("Dữ liệu mở (không có biển số):", "Open data (no plates):"),
-    );
-    if per_place.is_empty() {
-        body.push_str(&format!("<p id=\"no-data\">{}</p>", lang.t("Chưa có vi phạm.", "No violations yet.")));
-    }
-    for (place, hours) in &per_place {
-        body.push_str(&format!("<h2>{}</h2>{}", esc(place), bar_chart(hours)));
-    }
-    page(lang, Some(actor.viewer()), lang.t("Thống kê", "Statistics"), &body)
+    let charts: Vec<Chart> = per_place.into_iter().map(|(place, hours)| Chart { place, bars: bars(&hours) }).collect();
+    let frame = Frame { lang, viewer: Some(actor.viewer()), title: lang.t("Thống kê", "Statistics") };
+    render(StatusCode::OK, &StatsPage { frame, charts })
 }
 
-/// 24 bars, one per hour, labelled with the count.
-fn bar_chart(hours: &[u64; 24]) -> String {
+/// Bar area height and bar width, SVG pixels (`templates/stats.html` draws 24 bars 30 px apart in 740x200).
+const CHART_HEIGHT: u32 = 160;
+const BAR_WIDTH: u32 = 24;
+
+#[derive(Template)]
+#[template(path = "stats.html")]
+struct StatsPage<'a> {
+    frame: Frame<'a>,
+    charts: Vec<Chart>,
+}
+
+/// One intersection's bar chart.
+struct Chart {
+    place: String,
+    bars: Vec<Bar>,
+}
+
+/// One hour's bar, in SVG pixels.
+struct Bar {
+    hour: usize,
+    count: u64,
+    x: f64,
+    y: f64,
+    height: f64,
+    centre: f64,
+}
+
+/// 24 bars, one per hour, scaled to the busiest hour.
+fn bars(hours: &[u64; 24]) -> Vec<Bar> {
     let max = hours.iter().copied().max().unwrap_or(0).max(1) as f64;
-    let (w, h, bar) = (24 * 30 + 20, 160.0, 24.0);
-    let mut svg = format!("<svg class=\"chart\" width=\"{w}\" height=\"{}\" role=\"img\">", h as u32 + 40);
-    for (i, &n) in hours.iter().enumerate() {
-        let height = (n as f64 / max) * h;
-        let x = 10.0 + i as f64 * 30.0;
-        svg.push_str(&format!(
-            "<rect x=\"{x}\" y=\"{:.1}\" width=\"{bar}\" height=\"{height:.1}\" fill=\"#b33\"><title>{i:02}h: {n}</title></rect>\
-             <text x=\"{:.1}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{i:02}</text>",
-            h + 10.0 - height,
-            x + bar / 2.0,
-            h as u32 + 25,
-        ));
-        if n > 0 {
-            svg.push_str(&format!(
-                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{n}</text>",
-                x + bar / 2.0,
-                h + 8.0 - height
-            ));
-        }
-    }
-    svg.push_str("</svg>");
-    svg
+    let h = f64::from(CHART_HEIGHT);
+    hours
+        .iter()
+        .enumerate()
+        .map(|(hour, &count)| {
+            let height = (count as f64 / max) * h;
+            let x = 10.0 + hour as f64 * 30.0;
+            Bar { hour, count, x, y: h + 10.0 - height, height, centre: x + f64::from(BAR_WIDTH) / 2.0 }
+        })
+        .collect()
 }
 
 /// Plate accuracy of one camera in one light condition, from reviewed cases.
@@ -230,37 +237,15 @@ pub async fn accuracy_page(State(state): State<AppState>, actor: Actor, lang: La
         Ok(rows) => rows,
         Err(e) => return storage_failure("accuracy page", e),
     };
-    let mut table = String::new();
-    for a in &rows {
-        let verdict = match a.meets_target {
-            Some(true) => format!("<span class=\"ok\">✔ {}</span>", lang.t("đạt", "meets")),
-            Some(false) => format!("<span class=\"alarm\">✘ {}</span>", lang.t("không đạt", "below")),
-            None => format!("<small>{} ({MIN_SAMPLE})</small>", lang.t("chưa đủ mẫu", "too few cases")),
-        };
-        table.push_str(&format!(
-            "<tr class=\"accuracy\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td><td>{:.0}%</td><td>{verdict}</td></tr>",
-            esc(&a.camera_id),
-            lang.t(if a.period == "day" { "ngày" } else { "đêm" }, &a.period),
-            a.reviewed,
-            a.correct,
-            100.0 * a.accuracy,
-            100.0 * a.target,
-        ));
-    }
-    let body = format!(
-        "<h1>{}</h1><p>{}</p><table><thead><tr><th>Camera</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>\
-         <th>QCVN 05:2024</th><th></th></tr></thead><tbody>{table}</tbody></table><p><small>{} {}</small></p>",
-        lang.t("Tự kiểm tra độ chính xác nhận dạng biển số", "Plate recognition self-audit"),
-        lang.t(
-            "Mỗi trường hợp đã duyệt là một mẫu: biển số được duyệt là đáp án, biển số thiết bị đọc là kết quả.",
-            "Every approved case is a sample: the approved plate is the truth, the box's reading the prediction."
-        ),
-        lang.t("Thời gian", "Period"),
-        lang.t("Đã xét", "Reviewed"),
-        lang.t("Đọc đúng", "Read right"),
-        lang.t("Độ chính xác", "Accuracy"),
-        lang.t("Ngày: 06:00–18:00 giờ Việt Nam.", "Day: 06:00–18:00 Vietnam time."),
-        Utc::now().format("%Y-%m-%d %H:%M UTC"),
-    );
-    page(lang, Some(actor.viewer()), lang.t("Độ chính xác", "Accuracy"), &body)
+    let frame = Frame { lang, viewer: Some(actor.viewer()), title: lang.t("Độ chính xác", "Accuracy") };
+    render(StatusCode::OK, &AccuracyPage { frame, rows: &rows, min_sample: MIN_SAMPLE, now: Utc::now() })
+}
+
+#[derive(Template)]
+#[template(path = "accuracy.html")]
+struct AccuracyPage<'a> {
+    frame: Frame<'a>,
+    rows: &'a [Accuracy],
+    min_sample: u64,
+    now: chrono::DateTime<Utc>,
 }

@@ -49,7 +49,7 @@ fn supervisor() -> Actor {
 
 async fn status_of(store: &CentralStore, id: EvidenceId) -> (String, Option<String>) {
     let entry = store.get(id).await.expect("get").expect("found");
-    (entry.review_status.clone(), entry.plate().map(str::to_string))
+    (entry.review_status.as_str().to_string(), entry.plate().map(str::to_string))
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! Logging in and out, and the language choice.
 
 use super::{AccountError, Actor, SESSION_COOKIE, SESSION_HOURS};
-use crate::web::{esc, page, page_with_status, request, storage_failure, AppState, Lang, LANG_COOKIE};
+use crate::web::{render, request, storage_failure, AppState, Frame, Lang, LANG_COOKIE};
+use askama::Template;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -29,23 +30,21 @@ fn safe_next(next: &str) -> &str {
 }
 
 /// The login form; `error`, when set, is shown above it.
-fn login_form(lang: Lang, next: &str, error: Option<&str>) -> String {
-    format!(
-        "<h1>{}</h1>{}<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"next\" value=\"{}\">\
-         <p><label>{} <input name=\"username\" id=\"username\" autocomplete=\"username\" required></label></p>\
-         <p><label>{} <input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\" \
-         required></label></p><p><button id=\"login\">{}</button></p></form>",
-        lang.t("Đăng nhập", "Log in"),
-        error.map(|e| format!("<p class=\"error\" id=\"login-error\">{}</p>", esc(e))).unwrap_or_default(),
-        esc(safe_next(next)),
-        lang.t("Tên đăng nhập", "Username"),
-        lang.t("Mật khẩu", "Password"),
-        lang.t("Đăng nhập", "Log in"),
-    )
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    frame: Frame<'a>,
+    next: &'a str,
+    error: Option<&'a str>,
+}
+
+fn login_form(status: StatusCode, lang: Lang, next: &str, error: Option<&str>) -> Response {
+    let frame = Frame { lang, viewer: None, title: lang.t("Đăng nhập", "Log in") };
+    render(status, &LoginPage { frame, next: safe_next(next), error })
 }
 
 pub async fn login_page(lang: Lang, Query(q): Query<LoginQuery>) -> Response {
-    page(lang, None, lang.t("Đăng nhập", "Log in"), &login_form(lang, &q.next, None))
+    login_form(StatusCode::OK, lang, &q.next, None)
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,7 +94,7 @@ pub async fn login(
 
 /// The login form again, with why the last try was refused.
 fn refused_login(lang: Lang, next: &str, status: StatusCode, why: &str) -> Response {
-    page_with_status(status, lang, None, lang.t("Đăng nhập", "Log in"), &login_form(lang, next, Some(why)))
+    login_form(status, lang, next, Some(why))
 }
 
 pub async fn logout(State(state): State<AppState>, actor: Actor, jar: CookieJar) -> Response {

@@ -4,7 +4,7 @@ mod queries;
 
 use crate::accounts::Actor;
 use crate::devices::DeviceAuth;
-use crate::store::{ClipError, QueueEntry, QueueFilter};
+use crate::store::{ClipError, QueueEntry, QueueFilter, ReviewStatus};
 use crate::web::{ApiError, AppState};
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
@@ -77,7 +77,7 @@ async fn may_read_case(state: &AppState, actor: &Actor, id: EvidenceId) -> Resul
     }
     if actor.role.exports() {
         if let Some(entry) = state.store.get(id).await? {
-            if entry.review_status == "approved" {
+            if entry.review_status == ReviewStatus::Approved {
                 return Ok(());
             }
         }

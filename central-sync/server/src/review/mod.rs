@@ -10,9 +10,10 @@
 //! in the same transaction.
 
 pub mod pages;
+mod view;
 
 use crate::accounts::Actor;
-use crate::store::{CentralStore, StoreError};
+use crate::store::{review_status, CentralStore, ReviewStatus, StoreError};
 use central_protocol::sha256_hex;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -55,7 +56,7 @@ pub enum ReviewError {
     #[error("the {role} role may not {action}")]
     Forbidden { role: &'static str, action: &'static str },
     #[error("evidence {id} is {status}; {action} needs it {needed}")]
-    WrongState { id: EvidenceId, status: String, action: &'static str, needed: &'static str },
+    WrongState { id: EvidenceId, status: ReviewStatus, action: &'static str, needed: &'static str },
     #[error("{0:?} is not a Vietnamese plate (e.g. 51F-123.45, 59X1-234.56)")]
     BadPlate(String),
     #[error("a reason is needed")]
@@ -156,15 +157,15 @@ impl CentralStore {
                 .await
                 .map_err(StoreError::from)?
                 .ok_or(ReviewError::NotFound(id))?;
-        let status: String = row.try_get("review_status").map_err(StoreError::from)?;
+        let status = review_status(&row.try_get::<String, _>("review_status").map_err(StoreError::from)?)?;
         let box_plate: Option<String> = row.try_get("plate_text").map_err(StoreError::from)?;
         let corrected: Option<String> = row.try_get("corrected_plate").map_err(StoreError::from)?;
         let kind: String = row.try_get("kind").map_err(StoreError::from)?;
-        let wrong_state = |needed| ReviewError::WrongState { id, status: status.clone(), action, needed };
+        let wrong_state = |needed| ReviewError::WrongState { id, status, action, needed };
         let now = Utc::now().to_rfc3339();
         let detail = match &decision {
             Decision::Approve { plate } => {
-                if status != "pending" {
+                if status != ReviewStatus::Pending {
                     return Err(wrong_state("pending"));
                 }
                 // Only offences reach the fines system.
@@ -200,7 +201,7 @@ impl CentralStore {
                 serde_json::json!({ "plate": fined, "box_plate": box_plate })
             }
             Decision::Reject { reason } => {
-                if status != "pending" {
+                if status != ReviewStatus::Pending {
                     return Err(wrong_state("pending"));
                 }
                 let reason = reason.trim();
@@ -221,7 +222,7 @@ impl CentralStore {
                 serde_json::json!({ "reason": reason })
             }
             Decision::CorrectPlate { plate } => {
-                if status != "pending" {
+                if status != ReviewStatus::Pending {
                     return Err(wrong_state("pending"));
                 }
                 let plate = normalise_plate(plate)?;
@@ -234,7 +235,7 @@ impl CentralStore {
                 serde_json::json!({ "from": corrected.or(box_plate), "to": plate })
             }
             Decision::Reopen { reason } => {
-                if status == "pending" {
+                if status == ReviewStatus::Pending {
                     return Err(wrong_state("approved or rejected"));
                 }
                 let reason = reason.trim();

@@ -53,12 +53,62 @@ pub fn valid_device_id(id: &str) -> bool {
 /// The largest clip taken through the clips API, bytes (a minute of 1080p H.264 is about 30 MB).
 pub const MAX_CLIP_BYTES: u64 = 256 << 20;
 
+/// Where a case stands in review (column `review_status`; lowercase in JSON and SQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewStatus {
+    /// Waiting for an officer (every record arrives so).
+    Pending,
+    /// Approved for fining (violations only).
+    Approved,
+    Rejected,
+}
+
+impl ReviewStatus {
+    pub const ALL: [ReviewStatus; 3] = [ReviewStatus::Pending, ReviewStatus::Approved, ReviewStatus::Rejected];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewStatus::Pending => "pending",
+            ReviewStatus::Approved => "approved",
+            ReviewStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// The status as officers read it.
+    pub fn vietnamese(self) -> &'static str {
+        match self {
+            ReviewStatus::Pending => "Chờ xét duyệt",
+            ReviewStatus::Approved => "Đã duyệt",
+            ReviewStatus::Rejected => "Đã loại",
+        }
+    }
+
+    pub fn english(self) -> &'static str {
+        match self {
+            ReviewStatus::Pending => "Pending",
+            ReviewStatus::Approved => "Approved",
+            ReviewStatus::Rejected => "Rejected",
+        }
+    }
+}
+
+impl std::fmt::Display for ReviewStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One row of the review queue: the record as sealed, and the review beside it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QueueEntry {
     pub record: EvidenceRecord,
     pub received_at: DateTime<Utc>,
-    pub review_status: String,
+    pub review_status: ReviewStatus,
     /// The plate as a reviewer corrected it (the box's reading stays in `record`).
     pub corrected_plate: Option<String>,
     pub decided_by: Option<String>,
@@ -208,6 +258,10 @@ impl CentralStore {
     }
 }
 
+pub(crate) fn review_status(s: &str) -> Result<ReviewStatus, StoreError> {
+    ReviewStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("review status {s:?}")))
+}
+
 pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>, StoreError> {
     Ok(DateTime::parse_from_rfc3339(s).map_err(|e| StoreError::Corrupt(e.to_string()))?.with_timezone(&Utc))
 }
@@ -256,7 +310,7 @@ pub(crate) fn entry_from_row(row: &sqlx::any::AnyRow) -> Result<QueueEntry, Stor
     Ok(QueueEntry {
         record: serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         received_at: parse_time(&received)?,
-        review_status: row.try_get("review_status")?,
+        review_status: review_status(&row.try_get::<String, _>("review_status")?)?,
         corrected_plate: row.try_get("corrected_plate")?,
         decided_by: row.try_get("decided_by")?,
         decided_at: decided.as_deref().map(parse_time).transpose()?,

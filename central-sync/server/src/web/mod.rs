@@ -13,6 +13,6 @@ pub mod text;
 pub use csv::csv_response;
 pub use error::ApiError;
 pub use lang::{Lang, LANG_COOKIE};
-pub use layout::{forbidden, page, page_with_status, storage_failure, Viewer};
+pub use layout::{forbidden, message, render, storage_failure, Frame, Viewer};
 pub use state::AppState;
-pub use text::{esc, local_time, url_encode};
+pub use text::{local_time, url_encode};

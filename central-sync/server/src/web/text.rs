@@ -1,20 +1,4 @@
-//! Text on pages: escaping, URL encoding, local times.
-
-/// Escapes text for HTML element content and quoted attributes.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+//! Text on pages: URL encoding, local times (escaping is the templates' own).
 
 /// What a query value keeps as it is: RFC 3986's unreserved characters, and `/` so that a path given as
 /// `next=` stays readable.
@@ -33,11 +17,6 @@ pub fn local_time(t: chrono::DateTime<chrono::Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn markup_in_text_is_escaped() {
-        assert_eq!(super::esc("<b>\"x\" & 'y'</b>"), "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;");
-    }
-
     #[test]
     fn a_query_value_is_percent_encoded() {
         assert_eq!(super::url_encode("/evidence/01H?x=1&y=ă"), "/evidence/01H%3Fx%3D1%26y%3D%C4%83");

@@ -1,0 +1,144 @@
+//! What the review pages show of a case, worked out once and handed to the templates (`templates/queue.html`,
+//! `case.html`, `audit.html`, `macros.html`) as plain values: the templates only lay them out and escape them.
+
+use super::{owner_deadline, AuditEntry};
+use crate::store::{QueueEntry, ReviewStatus};
+use crate::web::{local_time, Lang};
+use central_protocol::{ClockCheck, EvidenceRecord};
+
+/// The offence and what the box measured; `None` for a plain vehicle pass.
+pub struct KindView<'a> {
+    pub offence: Option<Offence<'a>>,
+    /// Set when the box's clock was unchecked or off: the time is not objective until a reviewer looks.
+    pub clock_warning: Option<String>,
+}
+
+pub struct Offence<'a> {
+    pub name: &'a str,
+    pub rule: &'a str,
+    pub summary: &'a str,
+}
+
+/// The plate to fine, and the box's reading when an officer corrected it.
+pub struct PlateView<'a> {
+    pub shown: Option<&'a str>,
+    pub corrected_from: Option<&'a str>,
+}
+
+/// The owner-identification deadline (Circular 73/2024/TT-BCA).
+pub struct DeadlineView {
+    pub date: String,
+    /// Days left; negative: overdue.
+    pub left: i64,
+    pub class: &'static str,
+}
+
+/// One queue row.
+pub struct QueueRow<'a> {
+    pub id: String,
+    pub kind: KindView<'a>,
+    pub camera: &'a str,
+    pub location: &'a str,
+    pub time: String,
+    pub plate: PlateView<'a>,
+    pub status: ReviewStatus,
+    /// `None` for a rejected case: nothing is owed.
+    pub deadline: Option<DeadlineView>,
+}
+
+/// One audit entry as the table shows it.
+pub struct AuditRow<'a> {
+    pub seq: i64,
+    pub at: String,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub detail: String,
+    pub sha_prefix: &'a str,
+}
+
+pub fn kind(lang: Lang, r: &EvidenceRecord) -> KindView<'_> {
+    KindView {
+        offence: r.violation.as_ref().map(|v| Offence {
+            name: lang.t(v.kind.vietnamese(), v.kind.english()),
+            rule: &v.rule,
+            summary: &v.summary,
+        }),
+        clock_warning: clock_warning(lang, r.clock.as_ref()),
+    }
+}
+
+fn clock_warning(lang: Lang, clock: Option<&ClockCheck>) -> Option<String> {
+    match clock {
+        Some(c) if c.trusted => None,
+        Some(c) => Some(format!(
+            "{} {:+.1} s ({})",
+            lang.t("Đồng hồ lệch", "Clock off by"),
+            c.offset_ms as f64 / 1000.0,
+            c.source
+        )),
+        None => Some(lang.t("Đồng hồ chưa kiểm chứng", "Clock unchecked").to_string()),
+    }
+}
+
+pub fn plate(entry: &QueueEntry) -> PlateView<'_> {
+    let read = entry.record.plate.as_ref().and_then(|p| p.text.as_deref());
+    match entry.corrected_plate.as_deref() {
+        Some(corrected) => PlateView { shown: Some(corrected), corrected_from: read.filter(|r| *r != corrected) },
+        None => PlateView { shown: read, corrected_from: None },
+    }
+}
+
+/// The owner-identification deadline and how many days are left (negative: overdue).
+pub fn deadline_left(entry: &QueueEntry) -> (chrono::DateTime<chrono::Utc>, i64) {
+    let due = owner_deadline(entry.record.captured_at);
+    (due, (due - chrono::Utc::now()).num_days())
+}
+
+pub fn deadline(entry: &QueueEntry) -> Option<DeadlineView> {
+    if entry.review_status == ReviewStatus::Rejected {
+        return None;
+    }
+    let (due, left) = deadline_left(entry);
+    let class = match left {
+        l if l < 0 => "overdue",
+        l if l <= 2 => "alarm",
+        _ => "",
+    };
+    Some(DeadlineView { date: local_time(due).get(..10).unwrap_or_default().to_string(), left, class })
+}
+
+pub fn queue_row(lang: Lang, entry: &QueueEntry) -> QueueRow<'_> {
+    let r = &entry.record;
+    QueueRow {
+        id: r.evidence_id.to_string(),
+        kind: kind(lang, r),
+        camera: r.camera_id.as_str(),
+        location: &r.location,
+        time: local_time(r.captured_at),
+        plate: plate(entry),
+        status: entry.review_status,
+        deadline: deadline(entry),
+    }
+}
+
+pub fn audit_rows(entries: &[AuditEntry]) -> Vec<AuditRow<'_>> {
+    entries
+        .iter()
+        .map(|e| AuditRow {
+            seq: e.seq,
+            at: local_time(e.at),
+            actor: &e.actor,
+            action: &e.action,
+            detail: e.detail.to_string(),
+            sha_prefix: e.entry_sha256.get(..16).unwrap_or(&e.entry_sha256),
+        })
+        .collect()
+}
+
+/// An event kind (`red_light`...) as officers read it.
+pub fn kind_name(lang: Lang, kind: &str) -> String {
+    match serde_json::from_value::<te_types::ViolationKind>(serde_json::Value::String(kind.into())) {
+        Ok(k) => lang.t(k.vietnamese(), k.english()).to_string(),
+        Err(_) => lang.t("Phương tiện đi qua", "Vehicle passed").to_string(),
+    }
+}
