@@ -18,12 +18,14 @@ objectness, box (distances to the four sides), four corners, layout. The export 
 the agent's `PlateDetector`: [1, 1024, 15] = cx, cy, w, h, objectness, corners (x, y) x 4 (TL, TR, BR, BL),
 P(one row), P(two rows), in input pixels.
 
-Training crops come from vn_riders frames (MIT): each motorcyclist box, random vehicle-sized crops around each
-plate, crops with no plate, and synthetic plates (models/common/vnplate.py) pasted in perspective, whose
+Training crops come from vn_riders frames (MIT): each motorcyclist box, the boxes the agent's own detectors
+find (the project's motorcyclist detector and YOLOX-Nano, cached in `--work`), random vehicle-sized crops
+around each plate, crops with no plate, and synthetic plates (models/common/vnplate.py) pasted in perspective, whose
 corners are exact. Real plates are labelled with axis-aligned boxes only: their corners are the box's.
 Scale is augmented down to plates 14-40 px wide, the size a 5-8 m high junction camera sees.
 """
 import argparse
+import json
 import math
 import pathlib
 import random
@@ -125,20 +127,61 @@ def to_tensor(canvas_bgr):
     return cv2.cvtColor(canvas_bgr, cv2.COLOR_BGR2RGB).astype(np.float32).transpose(2, 0, 1) / 255.0
 
 
+def added_plates(path):
+    """frame stem -> plate boxes added by eye (`models/labels/vn_riders.corrections.tsv`, action add_plate)."""
+    out = {}
+    for line in pathlib.Path(path).read_text().splitlines():
+        f = line.split("\t")
+        if line.startswith("#") or len(f) < 6 or f[1] != "add_plate":
+            continue
+        out.setdefault(f[0], []).append(tuple(float(v) for v in f[2:6]))
+    return out
+
+
+def detector_boxes(shared, work, stems):
+    """frame stem -> vehicle boxes as the agent's detectors see them: the project's motorcyclist detector and
+    YOLOX-Nano's vehicles (reference pre/post-processing in models/reference), cached in the work folder. The
+    agent crops these boxes, not the labelled ones, which sit tighter: training on them teaches the plate
+    detector the crops it will be given."""
+    cache = pathlib.Path(work) / "detector_boxes.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    import onnxruntime as ort
+    import rider_reference
+    import yolox_reference
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    riders = ort.InferenceSession(str(rider_reference.MODEL), opts)
+    yolox = ort.InferenceSession(str(pathlib.Path(shared) / "models/vehicle/yolox_nano_coco_416.onnx"), opts)
+    out = {}
+    for stem in stems:
+        img = cv2.imread(str(pathlib.Path(shared) / "data/vn_riders/images" / f"{stem}.jpg"))
+        if img is None:
+            continue
+        boxes = [d["box"] for d in rider_reference.detect(riders, img)]
+        boxes += [d["box"] for d in yolox_reference.detect(yolox, img)]
+        out[stem] = [b for b in boxes if b[2] - b[0] >= 48]
+    cache.write_text(json.dumps(out))
+    return out
+
+
 class Frames:
-    def __init__(self, shared, split):
+    def __init__(self, shared, split, work):
         clips = datasets.rider_clips(shared)
+        added = added_plates(HERE.parent / "labels/vn_riders.corrections.tsv")
+        stems = sorted(clips)
+        found = detector_boxes(shared, work, stems)
         self.items = []
-        for stem, (clip, s) in sorted(clips.items()):
-            if s != split:
+        for stem in stems:
+            if clips[stem][1] != split:
                 continue
             img = cv2.imread(str(pathlib.Path(shared) / "data/vn_riders/images" / f"{stem}.jpg"))
             if img is None:
                 continue
             labels = datasets.rider_labels(shared, stem)
-            plates = [l[1:] for l in labels if l[0] == 1]
+            plates = [l[1:] for l in labels if l[0] == 1] + added.get(stem, [])
             riders = [l[1:] for l in labels if l[0] == 2]
-            self.items.append((stem, img, plates, riders))
+            self.items.append((stem, img, plates, riders, found.get(stem, [])))
 
 
 def plate_target(box, corners=None):
@@ -214,13 +257,18 @@ def photometric(rng, img):
 
 
 def make_sample(rng, frames, fonts, train):
-    stem, img, plates, riders = frames.items[rng.randrange(len(frames.items))]
+    stem, img, plates, riders, found = frames.items[rng.randrange(len(frames.items))]
     r = rng.random()
-    if r < 0.35 and riders:
+    if r < 0.2 and riders:
         x1, y1, x2, y2 = rng.choice(riders)
         mx, my = (x2 - x1) * rng.uniform(0.05, 0.15), (y2 - y1) * rng.uniform(0.05, 0.15)
         region = (x1 - mx, y1 - my, x2 + mx, y2 + my)
-    elif r < 0.8 and plates:
+    elif r < 0.5 and found:
+        # The agent's crop: a detector's box grown by 10% (jittered a little).
+        x1, y1, x2, y2 = rng.choice(found)
+        mx, my = (x2 - x1) * rng.uniform(0.07, 0.13), (y2 - y1) * rng.uniform(0.07, 0.13)
+        region = (x1 - mx, y1 - my, x2 + mx, y2 + my)
+    elif r < 0.82 and plates:
         px1, py1, px2, py2 = rng.choice(plates)
         pw = px2 - px1
         cw = pw * rng.uniform(2.2, 8.0)
@@ -351,11 +399,15 @@ def nms(dets, thr=0.5):
 
 
 def detect(model, crops, threshold):
-    """Plates in each crop (crop pixels): [(score, box, corners, two_row_prob)]."""
+    """Plates in each crop (crop pixels): [(score, box, corners, two_row_prob)]. `model`: the torch model, or
+    an onnxruntime session of an exported one."""
     canv = [letterbox(c) for c in crops]
-    x = torch.from_numpy(np.stack([to_tensor(c) for c, _ in canv]))
-    with torch.no_grad():
-        rows = Exported(model)(x).numpy()
+    x = np.stack([to_tensor(c) for c, _ in canv])
+    if hasattr(model, "run"):
+        rows = np.concatenate([model.run(None, {"input": x[i:i + 1]})[0] for i in range(len(x))])
+    else:
+        with torch.no_grad():
+            rows = Exported(model)(torch.from_numpy(x)).numpy()
     out = []
     for r, (_, s) in zip(rows, canv):
         dets = []
@@ -370,21 +422,22 @@ def detect(model, crops, threshold):
 
 
 def validate(model, frames, threshold=0.4):
-    """Recall and precision at IoU 0.5 on the motorcyclist crops (plates >= 16 px wide) of validation clips."""
-    model.eval()
+    """Recall and precision at IoU 0.5 in the crops the agent makes (detector boxes + 10%) of validation clips,
+    plates >= 16 px wide inside a crop; a plate in two overlapping crops counts in each."""
+    if hasattr(model, "eval"):
+        model.eval()
     tp = fp = fn = 0
-    tp_small = n_small = 0
-    for stem, img, plates, riders in frames.items:
+    for stem, img, plates, riders, found in frames.items:
         regions = []
-        for x1, y1, x2, y2 in riders:
+        for x1, y1, x2, y2 in found:
             mx, my = (x2 - x1) * 0.1, (y2 - y1) * 0.1
             regions.append((x1 - mx, y1 - my, x2 + mx, y2 + my))
         samples = [crop_sample(None, img, plates, r) for r in regions]
         samples = [(r, s) for r, s in zip(regions, samples) if s is not None]
         if not samples:
             continue
-        found = detect(model, [s[0] for _, s in samples], threshold)
-        for (region, (crop, targets, _)), dets in zip(samples, found):
+        per_crop = detect(model, [s[0] for _, s in samples], threshold)
+        for (region, (crop, targets, _)), dets in zip(samples, per_crop):
             gts = [t[:4] for t in targets if t[2] - t[0] >= 16]
             used = set()
             for d in dets:
@@ -395,7 +448,8 @@ def validate(model, frames, threshold=0.4):
                 else:
                     fp += 1
             fn += len(gts) - len(used)
-    model.train()
+    if hasattr(model, "train"):
+        model.train()
     rec = tp / max(1, tp + fn)
     prec = tp / max(1, tp + fp)
     return rec, prec, tp + fn
@@ -411,8 +465,16 @@ def main():
     ap.add_argument("--seed", type=int, default=23)
     ap.add_argument("--out", default=str(HERE / "plate_detector.onnx"))
     ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--score-onnx", help="print an exported model's validation figures (as logged per epoch) and stop")
     args = ap.parse_args()
     work, say = training.run_folder(args)
+    if args.score_onnx:
+        import onnxruntime as ort
+        session = ort.InferenceSession(args.score_onnx)
+        rec, prec, n = validate(session, Frames(args.shared, "val", work))
+        say(f"{args.score_onnx}: val_recall {rec:.4f} val_precision {prec:.4f} "
+            f"f1 {2 * rec * prec / max(1e-9, rec + prec):.4f} plates {n}")
+        return
 
     model = PlateNet()
     loaded = load_backbone(model, args.shared)
@@ -421,7 +483,7 @@ def main():
     if args.export_only:
         export(work, args.out)
         return
-    train, val = Frames(args.shared, "train"), Frames(args.shared, "val")
+    train, val = Frames(args.shared, "train", work), Frames(args.shared, "val", work)
     fonts = vnplate._fonts()
     say(f"data: train frames {len(train.items)}, val frames {len(val.items)}; backbone tensors loaded {loaded}; "
         f"params {sum(p.numel() for p in model.parameters())}")

@@ -187,19 +187,11 @@ impl CentralStore {
 
     /// Every account, by name.
     pub async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
-        let rows = sqlx::query("SELECT username, role, created_at, disabled FROM users ORDER BY username")
-            .fetch_all(self.db())
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(UserRow {
-                    username: r.try_get("username")?,
-                    role: r.try_get("role")?,
-                    created_at: r.try_get("created_at")?,
-                    disabled: r.try_get::<i64, _>("disabled")? != 0,
-                })
-            })
-            .collect()
+        let rows: Vec<UserColumns> =
+            sqlx::query_as("SELECT username, role, created_at, disabled FROM users ORDER BY username")
+                .fetch_all(self.db())
+                .await?;
+        Ok(rows.into_iter().map(UserRow::from).collect())
     }
 
     /// Disables (or enables again) an account; a disabled account's sessions end at once.
@@ -412,6 +404,21 @@ pub struct UserRow {
     pub role: String,
     pub created_at: String,
     pub disabled: bool,
+}
+
+/// A `users` row as stored (`disabled` is an integer in both databases).
+#[derive(sqlx::FromRow)]
+struct UserColumns {
+    username: String,
+    role: String,
+    created_at: String,
+    disabled: i64,
+}
+
+impl From<UserColumns> for UserRow {
+    fn from(c: UserColumns) -> Self {
+        UserRow { username: c.username, role: c.role, created_at: c.created_at, disabled: c.disabled != 0 }
+    }
 }
 
 /// Argon2id of a password of at least 10 characters.

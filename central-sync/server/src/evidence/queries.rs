@@ -191,7 +191,8 @@ impl CentralStore {
         self.media.get(&Self::media_key(id, "overview.jpg")).await
     }
 
-    /// Newest first, filtered.
+    /// Newest first, filtered. Placeholders are numbered by hand: sqlx's `QueryBuilder<Any>` writes `?`, which
+    /// PostgreSQL refuses (sqlx issue 3000), and every filter value is bound, never spliced.
     pub async fn queue(&self, filter: &QueueFilter, limit: i64) -> Result<Vec<QueueEntry>, StoreError> {
         let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM evidence WHERE 1 = 1");
         let mut binds: Vec<String> = Vec::new();

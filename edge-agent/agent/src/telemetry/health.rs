@@ -1,15 +1,24 @@
 //! The agent's own HTTP endpoint: Prometheus metrics (`/metrics`) and a health summary (`/healthz`).
 //!
 //! Read-only views of counters the stages keep anyway (camera stats, evidence totals, uplink stats, analysis
-//! counters). No plate numbers or URLs ever become labels or values here: labels are camera ids and states.
+//! counters), encoded by `prometheus-client` (OpenMetrics text) through one collector read at each scrape. No
+//! plate numbers or URLs ever become labels or values here: labels are camera ids (checked at load: letters,
+//! digits, `- _ . :`), model names and fixed states. The encoder does not escape label values (client_rust
+//! issue 151), so nothing free-form may become a label.
 
 use crate::telemetry::counters::AnalysisCounters;
+use crate::telemetry::latency::Stage;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use std::fmt::Write;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeMetric, MetricEncoder, NoLabelSet,
+};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use te_camera::{CameraState, CameraStats};
@@ -40,220 +49,177 @@ const STATES: [CameraState; 5] = [
     CameraState::Ended,
 ];
 
-/// Prometheus text exposition: each family's HELP and TYPE lines, then its samples.
-#[derive(Default)]
-struct Exposition(String);
+/// A value read from the sources at scrape time.
+type Read = fn(&Sources) -> u64;
 
-impl Exposition {
-    /// `samples`: (labels, value); labels are written as given (`camera="x"`), empty for none.
-    fn family(&mut self, name: &str, kind: &str, help: &str, samples: impl IntoIterator<Item = (String, f64)>) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let labels = if labels.is_empty() { labels } else { format!("{{{labels}}}") };
-            let _ = writeln!(self.0, "{name}{labels} {value}");
-        }
-    }
+/// The plain counters: name (Prometheus adds `_total`), help, value.
+const COUNTERS: &[(&str, &str, Read)] = &[
+    ("te_analysis_frames", "Frames analysed.", |s| s.analysis.frames.load(Relaxed)),
+    ("te_analysis_detections", "Vehicle detections.", |s| s.analysis.detections.load(Relaxed)),
+    ("te_analysis_vehicles", "Vehicles confirmed by the tracker.", |s| s.analysis.vehicles.load(Relaxed)),
+    ("te_plate_reads", "Plate reads.", |s| s.analysis.plate_reads.load(Relaxed)),
+    ("te_violations", "Violations found by the rules.", |s| s.analysis.violations.load(Relaxed)),
+    ("te_evidence_written", "Records sealed and flushed.", |s| s.analysis.evidence_written.load(Relaxed)),
+    (
+        "te_evidence_store_errors",
+        "Records the store could not take, and vehicles whose record could not be made.",
+        |s| s.analysis.store_errors.load(Relaxed),
+    ),
+    ("te_inference_errors", "Frames and plates whose model run failed.", |s| s.analysis.inference_errors.load(Relaxed)),
+    ("te_controller_reports", "Signal phases taken from controllers.", |s| s.controller_phases.reports.load(Relaxed)),
+    ("te_controller_refused", "Controller requests refused (address, token or camera not allowed).", |s| {
+        s.controller_phases.refused.load(Relaxed)
+    }),
+    (
+        "te_signal_disagreements",
+        "Times a controller's phase and the signal head in the picture disagreed (no signal rule is judged then).",
+        |s| s.analysis.signal_disagreements.load(Relaxed),
+    ),
+    ("te_uplink_delivered", "Records the central service acknowledged.", |s| s.uplink.delivered.load(Relaxed)),
+    ("te_uplink_rejected", "Records the central service refused (kept).", |s| s.uplink.rejected.load(Relaxed)),
+    ("te_uplink_failures", "Failed delivery attempts.", |s| s.uplink.failures.load(Relaxed)),
+    ("te_uplink_bytes_sent", "Request bytes sent.", |s| s.uplink.bytes_sent.load(Relaxed)),
+    ("te_uplink_clip_bytes_resumed", "Clip bytes not resent because the central service already held them.", |s| {
+        s.uplink.clip_bytes_resumed.load(Relaxed)
+    }),
+    ("te_uplink_heartbeats", "Heartbeats delivered.", |s| s.uplink.heartbeats.load(Relaxed)),
+    ("te_evidence_refused", "Records refused because the evidence disk reached its reserve.", |s| s.store.refused()),
+];
 
-    /// One histogram per label set: cumulative buckets, `+Inf`, sum and count.
-    fn histograms<'a>(
-        &mut self,
-        name: &str,
-        help: &str,
-        series: impl IntoIterator<Item = (String, &'a crate::telemetry::latency::Histogram)>,
-    ) {
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (labels, histogram) in series {
-            let (buckets, count, sum) = histogram.snapshot();
-            for (le, n) in buckets {
-                let _ = writeln!(self.0, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
-            }
-            let _ = writeln!(self.0, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
-            let _ = writeln!(self.0, "{name}_sum{{{labels}}} {sum}\n{name}_count{{{labels}}} {count}");
-        }
-    }
+/// Per-camera counters: name, help, value.
+const CAMERA_COUNTERS: &[(&str, &str, fn(&CameraStats) -> u64)] = &[
+    ("te_camera_frames_delivered", "Frames handed to analysis.", |c| c.frames_delivered.load(Relaxed)),
+    ("te_camera_frames_dropped", "Frames dropped because analysis was behind.", |c| c.frames_dropped.load(Relaxed)),
+    ("te_camera_reconnects", "Connection attempts after the first.", |c| c.reconnects.load(Relaxed)),
+];
 
-    fn single(&mut self, name: &str, kind: &str, help: &str, value: f64) {
-        self.family(name, kind, help, [(String::new(), value)]);
+/// Reads the sources on each scrape (the stages keep their counters anyway; nothing is copied between scrapes).
+struct Collector(Sources);
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("telemetry::health::Collector")
     }
 }
 
-pub fn render_metrics(s: &Sources) -> String {
-    let mut out = Exposition::default();
-    let per_camera = |read: fn(&CameraStats) -> u64| {
-        s.cameras.iter().map(move |(id, c)| (format!("camera=\"{}\"", label(id.as_str())), read(c) as f64))
-    };
-    out.family(
-        "te_camera_frames_delivered_total",
-        "counter",
-        "Frames handed to analysis.",
-        per_camera(|c| c.frames_delivered.load(Relaxed)),
-    );
-    out.family(
-        "te_camera_frames_dropped_total",
-        "counter",
-        "Frames dropped because analysis was behind.",
-        per_camera(|c| c.frames_dropped.load(Relaxed)),
-    );
-    out.family(
-        "te_camera_reconnects_total",
-        "counter",
-        "Connection attempts after the first.",
-        per_camera(|c| c.reconnects.load(Relaxed)),
-    );
-    out.family(
-        "te_camera_state",
-        "gauge",
-        "1 for the state each camera is in.",
-        s.cameras.iter().flat_map(|(id, c)| {
+type Labels<'a> = [(&'static str, &'a str)];
+
+/// Writes one family with the samples given.
+fn family<V>(
+    out: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    samples: impl IntoIterator<Item = (Vec<(&'static str, String)>, V)>,
+    mut write: impl FnMut(&mut MetricEncoder<'_>, V) -> std::fmt::Result,
+) -> std::fmt::Result {
+    let mut metric = out.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in samples {
+        let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let labels: &Labels<'_> = &labels;
+        write(&mut metric.encode_family(&labels)?, value)?;
+    }
+    Ok(())
+}
+
+fn counter(
+    out: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: impl EncodeCounterValue,
+) -> std::fmt::Result {
+    ConstCounter::new(value).encode(out.encode_descriptor(name, help, None, MetricType::Counter)?)
+}
+
+fn gauge(out: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: impl EncodeGaugeValue) -> std::fmt::Result {
+    let mut metric = out.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    metric.encode_gauge(&value)
+}
+
+impl prometheus_client::collector::Collector for Collector {
+    fn encode(&self, mut out: DescriptorEncoder<'_>) -> std::fmt::Result {
+        let s = &self.0;
+        let camera = |id: &CameraId| vec![("camera", id.as_str().to_owned())];
+        for (name, help, read) in CAMERA_COUNTERS {
+            let samples = s.cameras.iter().map(|(id, c)| (camera(id), read(c)));
+            family(&mut out, name, help, MetricType::Counter, samples, |m, v| {
+                m.encode_counter::<NoLabelSet, _, u64>(&v, None)
+            })?;
+        }
+        let states = s.cameras.iter().flat_map(|(id, c)| {
             let now = c.state();
             STATES.iter().map(move |state| {
-                (
-                    format!("camera=\"{}\",state=\"{}\"", label(id.as_str()), state.as_str()),
-                    f64::from(u8::from(*state == now)),
-                )
+                let labels = vec![("camera", id.as_str().to_owned()), ("state", state.as_str().to_owned())];
+                (labels, i64::from(*state == now))
             })
-        }),
-    );
-    let a = &s.analysis;
-    out.single("te_analysis_frames_total", "counter", "Frames analysed.", a.frames.load(Relaxed) as f64);
-    out.single("te_analysis_detections_total", "counter", "Vehicle detections.", a.detections.load(Relaxed) as f64);
-    out.single(
-        "te_analysis_vehicles_total",
-        "counter",
-        "Vehicles confirmed by the tracker.",
-        a.vehicles.load(Relaxed) as f64,
-    );
-    out.single("te_plate_reads_total", "counter", "Plate reads.", a.plate_reads.load(Relaxed) as f64);
-    out.single(
-        "te_detector_seconds_total",
-        "counter",
-        "Time inside the vehicle detector.",
-        a.stages.get(crate::telemetry::latency::Stage::Detect).snapshot().2,
-    );
-    out.single("te_violations_total", "counter", "Violations found by the rules.", a.violations.load(Relaxed) as f64);
-    out.single(
-        "te_evidence_written_total",
-        "counter",
-        "Records sealed and flushed.",
-        a.evidence_written.load(Relaxed) as f64,
-    );
-    out.single(
-        "te_evidence_store_errors_total",
-        "counter",
-        "Records the store could not take, and vehicles whose record could not be made.",
-        a.store_errors.load(Relaxed) as f64,
-    );
-    out.single(
-        "te_inference_errors_total",
-        "counter",
-        "Frames and plates whose model run failed.",
-        a.inference_errors.load(Relaxed) as f64,
-    );
-    let c = &s.controller_phases;
-    out.single(
-        "te_controller_reports_total",
-        "counter",
-        "Signal phases taken from controllers.",
-        c.reports.load(Relaxed) as f64,
-    );
-    out.single(
-        "te_controller_refused_total",
-        "counter",
-        "Controller requests refused (address, token or camera not allowed).",
-        c.refused.load(Relaxed) as f64,
-    );
-    out.single(
-        "te_signal_disagreements_total",
-        "counter",
-        "Times a controller's phase and the signal head in the picture disagreed (no signal rule is judged then).",
-        a.signal_disagreements.load(Relaxed) as f64,
-    );
-    let delivered: u64 = s.cameras.iter().map(|(_, c)| c.frames_delivered.load(Relaxed)).sum();
-    out.single(
-        "te_frame_queue_depth",
-        "gauge",
-        "Frames handed to analysis and not yet analysed (all cameras).",
-        delivered.saturating_sub(a.frames.load(Relaxed)) as f64,
-    );
-    out.histograms(
-        "te_stage_seconds",
-        "Time per frame in each analysis step (detect: vehicle model; plates: plate models).",
-        crate::telemetry::latency::Stage::ALL
-            .map(|stage| (format!("stage=\"{}\"", stage.as_str()), a.stages.get(stage))),
-    );
-    out.family(
-        "te_inference_provider",
-        "gauge",
-        "1 for the execution provider each model runs on.",
-        s.providers.iter().map(|(model, p)| (format!("model=\"{}\",provider=\"{p}\"", label(model)), 1.0)),
-    );
-    let u = &s.uplink;
-    out.single(
-        "te_uplink_delivered_total",
-        "counter",
-        "Records the central service acknowledged.",
-        u.delivered.load(Relaxed) as f64,
-    );
-    out.single(
-        "te_uplink_rejected_total",
-        "counter",
-        "Records the central service refused (kept).",
-        u.rejected.load(Relaxed) as f64,
-    );
-    out.single("te_uplink_failures_total", "counter", "Failed delivery attempts.", u.failures.load(Relaxed) as f64);
-    out.single("te_uplink_bytes_sent_total", "counter", "Request bytes sent.", u.bytes_sent.load(Relaxed) as f64);
-    out.single(
-        "te_uplink_clip_bytes_resumed_total",
-        "counter",
-        "Clip bytes not resent because the central service already held them.",
-        u.clip_bytes_resumed.load(Relaxed) as f64,
-    );
-    out.single("te_uplink_heartbeats_total", "counter", "Heartbeats delivered.", u.heartbeats.load(Relaxed) as f64);
-    if let Some(clock) = s.clock.check(chrono::Utc::now()) {
-        out.single(
-            "te_clock_offset_seconds",
-            "gauge",
-            "Reference clock minus box clock.",
-            clock.offset_ms as f64 / 1000.0,
-        );
-        out.single(
-            "te_clock_trusted",
-            "gauge",
-            "1 when the last clock check is recent and within the limit.",
-            f64::from(u8::from(clock.trusted)),
-        );
-    }
-    match s.store.counts() {
-        Ok(c) => {
-            out.family(
-                "te_evidence_records",
-                "gauge",
-                "Records on the box by delivery state.",
-                [("pending", c.pending), ("delivered", c.delivered), ("rejected", c.rejected)]
-                    .map(|(state, n)| (format!("state=\"{state}\""), n as f64)),
-            );
-            out.single("te_evidence_bytes", "gauge", "Bytes of records and media on the box.", c.bytes as f64);
+        });
+        family(
+            &mut out,
+            "te_camera_state",
+            "1 for the state each camera is in.",
+            MetricType::Gauge,
+            states,
+            |m, v| m.encode_gauge(&v),
+        )?;
+        for (name, help, read) in COUNTERS {
+            counter(&mut out, name, help, read(s))?;
         }
-        Err(e) => tracing::warn!(error = %e, "evidence counts unavailable for /metrics"),
+        let detect = s.analysis.stages.get(Stage::Detect).snapshot().2;
+        counter(&mut out, "te_detector_seconds", "Time inside the vehicle detector.", detect)?;
+        let delivered: u64 = s.cameras.iter().map(|(_, c)| c.frames_delivered.load(Relaxed)).sum();
+        let waiting = delivered.saturating_sub(s.analysis.frames.load(Relaxed));
+        let help = "Frames handed to analysis and not yet analysed (all cameras).";
+        gauge(&mut out, "te_frame_queue_depth", help, i64::try_from(waiting).unwrap_or(i64::MAX))?;
+        let stages = Stage::ALL.map(|stage| (vec![("stage", stage.as_str().to_owned())], s.analysis.stages.get(stage)));
+        let help = "Time per frame in each analysis step (detect: vehicle model; plates: plate models).";
+        family(&mut out, "te_stage_seconds", help, MetricType::Histogram, stages, |m, h| {
+            let (_, count, sum) = h.snapshot();
+            m.encode_histogram::<NoLabelSet>(sum, count, &h.buckets(), None)
+        })?;
+        let providers =
+            s.providers.iter().map(|(model, p)| (vec![("model", model.clone()), ("provider", p.to_string())], 1_i64));
+        let help = "1 for the execution provider each model runs on.";
+        family(&mut out, "te_inference_provider", help, MetricType::Gauge, providers, |m, v| m.encode_gauge(&v))?;
+        if let Some(clock) = s.clock.check(chrono::Utc::now()) {
+            let offset = clock.offset_ms as f64 / 1000.0;
+            gauge(&mut out, "te_clock_offset_seconds", "Reference clock minus box clock.", offset)?;
+            let help = "1 when the last clock check is recent and within the limit.";
+            gauge(&mut out, "te_clock_trusted", help, i64::from(clock.trusted))?;
+        }
+        match s.store.counts() {
+            Ok(c) => {
+                let records = [("pending", c.pending), ("delivered", c.delivered), ("rejected", c.rejected)]
+                    .map(|(state, n)| (vec![("state", state.to_owned())], i64::try_from(n).unwrap_or(i64::MAX)));
+                let help = "Records on the box by delivery state.";
+                family(&mut out, "te_evidence_records", help, MetricType::Gauge, records, |m, v| m.encode_gauge(&v))?;
+                let bytes = i64::try_from(c.bytes).unwrap_or(i64::MAX);
+                gauge(&mut out, "te_evidence_bytes", "Bytes of records and media on the box.", bytes)?;
+            }
+            Err(e) => tracing::warn!(error = %e, "evidence counts unavailable for /metrics"),
+        }
+        let help = "1 when the store is over quota with nothing left to free, or its disk is nearly full.";
+        gauge(&mut out, "te_evidence_store_alarm", help, i64::from(s.store.alarm().is_some()))
     }
-    out.single(
-        "te_evidence_refused_total",
-        "counter",
-        "Records refused because the evidence disk reached its reserve.",
-        s.store.refused() as f64,
-    );
-    out.single(
-        "te_evidence_store_alarm",
-        "gauge",
-        "1 when the store is over quota with nothing left to free, or its disk is nearly full.",
-        f64::from(u8::from(s.store.alarm().is_some())),
-    );
-    out.0
 }
 
-/// Escapes a label value (backslash, quote, newline).
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+/// The registry `/metrics` encodes: one collector over the sources.
+fn registry(sources: Sources) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Collector(sources)));
+    registry
+}
+
+/// The metrics as Prometheus scrapes them (OpenMetrics text).
+pub fn render_metrics(s: &Sources) -> String {
+    encode(&registry(s.clone()))
+}
+
+fn encode(registry: &Registry) -> String {
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, registry) {
+        tracing::warn!(error = %e, "metrics could not be encoded");
+    }
+    text
 }
 
 /// `ok`, or `degraded` with the reasons: a camera not streaming, a store alarm, rejected records.
@@ -305,11 +271,13 @@ pub fn health(s: &Sources) -> serde_json::Value {
 }
 
 pub fn router(sources: Sources) -> Router {
+    let metrics = Arc::new(registry(sources.clone()));
     Router::new()
         .route(
             "/metrics",
-            get(|State(s): State<Sources>| async move {
-                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], render_metrics(&s)).into_response()
+            get(move || async move {
+                let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+                ([(header::CONTENT_TYPE, content_type)], encode(&metrics)).into_response()
             }),
         )
         .route(
@@ -376,9 +344,9 @@ mod tests {
         assert!(text.contains("te_inference_provider{model=\"vehicle\",provider=\"cpu\"} 1"));
         s.analysis.stages.get(crate::telemetry::latency::Stage::Detect).observe(std::time::Duration::from_millis(19));
         let text = render_metrics(&s);
-        assert!(text.contains("te_stage_seconds_bucket{stage=\"detect\",le=\"0.01\"} 0"), "{text}");
-        assert!(text.contains("te_stage_seconds_bucket{stage=\"detect\",le=\"0.02\"} 1"));
-        assert!(text.contains("te_stage_seconds_bucket{stage=\"detect\",le=\"+Inf\"} 1"));
+        assert!(text.contains("te_stage_seconds_bucket{le=\"0.01\",stage=\"detect\"} 0"), "{text}");
+        assert!(text.contains("te_stage_seconds_bucket{le=\"0.02\",stage=\"detect\"} 1"));
+        assert!(text.contains("te_stage_seconds_bucket{le=\"+Inf\",stage=\"detect\"} 1"));
         assert!(text.contains("te_stage_seconds_count{stage=\"plates\"} 0"));
         // Each family: HELP, TYPE, then its samples, before the next family starts.
         let families: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE")).collect();
@@ -389,6 +357,7 @@ mod tests {
             assert!(first > header, "{name} sample before its header");
         }
         assert!(!text.contains("plate=\""), "plates never become labels");
+        assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with its EOF marker");
     }
 
     #[test]

@@ -24,6 +24,23 @@ impl Histogram {
         self.sum_micros.fetch_add(elapsed.as_micros() as u64, Relaxed);
     }
 
+    /// (upper bound, count in that bucket alone) per bucket, the last one `f64::INFINITY` (+Inf) for what is over
+    /// every bound: the shape Prometheus' encoder takes.
+    pub fn buckets(&self) -> Vec<(f64, u64)> {
+        let mut within = 0;
+        let mut out: Vec<(f64, u64)> = BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(&le, n)| {
+                let n = n.load(Relaxed);
+                within += n;
+                (le, n)
+            })
+            .collect();
+        out.push((f64::INFINITY, self.count.load(Relaxed).saturating_sub(within)));
+        out
+    }
+
     /// (upper bound, cumulative count) per bucket, then the count and the sum in seconds.
     pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
         let mut running = 0;
