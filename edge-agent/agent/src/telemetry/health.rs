@@ -51,6 +51,7 @@ const STATES: [CameraState; 5] = [
 
 /// A value read from the sources at scrape time.
 type Read = fn(&Sources) -> u64;
+type CameraRead = fn(&CameraStats) -> u64;
 
 /// The plain counters: name (Prometheus adds `_total`), help, value.
 const COUNTERS: &[(&str, &str, Read)] = &[
@@ -87,7 +88,7 @@ const COUNTERS: &[(&str, &str, Read)] = &[
 ];
 
 /// Per-camera counters: name, help, value.
-const CAMERA_COUNTERS: &[(&str, &str, fn(&CameraStats) -> u64)] = &[
+const CAMERA_COUNTERS: &[(&str, &str, CameraRead)] = &[
     ("te_camera_frames_delivered", "Frames handed to analysis.", |c| c.frames_delivered.load(Relaxed)),
     ("te_camera_frames_dropped", "Frames dropped because analysis was behind.", |c| c.frames_dropped.load(Relaxed)),
     ("te_camera_reconnects", "Connection attempts after the first.", |c| c.reconnects.load(Relaxed)),
