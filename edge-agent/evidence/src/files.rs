@@ -33,12 +33,12 @@ pub struct EvidenceFiles {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> EvidenceError + '_ {
-    move |e| EvidenceError::Storage(format!("{}: {e}", path.display()))
+    move |source| EvidenceError::Io { path: path.display().to_string(), source }
 }
 
 /// Writes `bytes` to `path` durably: a file beside it, synced, renamed, the folder synced.
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), EvidenceError> {
-    let dir = path.parent().ok_or_else(|| EvidenceError::Storage(format!("{} has no folder", path.display())))?;
+    let dir = path.parent().ok_or_else(|| EvidenceError::Inconsistent(format!("{} has no folder", path.display())))?;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let tmp = path.with_extension("partial");
     let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
@@ -104,7 +104,8 @@ impl EvidenceFiles {
             for (name, bytes) in media {
                 write_durably(&dir.join(name), bytes)?;
             }
-            let json = serde_json::to_vec(stored).map_err(|e| EvidenceError::Storage(e.to_string()))?;
+            let json = serde_json::to_vec(stored)
+                .map_err(|source| EvidenceError::Json { what: format!("record {id}"), source })?;
             write_durably(&self.record_path(stored.record.sequence, id), &json)?;
             if let Some(media_root) = dir.parent() {
                 sync_dir(media_root)?;
@@ -127,7 +128,8 @@ impl EvidenceFiles {
 
     /// Records the delivery state (receipt or refusal) beside the record.
     pub fn write_delivery(&self, id: EvidenceId, delivery: &Delivery) -> Result<(), EvidenceError> {
-        let json = serde_json::to_vec(delivery).map_err(|e| EvidenceError::Storage(e.to_string()))?;
+        let json = serde_json::to_vec(delivery)
+            .map_err(|source| EvidenceError::Json { what: "delivery state".into(), source })?;
         let folder = match delivery {
             Delivery::Delivered { .. } => "delivered",
             Delivery::Rejected { .. } => "rejected",
@@ -196,7 +198,8 @@ impl EvidenceFiles {
 
     pub fn read_record(&self, path: &Path) -> Result<StoredEvidence, EvidenceError> {
         let bytes = std::fs::read(path).map_err(io(path))?;
-        serde_json::from_slice(&bytes).map_err(|e| EvidenceError::Storage(format!("{}: {e}", path.display())))
+        serde_json::from_slice(&bytes)
+            .map_err(|source| EvidenceError::Json { what: path.display().to_string(), source })
     }
 
     /// A media file of record `id` (`None` when it is not there: purged, or never written).

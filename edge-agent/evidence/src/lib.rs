@@ -65,8 +65,12 @@ pub struct StoreCounts {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
-    #[error("evidence store at {path}: {message}")]
-    Open { path: String, message: String },
+    #[error("evidence store at {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: sled::Error,
+    },
     #[error(
         "evidence store layout version {found} is not the one this agent writes ({expected}); export and migrate first"
     )]
@@ -82,8 +86,26 @@ pub enum EvidenceError {
          (images of delivered records are removed first; undelivered evidence never is)"
     )]
     DiskReserve { free: u64, needed: u64, reserve: u64 },
+    /// The index (sled) failed.
     #[error("evidence store I/O: {0}")]
-    Storage(String),
+    Sled(#[from] sled::Error),
+    /// A file of the store (records, media, the folder itself) could not be read or written.
+    #[error("evidence store file {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored or to-be-stored value could not be encoded or decoded.
+    #[error("evidence store, {what}: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// What the store found contradicts itself (a record in the wrong file, a malformed key, a poisoned lock).
+    #[error("evidence store: {0}")]
+    Inconsistent(String),
     #[error("evidence {0} is not in the store")]
     NotFound(EvidenceId),
     #[error("evidence {id}: stored bytes are unreadable: {message}")]

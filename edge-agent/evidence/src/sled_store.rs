@@ -50,8 +50,8 @@ pub struct StoreLimits {
 
 type TxError = ConflictableTransactionError<EvidenceError>;
 
-fn abort(e: impl std::fmt::Display) -> TxError {
-    ConflictableTransactionError::Abort(storage(e))
+fn abort(e: EvidenceError) -> TxError {
+    ConflictableTransactionError::Abort(e)
 }
 
 fn read_json<T: serde::de::DeserializeOwned + Default>(
@@ -59,13 +59,14 @@ fn read_json<T: serde::de::DeserializeOwned + Default>(
     key: &str,
 ) -> Result<T, TxError> {
     match tree.get(key)? {
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| abort(format!("{key}: {e}"))),
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|source| abort(EvidenceError::Json { what: key.to_string(), source })),
         None => Ok(T::default()),
     }
 }
 
 fn write_json<T: Serialize>(tree: &sled::transaction::TransactionalTree, key: &str, value: &T) -> Result<(), TxError> {
-    let bytes = serde_json::to_vec(value).map_err(abort)?;
+    let bytes = serde_json::to_vec(value).map_err(|e| abort(json("a stored value")(e)))?;
     tree.insert(key, bytes)?;
     Ok(())
 }
@@ -111,8 +112,17 @@ pub struct SledStore {
     pending: sled::Tree,
 }
 
-fn storage(e: impl std::fmt::Display) -> EvidenceError {
-    EvidenceError::Storage(e.to_string())
+fn storage(e: sled::Error) -> EvidenceError {
+    EvidenceError::Sled(e)
+}
+
+/// A JSON failure, saying what was being encoded or decoded.
+fn json(what: &'static str) -> impl Fn(serde_json::Error) -> EvidenceError {
+    move |source| EvidenceError::Json { what: what.into(), source }
+}
+
+fn inconsistent(what: impl Into<String>) -> EvidenceError {
+    EvidenceError::Inconsistent(what.into())
 }
 
 fn key(id: EvidenceId) -> [u8; 16] {
@@ -161,7 +171,7 @@ impl Drop for WriteTimer<'_> {
 
 /// Opens sled at `dir` and checks the key layout version.
 fn open_db(dir: &Path) -> Result<sled::Db, EvidenceError> {
-    let open_err = |e: sled::Error| EvidenceError::Open { path: dir.display().to_string(), message: e.to_string() };
+    let open_err = |source: sled::Error| EvidenceError::Open { path: dir.display().to_string(), source };
     let db = sled::Config::new().path(dir).open().map_err(open_err)?;
     let meta = db.open_tree("meta").map_err(open_err)?;
     match meta.get("layout_version").map_err(open_err)? {
@@ -198,7 +208,7 @@ fn move_aside(dir: &Path) -> Result<std::path::PathBuf, EvidenceError> {
     name.push(format!(".damaged-{}", Utc::now().format("%Y%m%dT%H%M%S%.3f")));
     let aside = dir.with_file_name(name);
     if dir.exists() {
-        std::fs::rename(dir, &aside).map_err(|e| storage(format!("moving {} aside: {e}", dir.display())))?;
+        std::fs::rename(dir, &aside).map_err(|source| EvidenceError::Io { path: dir.display().to_string(), source })?;
     }
     Ok(aside)
 }
@@ -225,7 +235,7 @@ impl SledStore {
         let files = EvidenceFiles::beside(dir);
         let existed = dir.exists();
         let opened = std::panic::catch_unwind(|| open_db(dir))
-            .unwrap_or_else(|_| Err(storage(format!("sled panicked opening {}", dir.display()))));
+            .unwrap_or_else(|_| Err(inconsistent(format!("sled panicked opening {}", dir.display()))));
         let (db, recovered) = match opened {
             Ok(db) => (db, None),
             Err(e @ EvidenceError::Layout { .. }) => return Err(e),
@@ -286,7 +296,7 @@ impl SledStore {
     }
 
     fn with_db(dir: &Path, db: sled::Db, key: DeviceKey, files: EvidenceFiles) -> Result<Self, EvidenceError> {
-        let open_err = |e: sled::Error| EvidenceError::Open { path: dir.display().to_string(), message: e.to_string() };
+        let open_err = |source: sled::Error| EvidenceError::Open { path: dir.display().to_string(), source };
         let meta = db.open_tree("meta").map_err(open_err)?;
         // The store remembers the key that seals it: a box whose device.key was lost must not go on under a
         // new identity beside records the old one sealed.
@@ -352,7 +362,7 @@ impl SledStore {
             .meta
             .get(CHAIN_HEAD)
             .map_err(storage)?
-            .map_or(Ok(ChainHead::default()), |b| serde_json::from_slice(&b).map_err(storage))?;
+            .map_or(Ok(ChainHead::default()), |b| serde_json::from_slice(&b).map_err(json("chain head")))?;
         let mut imported = 0;
         for (seq, id, path) in on_disk {
             if seq > head.sequence && self.import_file(id, &path)? {
@@ -390,10 +400,10 @@ impl SledStore {
         }
         let mut stored = self.files.read_record(path)?;
         if stored.record.evidence_id != id {
-            return Err(storage(format!("{} holds record {}", path.display(), stored.record.evidence_id)));
+            return Err(inconsistent(format!("{} holds record {}", path.display(), stored.record.evidence_id)));
         }
         central_protocol::verify(&stored.record, &stored.seal, Some(&self.key.public()))
-            .map_err(|e| storage(format!("{}: seal: {e}", path.display())))?;
+            .map_err(|e| inconsistent(format!("{}: seal: {e}", path.display())))?;
         stored.delivery = self.files.delivery(id);
         let overview = self.files.read_media_checked(id, OVERVIEW_FILE, &stored.record.overview_sha256)?;
         let clip = match &stored.record.clip_sha256 {
@@ -410,7 +420,7 @@ impl SledStore {
             // Purged after delivery (the files go with sled's), or lost: the record stays, its seal proves it.
             stored.media_purged_at = matches!(stored.delivery, Delivery::Delivered { .. }).then(Utc::now);
         }
-        let record_bytes = serde_json::to_vec(&stored).map_err(storage)?;
+        let record_bytes = serde_json::to_vec(&stored).map_err(json("record"))?;
         let media_bytes = overview.as_ref().map_or(0, Vec::len)
             + clip.as_ref().map_or(0, Vec::len)
             + crops.iter().map(|(_, j)| j.len()).sum::<usize>();
@@ -446,13 +456,13 @@ impl SledStore {
     /// Indexes the records whose files were written but that sled refused (see `put`); an error while any
     /// is left.
     fn index_left_over(&self) -> Result<(), EvidenceError> {
-        let mut left = self.unindexed.lock().map_err(|_| storage("unindexed list poisoned"))?;
+        let mut left = self.unindexed.lock().map_err(|_| inconsistent("unindexed list poisoned"))?;
         if left.is_empty() {
             return Ok(());
         }
         while let Some((id, path)) = left.first() {
             self.import_file(*id, path).map_err(|e| {
-                storage(format!(
+                inconsistent(format!(
                     "record {id} is in its files but not yet indexed (a full disk?), so no new record is taken: {e}"
                 ))
             })?;
@@ -477,7 +487,7 @@ impl SledStore {
         let mut totals = StoreCounts::default();
         for item in self.records.iter() {
             let (k, bytes) = item.map_err(storage)?;
-            let id = id_from_key(&k).ok_or_else(|| storage("malformed key in records tree"))?;
+            let id = id_from_key(&k).ok_or_else(|| inconsistent("malformed key in records tree"))?;
             let stored: StoredEvidence =
                 serde_json::from_slice(&bytes).map_err(|e| EvidenceError::Corrupt { id, message: e.to_string() })?;
             count_state(&mut totals, &stored.delivery, 1);
@@ -488,7 +498,7 @@ impl SledStore {
         for item in self.media.iter() {
             totals.bytes += item.map_err(storage)?.1.len() as u64;
         }
-        self.meta.insert(TOTALS, serde_json::to_vec(&totals).map_err(storage)?).map_err(storage)?;
+        self.meta.insert(TOTALS, serde_json::to_vec(&totals).map_err(json("totals"))?).map_err(storage)?;
         self.db.flush().map_err(storage)?;
         Ok(())
     }
@@ -504,14 +514,15 @@ impl SledStore {
         let purged = (&self.meta, &self.records)
             .transaction(|(meta, records)| {
                 let Some(bytes) = records.get(key(id))? else { return Ok(None) };
-                let mut stored: StoredEvidence = serde_json::from_slice(&bytes).map_err(abort)?;
+                let mut stored: StoredEvidence =
+                    serde_json::from_slice(&bytes).map_err(|e| abort(json("record")(e)))?;
                 if !matches!(stored.delivery, Delivery::Delivered { .. }) || stored.media_purged_at.is_some() {
                     return Ok(None); // never an undelivered record's image
                 }
                 // Measured here, so that the quota's walk over every record reads only the folders it purges.
                 let file_bytes = self.files.media_bytes(id).map_err(ConflictableTransactionError::Abort)?;
                 stored.media_purged_at = Some(now);
-                let new_bytes = serde_json::to_vec(&stored).map_err(abort)?;
+                let new_bytes = serde_json::to_vec(&stored).map_err(|e| abort(json("record")(e)))?;
                 records.insert(&key(id), new_bytes.as_slice())?;
                 let mut totals: StoreCounts = read_json(meta, TOTALS)?;
                 totals.bytes = (totals.bytes + new_bytes.len() as u64).saturating_sub(file_bytes + bytes.len() as u64);
@@ -581,7 +592,7 @@ impl SledStore {
     /// Free bytes on the store's filesystem (what an unprivileged writer may use).
     fn free_bytes(&self) -> Result<u64, EvidenceError> {
         let st = rustix::fs::statvfs(&self.dir)
-            .map_err(|e| storage(format!("free space of {}: {e}", self.dir.display())))?;
+            .map_err(|e| EvidenceError::Io { path: self.dir.display().to_string(), source: e.into() })?;
         Ok(st.f_bavail.saturating_mul(st.f_frsize))
     }
 
@@ -660,7 +671,7 @@ impl SledStore {
                 count_state(&mut totals, &stored.delivery, -1);
                 count_state(&mut totals, &delivery, 1);
                 stored.delivery = delivery.clone();
-                let new_bytes = serde_json::to_vec(&stored).map_err(abort)?;
+                let new_bytes = serde_json::to_vec(&stored).map_err(|e| abort(json("record")(e)))?;
                 totals.bytes = (totals.bytes + new_bytes.len() as u64).saturating_sub(bytes.len() as u64);
                 records.insert(&key(id), new_bytes.as_slice())?;
                 pending.remove(&key(id))?;
@@ -771,23 +782,23 @@ impl EvidenceStore for SledStore {
         let Media { overview_jpeg, clip_mp4, plate_crops } = *media;
         let clip_hash = clip_mp4.map(central_protocol::sha256_hex);
         if clip_hash != draft.clip_sha256 {
-            return Err(storage(format!("{id}: the clip given does not match the record's clip_sha256")));
+            return Err(inconsistent(format!("{id}: the clip given does not match the record's clip_sha256")));
         }
         let plate_crops = central_protocol::match_plate_crops(draft, plate_crops.to_vec())
-            .map_err(|e| storage(format!("{id}: {e}")))?;
+            .map_err(|e| inconsistent(format!("{id}: {e}")))?;
         let media_bytes = overview_jpeg.len()
             + clip_mp4.map_or(0, <[u8]>::len)
             + plate_crops.iter().map(|(_, jpeg)| jpeg.len()).sum::<usize>();
         // A refusal here is clean: nothing was written, the alarm is up and the refusal counted.
         self.make_room(media_bytes as u64 + 4096)?;
-        let _writer = self.write_lock.lock().map_err(|_| storage("writer lock poisoned"))?;
+        let _writer = self.write_lock.lock().map_err(|_| inconsistent("writer lock poisoned"))?;
         let _timing = WriteTimer::start(&self.writing_since);
         self.index_left_over()?;
         if self.records.contains_key(key(id)).map_err(storage)? {
             return Err(EvidenceError::Exists(id));
         }
         let head: ChainHead = match self.meta.get(CHAIN_HEAD).map_err(storage)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(storage)?,
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(json("record"))?,
             None => ChainHead::default(),
         };
         let mut record = draft.clone();
@@ -805,7 +816,7 @@ impl EvidenceStore for SledStore {
             named.push((plate_file(sha), jpeg.as_slice()));
         }
         self.files.write_record(&stored, &named)?;
-        let bytes = serde_json::to_vec(&stored).map_err(storage)?;
+        let bytes = serde_json::to_vec(&stored).map_err(json("record"))?;
         let sealed = (&self.meta, &self.records, &self.pending)
             .transaction(|(meta, records, pending)| {
                 if records.get(key(id))?.is_some() {
@@ -813,7 +824,7 @@ impl EvidenceStore for SledStore {
                 }
                 let now_head: ChainHead = read_json(meta, CHAIN_HEAD)?;
                 if now_head.sequence != head.sequence {
-                    return Err(abort("the chain head moved while a record was being written"));
+                    return Err(abort(inconsistent("the chain head moved while a record was being written")));
                 }
                 let mut totals: StoreCounts = read_json(meta, TOTALS)?;
                 totals.total += 1;
@@ -887,7 +898,7 @@ impl EvidenceStore for SledStore {
             .take(limit)
             .map(|k| {
                 let k = k.map_err(storage)?;
-                id_from_key(&k).ok_or_else(|| storage("malformed key in pending tree"))
+                id_from_key(&k).ok_or_else(|| inconsistent("malformed key in pending tree"))
             })
             .collect()
     }
@@ -906,14 +917,15 @@ impl EvidenceStore for SledStore {
             .keys()
             .map(|k| {
                 let k = k.map_err(storage)?;
-                id_from_key(&k).ok_or_else(|| storage("malformed key in records tree"))
+                id_from_key(&k).ok_or_else(|| inconsistent("malformed key in records tree"))
             })
             .collect()
     }
 
     fn chain_head(&self) -> Result<(u64, String), EvidenceError> {
         let head: ChainHead = match self.meta.get(CHAIN_HEAD).map_err(storage)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| storage(format!("chain head: {e}")))?,
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| EvidenceError::Json { what: "chain head".into(), source })?,
             None => ChainHead::default(),
         };
         Ok((head.sequence, head.record_sha256))
@@ -921,7 +933,9 @@ impl EvidenceStore for SledStore {
 
     fn counts(&self) -> Result<StoreCounts, EvidenceError> {
         match self.meta.get(TOTALS).map_err(storage)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| storage(format!("totals: {e}"))),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| EvidenceError::Json { what: "totals".into(), source })
+            }
             None => Ok(StoreCounts::default()),
         }
     }

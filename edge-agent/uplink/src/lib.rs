@@ -108,10 +108,24 @@ impl UplinkSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UplinkError {
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
-    #[error("central service unreachable: {0}")]
-    Transport(String),
+    #[error("cannot build the HTTP client: {}", chain(.0))]
+    Client(#[source] reqwest::Error),
+    /// `setting` (ca_file, token_file) names a file that cannot be read or holds nothing usable.
+    #[error("{setting} {path}: {why}")]
+    Setting { setting: &'static str, path: String, why: String },
+    #[error("{setting} {path}")]
+    SettingFile {
+        setting: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot encode the request: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// The message spells out the causes ("error sending request" alone does not tell an operator that the
+    /// certificate's issuer is unknown, or that the connection was refused); the error keeps them as its source.
+    #[error("central service unreachable: {}", chain(.0))]
+    Transport(#[source] reqwest::Error),
     #[error("central service answered {status}: {message}")]
     Server { status: u16, message: String },
     #[error("central service refused evidence {id} ({status}): {message}")]
@@ -120,8 +134,20 @@ pub enum UplinkError {
     WrongReceipt { sent: EvidenceId, got: EvidenceId },
     #[error(transparent)]
     Store(#[from] EvidenceError),
-    #[error("store task failed: {0}")]
-    Join(String),
+    #[error("store task failed")]
+    Join(#[source] tokio::task::JoinError),
+}
+
+/// An error and its causes, joined with ": ".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 /// Running totals.
@@ -277,7 +303,7 @@ impl Uplink {
         if let (Some(clip), Some(sha)) = (clip, upload.record.clip_sha256.clone()) {
             self.send_clip(id, &sha, &clip).await?;
         }
-        let body = serde_json::to_vec(&upload).map_err(|e| UplinkError::Client(e.to_string()))?;
+        let body = serde_json::to_vec(&upload).map_err(UplinkError::Encode)?;
         let response = self
             .send_bytes(reqwest::Method::POST, &self.settings.url(EVIDENCE_PATH), body, "application/json")
             .await
@@ -363,7 +389,7 @@ impl Uplink {
 
     /// Reports the box's state; the central service answers 204.
     pub async fn send_heartbeat(&self, heartbeat: &Heartbeat) -> Result<(), UplinkError> {
-        let body = serde_json::to_vec(heartbeat).map_err(|e| UplinkError::Client(e.to_string()))?;
+        let body = serde_json::to_vec(heartbeat).map_err(UplinkError::Encode)?;
         let response = self
             .send_bytes(reqwest::Method::POST, &self.settings.url(HEARTBEAT_PATH), body, "application/json")
             .await
@@ -411,42 +437,44 @@ pub fn http_client(settings: &UplinkSettings) -> Result<reqwest::Client, UplinkE
         .connect_timeout(Duration::from_secs(settings.request_timeout_secs.min(10)))
         .user_agent(concat!("traffic-edge/", env!("CARGO_PKG_VERSION")));
     if !settings.ca_file.is_empty() {
-        let pem = std::fs::read(&settings.ca_file)
-            .map_err(|e| UplinkError::Client(format!("ca_file {}: {e}", settings.ca_file)))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| UplinkError::Client(format!("ca_file {}: {e}", settings.ca_file)))?;
+        let path = || settings.ca_file.clone();
+        let pem = std::fs::read(&settings.ca_file).map_err(|source| UplinkError::SettingFile {
+            setting: "ca_file",
+            path: path(),
+            source,
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| UplinkError::Setting {
+            setting: "ca_file",
+            path: path(),
+            why: chain(&e),
+        })?;
         if certs.is_empty() {
-            return Err(UplinkError::Client(format!("ca_file {}: no certificate in it", settings.ca_file)));
+            return Err(UplinkError::Setting { setting: "ca_file", path: path(), why: "no certificate in it".into() });
         }
         builder = builder.tls_certs_only(certs);
     }
     if !settings.token_file.is_empty() {
-        let token = std::fs::read_to_string(&settings.token_file)
-            .map_err(|e| UplinkError::Client(format!("token_file {}: {e}", settings.token_file)))?;
-        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-            .map_err(|_| UplinkError::Client(format!("token_file {}: not a token", settings.token_file)))?;
+        let token = std::fs::read_to_string(&settings.token_file).map_err(|source| UplinkError::SettingFile {
+            setting: "token_file",
+            path: settings.token_file.clone(),
+            source,
+        })?;
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim())).map_err(|_| {
+            UplinkError::Setting { setting: "token_file", path: settings.token_file.clone(), why: "not a token".into() }
+        })?;
         // Kept out of debug output and logs.
         value.set_sensitive(true);
         builder = builder.default_headers([(reqwest::header::AUTHORIZATION, value)].into_iter().collect());
     }
-    builder.build().map_err(|e| UplinkError::Client(e.to_string()))
+    builder.build().map_err(UplinkError::Client)
 }
 
-/// A transport failure with its causes spelled out ("error sending request" alone does not tell an operator
-/// that the certificate's issuer is unknown, or that the connection was refused).
 fn transport(e: reqwest::Error) -> UplinkError {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    UplinkError::Transport(message)
+    UplinkError::Transport(e)
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, UplinkError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| UplinkError::Join(e.to_string()))
+    tokio::task::spawn_blocking(f).await.map_err(UplinkError::Join)
 }
 
 #[cfg(test)]
