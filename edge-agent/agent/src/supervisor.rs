@@ -8,13 +8,13 @@
 
 use crate::boot::{load_onnx_runtime, open_store};
 use crate::config::AgentConfig;
-use crate::pipeline::overview;
 use crate::pipeline::AnalysisStage;
+use crate::pipeline::{StageLinks, StageModels};
 use crate::signal_input;
 use crate::telemetry::counters::{AnalysisCounters, AnalysisReport};
 use crate::telemetry::{health, heartbeat};
 use anyhow::bail;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use te_evidence::EvidenceStore;
@@ -29,23 +29,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let ort = load_onnx_runtime(&config)?;
-    let data_bar_font = overview::DataBarFont::load(Path::new(&config.evidence.data_bar_font))?;
-    let detector_settings = config.detector.settings();
-    let detector = te_infer::VehicleDetector::load(&ort, &config.model_dirs(), detector_settings)?;
-    let plates = if config.plates.enabled {
-        let settings = te_infer::RecognizerSettings {
-            detector: te_infer::PlateDetectorSettings { threads: config.plates.threads, ..Default::default() },
-            reader: te_infer::PlateReaderSettings { threads: config.plates.threads, ..Default::default() },
-        };
-        Some(te_infer::PlateRecognizer::load(&ort, &config.model_dirs(), settings)?)
-    } else {
-        None
-    };
-    let helmets = if config.helmets.enabled {
-        Some(te_infer::HelmetClassifier::load(&ort, &config.model_dirs(), config.helmets.threads)?)
-    } else {
-        None
-    };
+    let models = StageModels::load(&config, &ort)?;
     let store = open_store(&config)?;
     let uplink = Arc::new(Uplink::new(config.uplink.clone(), store.clone())?);
     let clock = te_uplink::clock::ClockWatch::new(&config.time);
@@ -149,27 +133,15 @@ pub async fn run(
             shutdown_rx.clone(),
         ));
     }
-    let stage = AnalysisStage {
+    let links = StageLinks {
         counters,
         rings,
-        clip_before: chrono::Duration::seconds(i64::from(config.evidence.clip_before_s)),
-        config_version: config.version()?,
-        data_bar_font,
-        device_id: config.device_id.clone(),
-        detector,
-        plates,
-        plate_reading: config.plates.clone(),
-        helmets,
-        helmet_checking: config.helmets.clone(),
-        tracker_settings: config.tracker.clone(),
-        locations: config.cameras.iter().map(|c| (c.id.clone(), c.location.clone())).collect(),
-        scenes: config.validated_scenes()?,
         controller_phases,
         clock,
-        moments: config.evidence.moments.clone(),
         store: store.clone(),
         new_evidence: uplink.new_evidence.clone(),
     };
+    let stage = AnalysisStage::new(&config, models, links)?;
     let analysis = tokio::task::spawn_blocking(move || stage.run(frames_rx));
     let camera_stats: Vec<_> = cameras.iter().map(|c| (c.id.clone(), c.stats.clone())).collect();
     let camera_results =

@@ -17,6 +17,7 @@ pub mod helmets;
 pub mod moments;
 pub mod overview;
 
+use crate::config::AgentConfig;
 use crate::pipeline::moments::RecentFrames;
 use crate::telemetry::counters::{bump, AnalysisCounters, AnalysisReport};
 use crate::telemetry::latency::Stage;
@@ -129,7 +130,83 @@ pub struct AnalysisStage {
     pub new_evidence: Arc<Notify>,
 }
 
+/// The models the analysis stage runs, loaded once at start.
+pub struct StageModels {
+    pub detector: VehicleDetector,
+    /// `None` when plate reading is off.
+    pub plates: Option<PlateRecognizer>,
+    /// `None` when helmet checks are off.
+    pub helmets: Option<te_infer::HelmetClassifier>,
+    /// Writes the data bar on overview images.
+    pub data_bar_font: crate::pipeline::overview::DataBarFont,
+}
+
+impl StageModels {
+    /// Loads the models `config` turns on (each checked against the manifest's sha256).
+    pub fn load(config: &AgentConfig, ort: &te_infer::Runtime) -> anyhow::Result<Self> {
+        let dirs = config.model_dirs();
+        let data_bar_font =
+            crate::pipeline::overview::DataBarFont::load(std::path::Path::new(&config.evidence.data_bar_font))?;
+        let detector = VehicleDetector::load(ort, &dirs, config.detector.settings())?;
+        let plates = if config.plates.enabled {
+            let settings = te_infer::RecognizerSettings {
+                detector: te_infer::PlateDetectorSettings { threads: config.plates.threads, ..Default::default() },
+                reader: te_infer::PlateReaderSettings { threads: config.plates.threads, ..Default::default() },
+            };
+            Some(PlateRecognizer::load(ort, &dirs, settings)?)
+        } else {
+            None
+        };
+        let helmets = if config.helmets.enabled {
+            Some(te_infer::HelmetClassifier::load(ort, &dirs, config.helmets.threads)?)
+        } else {
+            None
+        };
+        Ok(Self { detector, plates, helmets, data_bar_font })
+    }
+}
+
+/// What the analysis stage shares with the rest of the run.
+pub struct StageLinks {
+    /// Counters the metrics endpoint reads while the stage runs.
+    pub counters: Arc<AnalysisCounters>,
+    /// Each video camera's pre-event ring buffer.
+    pub rings: HashMap<CameraId, Arc<std::sync::Mutex<te_camera::ring::RingBuffer>>>,
+    pub controller_phases: Arc<crate::signal_input::ControllerPhases>,
+    pub clock: te_uplink::clock::ClockWatch,
+    pub store: Arc<dyn EvidenceStore>,
+    /// Woken after each record is flushed, so the uplink sends it at once.
+    pub new_evidence: Arc<Notify>,
+}
+
 impl AnalysisStage {
+    /// The stage for `config`, running `models`, linked to the rest of the run by `links`.
+    pub fn new(config: &AgentConfig, models: StageModels, links: StageLinks) -> anyhow::Result<Self> {
+        let StageModels { detector, plates, helmets, data_bar_font } = models;
+        let StageLinks { counters, rings, controller_phases, clock, store, new_evidence } = links;
+        Ok(Self {
+            device_id: config.device_id.clone(),
+            counters,
+            rings,
+            clip_before: chrono::Duration::seconds(i64::from(config.evidence.clip_before_s)),
+            config_version: config.version()?,
+            data_bar_font,
+            detector,
+            plates,
+            plate_reading: config.plates.clone(),
+            helmets,
+            helmet_checking: config.helmets.clone(),
+            tracker_settings: config.tracker.clone(),
+            locations: config.cameras.iter().map(|c| (c.id.clone(), c.location.clone())).collect(),
+            scenes: config.validated_scenes()?,
+            controller_phases,
+            clock,
+            moments: config.evidence.moments.clone(),
+            store,
+            new_evidence,
+        })
+    }
+
     /// Runs until every camera has dropped its sender.
     pub fn run(mut self, frames: Receiver<Frame>) -> AnalysisReport {
         let mut cameras: HashMap<CameraId, CameraWork> = HashMap::new();
