@@ -263,43 +263,120 @@ pub fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     done()
 }
 
+/// An agent config for a system test, as the TOML an installer writes: the device, the shared data and a
+/// state folder, plates off (speed) unless asked, `[uplink]` to the central service, then what the test adds.
+/// One builder for every system test, so that a new setting is added in one place.
+pub struct AgentToml {
+    device_id: String,
+    state: PathBuf,
+    top: Vec<String>,
+    plates: bool,
+    uplink: Vec<String>,
+    time: Vec<String>,
+    tail: Vec<String>,
+}
+
+impl AgentToml {
+    /// `state`: the box's state folder (its evidence store and key).
+    pub fn new(device_id: &str, state: &Path, central_url: &str) -> Self {
+        Self {
+            device_id: device_id.into(),
+            state: state.into(),
+            top: Vec::new(),
+            plates: false,
+            uplink: vec![format!("central_url = \"{central_url}\"")],
+            time: Vec::new(),
+            tail: Vec::new(),
+        }
+    }
+
+    /// A top-level line (`metrics_listen = ...`).
+    pub fn top(mut self, line: impl Into<String>) -> Self {
+        self.top.push(line.into());
+        self
+    }
+
+    /// Plate reading on (the default here is off).
+    pub fn plates(mut self) -> Self {
+        self.plates = true;
+        self
+    }
+
+    /// A line of `[uplink]`.
+    pub fn uplink(mut self, line: impl Into<String>) -> Self {
+        self.uplink.push(line.into());
+        self
+    }
+
+    /// Quick retries, for tests that cut and restore the central service.
+    pub fn fast_backoff(self, initial_ms: u64, max_ms: u64) -> Self {
+        self.uplink(format!("backoff_initial_ms = {initial_ms}"))
+            .uplink(format!("backoff_max_ms = {max_ms}"))
+            .uplink("request_timeout_secs = 5")
+    }
+
+    /// A line of `[time]`.
+    pub fn time(mut self, line: impl Into<String>) -> Self {
+        self.time.push(line.into());
+        self
+    }
+
+    /// A camera replaying `source` (`{data}/...` for the shared data) that waits for analysis rather than
+    /// dropping frames, so runs are repeatable.
+    pub fn replay_camera(self, id: &str, source: &str, location: &str) -> Self {
+        self.section(format!(
+            "[[cameras]]\nid = \"{id}\"\nsource = \"{source}\"\nwhen_full = \"block\"\nlocation = \"{location}\""
+        ))
+    }
+
+    /// Any further TOML (a live camera, `[controller]`, `[[scenes]]`), as written.
+    pub fn section(mut self, toml: impl Into<String>) -> Self {
+        self.tail.push(toml.into());
+        self
+    }
+
+    pub fn text(&self) -> String {
+        let mut out = format!("device_id = \"{}\"\n", self.device_id);
+        for line in &self.top {
+            out.push_str(&format!("{line}\n"));
+        }
+        out.push_str(&format!(
+            "[paths]\nshared = \"{}\"\nstate = \"{}\"\n[plates]\nenabled = {}\n[uplink]\n{}\n",
+            shared_dir().display(),
+            self.state.display(),
+            self.plates,
+            self.uplink.join("\n")
+        ));
+        if !self.time.is_empty() {
+            out.push_str(&format!("[time]\n{}\n", self.time.join("\n")));
+        }
+        for section in &self.tail {
+            out.push_str(&format!("{}\n", section.trim_end()));
+        }
+        out
+    }
+
+    /// Writes the config to `path` and returns it.
+    pub fn write(&self, path: &Path) -> PathBuf {
+        std::fs::write(path, self.text()).expect("write config");
+        path.to_path_buf()
+    }
+}
+
 /// An agent config with two replay cameras, the Vietnamese street photos (dozens of vehicle records, quickly)
 /// and the car-park video (records with video clips), recording every vehicle pass (no scene), plates off
 /// (speed). `extra_uplink` lines go into `[uplink]`.
 pub fn replay_config(dir: &Path, central_url: &str, extra_uplink: &str) -> PathBuf {
-    let config = format!(
-        r#"device_id = "fault-test-box"
-[paths]
-shared = "{shared}"
-state = "{state}"
-[plates]
-enabled = false
-[uplink]
-central_url = "{central_url}"
-backoff_initial_ms = 100
-backoff_max_ms = 1000
-request_timeout_secs = 5
-heartbeat_s = 1
-{extra_uplink}
-[time]
-timeout_ms = 500
-[[cameras]]
-id = "stills"
-source = "{{data}}/vn_scenes"
-when_full = "block"
-location = "fault test"
-[[cameras]]
-id = "carpark-1"
-source = "{{data}}/video/car-detection.mp4"
-when_full = "block"
-location = "fault test"
-"#,
-        shared = shared_dir().display(),
-        state = dir.join("edge").display(),
-    );
-    let path = dir.join("agent.toml");
-    std::fs::write(&path, config).expect("write config");
-    path
+    let mut toml = AgentToml::new("fault-test-box", &dir.join("edge"), central_url)
+        .fast_backoff(100, 1000)
+        .uplink("heartbeat_s = 1")
+        .time("timeout_ms = 500")
+        .replay_camera("stills", "{data}/vn_scenes", "fault test")
+        .replay_camera("carpark-1", "{data}/video/car-detection.mp4", "fault test");
+    for line in extra_uplink.lines().filter(|l| !l.trim().is_empty()) {
+        toml = toml.uplink(line);
+    }
+    toml.write(&dir.join("agent.toml"))
 }
 
 /// An SNTP server on 127.0.0.1 whose clock runs `skew_ms` ahead of this machine's; answers until the process

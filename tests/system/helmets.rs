@@ -3,7 +3,7 @@
 //! (motorcyclist detector, tracker, helmet classifier, rule, evidence store).
 
 use std::path::Path;
-use te_system_tests::{agent, shared_dir};
+use te_system_tests::{agent, shared_dir, AgentToml};
 
 /// Runs the agent on `frame` (a vn_riders image) shown for 4 s; returns the `evidence list` lines that are
 /// no-helmet records.
@@ -11,35 +11,11 @@ fn no_helmet_records(dir: &Path, frame: &str) -> Vec<String> {
     let clip = dir.join("clip.mp4");
     te_camera::bench::still_clip(&shared_dir().join("data/vn_riders/images").join(frame), &clip, 4)
         .expect("still clip");
-    let config = dir.join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"device_id = "helmet-test-box"
-[paths]
-shared = "{shared}"
-state = "{state}"
-[plates]
-enabled = false
-[uplink]
-central_url = "http://127.0.0.1:9"
-[time]
-timeout_ms = 200
-[[cameras]]
-id = "gate-1"
-source = "{clip}"
-when_full = "block"
-location = "helmet test"
-[[scenes]]
-camera = "gate-1"
-frame_size = [1280, 720]
-"#,
-            shared = shared_dir().display(),
-            state = dir.join("edge").display(),
-            clip = clip.display(),
-        ),
-    )
-    .expect("write config");
+    let config = AgentToml::new("helmet-test-box", &dir.join("edge"), "http://127.0.0.1:9")
+        .time("timeout_ms = 200")
+        .replay_camera("gate-1", &clip.display().to_string(), "helmet test")
+        .section("[[scenes]]\ncamera = \"gate-1\"\nframe_size = [1280, 720]")
+        .write(&dir.join("agent.toml"));
     // No central service: the records stay on the box, and the run says so on its way out.
     let run = agent(&config, &["run", "--exit-when-done", "--drain-timeout", "1"]);
     let stderr = String::from_utf8_lossy(&run.stderr);

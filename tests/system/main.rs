@@ -11,35 +11,18 @@ mod helmets;
 mod in_process;
 mod tls;
 
-use te_system_tests::{agent, bin, box_evidence, free_port, http, shared_dir, Central};
+use te_system_tests::{agent, bin, box_evidence, free_port, http, AgentToml, Central};
 
 fn start_central(port: u16, data_dir: &Path) -> Central {
     Central::start(port, data_dir)
 }
 
 fn write_config(dir: &Path, port: u16) -> PathBuf {
-    let config = format!(
-        r#"device_id = "system-test-box"
-[paths]
-shared = "{shared}"
-state = "{state}"
-[uplink]
-central_url = "http://127.0.0.1:{port}"
-backoff_initial_ms = 50
-backoff_max_ms = 200
-request_timeout_secs = 5
-[[cameras]]
-id = "stills"
-source = "{{data}}/vn_scenes"
-when_full = "block"
-location = "system test"
-"#,
-        shared = shared_dir().display(),
-        state = dir.join("edge").display(),
-    );
-    let path = dir.join("agent.toml");
-    std::fs::write(&path, config).expect("write config");
-    path
+    AgentToml::new("system-test-box", &dir.join("edge"), &format!("http://127.0.0.1:{port}"))
+        .plates()
+        .fast_backoff(50, 200)
+        .replay_camera("stills", "{data}/vn_scenes", "system test")
+        .write(&dir.join("agent.toml"))
 }
 
 /// The central total from the run summary line `  central   <n>  records held at ...`.
@@ -217,30 +200,17 @@ fn a_car_crossing_the_stop_line_while_the_controller_reports_red_reaches_the_rev
     assert_eq!(token.len(), 64, "{stderr}");
     // The demo's car-park scene, with a controller that keeps reporting red. Replay runs faster than real time,
     // so frame times run ahead of the reports: a long staleness limit keeps the phase valid for the test.
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"device_id = "system-test-box"
-metrics_listen = "127.0.0.1:{agent_port}"
-[controller]
-listen = "127.0.0.1:{controller_port}"
-tokens_file = "{tokens}"
-[paths]
-shared = "{shared}"
-state = "{state}"
-[plates]
-enabled = false
-[uplink]
-central_url = "http://127.0.0.1:{port}"
-[time]
-ntp_server = "{ntp}"
-[[cameras]]
-id = "carpark-1"
-source = "{{data}}/video/car-detection.mp4"
-when_full = "block"
-location = "system test"
-[[scenes]]
+    let config = AgentToml::new("system-test-box", &dir.path().join("edge"), &format!("http://127.0.0.1:{port}"))
+        .top(format!("metrics_listen = \"127.0.0.1:{agent_port}\""))
+        // The province's time server says the box runs 5 s slow: its violations get flagged.
+        .time(format!("ntp_server = \"{}\"", te_system_tests::fake_sntp_server(5000)))
+        .section(format!(
+            "[controller]\nlisten = \"127.0.0.1:{controller_port}\"\ntokens_file = \"{}\"",
+            tokens_file.display()
+        ))
+        .replay_camera("carpark-1", "{data}/video/car-detection.mp4", "system test")
+        .section(
+            r#"[[scenes]]
 camera = "carpark-1"
 frame_size = [768, 432]
 [scenes.signal]
@@ -249,16 +219,9 @@ stale_after_s = 600
 [[scenes.stop_lines]]
 name = "stop line"
 line = [[0, 216], [768, 216]]
-direction = [0, -1]
-"#,
-            shared = shared_dir().display(),
-            state = dir.path().join("edge").display(),
-            tokens = tokens_file.display(),
-            // The province's time server says the box runs 5 s slow: its violations get flagged.
-            ntp = te_system_tests::fake_sntp_server(5000),
-        ),
-    )
-    .expect("write config");
+direction = [0, -1]"#,
+        )
+        .write(&dir.path().join("agent.toml"));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let controller = {
         let stop = stop.clone();
@@ -345,31 +308,13 @@ fn one_sigterm_stops_a_live_agent_within_the_systemd_stop_timeout() {
     let mut ready = String::new();
     std::io::BufReader::new(camera.stdout.take().expect("stdout")).read_line(&mut ready).expect("ready line");
     assert!(ready.starts_with("ready"), "{ready}");
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"device_id = "sigterm-test-box"
-metrics_listen = "127.0.0.1:{agent_port}"
-[paths]
-shared = "{shared}"
-state = "{state}"
-[plates]
-enabled = false
-[uplink]
-central_url = "http://127.0.0.1:{port}"
-[time]
-timeout_ms = 300
-[[cameras]]
-id = "live-1"
-source = "rtsp://127.0.0.1:{rtsp_port}/cam"
-location = "system test"
-"#,
-            shared = shared_dir().display(),
-            state = dir.path().join("edge").display(),
-        ),
-    )
-    .expect("write config");
+    let config = AgentToml::new("sigterm-test-box", &dir.path().join("edge"), &format!("http://127.0.0.1:{port}"))
+        .top(format!("metrics_listen = \"127.0.0.1:{agent_port}\""))
+        .time("timeout_ms = 300")
+        .section(format!(
+            "[[cameras]]\nid = \"live-1\"\nsource = \"rtsp://127.0.0.1:{rtsp_port}/cam\"\nlocation = \"system test\""
+        ))
+        .write(&dir.path().join("agent.toml"));
     let log = dir.path().join("agent.log");
     let mut agent = te_system_tests::spawn_agent(&config, &["--drain-timeout", "20"], &log);
     let streaming = te_system_tests::wait_for(Duration::from_secs(60), || {

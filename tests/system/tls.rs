@@ -1,7 +1,7 @@
 //! HTTPS between box and centre: the box trusts the CA it is configured with (pinned) and nothing else.
 
 use std::path::Path;
-use te_system_tests::{agent, box_evidence, free_port, shared_dir, Central};
+use te_system_tests::{agent, box_evidence, free_port, shared_dir, AgentToml, Central};
 
 /// A CA, and a certificate for 127.0.0.1 signed by it: (CA PEM, certificate PEM, key PEM).
 fn authority_and_server_certificate() -> (String, String, String) {
@@ -20,35 +20,11 @@ fn config(dir: &Path, name: &str, port: u16, ca_file: &Path) -> std::path::PathB
     let photos = dir.join("photos");
     std::fs::create_dir_all(&photos).expect("photos dir");
     std::fs::copy(shared_dir().join("data/vn_scenes/1.jpg"), photos.join("1.jpg")).expect("copy photo");
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &path,
-        format!(
-            r#"device_id = "tls-test-{name}"
-[paths]
-shared = "{shared}"
-state = "{state}"
-[plates]
-enabled = false
-[uplink]
-central_url = "https://127.0.0.1:{port}"
-ca_file = "{ca}"
-backoff_initial_ms = 100
-backoff_max_ms = 500
-request_timeout_secs = 5
-[[cameras]]
-id = "stills"
-source = "{photos}"
-when_full = "block"
-"#,
-            shared = shared_dir().display(),
-            state = dir.join(name).display(),
-            ca = ca_file.display(),
-            photos = photos.display(),
-        ),
-    )
-    .expect("write config");
-    path
+    AgentToml::new(&format!("tls-test-{name}"), &dir.join(name), &format!("https://127.0.0.1:{port}"))
+        .uplink(format!("ca_file = \"{}\"", ca_file.display()))
+        .fast_backoff(100, 500)
+        .section(format!("[[cameras]]\nid = \"stills\"\nsource = \"{}\"\nwhen_full = \"block\"", photos.display()))
+        .write(&dir.join(format!("{name}.toml")))
 }
 
 #[test]
