@@ -305,7 +305,9 @@ async fn deliver_due(
                 tracing::info!(evidence = %id, "case delivered to the fines system");
             }
             Err(message) => {
-                let wait = chrono::Duration::seconds(1i64 << attempts.clamp(0, 12)).min(chrono::Duration::hours(1));
+                let failures = u32::try_from(attempts).unwrap_or(0);
+                let wait = te_types::backoff::capped(Duration::from_secs(1), Duration::from_secs(3600), failures);
+                let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
                 tracing::warn!(evidence = %id, attempts = attempts + 1, error = %message, "webhook failed; will retry");
                 sqlx::query(
                     "UPDATE webhook_outbox SET attempts = $1, next_attempt_at = $2, last_error = $3 WHERE seq = $4",

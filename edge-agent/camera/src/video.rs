@@ -123,33 +123,29 @@ fn prefer_decoder(settings: &CameraSettings) -> Result<(), CameraError> {
     Ok(())
 }
 
-/// Capped exponential backoff with ±25% jitter.
+/// Reconnect waits: the shared schedule (`te_types::backoff`), started over after a healthy stream.
 struct Backoff {
-    initial: u64,
-    max: u64,
-    current: u64,
+    schedule: te_types::backoff::Backoff,
     rng: fastrand::Rng,
 }
 
 impl Backoff {
     fn new(initial_ms: u64, max_ms: u64) -> Self {
-        let initial = initial_ms.max(1);
-        Self { initial, max: max_ms.max(initial), current: initial, rng: fastrand::Rng::new() }
+        let schedule =
+            te_types::backoff::Backoff::new(Duration::from_millis(initial_ms), Duration::from_millis(max_ms));
+        Self { schedule, rng: fastrand::Rng::new() }
     }
 
     /// The wait before the next attempt; `healthy` (the last attempt streamed a while) starts over.
     fn next(&mut self, healthy: bool) -> Duration {
         if healthy {
-            self.current = self.initial;
+            self.schedule.reset();
         }
-        let base = self.current;
-        self.current = (self.current * 2).min(self.max);
-        let jitter = base / 4;
-        Duration::from_millis(base - jitter + self.rng.u64(0..=2 * jitter))
+        self.schedule.next(self.rng.f64())
     }
 
     fn max(&mut self) -> Duration {
-        Duration::from_millis(self.max)
+        self.schedule.max()
     }
 }
 
@@ -440,10 +436,10 @@ mod tests {
         let mut b = Backoff::new(100, 800);
         let waits: Vec<u64> = (0..6).map(|_| b.next(false).as_millis() as u64).collect();
         for (wait, base) in waits.iter().zip([100u64, 200, 400, 800, 800, 800]) {
-            assert!((base * 3 / 4..=base * 5 / 4).contains(wait), "{waits:?}");
+            assert!((base / 2..=base).contains(wait), "{waits:?}");
         }
         let after_healthy = b.next(true).as_millis() as u64;
-        assert!((75..=125).contains(&after_healthy));
+        assert!((50..=100).contains(&after_healthy));
     }
 
     #[test]

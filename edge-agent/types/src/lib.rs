@@ -3,6 +3,7 @@
 //! This crate does no I/O so that every other crate (and the central service's wire types) can depend on it
 //! without pulling in GStreamer, ort or sled.
 
+pub mod backoff;
 mod geometry;
 mod ids;
 mod violation;

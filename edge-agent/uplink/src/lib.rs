@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use te_evidence::{EvidenceError, EvidenceStore};
+use te_types::backoff::Backoff;
 use te_types::EvidenceId;
 use tokio::sync::{watch, Notify};
 
@@ -164,29 +165,6 @@ pub struct UplinkStats {
     pub heartbeats: AtomicU64,
 }
 
-/// Capped exponential backoff with equal jitter (half the delay fixed, half random).
-#[derive(Debug)]
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-    failures: u32,
-}
-
-impl Backoff {
-    fn next_delay(&mut self) -> Duration {
-        let exp = self.initial.saturating_mul(1u32 << self.failures.min(16));
-        self.failures = self.failures.saturating_add(1);
-        let cap = exp.min(self.max);
-        // Equal jitter: anywhere in [cap/2, cap], never zero.
-        let half = cap / 2;
-        half + Duration::from_millis(fastrand::u64(0..=half.as_millis() as u64))
-    }
-
-    fn reset(&mut self) {
-        self.failures = 0;
-    }
-}
-
 pub struct Uplink {
     settings: UplinkSettings,
     client: reqwest::Client,
@@ -212,11 +190,10 @@ impl Uplink {
     /// Sends until `shutdown` turns true. With `drain` also true, returns as soon as nothing is pending
     /// (used when a replay ends); otherwise waits for new evidence.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>, drain: watch::Receiver<bool>) {
-        let mut backoff = Backoff {
-            initial: Duration::from_millis(self.settings.backoff_initial_ms),
-            max: Duration::from_millis(self.settings.backoff_max_ms),
-            failures: 0,
-        };
+        let mut backoff = Backoff::new(
+            Duration::from_millis(self.settings.backoff_initial_ms),
+            Duration::from_millis(self.settings.backoff_max_ms),
+        );
         loop {
             if *shutdown.borrow() {
                 return;
@@ -230,7 +207,7 @@ impl Uplink {
                 }
                 Err(e) => {
                     self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                    let delay = backoff.next_delay();
+                    let delay = backoff.next(fastrand::f64());
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "uplink failed; evidence stays pending");
                     Some(delay)
                 }
@@ -480,19 +457,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_to_its_cap_with_jitter_and_resets() {
-        let mut b = Backoff { initial: Duration::from_millis(100), max: Duration::from_millis(1000), failures: 0 };
-        let first = b.next_delay();
-        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100), "{first:?}");
-        for _ in 0..20 {
-            let d = b.next_delay();
-            assert!(d <= Duration::from_millis(1000) && d >= Duration::from_millis(50), "{d:?}");
-        }
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(100));
-    }
 
     #[test]
     fn settings_name_the_bad_field() {
