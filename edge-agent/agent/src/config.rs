@@ -312,7 +312,7 @@ impl AgentConfig {
                 format!("must be in [0, 1), got {}", d.motorcyclist_threshold),
             ));
         }
-        self.tracker.validate().map_err(|m| bad("tracker", m))?;
+        self.tracker.validate().map_err(|e| bad(format!("tracker.{}", e.field), e.why))?;
         let h = &self.helmets;
         if h.threads == 0 {
             return Err(bad("helmets.threads", "must be at least 1"));
@@ -340,9 +340,9 @@ impl AgentConfig {
         if p.min_vehicle_width.is_nan() || p.min_vehicle_width < 0.0 {
             return Err(bad("plates.min_vehicle_width", format!("must be >= 0, got {}", p.min_vehicle_width)));
         }
-        self.uplink.validate().map_err(|m| bad("uplink", m))?;
-        self.time.validate().map_err(|m| bad("time", m))?;
-        self.evidence.moments.validate().map_err(|m| bad("evidence.moments", m))?;
+        self.uplink.validate().map_err(|e| bad(format!("uplink.{}", e.field), e.why))?;
+        self.time.validate().map_err(|e| bad(format!("time.{}", e.field), e.why))?;
+        self.evidence.moments.validate().map_err(|e| bad(format!("evidence.moments.{}", e.field), e.why))?;
         if self.cameras.is_empty() {
             return Err(bad("cameras", "at least one camera is needed"));
         }

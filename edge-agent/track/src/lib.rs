@@ -20,6 +20,7 @@ pub use plate_vote::{PlateBallot, FULL_WEIGHT_WIDTH};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
+use te_types::SettingError;
 use te_types::{BBox, Detection, TrackId, VehicleClass};
 
 /// Tracker tuning.
@@ -47,18 +48,18 @@ impl Default for TrackerSettings {
 
 impl TrackerSettings {
     /// Names the first field that is out of range.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if !(0.0..=1.0).contains(&self.iou_match) || self.iou_match == 0.0 {
-            return Err(format!("iou_match must be in (0, 1], got {}", self.iou_match));
+            return Err(SettingError::new("iou_match", format!("must be in (0, 1], got {}", self.iou_match)));
         }
         if self.min_hits == 0 {
-            return Err("min_hits must be at least 1".into());
+            return Err(SettingError::new("min_hits", "must be at least 1"));
         }
         if !(0.0..=1.0).contains(&self.high_score) {
-            return Err(format!("high_score must be in [0, 1], got {}", self.high_score));
+            return Err(SettingError::new("high_score", format!("must be in [0, 1], got {}", self.high_score)));
         }
         if self.history_len < 2 {
-            return Err("history_len must be at least 2".into());
+            return Err(SettingError::new("history_len", "must be at least 2"));
         }
         Ok(())
     }
@@ -362,7 +363,7 @@ mod tests {
     #[test]
     fn out_of_range_settings_are_named() {
         let err = TrackerSettings { iou_match: 1.5, ..Default::default() }.validate().expect_err("invalid");
-        assert!(err.contains("iou_match"));
+        assert_eq!(err.field, "iou_match");
     }
 
     #[test]

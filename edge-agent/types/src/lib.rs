@@ -6,10 +6,12 @@
 pub mod backoff;
 mod geometry;
 mod ids;
+mod setting;
 mod violation;
 
 pub use geometry::{apply_homography, homography, BBox};
 pub use ids::{CameraId, DeviceId, EvidenceId, TrackId};
+pub use setting::SettingError;
 pub use violation::{Moment, MomentRole, SignalPhase, Violation, ViolationKind};
 
 use chrono::{DateTime, Utc};

@@ -25,6 +25,7 @@ use std::time::Duration;
 use te_evidence::{EvidenceError, EvidenceStore};
 use te_types::backoff::Backoff;
 use te_types::EvidenceId;
+use te_types::SettingError;
 use tokio::sync::{watch, Notify};
 
 pub use rate::RateLimiter;
@@ -79,25 +80,29 @@ impl Default for UplinkSettings {
 }
 
 impl UplinkSettings {
-    pub fn validate(&self) -> Result<(), String> {
-        let url = reqwest::Url::parse(&self.central_url).map_err(|e| format!("central_url: {e}"))?;
+    pub fn validate(&self) -> Result<(), SettingError> {
+        let url = reqwest::Url::parse(&self.central_url)
+            .map_err(|e| SettingError::new("central_url", format!("is not a URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("central_url: scheme must be http or https, got {}", url.scheme()));
+            return Err(SettingError::new(
+                "central_url",
+                format!("scheme must be http or https, got {}", url.scheme()),
+            ));
         }
         if !self.ca_file.is_empty() && url.scheme() != "https" {
-            return Err("ca_file: a pinned CA needs an https central_url".into());
+            return Err(SettingError::new("ca_file", "a pinned CA needs an https central_url"));
         }
         if self.batch == 0 {
-            return Err("batch must be at least 1".into());
+            return Err(SettingError::new("batch", "must be at least 1"));
         }
         if self.concurrency == 0 || self.concurrency > 64 {
-            return Err(format!("concurrency must be 1..=64, got {}", self.concurrency));
+            return Err(SettingError::new("concurrency", format!("must be 1..=64, got {}", self.concurrency)));
         }
         if self.clip_chunk_kb == 0 || self.clip_chunk_kb > 16 * 1024 {
-            return Err(format!("clip_chunk_kb must be 1..=16384, got {}", self.clip_chunk_kb));
+            return Err(SettingError::new("clip_chunk_kb", format!("must be 1..=16384, got {}", self.clip_chunk_kb)));
         }
         if self.backoff_initial_ms == 0 || self.backoff_max_ms < self.backoff_initial_ms {
-            return Err("backoff_initial_ms must be > 0 and <= backoff_max_ms".into());
+            return Err(SettingError::new("backoff_initial_ms", "must be > 0 and <= backoff_max_ms"));
         }
         Ok(())
     }
@@ -461,7 +466,7 @@ mod tests {
     #[test]
     fn settings_name_the_bad_field() {
         let bad = UplinkSettings { central_url: "ftp://x".into(), ..Default::default() };
-        assert!(bad.validate().expect_err("invalid").starts_with("central_url"));
+        assert_eq!(bad.validate().expect_err("invalid").field, "central_url");
         assert!(UplinkSettings::default().validate().is_ok());
     }
 }

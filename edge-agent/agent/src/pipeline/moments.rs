@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use te_types::Frame;
+use te_types::SettingError;
 
 /// How violation moments are pictured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,15 +32,15 @@ impl MomentSettings {
         chrono::Duration::milliseconds((self.after_s * 1000.0) as i64)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SettingError> {
         if !(self.after_s.is_finite() && (0.0..=30.0).contains(&self.after_s)) {
-            return Err(format!("after_s must be in [0, 30], got {}", self.after_s));
+            return Err(SettingError::new("after_s", format!("must be in [0, 30], got {}", self.after_s)));
         }
         if self.every_ms < 40 {
-            return Err(format!("every_ms must be at least 40, got {}", self.every_ms));
+            return Err(SettingError::new("every_ms", format!("must be at least 40, got {}", self.every_ms)));
         }
         if self.window_s > 120 {
-            return Err(format!("window_s must be at most 120, got {}", self.window_s));
+            return Err(SettingError::new("window_s", format!("must be at most 120, got {}", self.window_s)));
         }
         Ok(())
     }
