@@ -16,6 +16,18 @@ const PROFILES: [(&str, &str); 5] = [
 
 pub const AUTO: &str = "auto";
 
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("unknown box profile {name:?}; known: {known}")]
+    Unknown { name: String, known: String },
+    #[error("embedded profile {name} is invalid")]
+    Invalid {
+        name: String,
+        #[source]
+        source: toml::de::Error,
+    },
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BoxProfile {
@@ -34,12 +46,13 @@ impl BoxProfile {
         PROFILES.iter().map(|(name, _)| *name)
     }
 
-    /// The embedded profile called `name`; `Err` lists the known ones.
-    pub fn named(name: &str) -> Result<Self, String> {
-        let (_, text) = PROFILES.iter().find(|(n, _)| *n == name).ok_or_else(|| {
-            format!("unknown box profile {name:?}; known: {AUTO}, {}", Self::names().collect::<Vec<_>>().join(", "))
+    /// The embedded profile called `name`; an unknown name's error lists the known ones.
+    pub fn named(name: &str) -> Result<Self, ProfileError> {
+        let (_, text) = PROFILES.iter().find(|(n, _)| *n == name).ok_or_else(|| ProfileError::Unknown {
+            name: name.into(),
+            known: format!("{AUTO}, {}", Self::names().collect::<Vec<_>>().join(", ")),
         })?;
-        toml::from_str(text).map_err(|e| format!("embedded profile {name} is invalid: {e}"))
+        toml::from_str(text).map_err(|source| ProfileError::Invalid { name: name.into(), source })
     }
 
     /// Places this profile under a parsed configuration: tables merge key by key, the configuration wins.
@@ -71,7 +84,7 @@ fn merge_over(base: &mut toml::Table, over: toml::Table) {
 
 /// The profile a configuration asks for: by name, or `auto` (chosen from this box's hardware; a chosen
 /// profile whose decoder GStreamer lacks keeps its provider and lets decodebin pick the decoder).
-pub fn resolve(wanted: &str) -> Result<BoxProfile, String> {
+pub fn resolve(wanted: &str) -> Result<BoxProfile, ProfileError> {
     if wanted != AUTO {
         return BoxProfile::named(wanted);
     }
@@ -152,7 +165,7 @@ mod tests {
 
     #[test]
     fn an_unknown_profile_lists_the_known_ones() {
-        let err = BoxProfile::named("gpu").expect_err("unknown");
+        let err = BoxProfile::named("gpu").expect_err("unknown").to_string();
         assert!(err.contains("x86-cpu") && err.contains("jetson") && err.contains("auto"), "{err}");
     }
 

@@ -139,9 +139,30 @@ impl RingBuffer {
     }
 }
 
+/// Why a clip could not be written as MP4.
+#[derive(Debug, thiserror::Error)]
+pub enum ClipWriteError {
+    #[error("GStreamer could not be initialised")]
+    Init(#[source] gst::glib::Error),
+    #[error("the MP4 writer pipeline could not be built")]
+    Pipeline(#[source] gst::glib::Error),
+    #[error("the MP4 writer pipeline is incomplete: {0}")]
+    Incomplete(&'static str),
+    #[error("the clip's caps {0:?} do not parse")]
+    Caps(String),
+    #[error("the MP4 writer could not start")]
+    Start(#[source] gst::StateChangeError),
+    #[error("the MP4 writer refused a picture: {0:?}")]
+    Push(gst::FlowError),
+    #[error("the MP4 writer failed")]
+    Stream(#[source] gst::glib::Error),
+    #[error("the MP4 writer did not finish in 30 s")]
+    Timeout,
+}
+
 /// Writes `clip` as an MP4 file at `path`, copying the encoded pictures (no re-encoding).
-pub fn write_mp4(clip: &Clip, path: &Path) -> Result<(), String> {
-    gst::init().map_err(|e| e.to_string())?;
+pub fn write_mp4(clip: &Clip, path: &Path) -> Result<(), ClipWriteError> {
+    gst::init().map_err(ClipWriteError::Init)?;
     // The parser fills in what a live source leaves out (decode times, caps details) for the muxer.
     let parser = if clip.caps.starts_with("video/x-h265") { "h265parse" } else { "h264parse" };
     let description = format!(
@@ -149,19 +170,22 @@ pub fn write_mp4(clip: &Clip, path: &Path) -> Result<(), String> {
         path.display().to_string().replace('"', "")
     );
     let pipeline = gst::parse::launch(&description)
-        .map_err(|e| e.to_string())?
+        .map_err(ClipWriteError::Pipeline)?
         .downcast::<gst::Pipeline>()
-        .map_err(|_| "not a pipeline".to_string())?;
-    let src = pipeline.by_name("src").and_then(|e| e.downcast::<gst_app::AppSrc>().ok()).ok_or("appsrc missing")?;
-    let caps: gst::Caps = clip.caps.parse().map_err(|_| format!("bad caps {:?}", clip.caps))?;
+        .map_err(|_| ClipWriteError::Incomplete("not a pipeline"))?;
+    let src = pipeline
+        .by_name("src")
+        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        .ok_or(ClipWriteError::Incomplete("appsrc missing"))?;
+    let caps: gst::Caps = clip.caps.parse().map_err(|_| ClipWriteError::Caps(clip.caps.clone()))?;
     src.set_caps(Some(&caps));
-    pipeline.set_state(gst::State::Playing).map_err(|e| e.to_string())?;
+    pipeline.set_state(gst::State::Playing).map_err(ClipWriteError::Start)?;
     // Time starts at the clip's first decode time.
     let origin = clip.chunks.first().and_then(|c| c.dts.or(c.pts)).unwrap_or(gst::ClockTime::ZERO);
     for chunk in &clip.chunks {
         let mut buffer = gst::Buffer::from_mut_slice(chunk.data.clone());
         {
-            let b = buffer.get_mut().ok_or("buffer not writable")?;
+            let b = buffer.get_mut().ok_or(ClipWriteError::Incomplete("buffer not writable"))?;
             b.set_pts(chunk.pts.map(|t| t.saturating_sub(origin)));
             b.set_dts(chunk.dts.map(|t| t.saturating_sub(origin)));
             b.set_duration(chunk.duration);
@@ -169,18 +193,18 @@ pub fn write_mp4(clip: &Clip, path: &Path) -> Result<(), String> {
                 b.set_flags(gst::BufferFlags::DELTA_UNIT);
             }
         }
-        src.push_buffer(buffer).map_err(|e| format!("push: {e:?}"))?;
+        src.push_buffer(buffer).map_err(ClipWriteError::Push)?;
     }
-    src.end_of_stream().map_err(|e| format!("eos: {e:?}"))?;
-    let bus = pipeline.bus().ok_or("no bus")?;
+    src.end_of_stream().map_err(ClipWriteError::Push)?;
+    let bus = pipeline.bus().ok_or(ClipWriteError::Incomplete("no bus"))?;
     let result = match bus
         .timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::Eos, gst::MessageType::Error])
     {
         Some(msg) => match msg.view() {
-            gst::MessageView::Error(e) => Err(e.error().to_string()),
+            gst::MessageView::Error(e) => Err(ClipWriteError::Stream(e.error())),
             _ => Ok(()),
         },
-        None => Err("mp4 writer did not finish in 30 s".into()),
+        None => Err(ClipWriteError::Timeout),
     };
     let _ = pipeline.set_state(gst::State::Null);
     result

@@ -571,21 +571,20 @@ impl AnalysisStage {
     /// without video (stills) or when the clip cannot be made (logged: the record is kept without it).
     fn cut_clip(&self, camera: &CameraId, from: chrono::DateTime<chrono::Utc>) -> Option<Vec<u8>> {
         let clip = self.rings.get(camera)?.lock().ok()?.clip_since(from - self.clip_before)?;
-        let made = (|| -> Result<Vec<u8>, String> {
-            let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        let made = (|| -> anyhow::Result<Vec<u8>> {
+            let file = tempfile::NamedTempFile::new()?;
             te_camera::ring::write_mp4(&clip, file.path())?;
-            std::fs::read(file.path()).map_err(|e| e.to_string())
+            Ok(std::fs::read(file.path())?)
         })();
         match made {
             Ok(bytes) => Some(bytes),
             Err(e) => {
-                tracing::warn!(camera = %camera, error = %e, "video clip could not be made; record kept without it");
+                tracing::warn!(camera = %camera, error = format!("{e:#}"), "video clip could not be made; record kept without it");
                 None
             }
         }
     }
 
-    /// The data bar: time, place, camera, box, what happened, vehicle class.
     /// The data bar: in Vietnamese, local time with its offset and milliseconds (Decree 135/2021 asks that the
     /// picture state the time and place of the offence itself).
     fn bar_text(&self, frame: &Frame, event: &str, class: VehicleClass) -> String {

@@ -132,7 +132,7 @@ fn profile(config: &AgentConfig) -> Check {
             Level::Ok,
             format!("{}: {} (this box looks like {detected}: {why})", p.name, p.description),
         ),
-        Err(e) => check("box profile", Level::Fail, e),
+        Err(e) => check("box profile", Level::Fail, e.to_string()),
     }
 }
 
