@@ -201,18 +201,6 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// An error and its causes as one line, for a [`ConfigError`]'s message.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
 fn bad(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError { field: field.into(), message: message.into() }
 }
@@ -235,7 +223,8 @@ impl AgentConfig {
         // As written first, so that errors point at the line and unknown keys are named.
         let as_written: Self = toml::from_str(text).map_err(|e| bad(origin, e.to_string()))?;
         let table: toml::Table = toml::from_str(text).map_err(|e| bad(origin, e.to_string()))?;
-        let profile = crate::profile::resolve(&as_written.profile).map_err(|e| bad("profile", error_chain(&e)))?;
+        let profile =
+            crate::profile::resolve(&as_written.profile).map_err(|e| bad("profile", te_types::error_chain(&e)))?;
         let mut merged = profile.underlay(table);
         merged.insert("profile".into(), toml::Value::String(profile.name.clone()));
         Self::deserialize(toml::Value::Table(merged))

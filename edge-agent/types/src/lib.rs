@@ -11,7 +11,7 @@ mod violation;
 
 pub use geometry::{apply_homography, homography, BBox};
 pub use ids::{CameraId, DeviceId, EvidenceId, TrackId};
-pub use setting::SettingError;
+pub use setting::{error_chain, SettingError};
 pub use violation::{Moment, MomentRole, SignalPhase, Violation, ViolationKind};
 
 use chrono::{DateTime, Utc};

@@ -114,7 +114,7 @@ impl UplinkSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UplinkError {
-    #[error("cannot build the HTTP client: {}", chain(.0))]
+    #[error("cannot build the HTTP client: {}", te_types::error_chain(.0))]
     Client(#[source] reqwest::Error),
     /// `setting` (ca_file, token_file) names a file that cannot be read or holds nothing usable.
     #[error("{setting} {path}: {why}")]
@@ -130,7 +130,7 @@ pub enum UplinkError {
     Encode(#[source] serde_json::Error),
     /// The message spells out the causes ("error sending request" alone does not tell an operator that the
     /// certificate's issuer is unknown, or that the connection was refused); the error keeps them as its source.
-    #[error("central service unreachable: {}", chain(.0))]
+    #[error("central service unreachable: {}", te_types::error_chain(.0))]
     Transport(#[source] reqwest::Error),
     #[error("central service answered {status}: {message}")]
     Server { status: u16, message: String },
@@ -142,18 +142,6 @@ pub enum UplinkError {
     Store(#[from] EvidenceError),
     #[error("store task failed")]
     Join(#[source] tokio::task::JoinError),
-}
-
-/// An error and its causes, joined with ": ".
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 /// Running totals.
@@ -428,7 +416,7 @@ pub fn http_client(settings: &UplinkSettings) -> Result<reqwest::Client, UplinkE
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| UplinkError::Setting {
             setting: "ca_file",
             path: path(),
-            why: chain(&e),
+            why: te_types::error_chain(&e),
         })?;
         if certs.is_empty() {
             return Err(UplinkError::Setting { setting: "ca_file", path: path(), why: "no certificate in it".into() });
