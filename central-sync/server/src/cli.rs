@@ -1,6 +1,6 @@
 //! The command line of `central-sync` (clap types only; `commands` runs them).
 
-use crate::ServerSettings;
+use crate::app::ServerSettings;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 

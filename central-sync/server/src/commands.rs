@@ -1,12 +1,14 @@
 //! What each command of `central-sync` does: the operator's commands (accounts, devices, tokens, chain and
 //! audit checks, fuzz, bench) and `serve`. The binary parses and calls these.
 
+use crate::app::{router, ServerSettings};
 use crate::cli::{AuditCommand, ChainCommand, Command, DeviceCommand, ServeArgs, TokenCommand, UserCommand};
 use crate::export::{self, Webhook};
 use crate::owners::{FileOwnerRegistry, OwnerRegistry};
 use crate::store::media::S3Settings;
+use crate::store::CentralStore;
 use crate::tools::bench;
-use crate::{router, AppState, CentralStore, ServerSettings};
+use crate::web::AppState;
 use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;
@@ -26,7 +28,10 @@ pub async fn admin(db: Option<&str>, command: Command) -> anyhow::Result<bool> {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
             let password = password.trim_end_matches(['\r', '\n']);
-            open_store(db, &data_dir).await?.add_user(&username, password, &role, &crate::Actor::cli()).await?;
+            open_store(db, &data_dir)
+                .await?
+                .add_user(&username, password, &role, &crate::accounts::Actor::cli())
+                .await?;
             println!("user {username} added with role {role}");
         }
         Command::Device {

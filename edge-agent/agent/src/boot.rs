@@ -2,6 +2,7 @@
 //! files, and the process's memory figure.
 
 use crate::config::AgentConfig;
+use crate::pipeline::{StageModels, StageSettings};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,4 +45,42 @@ pub fn rss_mb() -> f64 {
         .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_string))
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
         .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Loads the models `config` turns on for the analysis stage (each checked against the manifest's sha256).
+pub fn load_models(config: &AgentConfig, ort: &te_infer::Runtime) -> anyhow::Result<StageModels> {
+    let dirs = config.model_dirs();
+    let data_bar_font =
+        crate::pipeline::overview::DataBarFont::load(std::path::Path::new(&config.evidence.data_bar_font))?;
+    let detector = te_infer::VehicleDetector::load(ort, &dirs, config.detector.settings())?;
+    let plates = if config.plates.enabled {
+        let settings = te_infer::RecognizerSettings {
+            detector: te_infer::PlateDetectorSettings { threads: config.plates.threads, ..Default::default() },
+            reader: te_infer::PlateReaderSettings { threads: config.plates.threads, ..Default::default() },
+        };
+        Some(te_infer::PlateRecognizer::load(ort, &dirs, settings)?)
+    } else {
+        None
+    };
+    let helmets = if config.helmets.enabled {
+        Some(te_infer::HelmetClassifier::load(ort, &dirs, config.helmets.threads)?)
+    } else {
+        None
+    };
+    Ok(StageModels { detector, plates, helmets, data_bar_font })
+}
+
+/// What the analysis stage needs to know from `config` (scenes validated, the configuration's hash).
+pub fn stage_settings(config: &AgentConfig) -> anyhow::Result<StageSettings> {
+    Ok(StageSettings {
+        device_id: config.device_id.clone(),
+        clip_before: chrono::Duration::seconds(i64::from(config.evidence.clip_before_s)),
+        config_version: config.version()?,
+        plate_reading: config.plates.clone(),
+        helmet_checking: config.helmets.clone(),
+        tracker_settings: config.tracker.clone(),
+        locations: config.cameras.iter().map(|c| (c.id.clone(), c.location.clone())).collect(),
+        scenes: config.validated_scenes()?,
+        moments: config.evidence.moments.clone(),
+    })
 }

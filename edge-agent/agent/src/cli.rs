@@ -2,7 +2,6 @@
 //! in the library's modules.
 
 use crate::config::{AgentConfig, Overrides, DEFAULT_TOML};
-use crate::tools::evidence_crash;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -129,6 +128,22 @@ pub struct EvalArgs {
     pub blur: Option<f32>,
 }
 
+/// What the crash test does besides killing the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CrashMode {
+    /// SIGKILL while records are written.
+    None,
+    /// Also damage sled's files after each kill (bytes flipped, a file truncated or deleted, the folder gone).
+    Damage,
+    /// The writer also delivers each record, under a tiny quota: kills land in the middle of purges.
+    Purge,
+    /// After each kill, an index rebuild is started and killed too.
+    Rebuild,
+    /// The disk fills up: a small tmpfs of its own, a ballast file that leaves little room, the writer running
+    /// into the store's reserve, and every third cycle into the true end of the disk with no reserve at all.
+    Full,
+}
+
 pub fn parse_blur(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(v) if v > 0.0 && v <= 20.0 => Ok(v),
@@ -221,7 +236,7 @@ pub enum EvidenceCommand {
         /// MiB above the store's 2 MiB reserve, inside it, or with no reserve under 1 MiB before the disk's
         /// end; every acknowledged record must survive and the alarm rise before the first refusal).
         #[arg(long, value_enum, default_value = "none")]
-        mode: evidence_crash::CrashMode,
+        mode: CrashMode,
     },
     /// The crash test's writer process (internal).
     #[command(hide = true)]

@@ -6,10 +6,10 @@
 //! `JoinSet` and all end on the one shutdown signal (the HTTP listeners shut down gracefully); what has not
 //! ended `TASKS_GRACE` after it is aborted, and a task that panicked is logged.
 
-use crate::boot::{load_onnx_runtime, open_store};
+use crate::boot::{load_models, load_onnx_runtime, open_store, stage_settings};
 use crate::config::AgentConfig;
 use crate::pipeline::AnalysisStage;
-use crate::pipeline::{StageLinks, StageModels};
+use crate::pipeline::StageLinks;
 use crate::signal_input;
 use crate::telemetry::counters::{AnalysisCounters, AnalysisReport};
 use crate::telemetry::{health, heartbeat};
@@ -29,7 +29,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let ort = load_onnx_runtime(&config)?;
-    let models = StageModels::load(&config, &ort)?;
+    let models = load_models(&config, &ort)?;
     let store = open_store(&config)?;
     let uplink = Arc::new(Uplink::new(config.uplink.clone(), store.clone())?);
     let clock = te_uplink::clock::ClockWatch::new(&config.time);
@@ -141,7 +141,7 @@ pub async fn run(
         store: store.clone(),
         new_evidence: uplink.new_evidence.clone(),
     };
-    let stage = AnalysisStage::new(&config, models, links)?;
+    let stage = AnalysisStage::new(stage_settings(&config)?, models, links);
     let analysis = tokio::task::spawn_blocking(move || stage.run(frames_rx));
     let camera_stats: Vec<_> = cameras.iter().map(|c| (c.id.clone(), c.stats.clone())).collect();
     let camera_results =

@@ -2,7 +2,7 @@
 //! them (registered devices with tokens, sealed records, an overview image each). Prints uploads/s and latency
 //! percentiles; the last line is `uploads=<n> uploads_per_s=<x> p50_ms=<x> p99_ms=<x> errors=<n>`.
 
-use crate::router;
+use crate::app::router;
 use crate::store::CentralStore;
 use crate::web::AppState;
 use central_protocol::{EvidenceRecord, EvidenceUpload, SigningKey};

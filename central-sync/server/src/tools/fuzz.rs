@@ -8,7 +8,7 @@
 //!
 //! A refusal (4xx, or a decode error) is the expected outcome of bad input and is counted as `refused`.
 
-use crate::router;
+use crate::app::router;
 use crate::store::{CentralStore, StoreError};
 use crate::web::AppState;
 use axum::body::Body;

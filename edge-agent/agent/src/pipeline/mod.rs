@@ -17,7 +17,6 @@ pub mod helmets;
 pub mod moments;
 pub mod overview;
 
-use crate::config::AgentConfig;
 use crate::pipeline::moments::RecentFrames;
 use crate::telemetry::counters::{bump, AnalysisCounters, AnalysisReport};
 use crate::telemetry::latency::Stage;
@@ -141,31 +140,6 @@ pub struct StageModels {
     pub data_bar_font: crate::pipeline::overview::DataBarFont,
 }
 
-impl StageModels {
-    /// Loads the models `config` turns on (each checked against the manifest's sha256).
-    pub fn load(config: &AgentConfig, ort: &te_infer::Runtime) -> anyhow::Result<Self> {
-        let dirs = config.model_dirs();
-        let data_bar_font =
-            crate::pipeline::overview::DataBarFont::load(std::path::Path::new(&config.evidence.data_bar_font))?;
-        let detector = VehicleDetector::load(ort, &dirs, config.detector.settings())?;
-        let plates = if config.plates.enabled {
-            let settings = te_infer::RecognizerSettings {
-                detector: te_infer::PlateDetectorSettings { threads: config.plates.threads, ..Default::default() },
-                reader: te_infer::PlateReaderSettings { threads: config.plates.threads, ..Default::default() },
-            };
-            Some(PlateRecognizer::load(ort, &dirs, settings)?)
-        } else {
-            None
-        };
-        let helmets = if config.helmets.enabled {
-            Some(te_infer::HelmetClassifier::load(ort, &dirs, config.helmets.threads)?)
-        } else {
-            None
-        };
-        Ok(Self { detector, plates, helmets, data_bar_font })
-    }
-}
-
 /// What the analysis stage shares with the rest of the run.
 pub struct StageLinks {
     /// Counters the metrics endpoint reads while the stage runs.
@@ -179,32 +153,59 @@ pub struct StageLinks {
     pub new_evidence: Arc<Notify>,
 }
 
+/// What the analysis stage is told by the configuration (`boot::stage_settings` reads it).
+pub struct StageSettings {
+    pub device_id: DeviceId,
+    /// Seconds of video before the vehicle was confirmed that the clip includes.
+    pub clip_before: chrono::Duration,
+    /// Hash of the effective configuration, written into every record.
+    pub config_version: String,
+    pub plate_reading: PlateReading,
+    pub helmet_checking: crate::pipeline::helmets::HelmetChecking,
+    pub tracker_settings: TrackerSettings,
+    pub locations: HashMap<CameraId, String>,
+    /// Each camera's validated scene.
+    pub scenes: HashMap<CameraId, Scene>,
+    pub moments: crate::pipeline::moments::MomentSettings,
+}
+
 impl AnalysisStage {
-    /// The stage for `config`, running `models`, linked to the rest of the run by `links`.
-    pub fn new(config: &AgentConfig, models: StageModels, links: StageLinks) -> anyhow::Result<Self> {
+    /// The stage `settings` describe, running `models`, linked to the rest of the run by `links`.
+    pub fn new(settings: StageSettings, models: StageModels, links: StageLinks) -> Self {
+        let StageSettings {
+            device_id,
+            clip_before,
+            config_version,
+            plate_reading,
+            helmet_checking,
+            tracker_settings,
+            locations,
+            scenes,
+            moments,
+        } = settings;
         let StageModels { detector, plates, helmets, data_bar_font } = models;
         let StageLinks { counters, rings, controller_phases, clock, store, new_evidence } = links;
-        Ok(Self {
-            device_id: config.device_id.clone(),
+        Self {
+            device_id,
             counters,
             rings,
-            clip_before: chrono::Duration::seconds(i64::from(config.evidence.clip_before_s)),
-            config_version: config.version()?,
+            clip_before,
+            config_version,
             data_bar_font,
             detector,
             plates,
-            plate_reading: config.plates.clone(),
+            plate_reading,
             helmets,
-            helmet_checking: config.helmets.clone(),
-            tracker_settings: config.tracker.clone(),
-            locations: config.cameras.iter().map(|c| (c.id.clone(), c.location.clone())).collect(),
-            scenes: config.validated_scenes()?,
+            helmet_checking,
+            tracker_settings,
+            locations,
+            scenes,
             controller_phases,
             clock,
-            moments: config.evidence.moments.clone(),
+            moments,
             store,
             new_evidence,
-        })
+        }
     }
 
     /// Runs until every camera has dropped its sender.

@@ -14,21 +14,7 @@ use std::time::Duration;
 use te_evidence::{verify_store, Delivery, DeviceKey, EvidenceError, EvidenceStore, SledStore};
 use te_types::EvidenceId;
 
-/// What the crash test does besides killing the writer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CrashMode {
-    /// SIGKILL while records are written.
-    None,
-    /// Also damage sled's files after each kill (bytes flipped, a file truncated or deleted, the folder gone).
-    Damage,
-    /// The writer also delivers each record, under a tiny quota: kills land in the middle of purges.
-    Purge,
-    /// After each kill, an index rebuild is started and killed too.
-    Rebuild,
-    /// The disk fills up: a small tmpfs of its own, a ballast file that leaves little room, the writer running
-    /// into the store's reserve, and every third cycle into the true end of the disk with no reserve at all.
-    Full,
-}
+pub use crate::cli::CrashMode;
 
 /// The crash-test writer's settings beyond its seed.
 #[derive(Debug, Clone, Copy, Default)]
