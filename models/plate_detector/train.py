@@ -18,9 +18,9 @@ objectness, box (distances to the four sides), four corners, layout. The export 
 the agent's `PlateDetector`: [1, 1024, 15] = cx, cy, w, h, objectness, corners (x, y) x 4 (TL, TR, BR, BL),
 P(one row), P(two rows), in input pixels.
 
-Training crops come from vn_riders frames (MIT): each motorcyclist box, the boxes the agent's own detectors
-find (the project's motorcyclist detector and YOLOX-Nano, cached in `--work`), random vehicle-sized crops
-around each plate, crops with no plate, and synthetic plates (models/common/vnplate.py) pasted in perspective, whose
+Training crops come from vn_riders frames (MIT): each motorcyclist box, random vehicle-sized crops around each
+plate, (with `--detector-crops`) the boxes the agent's own detectors find (the project's motorcyclist detector
+and YOLOX-Nano, cached in `--work`), crops with no plate, and synthetic plates (models/common/vnplate.py) pasted in perspective, whose
 corners are exact. Real plates are labelled with axis-aligned boxes only: their corners are the box's.
 Scale is augmented down to plates 14-40 px wide, the size a 5-8 m high junction camera sees.
 """
@@ -166,9 +166,9 @@ def detector_boxes(shared, work, stems):
 
 
 class Frames:
-    def __init__(self, shared, split, work):
+    def __init__(self, shared, split, work, corrections=False):
         clips = datasets.rider_clips(shared)
-        added = added_plates(HERE.parent / "labels/vn_riders.corrections.tsv")
+        added = added_plates(HERE.parent / "labels/vn_riders.corrections.tsv") if corrections else {}
         stems = sorted(clips)
         found = detector_boxes(shared, work, stems)
         self.items = []
@@ -256,19 +256,23 @@ def photometric(rng, img):
     return img
 
 
-def make_sample(rng, frames, fonts, train):
+def make_sample(rng, frames, fonts, train, detector_crops=0.0):
+    """One training crop. `detector_crops`: the share of crops cut from the agent's own detector boxes (0 in
+    the shipped recipe; the other kinds keep their proportions)."""
     stem, img, plates, riders, found = frames.items[rng.randrange(len(frames.items))]
-    r = rng.random()
-    if r < 0.2 and riders:
-        x1, y1, x2, y2 = rng.choice(riders)
-        mx, my = (x2 - x1) * rng.uniform(0.05, 0.15), (y2 - y1) * rng.uniform(0.05, 0.15)
-        region = (x1 - mx, y1 - my, x2 + mx, y2 + my)
-    elif r < 0.5 and found:
+    # No extra draw when the share is 0, so the shipped recipe's random sequence is unchanged.
+    if detector_crops > 0 and found and rng.random() < detector_crops:
         # The agent's crop: a detector's box grown by 10% (jittered a little).
         x1, y1, x2, y2 = rng.choice(found)
         mx, my = (x2 - x1) * rng.uniform(0.07, 0.13), (y2 - y1) * rng.uniform(0.07, 0.13)
         region = (x1 - mx, y1 - my, x2 + mx, y2 + my)
-    elif r < 0.82 and plates:
+        return finish_sample(rng, img, plates, region, fonts, train)
+    r = rng.random()
+    if r < 0.35 and riders:
+        x1, y1, x2, y2 = rng.choice(riders)
+        mx, my = (x2 - x1) * rng.uniform(0.05, 0.15), (y2 - y1) * rng.uniform(0.05, 0.15)
+        region = (x1 - mx, y1 - my, x2 + mx, y2 + my)
+    elif r < 0.8 and plates:
         px1, py1, px2, py2 = rng.choice(plates)
         pw = px2 - px1
         cw = pw * rng.uniform(2.2, 8.0)
@@ -281,6 +285,11 @@ def make_sample(rng, frames, fonts, train):
         ch = cw * rng.uniform(0.6, 1.8)
         x, y = rng.uniform(0, 1280 - cw), rng.uniform(0, max(1, 720 - ch))
         region = (x, y, x + cw, y + ch)
+    return finish_sample(rng, img, plates, region, fonts, train)
+
+
+def finish_sample(rng, img, plates, region, fonts, train):
+    """Cuts `region`, augments it for training, letterboxes it: (canvas, targets, ignore boxes)."""
     got = crop_sample(rng, img, plates, region)
     if got is None:
         return None
@@ -338,10 +347,10 @@ def build_targets(targets, ignore):
     return obj, weight, reg, pos
 
 
-def batch(rng, frames, fonts, n, train):
+def batch(rng, frames, fonts, n, train, detector_crops=0.0):
     xs, objs, ws, regs, poss = [], [], [], [], []
     while len(xs) < n:
-        s = make_sample(rng, frames, fonts, train)
+        s = make_sample(rng, frames, fonts, train, detector_crops)
         if s is None:
             continue
         canvas, targets, ignore = s
@@ -421,15 +430,16 @@ def detect(model, crops, threshold):
     return out
 
 
-def validate(model, frames, threshold=0.4):
-    """Recall and precision at IoU 0.5 in the crops the agent makes (detector boxes + 10%) of validation clips,
-    plates >= 16 px wide inside a crop; a plate in two overlapping crops counts in each."""
+def validate(model, frames, threshold=0.4, on="labelled"):
+    """Recall and precision at IoU 0.5 in motorcyclist crops of validation clips (box + 10%), plates >= 16 px
+    wide inside a crop. `on`: `labelled` motorcyclist boxes (the shipped recipe), or `detector` boxes (the crops
+    the agent makes; a plate in two overlapping crops counts in each)."""
     if hasattr(model, "eval"):
         model.eval()
     tp = fp = fn = 0
     for stem, img, plates, riders, found in frames.items:
         regions = []
-        for x1, y1, x2, y2 in found:
+        for x1, y1, x2, y2 in (found if on == "detector" else riders):
             mx, my = (x2 - x1) * 0.1, (y2 - y1) * 0.1
             regions.append((x1 - mx, y1 - my, x2 + mx, y2 + my))
         samples = [crop_sample(None, img, plates, r) for r in regions]
@@ -466,12 +476,18 @@ def main():
     ap.add_argument("--out", default=str(HERE / "plate_detector.onnx"))
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--score-onnx", help="print an exported model's validation figures (as logged per epoch) and stop")
+    ap.add_argument("--detector-crops", type=float, default=0.0,
+                    help="share of training crops cut from the agent's detector boxes (experiment; 0 as shipped)")
+    ap.add_argument("--val-on", choices=["labelled", "detector"], default="labelled",
+                    help="validation crops: labelled motorcyclist boxes (as shipped) or the agent's detector boxes")
+    ap.add_argument("--corrections", action="store_true",
+                    help="train and validate with the plates added by eye (models/labels/vn_riders.corrections.tsv)")
     args = ap.parse_args()
     work, say = training.run_folder(args)
     if args.score_onnx:
         import onnxruntime as ort
         session = ort.InferenceSession(args.score_onnx)
-        rec, prec, n = validate(session, Frames(args.shared, "val", work))
+        rec, prec, n = validate(session, Frames(args.shared, "val", work, args.corrections), on=args.val_on)
         say(f"{args.score_onnx}: val_recall {rec:.4f} val_precision {prec:.4f} "
             f"f1 {2 * rec * prec / max(1e-9, rec + prec):.4f} plates {n}")
         return
@@ -483,7 +499,8 @@ def main():
     if args.export_only:
         export(work, args.out)
         return
-    train, val = Frames(args.shared, "train", work), Frames(args.shared, "val", work)
+    train = Frames(args.shared, "train", work, args.corrections)
+    val = Frames(args.shared, "val", work, args.corrections)
     fonts = vnplate._fonts()
     say(f"data: train frames {len(train.items)}, val frames {len(val.items)}; backbone tensors loaded {loaded}; "
         f"params {sum(p.numel() for p in model.parameters())}")
@@ -497,14 +514,14 @@ def main():
             g["lr"] = lr
         t0, parts = time.time(), []
         for _ in range(args.per_epoch // bs):
-            x, obj, w, reg, pos = batch(rng, train, fonts, bs, True)
+            x, obj, w, reg, pos = batch(rng, train, fonts, bs, True, args.detector_crops)
             loss, part = loss_fn(model(x), obj, w, reg, pos)
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             opt.step()
             parts.append(part)
-        rec, prec, n = validate(model, val)
+        rec, prec, n = validate(model, val, on=args.val_on)
         f = 2 * rec * prec / max(1e-9, rec + prec)
         m = np.mean(parts, 0)
         say(f"epoch {epoch} lr {lr:.5f} obj {m[0]:.4f} box {m[1]:.4f} corner {m[2]:.4f} cls {m[3]:.4f} "
