@@ -2,6 +2,7 @@
 //! processes on 127.0.0.1, a throttling proxy that can cut the link, and counts of what each side holds.
 
 pub mod proxy;
+pub mod soak;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

@@ -29,8 +29,12 @@ pub enum MediaStore {
     S3 { bucket: Bucket, credentials: Credentials, client: reqwest::Client },
 }
 
-fn s3_err(key: &str, message: impl std::fmt::Display) -> StoreError {
-    StoreError::ObjectStore { key: key.to_string(), message: message.to_string() }
+fn request_failed(key: &str) -> impl FnOnce(reqwest::Error) -> StoreError + '_ {
+    move |source| StoreError::ObjectStoreRequest { key: key.to_string(), source }
+}
+
+fn answered(key: &str, answer: String) -> StoreError {
+    StoreError::ObjectStoreAnswer { key: key.to_string(), answer }
 }
 
 impl MediaStore {
@@ -40,15 +44,18 @@ impl MediaStore {
     }
 
     pub fn s3(settings: &S3Settings) -> Result<Self, StoreError> {
-        let endpoint = settings.endpoint.parse().map_err(|e| StoreError::Config(format!("S3 endpoint: {e}")))?;
+        let endpoint = settings
+            .endpoint
+            .parse()
+            .map_err(|e: url::ParseError| StoreError::S3Setting { what: "endpoint", source: Box::new(e) })?;
         let bucket = Bucket::new(endpoint, UrlStyle::Path, settings.bucket.clone(), settings.region.clone())
-            .map_err(|e| StoreError::Config(format!("S3 bucket: {e}")))?;
+            .map_err(|e| StoreError::S3Setting { what: "bucket", source: Box::new(e) })?;
         let credentials = Credentials::new(settings.access_key.clone(), settings.secret_key.clone());
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| StoreError::Config(format!("S3 client: {e}")))?;
+            .map_err(|e| StoreError::S3Setting { what: "client", source: Box::new(e) })?;
         Ok(Self::S3 { bucket, credentials, client })
     }
 
@@ -64,9 +71,9 @@ impl MediaStore {
             }
             MediaStore::S3 { bucket, credentials, client } => {
                 let url = bucket.put_object(Some(credentials), key).sign(SIGNED_FOR);
-                let response = client.put(url).body(bytes.to_vec()).send().await.map_err(|e| s3_err(key, e))?;
+                let response = client.put(url).body(bytes.to_vec()).send().await.map_err(request_failed(key))?;
                 if !response.status().is_success() {
-                    return Err(s3_err(key, format!("PUT answered {}", response.status())));
+                    return Err(answered(key, format!("PUT answered {}", response.status())));
                 }
                 Ok(())
             }
@@ -86,11 +93,11 @@ impl MediaStore {
             }
             MediaStore::S3 { bucket, credentials, client } => {
                 let url = bucket.get_object(Some(credentials), key).sign(SIGNED_FOR);
-                let response = client.get(url).send().await.map_err(|e| s3_err(key, e))?;
+                let response = client.get(url).send().await.map_err(request_failed(key))?;
                 match response.status() {
                     reqwest::StatusCode::NOT_FOUND => Ok(None),
-                    s if s.is_success() => Ok(Some(response.bytes().await.map_err(|e| s3_err(key, e))?.to_vec())),
-                    s => Err(s3_err(key, format!("GET answered {s}"))),
+                    s if s.is_success() => Ok(Some(response.bytes().await.map_err(request_failed(key))?.to_vec())),
+                    s => Err(answered(key, format!("GET answered {s}"))),
                 }
             }
         }
@@ -105,11 +112,11 @@ impl MediaStore {
             }
             MediaStore::S3 { bucket, credentials, client } => {
                 let url = bucket.head_object(Some(credentials), key).sign(SIGNED_FOR);
-                let response = client.head(url).send().await.map_err(|e| s3_err(key, e))?;
+                let response = client.head(url).send().await.map_err(request_failed(key))?;
                 match response.status() {
                     reqwest::StatusCode::NOT_FOUND => Ok(false),
                     s if s.is_success() => Ok(true),
-                    s => Err(s3_err(key, format!("HEAD answered {s}"))),
+                    s => Err(answered(key, format!("HEAD answered {s}"))),
                 }
             }
         }
@@ -119,7 +126,7 @@ impl MediaStore {
     pub async fn ensure_bucket(&self) -> Result<(), StoreError> {
         let MediaStore::S3 { bucket, credentials, client } = self else { return Ok(()) };
         let head = bucket.head_bucket(Some(credentials)).sign(SIGNED_FOR);
-        let exists = client.head(head).send().await.map_err(|e| s3_err(bucket.name(), e))?;
+        let exists = client.head(head).send().await.map_err(request_failed(bucket.name()))?;
         if exists.status().is_success() {
             return Ok(());
         }
@@ -130,12 +137,12 @@ impl MediaStore {
             .header(reqwest::header::CONTENT_LENGTH, 0)
             .send()
             .await
-            .map_err(|e| s3_err(bucket.name(), e))?;
+            .map_err(request_failed(bucket.name()))?;
         if response.status().is_success() {
             tracing::info!(bucket = bucket.name(), "media bucket created");
             Ok(())
         } else {
-            Err(s3_err(bucket.name(), format!("creating the bucket answered {}", response.status())))
+            Err(answered(bucket.name(), format!("creating the bucket answered {}", response.status())))
         }
     }
 }

@@ -27,8 +27,23 @@ pub enum Backend {
 pub enum StoreError {
     #[error("configuration: {0}")]
     Config(String),
-    #[error("object store, {key}: {message}")]
-    ObjectStore { key: String, message: String },
+    /// An S3 setting that does not parse, or a client that cannot be built.
+    #[error("S3 {what}: {source}")]
+    S3Setting {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The object store could not be reached.
+    #[error("object store, {key}: {}", te_types::error_chain(source))]
+    ObjectStoreRequest {
+        key: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The object store answered, but not with what was asked.
+    #[error("object store, {key}: {answer}")]
+    ObjectStoreAnswer { key: String, answer: String },
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error("database migration: {0}")]
