@@ -2,10 +2,14 @@
 
 use axum::response::{IntoResponse, Response};
 
-/// A CSV answer: UTF-8, a header row, then `rows`. Cells a spreadsheet would run as a formula are written as
-/// text (a box's `location` or an officer's note of `=HYPERLINK(...)` must not run on the fines clerk's PC).
+/// The UTF-8 byte order mark: without it Excel opens a CSV as the local code page and garbles "Vượt đèn đỏ".
+const BOM: &[u8] = "\u{feff}".as_bytes();
+
+/// A CSV answer: UTF-8 with a byte order mark, a header row, then `rows`. Cells a spreadsheet would run as a
+/// formula are written as text (a box's `location` or an officer's note of `=HYPERLINK(...)` must not run on
+/// the fines clerk's PC).
 pub fn csv_response(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Response {
-    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut writer = csv::Writer::from_writer(BOM.to_vec());
     let written = std::iter::once(writer.write_record(header))
         .chain(rows.into_iter().map(|row| writer.write_record(row.iter().map(|cell| as_text(cell).into_owned()))))
         .collect::<Result<Vec<()>, _>>();
@@ -28,6 +32,14 @@ fn as_text(cell: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn a_csv_answer_starts_with_the_utf8_byte_order_mark_so_excel_reads_vietnamese() {
+        let response = super::csv_response(&["violation_vi"], [vec!["Vượt đèn đỏ".to_string()]]);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.expect("body");
+        assert_eq!(&body[..3], [0xEF, 0xBB, 0xBF]);
+        assert_eq!(std::str::from_utf8(&body[3..]).expect("utf-8"), "violation_vi\nVượt đèn đỏ\n");
+    }
+
     #[test]
     fn a_csv_cell_that_a_spreadsheet_would_run_as_a_formula_is_written_as_text() {
         use super::as_text;
