@@ -204,6 +204,17 @@ impl CentralStore {
                 sql.push_str(&format!(" AND {column} = ${}", binds.len()));
             }
         }
+        // Letters and digits only, so nothing in it is a LIKE wildcard; compared with the stored plate stripped
+        // of its punctuation the same way (both databases have UPPER and REPLACE).
+        let plate = te_plate::compact(&filter.plate);
+        if !plate.is_empty() {
+            binds.push(format!("%{plate}%"));
+            sql.push_str(&format!(
+                " AND UPPER(REPLACE(REPLACE(REPLACE(REPLACE(COALESCE(corrected_plate, plate_text, ''), '-', ''), '.', ''), \
+                 '/', ''), ' ', '')) LIKE ${}",
+                binds.len()
+            ));
+        }
         // Days are Vietnam's (UTC+7); captured_at is stored as RFC 3339 UTC, which sorts as text.
         if let Some(from) = day_start_utc(&filter.from) {
             binds.push(from);

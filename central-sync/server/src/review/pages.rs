@@ -37,12 +37,13 @@ struct QueuePage<'a> {
     frame: Frame<'a>,
     stats: CentralStats,
     filters: Vec<Filter>,
+    plate: &'a str,
     from: &'a str,
     to: &'a str,
     rows: Vec<QueueRow<'a>>,
 }
 
-/// GET /: the queue, pending first by default, filtered by camera, kind, status and days.
+/// GET /: the queue, pending first by default, filtered by camera, kind, status, part of a plate and days.
 pub async fn queue(
     State(state): State<AppState>,
     actor: Actor,
@@ -96,7 +97,8 @@ pub async fn queue(
         ];
     let rows = entries.iter().map(|e| view::queue_row(lang, e)).collect();
     let frame = Frame { lang, viewer: Some(actor.viewer()), title: lang.t("Hàng chờ xét duyệt", "Review queue") };
-    render(StatusCode::OK, &QueuePage { frame, stats, filters, from: &filter.from, to: &filter.to, rows })
+    let page = QueuePage { frame, stats, filters, plate: &filter.plate, from: &filter.from, to: &filter.to, rows };
+    render(StatusCode::OK, &page)
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -151,6 +151,9 @@ pub struct QueueFilter {
     pub from: String,
     /// Captured on or before this day.
     pub to: String,
+    /// Part of a plate, written any way (`51f`, `123.45`, `51F-123`): matches the plate the case goes by (the
+    /// reviewer's correction, else the box's reading), ignoring case and punctuation.
+    pub plate: String,
 }
 
 /// Whether a stored record still proves what the box saw.
