@@ -79,7 +79,7 @@ pub async fn queue(
                 name: "kind",
                 label: lang.t("Loại", "Type"),
                 options: std::iter::once(all())
-                    .chain(kinds.map(|k| Choice { value: k.as_str().into(), label: view::kind_name(lang, k.as_str()) }))
+                    .chain(kinds.map(|k| Choice { value: k.as_str().into(), label: view::kind_name(lang, k).into() }))
                     .collect(),
                 chosen: filter.kind.clone(),
             },
@@ -257,9 +257,9 @@ async fn case_page(
         _ => Forms::None,
     };
     let (due, left) = view::deadline_left(&entry);
-    let title = view::kind_name(lang, r.kind.as_str());
+    let title = view::kind_name(lang, r.kind);
     let page = CasePage {
-        frame: Frame { lang, viewer: Some(actor.viewer()), title: &title },
+        frame: Frame { lang, viewer: Some(actor.viewer()), title },
         notice,
         id,
         has_clip: r.clip_sha256.is_some(),

@@ -5,6 +5,7 @@ use super::{owner_deadline, AuditEntry};
 use crate::store::{QueueEntry, ReviewStatus};
 use crate::web::{local_time, Lang};
 use central_protocol::{ClockCheck, EvidenceRecord};
+use te_types::{EventKind, ViolationKind};
 
 /// The offence and what the box measured; `None` for a plain vehicle pass.
 pub struct KindView<'a> {
@@ -135,10 +136,10 @@ pub fn audit_rows(entries: &[AuditEntry]) -> Vec<AuditRow<'_>> {
         .collect()
 }
 
-/// An event kind (`red_light`...) as officers read it.
-pub fn kind_name(lang: Lang, kind: &str) -> String {
-    match serde_json::from_value::<te_types::ViolationKind>(serde_json::Value::String(kind.into())) {
-        Ok(k) => lang.t(k.vietnamese(), k.english()).to_string(),
-        Err(_) => lang.t("Phương tiện đi qua", "Vehicle passed").to_string(),
+/// An event kind as officers read it.
+pub fn kind_name(lang: Lang, kind: EventKind) -> &'static str {
+    match ViolationKind::ALL.into_iter().find(|v| EventKind::from(*v) == kind) {
+        Some(v) => lang.t(v.vietnamese(), v.english()),
+        None => lang.t("Phương tiện đi qua", "Vehicle passed"),
     }
 }
