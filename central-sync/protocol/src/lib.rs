@@ -48,6 +48,7 @@ pub const HEARTBEAT_PATH: &str = "/api/v1/heartbeat";
 /// The facts of one evidence record: what was seen, where and when. Media are referenced by hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EvidenceRecord {
     pub protocol_version: u32,
     pub evidence_id: EvidenceId,
@@ -141,6 +142,7 @@ impl EvidenceRecord {
 /// One measurement of the box's clock against a reference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClockCheck {
     /// Reference time minus box time, milliseconds: add it to the record's times to get reference time.
     pub offset_ms: i64,
@@ -157,6 +159,7 @@ pub struct ClockCheck {
 /// One record and its media, as sent over HTTP.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EvidenceUpload {
     pub record: EvidenceRecord,
     /// The device's seal over the record (which names the media by hash).
@@ -164,7 +167,7 @@ pub struct EvidenceUpload {
     /// The overview JPEG, standard base64.
     pub overview_jpeg_base64: String,
     /// The video clip (MP4), standard base64. When the record names a clip and this is absent, the clip was
-    /// sent ahead through [`CLIPS_PATH`].
+    /// sent ahead in chunks (`PUT /api/v1/clips/{sha256}`, [`CLIPS_PATH`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clip_mp4_base64: Option<String>,
     /// The plate pictures the record's plate votes name, JPEG, standard base64, in any order.
@@ -333,6 +336,7 @@ pub fn is_sha256_hex(s: &str) -> bool {
 
 /// How much of a clip the central service holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClipStatus {
     /// Bytes received so far: the offset of the next chunk.
     pub received: u64,
@@ -342,6 +346,7 @@ pub struct ClipStatus {
 
 /// The box's state, sent every `heartbeat_s`; the central service keeps the latest per device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Heartbeat {
     pub device_id: DeviceId,
     pub sent_at: DateTime<Utc>,
@@ -364,6 +369,7 @@ pub struct Heartbeat {
 
 /// One camera in a heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CameraState {
     pub camera_id: CameraId,
     /// `streaming`, `reconnecting`, `ended` (a file replay finished) or `failed`.
@@ -376,6 +382,7 @@ pub struct CameraState {
 /// Whether the central service stored the record now or already had it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum IngestStatus {
     Created,
     AlreadyStored,
@@ -383,6 +390,7 @@ pub enum IngestStatus {
 
 /// The central service's acknowledgement: the only proof of delivery the edge accepts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestReceipt {
     pub evidence_id: EvidenceId,
     pub status: IngestStatus,
@@ -392,12 +400,14 @@ pub struct IngestReceipt {
 
 /// An error answer (4xx/5xx) from the central service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     pub error: String,
 }
 
 /// Totals the central service reports, for dashboards and the demo summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CentralStats {
     pub evidence_total: u64,
     pub devices: u64,

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 /// Hash and signature of one record, with the public key that signed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Seal {
     /// SHA-256 (hex) of the record's canonical bytes.
     pub record_sha256: String,

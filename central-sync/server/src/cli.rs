@@ -73,6 +73,8 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Prints the HTTP API's OpenAPI 3.1 document (JSON), as served at /api/v1/openapi.json.
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]

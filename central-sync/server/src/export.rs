@@ -24,8 +24,11 @@ use sqlx::Row;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The webhook's header with the body's MAC: `sha256=<hex HMAC-SHA256>`.
+pub const SIGNATURE_HEADER: &str = "X-Traffic-Edge-Signature";
+
 /// One approved case as the fines system receives it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ExportCase {
     pub evidence_id: String,
     /// `red_light`, `wrong_way`... (only offences can be approved).
@@ -141,11 +144,13 @@ pub fn export_case(entry: QueueEntry, seal: Seal, owners: Option<&dyn OwnerRegis
     }
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// Only cases approved after this instant (RFC 3339); the last `approved_at` seen is the next `since`.
     since: Option<DateTime<Utc>>,
+    /// At most this many (1-5000; 500 when absent).
     limit: Option<i64>,
 }
 
@@ -162,7 +167,14 @@ async fn cases_for(state: &AppState, actor: &Actor, q: &ExportQuery) -> Result<V
     Ok(cases.into_iter().map(|(entry, seal)| export_case(entry, seal, owners)).collect())
 }
 
-/// GET /api/v1/export/cases: JSON array of [`ExportCase`].
+/// Approved cases for the fines system, oldest decision first.
+#[utoipa::path(get, path = "/api/v1/export/cases", tag = "export", security(("apiToken" = []), ("session" = [])),
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "Cases", body = Vec<ExportCase>),
+        (status = 401, description = "No token", body = central_protocol::ApiError),
+        (status = 403, description = "The role may not export", body = central_protocol::ApiError),
+    ))]
 pub async fn cases_json(State(state): State<AppState>, actor: Actor, Query(q): Query<ExportQuery>) -> Response {
     match cases_for(&state, &actor, &q).await {
         Ok(cases) => Json(cases).into_response(),
@@ -170,7 +182,17 @@ pub async fn cases_json(State(state): State<AppState>, actor: Actor, Query(q): Q
     }
 }
 
-/// GET /api/v1/export/cases.csv: one row per case (UTF-8, header row).
+/// The same cases as CSV, one row per case.
+///
+/// UTF-8 with a byte order mark, header row; the media as URLs (`plate_crop_urls` space-separated), the record
+/// only as its `record_sha256`.
+#[utoipa::path(get, path = "/api/v1/export/cases.csv", tag = "export",
+    security(("apiToken" = []), ("session" = [])), params(ExportQuery),
+    responses(
+        (status = 200, description = "CSV, header row", content_type = "text/csv", body = String),
+        (status = 401, description = "No token", body = central_protocol::ApiError),
+        (status = 403, description = "The role may not export", body = central_protocol::ApiError),
+    ))]
 pub async fn cases_csv(State(state): State<AppState>, actor: Actor, Query(q): Query<ExportQuery>) -> Response {
     let cases = match cases_for(&state, &actor, &q).await {
         Ok(cases) => cases,
@@ -329,7 +351,7 @@ async fn post_case(client: &reqwest::Client, hook: &Webhook, case: &ExportCase) 
     let response = client
         .post(&hook.url)
         .header(header::CONTENT_TYPE, "application/json")
-        .header("X-Traffic-Edge-Signature", sign(&hook.secret, &body))
+        .header(SIGNATURE_HEADER, sign(&hook.secret, &body))
         .body(body)
         .send()
         .await

@@ -16,7 +16,8 @@
 //!
 //! Layers, each using only those below it: `store` (SQL, media, clips) <- `web` (state, the API's error, page
 //! frame, language, CSV) <- one folder per feature (`accounts`, `devices`, `evidence`, `review`, `export`,
-//! `stats`, `chain`), each with its routes, queries and pages <- this file, which joins their routes.
+//! `stats`, `chain`), each with its routes, queries and pages <- `app` (joins their routes) and `openapi` (the
+//! API's document, generated from the same routes).
 
 pub mod accounts;
 pub mod app;
@@ -26,6 +27,7 @@ pub mod commands;
 pub mod devices;
 pub mod evidence;
 pub mod export;
+pub mod openapi;
 pub mod owners;
 pub mod review;
 pub mod serve;
@@ -35,7 +37,7 @@ pub mod tools;
 pub mod web;
 
 pub use accounts::{csrf, AccountError, Actor, Role};
-pub use app::{router, ServerSettings, OPENAPI};
+pub use app::{api_routes, router, ServerSettings};
 pub use devices::DeviceStatus;
 pub use review::{ChainCheck, Decision, ReviewError};
 pub use store::{clips, media};

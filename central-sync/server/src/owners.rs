@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// The owner of a vehicle, as the national registry would answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Owner {
     pub name: String,
     pub address: String,

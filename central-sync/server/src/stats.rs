@@ -22,7 +22,7 @@ pub const NIGHT_TARGET: f64 = 0.80;
 const MIN_SAMPLE: u64 = 30;
 
 /// One open-data row.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct HourCount {
     pub camera_id: String,
     pub location: String,
@@ -35,8 +35,9 @@ pub struct HourCount {
     pub approved: u64,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 pub struct CountQuery {
     /// Violations only unless `all=true` (vehicle passes are traffic counts).
     all: bool,
@@ -73,7 +74,9 @@ impl CentralStore {
     }
 }
 
-/// GET /api/v1/open-data/violations: JSON rows of [`HourCount`]; no plates, no ids.
+/// Counts per camera, local hour and kind; no plates, no ids.
+#[utoipa::path(get, path = "/api/v1/open-data/violations", tag = "open data", params(CountQuery),
+    responses((status = 200, description = "Rows", body = Vec<HourCount>)))]
 pub async fn open_data_json(State(state): State<AppState>, Query(q): Query<CountQuery>) -> Response {
     match state.store.hourly_counts(q.all).await {
         Ok(rows) => Json(rows).into_response(),
@@ -81,7 +84,9 @@ pub async fn open_data_json(State(state): State<AppState>, Query(q): Query<Count
     }
 }
 
-/// GET /api/v1/open-data/violations.csv
+/// The same counts as CSV (UTF-8 with a byte order mark, header row).
+#[utoipa::path(get, path = "/api/v1/open-data/violations.csv", tag = "open data", params(CountQuery),
+    responses((status = 200, description = "CSV", content_type = "text/csv", body = String)))]
 pub async fn open_data_csv(State(state): State<AppState>, Query(q): Query<CountQuery>) -> Response {
     let rows = match state.store.hourly_counts(q.all).await {
         Ok(rows) => rows,
@@ -157,7 +162,7 @@ fn bars(hours: &[u64; 24]) -> Vec<Bar> {
 }
 
 /// Plate accuracy of one camera in one light condition, from reviewed cases.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Accuracy {
     pub camera_id: String,
     /// "day" (06:00-18:00 Vietnam time) or "night".
@@ -216,7 +221,14 @@ impl CentralStore {
     }
 }
 
-/// GET /api/v1/accuracy (reviewers and up).
+/// Plate accuracy per camera, by day and by night, against the QCVN 05:2024 targets.
+///
+/// Every approved case is a sample: the plate the officer approved is the truth. Reviewers and up.
+#[utoipa::path(get, path = "/api/v1/accuracy", tag = "review", security(("apiToken" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Rows", body = Vec<Accuracy>),
+        (status = 403, description = "The role may not read it", body = central_protocol::ApiError),
+    ))]
 pub async fn accuracy_json(State(state): State<AppState>, actor: Actor) -> Response {
     if !actor.role.reviews() {
         let message = format!("the {} role may not read the accuracy audit", actor.role.as_str());

@@ -383,3 +383,35 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+/// The document the service serves passes the OpenAPI 3.1 schema checks (`openapi-spec-validator`, installed
+/// by `scripts/setup`), and names every operation a box uses.
+#[tokio::test]
+async fn the_served_openapi_document_is_valid_openapi_3_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(CentralStore::open(dir.path()).await.expect("SQLite store"));
+    let response = app_on(&store)
+        .oneshot(Request::get("/api/v1/openapi.json").body(Body::empty()).expect("request"))
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22).await.expect("body");
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/v1/evidence"]["post"]["requestBody"].is_object());
+    assert!(doc["paths"]["/api/v1/clips/{sha}"]["put"].is_object());
+    assert!(doc["webhooks"]["approvedCase"]["post"].is_object());
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, &bytes).expect("write");
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.local/venv/bin/openapi-spec-validator");
+    assert!(bin.is_file(), "{} is missing: run scripts/setup", bin.display());
+    let out = std::process::Command::new(&bin).arg(&file).output().expect("run openapi-spec-validator");
+    assert!(
+        out.status.success(),
+        "the served document is not valid OpenAPI:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// A box by its corners: `x1 <= x2`, `y1 <= y2`, in pixels of the frame it was found in.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BBox {
     pub x1: f32,
     pub y1: f32,

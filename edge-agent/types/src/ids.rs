@@ -8,6 +8,7 @@ macro_rules! string_id {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub struct $name(pub String);
 
         impl $name {
@@ -39,6 +40,7 @@ string_id!(
 /// One evidence record. A ULID: sortable by creation time, so "oldest first" is key order in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, format = "ulid"))]
 pub struct EvidenceId(pub ulid::Ulid);
 
 impl EvidenceId {
@@ -74,6 +76,7 @@ impl std::str::FromStr for EvidenceId {
 /// A tracked vehicle within one camera; unique per camera for the life of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrackId(pub u64);
 
 impl fmt::Display for TrackId {

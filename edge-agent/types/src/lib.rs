@@ -49,6 +49,7 @@ impl std::fmt::Debug for Frame {
 /// The road-user classes the agent cares about. Everything else a detector sees is ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum VehicleClass {
     Bicycle,
     Car,
@@ -100,6 +101,7 @@ pub struct Detection {
 /// What happened, as the evidence record states it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventKind {
     /// A vehicle passed (one event per vehicle pass); recorded where the camera's scene asks for passes.
     VehicleDetected,
@@ -149,6 +151,7 @@ impl From<ViolationKind> for EventKind {
 /// How the characters sit on a licence plate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PlateLayout {
     /// Long plate, one row (most cars).
     OneLine,
@@ -202,6 +205,7 @@ impl PlateRead {
 
 /// One plate read that counted towards a track's plate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlateVote {
     /// The frame it was read in.
     pub frame_number: u64,
@@ -220,6 +224,7 @@ pub struct PlateVote {
 
 /// The plate of one vehicle pass: every read on the track voted; the heaviest text wins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlateConsensus {
     /// The winning plate as printed; `None` when no read gave a valid plate ("unreadable").
     pub text: Option<String>,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// The traffic offences the rules stage judges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ViolationKind {
     /// Crossed the stop line into the junction while the signal was red.
     RedLight,
@@ -88,6 +89,7 @@ impl std::fmt::Display for ViolationKind {
 /// What the signal showed the vehicle's approach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SignalPhase {
     Red,
     Yellow,
@@ -120,6 +122,7 @@ impl SignalPhase {
 /// Which part of the story a moment shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MomentRole {
     /// Before the offence (e.g. in front of the stop line while red).
     Before,
@@ -131,6 +134,7 @@ pub enum MomentRole {
 
 /// One frame of a violation's evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Moment {
     pub role: MomentRole,
     pub frame_number: u64,
@@ -139,6 +143,7 @@ pub struct Moment {
 
 /// One offence by one tracked vehicle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Violation {
     pub kind: ViolationKind,
     pub track: TrackId,

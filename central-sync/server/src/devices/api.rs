@@ -9,7 +9,16 @@ use axum::http::StatusCode;
 use axum::Json;
 use central_protocol::Heartbeat;
 
-/// POST /api/v1/heartbeat: 204; the device's latest state is kept.
+/// A box's state (queue, disk, clock, cameras); the latest per device is kept.
+#[utoipa::path(post, path = central_protocol::HEARTBEAT_PATH, tag = "boxes", security(("deviceToken" = [])),
+    request_body = Heartbeat,
+    responses(
+        (status = 204, description = "Kept"),
+        (status = 400, description = "Malformed", body = central_protocol::ApiError),
+        (status = 401, description = "No or unknown device token", body = central_protocol::ApiError),
+        (status = 403, description = "Another device's token", body = central_protocol::ApiError),
+        (status = 422, description = "A field out of range", body = central_protocol::ApiError),
+    ))]
 pub async fn heartbeat(
     State(state): State<AppState>,
     device: DeviceAuth,
@@ -22,7 +31,12 @@ pub async fn heartbeat(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// GET /api/v1/devices: every device's latest heartbeat.
+/// Every device's latest heartbeat.
+#[utoipa::path(get, path = "/api/v1/devices", tag = "review", security(("apiToken" = []), ("session" = [])),
+    responses(
+        (status = 200, description = "Devices", body = Vec<super::DeviceStatus>),
+        (status = 403, description = "The role may not read devices", body = central_protocol::ApiError),
+    ))]
 pub async fn devices(State(state): State<AppState>, actor: Actor) -> Result<Json<Vec<super::DeviceStatus>>, ApiError> {
     if !actor.role.reviews() {
         return Err(ApiError::forbidden(format!("the {} role may not read devices", actor.role.as_str())));

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 /// A device's latest heartbeat, as the central service received it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct DeviceStatus {
     pub received_at: DateTime<Utc>,
     pub heartbeat: Heartbeat,

@@ -20,7 +20,23 @@ fn evidence_id(raw: &str) -> Result<EvidenceId, ApiError> {
     raw.parse().map_err(|_| ApiError::bad_request(format!("{raw:?} is not an evidence id (ULID)")))
 }
 
-/// POST /api/v1/evidence: 201 with a receipt when stored now, 200 with the first receipt when already stored.
+/// Upload one sealed record (idempotent by evidence id).
+///
+/// 201 with a receipt when stored now, 200 with the first receipt when already stored.
+#[utoipa::path(post, path = central_protocol::EVIDENCE_PATH, tag = "boxes", security(("deviceToken" = [])),
+    request_body = EvidenceUpload,
+    responses(
+        (status = 201, description = "Stored now", body = IngestReceipt),
+        (status = 200, description = "Already stored: the first receipt", body = IngestReceipt),
+        (status = 400, description = "Malformed", body = central_protocol::ApiError),
+        (status = 401, description = "No or unknown device token (the box retries)", body = central_protocol::ApiError),
+        (status = 403, description = "Token of another device, or sealed by a key that is not the device's",
+            body = central_protocol::ApiError),
+        (status = 409, description = "Same id, other content", body = central_protocol::ApiError),
+        (status = 413, description = "Too large", body = central_protocol::ApiError),
+        (status = 422, description = "Seal, hash, field or version check failed", body = central_protocol::ApiError),
+        (status = 424, description = "The clip it names is not held whole yet", body = central_protocol::ApiError),
+    ))]
 pub async fn upload(
     State(state): State<AppState>,
     device: DeviceAuth,
@@ -52,11 +68,13 @@ pub async fn upload(
     Ok((status, Json(receipt)))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
+/// How many records a list answers.
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[serde(default)]
+#[into_params(parameter_in = Query)]
+pub struct ListLimit {
+    /// At most this many (1-1000; 100 when absent).
     limit: Option<i64>,
-    #[serde(flatten)]
-    filter: QueueFilter,
 }
 
 /// Refused unless the actor reviews: the queue of every record is for officers. The export role (the fines
@@ -85,17 +103,36 @@ async fn may_read_case(state: &AppState, actor: &Actor, id: EvidenceId) -> Resul
     Err(ApiError::forbidden(format!("the {} role may read approved cases only", actor.role.as_str())))
 }
 
-/// GET /api/v1/evidence?limit=N&status=&camera=&kind=&from=&to=: newest first.
+/// Records and their review, newest first, filtered.
+#[utoipa::path(get, path = central_protocol::EVIDENCE_PATH, tag = "review",
+    security(("apiToken" = []), ("session" = [])), params(QueueFilter, ListLimit),
+    responses(
+        (status = 200, description = "Queue entries", body = Vec<QueueEntry>),
+        (status = 401, description = "Not logged in", body = central_protocol::ApiError),
+        (status = 403, description = "The role may not list evidence", body = central_protocol::ApiError),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     actor: Actor,
-    Query(q): Query<ListQuery>,
+    Query(filter): Query<QueueFilter>,
+    Query(page): Query<ListLimit>,
 ) -> Result<Json<Vec<QueueEntry>>, ApiError> {
     may_list(&actor)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(state.store.queue(&q.filter, limit).await?))
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(state.store.queue(&filter, limit).await?))
 }
 
+/// One record and its review.
+///
+/// Officers read any record; the export role approved cases only.
+#[utoipa::path(get, path = "/api/v1/evidence/{id}", tag = "review",
+    security(("apiToken" = []), ("session" = [])), params(("id" = String, Path, description = "Evidence id (ULID)")),
+    responses(
+        (status = 200, description = "Queue entry", body = QueueEntry),
+        (status = 400, description = "Not a ULID", body = central_protocol::ApiError),
+        (status = 403, description = "The role may not read it", body = central_protocol::ApiError),
+        (status = 404, description = "Unknown", body = central_protocol::ApiError),
+    ))]
 pub async fn show(
     State(state): State<AppState>,
     actor: Actor,
@@ -131,10 +168,24 @@ async fn media(state: &AppState, actor: &Actor, raw: &str, kind: MediaKind<'_>) 
     Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
 }
 
+/// The record's video clip (MP4).
+#[utoipa::path(get, path = "/api/v1/evidence/{id}/clip.mp4", tag = "review",
+    security(("apiToken" = []), ("session" = [])), params(("id" = String, Path, description = "Evidence id (ULID)")),
+    responses(
+        (status = 200, description = "MP4", content_type = "video/mp4", body = Vec<u8>),
+        (status = 404, description = "No such record, or it has no clip", body = central_protocol::ApiError),
+    ))]
 pub async fn clip(State(state): State<AppState>, actor: Actor, Path(raw): Path<String>) -> Result<Response, ApiError> {
     media(&state, &actor, &raw, MediaKind::Clip).await
 }
 
+/// The record's overview picture (JPEG, with its data bar).
+#[utoipa::path(get, path = "/api/v1/evidence/{id}/overview.jpg", tag = "review",
+    security(("apiToken" = []), ("session" = [])), params(("id" = String, Path, description = "Evidence id (ULID)")),
+    responses(
+        (status = 200, description = "JPEG", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 404, description = "No such record", body = central_protocol::ApiError),
+    ))]
 pub async fn overview(
     State(state): State<AppState>,
     actor: Actor,
@@ -143,7 +194,17 @@ pub async fn overview(
     media(&state, &actor, &raw, MediaKind::Overview).await
 }
 
-/// GET /api/v1/evidence/{id}/plates/{sha256}: one of the plate pictures the record's votes name (JPEG).
+/// One plate picture: the plate as a frame that voted for it showed it.
+///
+/// Named by `crop_sha256` in `record.plate.votes`.
+#[utoipa::path(get, path = "/api/v1/evidence/{id}/plates/{sha256}", tag = "review",
+    security(("apiToken" = []), ("session" = [])),
+    params(("id" = String, Path, description = "Evidence id (ULID)"),
+        ("sha256" = String, Path, description = "SHA-256 hex of the JPEG, as the vote names it")),
+    responses(
+        (status = 200, description = "JPEG", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 404, description = "No such record or picture", body = central_protocol::ApiError),
+    ))]
 pub async fn plate_crop(
     State(state): State<AppState>,
     actor: Actor,
@@ -152,16 +213,28 @@ pub async fn plate_crop(
     media(&state, &actor, &raw, MediaKind::PlateCrop(&sha)).await
 }
 
+/// Totals (no plates, no ids).
+#[utoipa::path(get, path = "/api/v1/stats", tag = "open data", responses((status = 200, description = "Totals", body = CentralStats)))]
 pub async fn stats(State(state): State<AppState>) -> Result<Json<CentralStats>, ApiError> {
     Ok(Json(state.store.stats().await?))
 }
 
-#[derive(Debug, Deserialize)]
+/// Where a clip chunk goes.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChunkQuery {
+    /// The length held so far (0 starts afresh).
     offset: u64,
 }
 
-/// GET /api/v1/clips/{sha}: how much of the clip is held.
+/// How much of a clip sent ahead of its record is held.
+#[utoipa::path(get, path = "/api/v1/clips/{sha}", tag = "boxes", security(("deviceToken" = [])),
+    params(("sha" = String, Path, description = "SHA-256 hex of the whole clip", pattern = "^[0-9a-f]{64}$")),
+    responses(
+        (status = 200, description = "Held so far", body = ClipStatus),
+        (status = 400, description = "Bad name", body = central_protocol::ApiError),
+        (status = 401, description = "No or unknown device token", body = central_protocol::ApiError),
+    ))]
 pub async fn clip_status(
     State(state): State<AppState>,
     device: DeviceAuth,
@@ -170,8 +243,20 @@ pub async fn clip_status(
     Ok(Json(state.store.clips.status(&sha, device.owner()).await?))
 }
 
-/// PUT /api/v1/clips/{sha}?offset=N: appends a chunk at N (the length held; 0 starts afresh). 409 with the
-/// held length when N is not it.
+/// Append a chunk of a clip sent ahead of its record.
+///
+/// The chunk goes at `offset`, which must be the length held; 409 answers the held length when it is not.
+#[utoipa::path(put, path = "/api/v1/clips/{sha}", tag = "boxes", security(("deviceToken" = [])),
+    params(("sha" = String, Path, description = "SHA-256 hex of the whole clip", pattern = "^[0-9a-f]{64}$"),
+        ChunkQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Held so far", body = ClipStatus),
+        (status = 409, description = "Wrong offset: the length held", body = ClipStatus),
+        (status = 400, description = "Bad name or empty chunk", body = central_protocol::ApiError),
+        (status = 401, description = "No or unknown device token", body = central_protocol::ApiError),
+        (status = 413, description = "Too large", body = central_protocol::ApiError),
+    ))]
 pub async fn clip_chunk(
     State(state): State<AppState>,
     device: DeviceAuth,

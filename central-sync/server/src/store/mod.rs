@@ -69,7 +69,7 @@ pub fn valid_device_id(id: &str) -> bool {
 pub const MAX_CLIP_BYTES: u64 = 256 << 20;
 
 /// Where a case stands in review (column `review_status`; lowercase in JSON and SQL).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReviewStatus {
     /// Waiting for an officer (every record arrives so).
@@ -119,7 +119,7 @@ impl std::fmt::Display for ReviewStatus {
 }
 
 /// One row of the review queue: the record as sealed, and the review beside it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct QueueEntry {
     pub record: EvidenceRecord,
     pub received_at: DateTime<Utc>,
@@ -139,9 +139,11 @@ impl QueueEntry {
 }
 
 /// Which part of the queue to show. Empty fields do not filter.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(default)]
+#[into_params(parameter_in = Query)]
 pub struct QueueFilter {
+    /// A camera id, exactly.
     pub camera: String,
     /// An event kind (`red_light`, `vehicle_detected`...).
     pub kind: String,
