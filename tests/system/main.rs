@@ -9,6 +9,7 @@ mod enrolment;
 mod faults;
 mod helmets;
 mod in_process;
+mod junctions;
 mod tls;
 
 use te_system_tests::{agent, bin, box_evidence, free_port, http, AgentToml, Central};

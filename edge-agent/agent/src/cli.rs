@@ -325,14 +325,17 @@ pub enum SceneCommand {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
-    /// Runs the detector, tracker and rules over a file camera with a scripted signal and compares the
-    /// violations with labels. Last line: `precision=<x> recall=<y> found=<n> expected=<m>`.
+    /// Runs the detector, tracker and rules over a file camera and compares the violations with labels. The
+    /// signal is the labels' script (controller scenes) or read from the decoded pictures (image scenes, then
+    /// compared with the labelled phase frame by frame). Last line: `precision=<x> recall=<y> found=<n>
+    /// expected=<m> phase_agreement=<f> phase_frames=<n> phase_wrong=<n>` (`n/a` for a scripted signal).
     Replay {
         #[command(flatten)]
         config: ConfigArgs,
         #[arg(long)]
         camera: String,
-        /// Labels (TOML): the scripted signal phases and the expected violations.
+        /// Labels (TOML): the signal phases (a script for controller scenes, what a person saw for image scenes)
+        /// and the expected violations.
         #[arg(long)]
         labels: PathBuf,
         /// Judge these recorded detections (JSON from --dump-detections) instead of running the detector.

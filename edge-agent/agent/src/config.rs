@@ -562,6 +562,8 @@ mod tests {
         let checked = |edit: &dyn Fn(&mut AgentConfig)| {
             let mut config = default_config();
             config.cameras.truncate(1);
+            let kept = config.cameras[0].id.clone();
+            config.scenes.retain(|s| s.camera == kept.as_str());
             config.cameras[0].source = "rtsp://127.0.0.1:8554/cam".into();
             config.paths.models = std::env::temp_dir().display().to_string();
             config.paths.project_models = std::env::temp_dir().display().to_string();

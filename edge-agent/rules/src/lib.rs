@@ -19,7 +19,7 @@ pub mod signal;
 
 pub use geometry::{DirectedLine, Point, Polygon};
 pub use scene::{Scene, SceneConfig, SceneError};
-pub use signal::{classify_head, SignalSettings, SignalSource, SignalTracker};
+pub use signal::{classify_head, HeadLayout, SignalSettings, SignalSource, SignalTracker};
 
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -140,6 +140,17 @@ pub struct Judge {
 /// a few frames) before it counts as a disagreement. The phase is unknown throughout either way.
 const DISAGREEMENT_GRACE_S: f32 = 1.5;
 
+/// One phase from the heads of one approach: the colour the heads that can be read agree on, when at least half
+/// of them can be read (a head hidden by a truck or washed out abstains); any two colours, or too few reads,
+/// give unknown.
+fn combine_heads(reads: &[SignalPhase]) -> SignalPhase {
+    let known: Vec<SignalPhase> = reads.iter().copied().filter(|&p| p != SignalPhase::Unknown).collect();
+    match known.first() {
+        Some(&first) if known.len() * 2 >= reads.len() && known.iter().all(|&p| p == first) => first,
+        _ => SignalPhase::Unknown,
+    }
+}
+
 impl Judge {
     pub fn new(scene: Scene) -> Self {
         let signal = SignalTracker::new(scene.signal.clone());
@@ -166,17 +177,12 @@ impl Judge {
             return;
         }
         let (sx, sy) = self.frame_scale(width, height);
-        let mut phase = None;
-        for h in &settings.heads {
-            let region = [h[0] / sx, h[1] / sy, h[2] / sx, h[3] / sy];
-            let read = classify_head(rgb, width, height, region, settings.min_lit_fraction);
-            phase = match (phase, read) {
-                (None, read) => Some(read),
-                (Some(p), read) if p == read => Some(p),
-                _ => Some(SignalPhase::Unknown),
-            };
-        }
-        let phase = phase.unwrap_or(SignalPhase::Unknown);
+        let reads: Vec<SignalPhase> = settings
+            .heads
+            .iter()
+            .map(|h| classify_head(rgb, width, height, [h[0] / sx, h[1] / sy, h[2] / sx, h[3] / sy], settings))
+            .collect();
+        let phase = combine_heads(&reads);
         match &mut self.picture {
             Some(picture) => picture.observe(at, phase, false),
             None => self.signal.observe(at, phase, false),

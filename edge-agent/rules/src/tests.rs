@@ -151,12 +151,14 @@ fn northbound(f: u64) -> (f32, f32) {
 #[test]
 fn crossing_on_red_and_driving_on_is_one_red_light_violation_with_before_and_at_moments() {
     let mut judge = judge_with(|_| {});
-    let v = drive(&mut judge, VehicleClass::Car, 0..40, northbound, red);
+    // Green in frame 0, red from frame 1: the change is seen, so how long it had been red is known.
+    let green_then_red = |f: u64| Some(if f == 0 { SignalPhase::Green } else { SignalPhase::Red });
+    let v = drive(&mut judge, VehicleClass::Car, 0..40, northbound, green_then_red);
     assert_eq!(kinds(&v), [ViolationKind::RedLight]);
     let v = &v[0];
     assert_eq!(v.rule, "stop line");
     assert_eq!(v.signal, Some(SignalPhase::Red));
-    assert!(v.red_for_s.is_some_and(|r| (r - 2.0).abs() < 0.01), "red since frame 0, crossing at frame 20: {v:?}");
+    assert!(v.red_for_s.is_some_and(|r| (r - 1.9).abs() < 0.01), "red since frame 1, crossing at frame 20: {v:?}");
     assert_eq!(
         v.moments.iter().map(|m| (m.role, m.frame_number)).collect::<Vec<_>>(),
         [(MomentRole::Before, 19), (MomentRole::At, 20)]
@@ -421,4 +423,15 @@ fn a_controller_red_that_the_signal_head_in_the_picture_shows_green_is_not_trust
     }
     assert_eq!(kinds(&out), [ViolationKind::RedLight]);
     assert_eq!(judge.take_disagreements(), 0);
+}
+
+#[test]
+fn heads_of_one_approach_give_their_common_colour_when_at_least_half_can_be_read() {
+    use crate::combine_heads;
+    use SignalPhase::{Green, Red, Unknown};
+    assert_eq!(combine_heads(&[Red, Red, Unknown]), Red, "a hidden head abstains");
+    assert_eq!(combine_heads(&[Red, Unknown]), Red);
+    assert_eq!(combine_heads(&[Red, Unknown, Unknown]), Unknown, "too few heads read");
+    assert_eq!(combine_heads(&[Red, Green, Red]), Unknown, "two colours: never guess");
+    assert_eq!(combine_heads(&[]), Unknown);
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use te_camera::{CameraSettings, WhenFull};
-use te_rules::{Judge, Observation, Point, Scene};
+use te_rules::{Judge, Observation, Point, Scene, SignalSource};
 use te_track::{TrackEvent, Tracker, TrackerSettings};
 use te_types::{CameraId, Detection, Frame, SignalPhase, Violation, ViolationKind};
 
@@ -205,45 +205,120 @@ fn replay_epoch() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default() // 2026-01-01T00:00:00Z
 }
 
+/// How the committed signal phase compared with the labelled one, frame by frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PhaseTally {
+    /// Frames with a labelled phase.
+    pub frames: usize,
+    /// Of those, the committed phase was the label's.
+    pub agree: usize,
+    /// Of those, the committed phase was another colour (unknown is a disagreement, not a wrong colour).
+    pub wrong: usize,
+}
+
+impl PhaseTally {
+    pub fn agreement(&self) -> Option<f64> {
+        (self.frames > 0).then(|| self.agree as f64 / self.frames as f64)
+    }
+}
+
+/// What a replay found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayOutcome {
+    pub found: Vec<Violation>,
+    /// Only for scenes that read their signal from the picture (a scripted controller agrees by design).
+    pub phase: Option<PhaseTally>,
+}
+
+/// A replay in progress: frames in, violations out, on the frames' own clock. A scene whose signal comes
+/// from a controller gets the labels' phases as controller reports; one that reads its signal heads gets the
+/// pictures, and the labels' phases are what a person saw, to measure it against.
+pub struct Replay<'a> {
+    labels: &'a ReplayLabels,
+    from_picture: bool,
+    tracker: Tracker,
+    judge: Judge,
+    classes: BTreeMap<te_types::TrackId, te_types::VehicleClass>,
+    found: Vec<Violation>,
+    tally: PhaseTally,
+}
+
+impl<'a> Replay<'a> {
+    pub fn new(scene: &Scene, tracker: &TrackerSettings, labels: &'a ReplayLabels) -> Self {
+        Self {
+            labels,
+            from_picture: scene.signal.source == SignalSource::Image,
+            tracker: Tracker::new(tracker.clone()),
+            judge: Judge::new(scene.clone()),
+            classes: BTreeMap::new(),
+            found: Vec::new(),
+            tally: PhaseTally::default(),
+        }
+    }
+
+    /// Whether frames need their pictures (the signal is read from them).
+    pub fn needs_pictures(&self) -> bool {
+        self.from_picture
+    }
+
+    /// One frame's detections, with its picture (packed RGB8) when the signal is read from it.
+    pub fn frame(&mut self, f: &DetectedFrame, picture: Option<&Frame>) {
+        let at = replay_epoch() + chrono::Duration::milliseconds(f.t_ms);
+        let labelled = self.labels.phases.iter().rev().find(|p| f64::from(p.from_s) * 1000.0 <= f.t_ms as f64);
+        if self.from_picture {
+            if let Some(picture) = picture {
+                self.judge.read_signal(at, &picture.data, picture.width, picture.height);
+            }
+        } else if let Some(p) = labelled {
+            self.judge.controller_phase(at, p.phase);
+        }
+        for event in self.tracker.update(f.frame, at, &f.detections) {
+            match event {
+                TrackEvent::Confirmed { track, detection } => {
+                    self.classes.insert(track, detection.class);
+                }
+                TrackEvent::Ended { track, .. } => self.judge.vehicle_gone(track),
+            }
+        }
+        let seen: Vec<Observation> = self
+            .tracker
+            .tracks()
+            .iter()
+            .filter(|t| t.is_confirmed() && t.last_frame == f.frame)
+            .map(|t| Observation {
+                track: t.id,
+                class: self.classes.get(&t.id).copied().unwrap_or(t.class()),
+                bbox: t.bbox,
+                p_bare: None,
+            })
+            .collect();
+        self.found.extend(self.judge.judge(f.frame, at, (f.width, f.height), &seen));
+        if let (true, Some(label)) = (self.from_picture, labelled) {
+            let phase = self.judge.signal_phase(at);
+            self.tally.frames += 1;
+            self.tally.agree += usize::from(phase == label.phase);
+            self.tally.wrong += usize::from(phase != label.phase && phase != SignalPhase::Unknown);
+        }
+    }
+
+    pub fn finish(self) -> ReplayOutcome {
+        ReplayOutcome { found: self.found, phase: self.from_picture.then_some(self.tally) }
+    }
+}
+
 /// Tracks and judges recorded detections with `scene` and the scripted signal; returns every violation.
+/// (Scenes that read their signal from the picture need the pictures: see [`Replay`].)
 pub fn judge_replay(
     frames: &[DetectedFrame],
     scene: &Scene,
     tracker: &TrackerSettings,
     labels: &ReplayLabels,
 ) -> Vec<Violation> {
-    let epoch = replay_epoch();
-    let mut tracker = Tracker::new(tracker.clone());
-    let mut judge = Judge::new(scene.clone());
-    let mut classes = BTreeMap::new();
-    let mut found = Vec::new();
+    let mut replay = Replay::new(scene, tracker, labels);
     for f in frames {
-        let at = epoch + chrono::Duration::milliseconds(f.t_ms);
-        if let Some(p) = labels.phases.iter().rev().find(|p| f64::from(p.from_s) * 1000.0 <= f.t_ms as f64) {
-            judge.controller_phase(at, p.phase);
-        }
-        for event in tracker.update(f.frame, at, &f.detections) {
-            match event {
-                TrackEvent::Confirmed { track, detection } => {
-                    classes.insert(track, detection.class);
-                }
-                TrackEvent::Ended { track, .. } => judge.vehicle_gone(track),
-            }
-        }
-        let seen: Vec<Observation> = tracker
-            .tracks()
-            .iter()
-            .filter(|t| t.is_confirmed() && t.last_frame == f.frame)
-            .map(|t| Observation {
-                track: t.id,
-                class: classes.get(&t.id).copied().unwrap_or(t.class()),
-                bbox: t.bbox,
-                p_bare: None,
-            })
-            .collect();
-        found.extend(judge.judge(f.frame, at, (f.width, f.height), &seen));
+        replay.frame(f, None);
     }
-    found
+    replay.finish().found
 }
 
 /// For each found violation, the index of the expected one it matches (same kind and rule, moment inside
@@ -289,31 +364,83 @@ pub fn score(found: &[Violation], labels: &ReplayLabels) -> Vec<(ViolationKind, 
         .collect()
 }
 
-/// Runs the detector over `camera`'s file source and returns every frame's detections.
-fn detect_all(config: &AgentConfig, settings: &CameraSettings) -> anyhow::Result<Vec<DetectedFrame>> {
-    let ort = crate::boot::load_onnx_runtime(config)?;
-    let mut detector = te_infer::VehicleDetector::load(&ort, &config.model_dirs(), config.detector.settings())?;
+/// Every frame of a file camera, in order, to `each`.
+fn for_each_frame(settings: &CameraSettings, mut each: impl FnMut(Frame) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let (tx, rx) = std::sync::mpsc::sync_channel(4);
     let settings = CameraSettings { when_full: WhenFull::Block, ..settings.clone() };
     let handle = te_camera::spawn(settings, tx)?;
-    let mut out = Vec::new();
-    let mut first = None;
-    for frame in rx {
-        let start = *first.get_or_insert(frame.captured_at);
-        out.push(DetectedFrame {
-            frame: frame.number,
-            t_ms: (frame.captured_at - start).num_milliseconds(),
-            width: frame.width,
-            height: frame.height,
-            detections: detector.detect(&frame)?,
-        });
+    let mut result = Ok(());
+    for frame in rx.iter() {
+        result = each(frame);
+        if result.is_err() {
+            break;
+        }
     }
+    handle.stop();
+    drop(rx);
     handle.join()?;
-    Ok(out)
+    result
 }
 
-/// `scene replay`: prints each violation and precision/recall per rule. Last line:
-/// `precision=<x> recall=<y> found=<n> expected=<m>`.
+/// Replays `camera` of `config` against `labels`: the detections recorded in `detections`, or the detector run
+/// on every frame; the camera's pictures are decoded when its signal is read from them. Returns the outcome and
+/// every frame's detections.
+pub fn run_replay(
+    config: &AgentConfig,
+    camera: &str,
+    labels: &ReplayLabels,
+    detections: Option<&Path>,
+) -> anyhow::Result<(ReplayOutcome, Vec<DetectedFrame>)> {
+    let id = CameraId::new(camera);
+    let scenes = config.validated_scenes()?;
+    let scene = scenes.get(&id).with_context(|| format!("camera {camera} has no scene"))?;
+    let settings = config.cameras.iter().find(|c| c.id == id).with_context(|| format!("no camera {camera}"));
+    let mut replay = Replay::new(scene, &config.tracker, labels);
+    let frames = match detections {
+        Some(path) => {
+            let frames: Vec<DetectedFrame> =
+                serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+                    .with_context(|| format!("parsing {}", path.display()))?;
+            if replay.needs_pictures() {
+                let by_number: BTreeMap<u64, &DetectedFrame> = frames.iter().map(|f| (f.frame, f)).collect();
+                for_each_frame(settings?, |picture| {
+                    if let Some(f) = by_number.get(&picture.number) {
+                        replay.frame(f, Some(&picture));
+                    }
+                    Ok(())
+                })?;
+            } else {
+                frames.iter().for_each(|f| replay.frame(f, None));
+            }
+            frames
+        }
+        None => {
+            let ort = crate::boot::load_onnx_runtime(config)?;
+            let mut detector = te_infer::VehicleDetector::load(&ort, &config.model_dirs(), config.detector.settings())?;
+            let mut frames = Vec::new();
+            let mut first = None;
+            for_each_frame(settings?, |picture| {
+                let start = *first.get_or_insert(picture.captured_at);
+                let f = DetectedFrame {
+                    frame: picture.number,
+                    t_ms: (picture.captured_at - start).num_milliseconds(),
+                    width: picture.width,
+                    height: picture.height,
+                    detections: detector.detect(&picture)?,
+                };
+                replay.frame(&f, Some(&picture));
+                frames.push(f);
+                Ok(())
+            })?;
+            frames
+        }
+    };
+    Ok((replay.finish(), frames))
+}
+
+/// `scene replay`: prints each violation, precision/recall per rule and, for a signal read from the picture,
+/// its agreement with the labels. Last line: `precision=<x> recall=<y> found=<n> expected=<m>
+/// phase_agreement=<f> phase_frames=<n> phase_wrong=<n>` (`n/a` where the signal is a scripted controller).
 pub fn replay(
     config: &AgentConfig,
     camera: &str,
@@ -325,39 +452,30 @@ pub fn replay(
         &std::fs::read_to_string(labels_path).with_context(|| format!("reading {}", labels_path.display()))?,
     )
     .with_context(|| format!("parsing {}", labels_path.display()))?;
-    let id = CameraId::new(camera);
-    let scenes = config.validated_scenes()?;
-    let scene = scenes.get(&id).with_context(|| format!("camera {camera} has no scene"))?;
-    let frames = match detections {
-        Some(path) => {
-            serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)?
-        }
-        None => {
-            let settings = config.cameras.iter().find(|c| c.id == id).with_context(|| format!("no camera {camera}"))?;
-            detect_all(config, settings)?
-        }
-    };
+    let (outcome, frames) = run_replay(config, camera, &labels, detections)?;
     if let Some(path) = dump {
         std::fs::write(path, serde_json::to_vec(&frames)?).with_context(|| format!("writing {}", path.display()))?;
         println!("detections of {} frames written to {}", frames.len(), path.display());
     }
-    let found = judge_replay(&frames, scene, &config.tracker, &labels);
+    let found = &outcome.found;
     println!("labels: {}", labels.method);
-    for v in &found {
+    for v in found {
+        let moments: Vec<String> = v.moments.iter().map(|m| format!("{:?} {}", m.role, m.frame_number)).collect();
         println!(
-            "{:>7.2} s  {:<16} {:<20} track {}  {}",
+            "{:>7.2} s  {:<16} {:<20} track {}  [{}]  {}",
             (v.at - replay_epoch()).as_seconds_f32(),
             v.kind.as_str(),
             v.rule,
             v.track,
+            moments.join(", "),
             v.summary
         );
     }
-    for missed in missed(&found, &labels) {
+    for missed in missed(found, &labels) {
         println!("missed: {} {} ({})", missed.kind.as_str(), missed.rule, missed.vehicle);
     }
     let (mut f_all, mut e_all, mut m_all) = (0, 0, 0);
-    for (kind, f, e, m) in score(&found, &labels) {
+    for (kind, f, e, m) in score(found, &labels) {
         if f + e > 0 {
             println!(
                 "{:<16} found={f} expected={e} matched={m} precision={} recall={}",
@@ -368,7 +486,13 @@ pub fn replay(
         }
         (f_all, e_all, m_all) = (f_all + f, e_all + e, m_all + m);
     }
-    println!("precision={} recall={} found={f_all} expected={e_all}", ratio(m_all, f_all), ratio(m_all, e_all));
+    let phase = match outcome.phase {
+        Some(t) => {
+            format!("phase_agreement={} phase_frames={} phase_wrong={}", ratio(t.agree, t.frames), t.frames, t.wrong)
+        }
+        None => "phase_agreement=n/a phase_frames=n/a phase_wrong=n/a".to_string(),
+    };
+    println!("precision={} recall={} found={f_all} expected={e_all} {phase}", ratio(m_all, f_all), ratio(m_all, e_all));
     Ok(())
 }
 
