@@ -158,7 +158,8 @@ fn crossing_on_red_and_driving_on_is_one_red_light_violation_with_before_and_at_
     let v = &v[0];
     assert_eq!(v.rule, "stop line");
     assert_eq!(v.signal, Some(SignalPhase::Red));
-    assert!(v.red_for_s.is_some_and(|r| (r - 1.9).abs() < 0.01), "red since frame 1, crossing at frame 20: {v:?}");
+    // Its front (8 px above the 40 px box's bottom while it drives away) reaches the line at frame 19.2.
+    assert!(v.red_for_s.is_some_and(|r| (r - 1.82).abs() < 0.01), "red since frame 1, crossing at 19.2: {v:?}");
     assert_eq!(
         v.moments.iter().map(|m| (m.role, m.frame_number)).collect::<Vec<_>>(),
         [(MomentRole::Before, 19), (MomentRole::At, 20)]
@@ -434,4 +435,28 @@ fn heads_of_one_approach_give_their_common_colour_when_at_least_half_can_be_read
     assert_eq!(combine_heads(&[Red, Unknown, Unknown]), Unknown, "too few heads read");
     assert_eq!(combine_heads(&[Red, Green, Red]), Unknown, "two colours: never guess");
     assert_eq!(combine_heads(&[]), Unknown);
+}
+
+/// The line is crossed by the vehicle's front, not its box's bottom centre (its rear, driving away): a 100 px
+/// tall box going up has its front 20 px above its bottom edge and is over the line two frames earlier.
+#[test]
+fn a_vehicle_driving_away_crosses_the_stop_line_with_its_front_not_its_rear() {
+    let mut judge = judge_with(|_| {});
+    let green_then_red = |f: u64| Some(if f == 0 { SignalPhase::Green } else { SignalPhase::Red });
+    let mut out = Vec::new();
+    for f in 0..40 {
+        if let Some(phase) = green_then_red(f) {
+            judge.controller_phase(at(f), phase);
+        }
+        let (x, y) = northbound(f);
+        let tall = Observation {
+            bbox: BBox { x1: x - 30.0, y1: y - 100.0, x2: x + 30.0, y2: y },
+            ..observe(VehicleClass::Car, (x, y))
+        };
+        out.extend(judge.judge(f, at(f), (1000, 1000), &[tall]));
+    }
+    assert_eq!(kinds(&out), [ViolationKind::RedLight]);
+    let moments: Vec<(MomentRole, u64)> = out[0].moments.iter().map(|m| (m.role, m.frame_number)).collect();
+    // The box's bottom reaches the line at frame 20; the front at frame 18.
+    assert_eq!(moments, [(MomentRole::Before, 17), (MomentRole::At, 18)]);
 }

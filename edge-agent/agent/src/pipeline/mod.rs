@@ -16,6 +16,7 @@
 pub mod helmets;
 pub mod moments;
 pub mod overview;
+pub mod pictures;
 
 use crate::pipeline::moments::RecentFrames;
 use crate::telemetry::counters::{bump, AnalysisCounters, AnalysisReport};
@@ -59,12 +60,21 @@ const HOLD_S: i64 = 30;
 /// A violation waiting for its "after" moment and for the vehicle's plate.
 struct OpenViolation {
     violation: Violation,
-    /// Frames and boxes of the before and at moments (kept frames: "before" never later than its moment).
-    panels: Vec<(MomentRole, Frame, BBox)>,
+    /// The before and at moments (kept frames: "before" never later than its moment).
+    shots: Vec<Shot>,
     /// The first frame at least `after` past the offence in which the vehicle was seen.
-    after: Option<(Frame, BBox)>,
+    after: Option<Shot>,
     /// The latest frame showing the vehicle: the "after" picture when the track ends sooner.
-    last_seen: Option<(Frame, BBox)>,
+    last_seen: Option<Shot>,
+}
+
+/// One moment of a violation's picture: the frame, the vehicle's box in it, and, for signal rules, the phase
+/// the judge held for that frame's time.
+struct Shot {
+    role: MomentRole,
+    frame: Frame,
+    bbox: BBox,
+    phase: Option<te_types::SignalPhase>,
 }
 
 /// A confirmed vehicle whose records wait for its track to end.
@@ -336,13 +346,16 @@ impl AnalysisStage {
             tracing::warn!(camera = %frame.camera,
                 "the controller's signal phase and the signal head in the picture disagree; no signal rule is judged while they do");
         }
+        let phase_now = judge.signal_phase(frame.captured_at);
         for &(track, bbox) in seen {
             let Some(vehicle) = open.get_mut(&(frame.camera.clone(), track)) else { continue };
             for v in &mut vehicle.violations {
-                v.last_seen = Some((frame.clone(), bbox));
+                let phase = v.violation.signal.map(|_| phase_now);
+                let shot = |role| Shot { role, frame: frame.clone(), bbox, phase };
+                v.last_seen = Some(shot(MomentRole::After));
                 let due = v.violation.at + self.moments.after();
                 if v.after.is_none() && frame.captured_at >= due {
-                    v.after = Some((frame.clone(), bbox));
+                    v.after = Some(shot(MomentRole::After));
                 }
             }
         }
@@ -353,21 +366,20 @@ impl AnalysisStage {
             self.counters.violation(violation.kind.as_str());
             tracing::info!(camera = %frame.camera, track = %violation.track, kind = %violation.kind, rule = %violation.rule,
                 summary = %violation.summary, "violation");
-            let panels = violation
+            let signal = violation.signal.is_some();
+            let shots = violation
                 .moments
                 .iter()
                 .filter_map(|m| {
                     let picture = work.recent.for_moment(m.role, m.frame_number)?;
                     let bbox = track.position_at(picture.number).map_or(track.bbox, |p| p.bbox);
-                    Some((m.role, picture, bbox))
+                    let phase = signal.then(|| judge.signal_phase(picture.captured_at));
+                    Some(Shot { role: m.role, frame: picture, bbox, phase })
                 })
                 .collect();
-            vehicle.violations.push(OpenViolation {
-                violation,
-                panels,
-                after: None,
-                last_seen: Some((frame.clone(), track.bbox)),
-            });
+            let phase = signal.then_some(phase_now);
+            let last_seen = Shot { role: MomentRole::After, frame: frame.clone(), bbox: track.bbox, phase };
+            vehicle.violations.push(OpenViolation { violation, shots, after: None, last_seen: Some(last_seen) });
         }
     }
 
@@ -419,7 +431,7 @@ impl AnalysisStage {
             let (held, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut vehicle.violations).into_iter().partition(|v| {
                 v.after
                     .as_ref()
-                    .is_some_and(|(f, _)| frame.captured_at - f.captured_at >= chrono::Duration::seconds(HOLD_S))
+                    .is_some_and(|s| frame.captured_at - s.frame.captured_at >= chrono::Duration::seconds(HOLD_S))
             });
             vehicle.violations = kept;
             if held.is_empty() {
@@ -474,18 +486,16 @@ impl AnalysisStage {
 
     /// Composes the violation's moments into its overview and stores its record.
     fn write_violation(&self, camera: &CameraId, vehicle: &OpenVehicle, open: OpenViolation, media: &VehicleMedia<'_>) {
-        let OpenViolation { mut violation, mut panels, after, last_seen } = open;
-        if let Some((frame, bbox)) = after.or(last_seen) {
-            panels.push((MomentRole::After, frame, bbox));
-        }
+        let OpenViolation { mut violation, mut shots, after, last_seen } = open;
+        shots.extend(after.or(last_seen));
         // The record states the moments of the pictures it shows.
-        violation.moments = panels
+        violation.moments = shots
             .iter()
-            .map(|(role, f, _)| te_types::Moment { role: *role, frame_number: f.number, captured_at: f.captured_at })
+            .map(|s| te_types::Moment { role: s.role, frame_number: s.frame.number, captured_at: s.frame.captured_at })
             .collect();
-        let at_index = panels.iter().position(|(r, _, _)| *r == MomentRole::At).unwrap_or(0);
-        let Some((_, at_frame, at_box)) = panels.get(at_index) else { return };
-        let x_offset: u32 = panels[..at_index].iter().map(|(_, f, _)| f.width).sum();
+        let at_index = shots.iter().position(|s| s.role == MomentRole::At).unwrap_or(0);
+        let Some(Shot { frame: at_frame, bbox: at_box, .. }) = shots.get(at_index) else { return };
+        let x_offset: u32 = shots[..at_index].iter().map(|s| s.frame.width).sum();
         // The picture names its record, so a printed picture leads back to the sealed record.
         let record_id = EvidenceId::new();
         let bar = self.bar_text(
@@ -499,30 +509,38 @@ impl AnalysisStage {
             ),
             vehicle.class,
         );
+        let scene = self.scenes.get(camera);
+        let inset_height = (at_frame.height / 4).max(48);
+        let mut shown: Vec<crate::pipeline::overview::Panel<'_>> = shots
+            .iter()
+            .map(|s| {
+                let caption = format!(
+                    "{} · {} · khung hình {}",
+                    moment_label(s.role),
+                    self.local_time(camera, s.frame.captured_at, "%H:%M:%S%.3f"),
+                    s.frame.number
+                );
+                let mut panel = crate::pipeline::overview::Panel::new(&s.frame, Some(s.bbox), caption);
+                if let Some(scene) = scene {
+                    let size = (s.frame.width, s.frame.height);
+                    panel.lines = pictures::rule_lines(scene, violation.kind, &violation.rule, size);
+                    panel.inset = s.phase.and_then(|p| pictures::signal_inset(scene, &s.frame, p, inset_height));
+                }
+                panel
+            })
+            .collect();
         // A no-helmet picture must show the head: the region the classifier judged, enlarged to half the frame.
         let head = (violation.kind == te_types::ViolationKind::NoHelmet)
             .then(|| te_infer::head_region(at_box, at_frame.width, at_frame.height))
             .flatten()
             .and_then(|region| crate::pipeline::overview::close_up(at_frame, region, at_frame.height / 2));
-        let mut shown: Vec<crate::pipeline::overview::Panel<'_>> = panels
-            .iter()
-            .map(|(role, f, b)| crate::pipeline::overview::Panel {
-                frame: f,
-                bbox: Some(*b),
-                caption: format!(
-                    "{} · {} · khung hình {}",
-                    moment_label(*role),
-                    self.local_time(camera, f.captured_at, "%H:%M:%S%.3f"),
-                    f.number
-                ),
-            })
-            .collect();
         if let Some(head) = &head {
-            shown.push(crate::pipeline::overview::Panel {
-                frame: head,
-                bbox: None,
-                caption: "Đầu người lái (phóng to) · head, enlarged".into(),
-            });
+            shown.push(crate::pipeline::overview::Panel::new(head, None, "Đầu người lái (phóng to)".into()));
+        }
+        // The plate as its best read saw it, so the officer compares the plate with the text without the clip.
+        let plate = pictures::plate_close_up(media.plate.as_ref(), media.plate_crops, at_frame.height / 3);
+        if let Some((plate_picture, caption)) = &plate {
+            shown.push(crate::pipeline::overview::Panel::new(plate_picture, None, caption.clone()));
         }
         let composed = crate::pipeline::overview::compose_jpeg(&shown, &bar, &self.data_bar_font);
         let jpeg = match composed {

@@ -10,6 +10,10 @@ use std::path::Path;
 use te_types::{BBox, Frame};
 
 const BOX_COLOUR: [u8; 3] = [255, 40, 40];
+/// The rule's lines and zones (stop line, lane, zone, measuring lines): yellow, apart from the vehicle's red.
+const RULE_COLOUR: [u8; 3] = [255, 215, 0];
+const RULE_THICKNESS: u32 = 2;
+
 const BOX_THICKNESS: u32 = 3;
 const JPEG_QUALITY: u8 = 88;
 const BAR_BACKGROUND: u8 = 0;
@@ -50,16 +54,28 @@ impl DataBarFont {
 
 /// Encodes `frame` with `bbox` outlined and the data bar `text` below it. The frame itself is not modified.
 pub fn overview_jpeg(frame: &Frame, bbox: &BBox, text: &str, font: &DataBarFont) -> Result<Vec<u8>, OverviewError> {
-    compose_jpeg(&[Panel { frame, bbox: Some(*bbox), caption: String::new() }], text, font)
+    compose_jpeg(&[Panel::new(frame, Some(*bbox), String::new())], text, font)
 }
 
-/// One picture of a composed overview: a frame, the vehicle's box in it, and a caption under it.
+/// One picture of a composed overview: a frame, the vehicle's box in it, the rule's lines, an enlarged inset
+/// (the signal head), and a caption under it.
 pub struct Panel<'a> {
     pub frame: &'a Frame,
     /// `None` for a close-up, which is all vehicle.
     pub bbox: Option<BBox>,
     /// Written under this panel (its moment and time); empty: no caption row.
     pub caption: String,
+    /// Segments of the broken rule (stop line, lane or zone edges, measuring lines), in the frame's pixels.
+    pub lines: Vec<[[f32; 2]; 2]>,
+    /// An enlarged part of the same frame (the signal head) and its label, shown under the panel: nothing of
+    /// the scene is covered.
+    pub inset: Option<(Frame, String)>,
+}
+
+impl<'a> Panel<'a> {
+    pub fn new(frame: &'a Frame, bbox: Option<BBox>, caption: String) -> Self {
+        Self { frame, bbox, caption, lines: Vec::new(), inset: None }
+    }
 }
 
 /// Encodes the panels side by side at full resolution (moments of a violation: before, at, after), each with
@@ -68,30 +84,50 @@ pub fn compose_jpeg(panels: &[Panel<'_>], text: &str, font: &DataBarFont) -> Res
     let w: u32 = panels.iter().map(|p| p.frame.width).sum();
     let h = panels.iter().map(|p| p.frame.height).max().unwrap_or(0);
     let bar = (h / 18).max(22);
+    // Rows, top to bottom: the frames; the insets with their labels (when any); the captions; the data bar.
+    let insets = panels.iter().filter_map(|p| p.inset.as_ref()).map(|(f, _)| f.height).max().map(|ih| ih + bar);
     let captions = panels.iter().any(|p| !p.caption.is_empty());
-    let total = h + bar * (1 + u32::from(captions));
+    let total = h + insets.unwrap_or(0) + bar * (1 + u32::from(captions));
     let mut rgb = vec![BAR_BACKGROUND; (w * total * 3) as usize];
     let mut left = 0;
     for p in panels {
         let (pw, ph) = (p.frame.width, p.frame.height);
         let mut pixels = p.frame.data.as_ref().clone();
+        for &[a, b] in &p.lines {
+            draw_segment(&mut pixels, (pw, ph), a, b, RULE_COLOUR, RULE_THICKNESS);
+        }
         if let Some(bbox) = &p.bbox {
             draw_box(&mut pixels, pw, ph, bbox);
         }
-        for (y, row) in pixels.chunks_exact((pw * 3) as usize).enumerate() {
-            let at = ((y as u32 * w + left) * 3) as usize;
-            rgb[at..at + row.len()].copy_from_slice(row);
+        paste(&mut rgb, w, (left, 0), &pixels, pw);
+        if let Some((inset, label)) = &p.inset {
+            // Centred in the panel's column; one too wide for it is left out rather than cut.
+            if inset.width <= pw {
+                paste(&mut rgb, w, (left + (pw - inset.width) / 2, h), &inset.data, inset.width);
+                draw_text(&mut rgb, (w, total), (left, left + pw), (h + inset.height, bar), label, &font.0);
+            }
         }
         if captions {
-            draw_text(&mut rgb, (w, total), (left, left + pw), (h, bar), &p.caption, &font.0);
+            let top = h + insets.unwrap_or(0);
+            draw_text(&mut rgb, (w, total), (left, left + pw), (top, bar), &p.caption, &font.0);
         }
         left += pw;
     }
-    let top = if captions { h + bar } else { h };
+    let top = h + insets.unwrap_or(0) + if captions { bar } else { 0 };
     draw_text(&mut rgb, (w, total), (0, w), (top, bar), text, &font.0);
     let mut out = Vec::with_capacity(rgb.len() / 8);
     JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY).encode(&rgb, w, total, image::ExtendedColorType::Rgb8)?;
     Ok(out)
+}
+
+/// Copies the packed RGB8 picture `pixels` (`pw` wide) into `rgb` (`width` wide) at `(left, top)`.
+fn paste(rgb: &mut [u8], width: u32, (left, top): (u32, u32), pixels: &[u8], pw: u32) {
+    for (y, row) in pixels.chunks_exact((pw * 3) as usize).enumerate() {
+        let at = (((top + y as u32) * width + left) * 3) as usize;
+        if let Some(dst) = rgb.get_mut(at..at + row.len()) {
+            dst.copy_from_slice(row);
+        }
+    }
 }
 
 /// The part `region` (x1, y1, x2, y2, whole pixels inside the frame) of `frame`, enlarged (bicubic) to
@@ -162,6 +198,35 @@ pub(crate) fn draw_text(
                 *v = (f32::from(*v) * (1.0 - coverage) + colour * coverage).round() as u8;
             }
         });
+    }
+}
+
+/// A straight segment from `a` to `b` (pixels, clipped to the picture), `thickness` pixels wide.
+pub(crate) fn draw_segment(
+    rgb: &mut [u8],
+    (width, height): (u32, u32),
+    a: [f32; 2],
+    b: [f32; 2],
+    colour: [u8; 3],
+    thickness: u32,
+) {
+    if !(a.iter().chain(&b).all(|v| v.is_finite())) {
+        return;
+    }
+    let steps = (a[0] - b[0]).abs().max((a[1] - b[1]).abs()).ceil().clamp(1.0, 20_000.0) as u32;
+    let half = thickness as i64 / 2;
+    for i in 0..=steps {
+        let t = i as f32 / steps as f32;
+        let (x, y) = ((a[0] + (b[0] - a[0]) * t) as i64, (a[1] + (b[1] - a[1]) * t) as i64);
+        for dy in -half..=(thickness as i64 - 1 - half) {
+            for dx in -half..=(thickness as i64 - 1 - half) {
+                let (px, py) = (x + dx, y + dy);
+                if px >= 0 && py >= 0 && px < i64::from(width) && py < i64::from(height) {
+                    let i = (py as usize * width as usize + px as usize) * 3;
+                    rgb[i..i + 3].copy_from_slice(&colour);
+                }
+            }
+        }
     }
 }
 
@@ -258,10 +323,8 @@ mod tests {
         let (a, b, c) = (frame(10), frame(60), frame(110));
         let font = DataBarFont::load(Path::new(FONT)).expect("font");
         let bbox = BBox { x1: 50.0, y1: 20.0, x2: 90.0, y2: 60.0 };
-        let panels: Vec<Panel<'_>> = [&a, &b, &c]
-            .into_iter()
-            .map(|f| Panel { frame: f, bbox: Some(bbox), caption: "Vi phạm · at".into() })
-            .collect();
+        let panels: Vec<Panel<'_>> =
+            [&a, &b, &c].into_iter().map(|f| Panel::new(f, Some(bbox), "Vi phạm · at".into())).collect();
         let jpeg = compose_jpeg(&panels, "Vượt đèn đỏ (red_light)", &font).expect("encode");
         let decoded = image::load_from_memory(&jpeg).expect("decode").into_rgb8();
         assert_eq!(decoded.dimensions(), (600, 100 + 2 * 22));

@@ -144,18 +144,8 @@ fn arrow(picture: &mut image::RgbImage, from: Point, d: Point, colour: [u8; 3]) 
 
 /// A 3 px wide line.
 fn draw_line(picture: &mut image::RgbImage, a: Point, b: Point, colour: [u8; 3]) {
-    let (w, h) = picture.dimensions();
-    let steps = (a[0] - b[0]).abs().max((a[1] - b[1]).abs()).ceil().max(1.0) as u32;
-    for i in 0..=steps {
-        let t = i as f32 / steps as f32;
-        let (x, y) = (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t);
-        for (dx, dy) in [(-1, -1), (0, -1), (1, -1), (-1, 0), (0, 0), (1, 0), (-1, 1), (0, 1), (1, 1)] {
-            let (px, py) = (x as i64 + dx, y as i64 + dy);
-            if px >= 0 && py >= 0 && (px as u32) < w && (py as u32) < h {
-                picture.put_pixel(px as u32, py as u32, image::Rgb(colour));
-            }
-        }
-    }
+    let size = picture.dimensions();
+    crate::pipeline::overview::draw_segment(picture.as_mut(), size, a, b, colour, 3);
 }
 
 /// One frame's detector output, timed from the start of the video.

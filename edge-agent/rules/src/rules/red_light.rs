@@ -2,6 +2,9 @@
 //! (goes on deeper than `stop_line_depth_px`) or stops past the line (stands still there for
 //! `stop_line_dwell_s`): the same crossing decides which, so one crossing is one offence at most.
 //!
+//! The line is crossed by the vehicle's front in its direction of travel (`Sample::front`), not by its box's
+//! bottom centre, which for a vehicle driving away from the camera is its rear.
+//!
 //! Yellow counts only when the scene says so; an unknown phase never counts; a crossing within
 //! `red_grace_s` of red beginning is not judged.
 
@@ -24,7 +27,7 @@ pub(crate) fn check(
             continue;
         }
         if state.pending[i].is_none() {
-            let Some(fraction) = line.crossed(prev.p, cur.p) else { continue };
+            let Some(fraction) = line.crossed(prev.front, cur.front) else { continue };
             let crossing_at = interpolate(prev, cur, fraction);
             let counts =
                 ctx.phase == SignalPhase::Red || (ctx.phase == SignalPhase::Yellow && signal.yellow_counts_as_red);
@@ -36,7 +39,7 @@ pub(crate) fn check(
             state.pending[i] = Some(PendingCrossing { before: prev, at: cur, phase: ctx.phase, red_for_s });
         }
         let Some(pending) = state.pending[i] else { continue };
-        let beyond = line.beyond(cur.p);
+        let beyond = line.beyond(cur.front);
         let stood_s = seconds(state.still_since.at, cur.at);
         let (kind, at, summary) = if beyond > t.stop_line_depth_px {
             let when = match pending.red_for_s {
