@@ -89,6 +89,8 @@ fn a_real_red_light_run_is_recorded_with_the_stop_line_and_the_signal_head_in_it
     let frame_of =
         |role: &str| moments.iter().find(|m| m["role"] == role).and_then(|m| m["frame_number"].as_u64()).expect(role);
     assert!(frame_of("before") < frame_of("at"), "before must come before at: {moments:?}");
+    // The crossing's own frames (pinned while the rule decided), not the nearest frames kept every 0.5 s.
+    assert_eq!(frame_of("at") - frame_of("before"), 1, "{moments:?}");
     assert!(frame_of("at") < frame_of("after"), "{moments:?}");
     assert_eq!(record["violation"]["signal"], "red");
 

@@ -329,6 +329,16 @@ impl Judge {
         out
     }
 
+    /// The frames (before, at) of every crossing on red whose outcome is not decided yet: the pictures its
+    /// record will need if it becomes one, which the caller keeps until then.
+    pub fn pending_moments(&self) -> Vec<u64> {
+        self.vehicles
+            .values()
+            .flat_map(|v| v.pending.iter().flatten())
+            .flat_map(|p| [p.before.frame, p.at.frame])
+            .collect()
+    }
+
     /// Forgets a vehicle whose track ended. A crossing on red whose outcome was not seen is dropped: the
     /// evidence would not show the offence.
     pub fn vehicle_gone(&mut self, track: TrackId) {

@@ -381,6 +381,8 @@ impl AnalysisStage {
             let last_seen = Shot { role: MomentRole::After, frame: frame.clone(), bbox: track.bbox, phase };
             vehicle.violations.push(OpenViolation { violation, shots, after: None, last_seen: Some(last_seen) });
         }
+        // The frames of crossings still undecided stay exactly as they were, for their pictures.
+        work.recent.keep_pinned(&judge.pending_moments());
     }
 
     /// Reads the plates of the vehicles seen in this frame that are due for a read.

@@ -2,7 +2,11 @@
 //! `every_ms` over the last `window_s` seconds, so a "before" moment seconds ago still has a picture without
 //! keeping every frame (a 1080p frame is 6 MB).
 //!
-//! Invariant: memory per camera is bounded by `3 + window_s * 1000 / every_ms` frames.
+//! Frames a rule may still need exactly (the frame before a crossing on red and the crossing itself, until the
+//! rule decides whether it was an offence) are pinned, so the picture shows those very frames and not the
+//! nearest sampled ones, up to half a second off.
+//!
+//! Invariant: memory per camera is bounded by `3 + window_s * 1000 / every_ms + MAX_PINNED` frames.
 
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -51,19 +55,25 @@ pub struct RecentFrames {
     settings: MomentSettings,
     latest: VecDeque<Frame>,
     sampled: VecDeque<Frame>,
+    /// Frames a rule may still need, by number (see [`RecentFrames::keep_pinned`]).
+    pinned: std::collections::BTreeMap<u64, Frame>,
 }
 
 const LATEST: usize = 3;
+/// Most frames pinned per camera: a few vehicles crossing on red at once. Beyond it the oldest pin goes
+/// (its picture then falls back to the nearest sampled frame).
+const MAX_PINNED: usize = 12;
 
 impl RecentFrames {
     pub fn new(settings: MomentSettings) -> Self {
-        Self { settings, latest: VecDeque::new(), sampled: VecDeque::new() }
+        Self { settings, latest: VecDeque::new(), sampled: VecDeque::new(), pinned: Default::default() }
     }
 
     pub fn push(&mut self, frame: &Frame) {
         if frame.scene_cut {
             self.latest.clear();
             self.sampled.clear();
+            self.pinned.clear();
         }
         if self.latest.len() == LATEST {
             self.latest.pop_front();
@@ -80,7 +90,24 @@ impl RecentFrames {
     }
 
     fn kept(&self) -> impl Iterator<Item = &Frame> {
-        self.sampled.iter().chain(self.latest.iter())
+        self.sampled.iter().chain(self.latest.iter()).chain(self.pinned.values())
+    }
+
+    /// Keeps exactly the frames `numbers` pinned: those still held are pinned (from the latest frames, where a
+    /// moment a rule just noted is), pins not named are released.
+    pub fn keep_pinned(&mut self, numbers: &[u64]) {
+        self.pinned.retain(|n, _| numbers.contains(n));
+        for &n in numbers {
+            if self.pinned.contains_key(&n) {
+                continue;
+            }
+            if let Some(frame) = self.latest.iter().chain(self.sampled.iter()).find(|f| f.number == n) {
+                self.pinned.insert(n, frame.clone());
+            }
+        }
+        while self.pinned.len() > MAX_PINNED {
+            self.pinned.pop_first();
+        }
     }
 
     /// The frame `number` if kept, else the first kept frame after it, else the newest.
@@ -109,7 +136,7 @@ impl RecentFrames {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.latest.len() + self.sampled.len()
+        self.latest.len() + self.sampled.len() + self.pinned.len()
     }
 }
 
@@ -170,5 +197,27 @@ mod tests {
             cut.push(&frame(n));
         }
         assert!(cut.for_moment(te_types::MomentRole::Before, 10).is_none());
+    }
+
+    /// The frames of a crossing on red, pinned while its rule decides, are the pictures even seconds later,
+    /// when only sampled frames are left around them; released pins free their frames.
+    #[test]
+    fn pinned_moments_are_pictured_exactly_until_released() {
+        let mut recent = RecentFrames::new(MomentSettings::default());
+        for n in 0..=57 {
+            recent.push(&frame(n));
+        }
+        recent.keep_pinned(&[56, 57]); // the crossing: before 56, at 57
+        for n in 58..=80 {
+            recent.push(&frame(n));
+            recent.keep_pinned(&[56, 57]);
+        }
+        assert_eq!(recent.for_moment(te_types::MomentRole::Before, 56).map(|f| f.number), Some(56));
+        assert_eq!(recent.for_moment(te_types::MomentRole::At, 57).map(|f| f.number), Some(57));
+        recent.keep_pinned(&[]);
+        assert_ne!(recent.for_moment(te_types::MomentRole::At, 57).map(|f| f.number), Some(57), "released");
+        // Bounded: pins beyond the limit drop the oldest.
+        recent.keep_pinned(&(60..80).collect::<Vec<_>>());
+        assert!(recent.pinned.len() <= MAX_PINNED);
     }
 }
