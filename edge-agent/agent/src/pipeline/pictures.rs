@@ -115,6 +115,21 @@ heads = [[10, 2, 14, 12], [30, 2, 34, 12]]
 name = "Vạch dừng"
 line = [[0, 30], [100, 40]]
 direction = [0, -1]
+[[lanes]]
+name = "Làn"
+polygon = [[0, 0], [50, 0], [50, 50]]
+direction = [0, -1]
+[[no_stopping]]
+name = "Cấm dừng"
+polygon = [[60, 0], [100, 0], [100, 20], [60, 20]]
+max_dwell_s = 10
+[[speed_sections]]
+name = "Đo tốc độ"
+entry = [[0, 10], [100, 10]]
+exit = [[0, 45], [100, 45]]
+direction = [0, 1]
+distance_m = 30
+limit_kmh = 50
 "#,
         )
         .expect("scene");
@@ -139,6 +154,19 @@ direction = [0, -1]
         assert_eq!(lines, [[[0.0, 60.0], [200.0, 80.0]]]);
         assert!(rule_lines(&scene(), ViolationKind::RedLight, "another line", (200, 100)).is_empty());
         assert!(rule_lines(&scene(), ViolationKind::NoHelmet, "Vạch dừng", (200, 100)).is_empty());
+    }
+
+    /// Every rule with a place in the picture gets it drawn: a lane's or zone's outline (closed), a section's
+    /// two measuring lines.
+    #[test]
+    fn lanes_zones_and_measuring_lines_are_outlined_for_their_rules() {
+        let s = scene();
+        let lane = rule_lines(&s, ViolationKind::WrongWay, "Làn", (100, 50));
+        assert_eq!(lane, [[[0.0, 0.0], [50.0, 0.0]], [[50.0, 0.0], [50.0, 50.0]], [[50.0, 50.0], [0.0, 0.0]]]);
+        assert_eq!(rule_lines(&s, ViolationKind::WrongLane, "Làn", (100, 50)), lane);
+        assert_eq!(rule_lines(&s, ViolationKind::IllegalStopping, "Cấm dừng", (100, 50)).len(), 4);
+        let section = rule_lines(&s, ViolationKind::Speeding, "Đo tốc độ", (200, 100));
+        assert_eq!(section, [[[0.0, 20.0], [200.0, 20.0]], [[0.0, 90.0], [200.0, 90.0]]]);
     }
 
     #[test]
