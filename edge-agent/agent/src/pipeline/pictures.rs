@@ -180,4 +180,39 @@ limit_kmh = 50
         assert!(signal_inset(&scene(), &frame(200, 100), SignalPhase::Unknown, 60)
             .is_some_and(|(_, l)| l.contains("không xác định")));
     }
+
+    /// The plate panel is the picture of the heaviest read of the winning text, enlarged, captioned with it.
+    #[test]
+    fn the_plate_close_up_is_the_best_read_of_the_winning_plate() {
+        let jpeg = |shade: u8| {
+            let picture = image::RgbImage::from_pixel(40, 30, image::Rgb([shade, shade, shade]));
+            let mut out = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new(&mut out).encode_image(&picture).expect("encode");
+            out
+        };
+        let (light, dark) = (jpeg(220), jpeg(40));
+        let vote = |frame_number, text: &str, weight, crop: &[u8]| te_types::PlateVote {
+            frame_number,
+            text: Some(text.into()),
+            raw: text.into(),
+            confidence: 0.9,
+            weight,
+            crop_sha256: Some(hex::encode(Sha256::digest(crop))),
+        };
+        let plate = PlateConsensus {
+            text: Some("59-U1/729.79".into()),
+            share: 0.8,
+            votes: vec![
+                vote(3, "59-U1/729.79", 0.4, &dark),
+                vote(5, "59-U1/729.79", 0.7, &light),
+                vote(6, "59-U1/728.79", 0.9, &dark),
+            ],
+        };
+        let (picture, caption) = plate_close_up(Some(&plate), &[dark.clone(), light.clone()], 90).expect("panel");
+        assert_eq!((picture.width, picture.height), (120, 90));
+        assert!(picture.data[0] > 180, "the light crop of frame 5, not the heavier read of another text");
+        assert!(caption.contains("59-U1/729.79") && caption.contains("khung hình 5"), "{caption}");
+        let unread = PlateConsensus { text: None, share: 0.0, votes: Vec::new() };
+        assert!(plate_close_up(Some(&unread), &[light], 90).is_none());
+    }
 }
