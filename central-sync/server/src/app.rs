@@ -46,6 +46,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(devices::api::devices))
         .routes(routes!(export::cases_json))
         .routes(routes!(export::cases_csv))
+        .routes(routes!(export::withdrawn_json))
         .routes(routes!(stats::open_data_json))
         .routes(routes!(stats::open_data_csv))
         .routes(routes!(stats::accuracy_json))

@@ -1,9 +1,14 @@
-//! Approved cases to the fines system ("phạt nguội"): a documented JSON API, CSV, and a webhook with retries.
+//! Approved cases to the fines system ("phạt nguội"): a documented JSON API, CSV, and a webhook with retries;
+//! and their withdrawal when an officer reopens one.
 //!
 //! ```text
 //!  approve --(same transaction)--> webhook_outbox --deliverer (backoff, HMAC-SHA256)--> fines system
-//!  GET /api/v1/export/cases[.csv]?since=<RFC 3339>  (role export, supervisor or admin)
+//!  reopen an approved case --(same transaction)--> withdrawals + webhook_outbox (case.withdrawn)
+//!  GET /api/v1/export/cases[.csv]?since=<RFC 3339>&after_id=<id>  (role export, supervisor or admin)
+//!  GET /api/v1/export/withdrawn?after=<seq>                          the cases to drop again
 //! ```
+//! A withdrawal goes out only after the approval it takes back was sent; one that was never sent is settled
+//! without sending either.
 //! Each case carries the record exactly as the box sealed it with its seal, so the receiver can verify it, the
 //! plate the officer approved, who approved it and when, the owner when a registry is configured, and the
 //! Circular 73/2024 owner-identification deadline.
@@ -26,6 +31,27 @@ use std::time::Duration;
 
 /// The webhook's header with the body's MAC: `sha256=<hex HMAC-SHA256>`.
 pub const SIGNATURE_HEADER: &str = "X-Traffic-Edge-Signature";
+/// The webhook's header naming the event: [`APPROVED`] (the body is an [`ExportCase`]) or [`WITHDRAWN`] (a
+/// [`Withdrawal`]).
+pub const EVENT_HEADER: &str = "X-Traffic-Edge-Event";
+pub const APPROVED: &str = "case.approved";
+pub const WITHDRAWN: &str = "case.withdrawn";
+
+/// An approved case taken back: an officer reopened it. The fines system drops it (a new approval sends it
+/// again as a case).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Withdrawal {
+    /// Position in the feed: the next request's `after`.
+    pub seq: i64,
+    /// Always `case.withdrawn`.
+    pub event: String,
+    pub evidence_id: String,
+    /// When the approval being withdrawn was made.
+    pub approved_at: DateTime<Utc>,
+    pub withdrawn_at: DateTime<Utc>,
+    pub withdrawn_by: String,
+    pub reason: String,
+}
 
 /// One approved case as the fines system receives it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -59,18 +85,25 @@ pub struct ExportCase {
 }
 
 impl CentralStore {
-    /// Approved cases decided after `since` (all when `None`), oldest decision first.
+    /// Approved cases decided after `since` (all when `None`), oldest decision first. Cases decided at the
+    /// very instant `since` come after `after_id` in id order, so a page cut between two cases that share a
+    /// decision time neither skips nor repeats one.
     pub async fn approved_cases(
         &self,
         since: Option<DateTime<Utc>>,
+        after_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<(QueueEntry, Seal)>, StoreError> {
+        // Times are stored as the service writes them (`to_rfc3339`), so the text compares in time order.
         let since = since.map(|t| t.to_rfc3339()).unwrap_or_default();
+        // Without `after_id`, strictly after `since` (what clients that only send `since` expect).
+        let tie = if after_id.is_some() { "OR (decided_at = $1 AND evidence_id > $2)" } else { "AND $2 = ''" };
         let rows = sqlx::query(&format!(
-            "SELECT {ENTRY_COLUMNS}, seal_json FROM evidence WHERE review_status = 'approved' AND decided_at > $1 \
-             ORDER BY decided_at, evidence_id LIMIT $2"
+            "SELECT {ENTRY_COLUMNS}, seal_json FROM evidence WHERE review_status = 'approved' \
+             AND (decided_at > $1 {tie}) ORDER BY decided_at, evidence_id LIMIT $3"
         ))
         .bind(since)
+        .bind(after_id.unwrap_or(""))
         .bind(limit)
         .fetch_all(self.db())
         .await?;
@@ -78,6 +111,31 @@ impl CentralStore {
             .map(|row| match entry_with_seal(row)? {
                 (entry, Some(seal)) => Ok((entry, seal)),
                 (entry, None) => Err(StoreError::Corrupt(format!("evidence {} has no seal", entry.record.evidence_id))),
+            })
+            .collect()
+    }
+
+    /// Withdrawals after feed position `after`, in order.
+    pub async fn withdrawals(&self, after: i64, limit: i64) -> Result<Vec<Withdrawal>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, evidence_id, approved_at, withdrawn_at, withdrawn_by, reason FROM withdrawals \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.db())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Withdrawal {
+                    seq: r.try_get("seq")?,
+                    event: WITHDRAWN.into(),
+                    evidence_id: r.try_get("evidence_id")?,
+                    approved_at: crate::store::parse_time(&r.try_get::<String, _>("approved_at")?)?,
+                    withdrawn_at: crate::store::parse_time(&r.try_get::<String, _>("withdrawn_at")?)?,
+                    withdrawn_by: r.try_get("withdrawn_by")?,
+                    reason: r.try_get("reason")?,
+                })
             })
             .collect()
     }
@@ -148,8 +206,11 @@ pub fn export_case(entry: QueueEntry, seal: Seal, owners: Option<&dyn OwnerRegis
 #[serde(default)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
-    /// Only cases approved after this instant (RFC 3339); the last `approved_at` seen is the next `since`.
+    /// Only cases approved after this instant (RFC 3339): the last case's `approved_at` ...
     since: Option<DateTime<Utc>>,
+    /// ... and its `evidence_id`: cases approved at that same instant with a later id come too, so paging never
+    /// skips or repeats a case.
+    after_id: Option<String>,
     /// At most this many (1-5000; 500 when absent).
     limit: Option<i64>,
 }
@@ -159,10 +220,12 @@ async fn cases_for(state: &AppState, actor: &Actor, q: &ExportQuery) -> Result<V
         let message = format!("the {} role may not export cases", actor.role.as_str());
         return Err(ApiError::forbidden(message).into_response());
     }
-    let cases = state.store.approved_cases(q.since, q.limit.unwrap_or(500).clamp(1, 5000)).await.map_err(|e| {
-        tracing::error!(error = %e, "export");
-        (StatusCode::INTERNAL_SERVER_ERROR, "storage failure").into_response()
-    })?;
+    let after_id = q.after_id.as_deref().filter(|id| id.len() <= 64);
+    let cases =
+        state.store.approved_cases(q.since, after_id, q.limit.unwrap_or(500).clamp(1, 5000)).await.map_err(|e| {
+            tracing::error!(error = %e, "export");
+            (StatusCode::INTERNAL_SERVER_ERROR, "storage failure").into_response()
+        })?;
     let owners = state.owners.as_deref();
     Ok(cases.into_iter().map(|(entry, seal)| export_case(entry, seal, owners)).collect())
 }
@@ -250,6 +313,37 @@ pub async fn cases_csv(State(state): State<AppState>, actor: Actor, Query(q): Qu
     csv_response(&header, rows)
 }
 
+/// Where the withdrawals feed starts.
+#[derive(Debug, Deserialize, Default, utoipa::IntoParams)]
+#[serde(default)]
+#[into_params(parameter_in = Query)]
+pub struct WithdrawnQuery {
+    /// Only withdrawals after this feed position: the last `seq` seen (0 or absent: from the start).
+    after: Option<i64>,
+    /// At most this many (1-5000; 500 when absent).
+    limit: Option<i64>,
+}
+
+/// Approved cases an officer has since reopened, in order: the fines system drops each.
+#[utoipa::path(get, path = "/api/v1/export/withdrawn", tag = "export", security(("apiToken" = []), ("session" = [])),
+    params(WithdrawnQuery),
+    responses(
+        (status = 200, description = "Withdrawals", body = Vec<Withdrawal>),
+        (status = 401, description = "No token", body = central_protocol::ApiError),
+        (status = 403, description = "The role may not export", body = central_protocol::ApiError),
+    ))]
+pub async fn withdrawn_json(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(q): Query<WithdrawnQuery>,
+) -> Result<Json<Vec<Withdrawal>>, ApiError> {
+    if !actor.role.exports() {
+        return Err(ApiError::forbidden(format!("the {} role may not export cases", actor.role.as_str())));
+    }
+    let limit = q.limit.unwrap_or(500).clamp(1, 5000);
+    Ok(Json(state.store.withdrawals(q.after.unwrap_or(0).max(0), limit).await?))
+}
+
 /// Where approved cases are pushed, and with which shared secret they are signed.
 #[derive(Debug, Clone)]
 pub struct Webhook {
@@ -295,8 +389,8 @@ async fn deliver_due(
 ) -> Result<usize, StoreError> {
     let now = Utc::now();
     let due = sqlx::query(
-        "SELECT seq, evidence_id, attempts FROM webhook_outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 \
-         ORDER BY seq LIMIT 16",
+        "SELECT seq, evidence_id, attempts, event FROM webhook_outbox WHERE delivered_at IS NULL \
+         AND next_attempt_at <= $1 ORDER BY seq LIMIT 16",
     )
     .bind(now.to_rfc3339())
     .fetch_all(store.db())
@@ -305,26 +399,40 @@ async fn deliver_due(
         let seq: i64 = row.try_get("seq")?;
         let id: String = row.try_get("evidence_id")?;
         let attempts: i64 = row.try_get("attempts")?;
-        let Some((entry, seal)) = store.case_for_export(&id).await? else {
-            // Reopened before it went out: settled without sending (a new approval queues it again).
-            sqlx::query("UPDATE webhook_outbox SET delivered_at = $1, last_error = $2 WHERE seq = $3")
-                .bind(Utc::now().to_rfc3339())
-                .bind("withdrawn: the case was reopened before delivery")
-                .bind(seq)
-                .execute(store.db())
-                .await?;
-            continue;
+        let event: String = row.try_get("event")?;
+        let body = if event == WITHDRAWN {
+            match store.withdrawal_to_send(seq, &id).await? {
+                Send::Now(withdrawal) => serde_json::to_vec(&withdrawal),
+                Send::Later => continue,
+                Send::Never(why) => {
+                    settle_unsent(store, seq, why).await?;
+                    continue;
+                }
+            }
+        } else {
+            match store.case_for_export(&id).await? {
+                Some((entry, seal)) => serde_json::to_vec(&export_case(entry, seal, owners)),
+                None => {
+                    // Reopened before it went out (a new approval queues it again).
+                    settle_unsent(store, seq, "withdrawn: the case was reopened before delivery").await?;
+                    continue;
+                }
+            }
         };
-        let outcome = post_case(client, hook, &export_case(entry, seal, owners)).await;
+        let outcome = match body {
+            Ok(body) => post(client, hook, &event, body).await,
+            Err(e) => Err(e.to_string()),
+        };
         match outcome {
             Ok(()) => {
-                sqlx::query("UPDATE webhook_outbox SET delivered_at = $1, attempts = $2 WHERE seq = $3")
-                    .bind(Utc::now().to_rfc3339())
+                let now = Utc::now().to_rfc3339();
+                sqlx::query("UPDATE webhook_outbox SET delivered_at = $1, sent_at = $1, attempts = $2 WHERE seq = $3")
+                    .bind(now)
                     .bind(attempts + 1)
                     .bind(seq)
                     .execute(store.db())
                     .await?;
-                tracing::info!(evidence = %id, "case delivered to the fines system");
+                tracing::info!(evidence = %id, event = %event, "delivered to the fines system");
             }
             Err(message) => {
                 let failures = u32::try_from(attempts).unwrap_or(0);
@@ -346,11 +454,64 @@ async fn deliver_due(
     Ok(due.len())
 }
 
-async fn post_case(client: &reqwest::Client, hook: &Webhook, case: &ExportCase) -> Result<(), String> {
-    let body = serde_json::to_vec(case).map_err(|e| e.to_string())?;
+/// Whether a withdrawal goes out.
+enum Send {
+    Now(Withdrawal),
+    /// The approval it takes back is still being delivered.
+    Later,
+    /// Nothing to take back: why.
+    Never(&'static str),
+}
+
+impl CentralStore {
+    /// Outbox entry `seq` withdraws case `id`: it is sent when the approval before it was sent, waits while
+    /// that approval is still in the outbox, and is settled unsent when it never went out.
+    async fn withdrawal_to_send(&self, seq: i64, id: &str) -> Result<Send, StoreError> {
+        let approval = sqlx::query(
+            "SELECT delivered_at, sent_at FROM webhook_outbox WHERE evidence_id = $1 AND event = $2 AND seq < $3 \
+             ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(id)
+        .bind(APPROVED)
+        .bind(seq)
+        .fetch_optional(self.db())
+        .await?;
+        let Some(approval) = approval else { return Ok(Send::Never("withdrawn: no approval of it was queued")) };
+        if approval.try_get::<Option<String>, _>("sent_at")?.is_none() {
+            return Ok(match approval.try_get::<Option<String>, _>("delivered_at")? {
+                None => Send::Later,
+                Some(_) => Send::Never("withdrawn: its approval was never sent"),
+            });
+        }
+        // The feed's entry made in the same transaction as this outbox entry: the latest for the case.
+        let withdrawal = sqlx::query_scalar::<_, i64>(
+            "SELECT seq FROM withdrawals WHERE evidence_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(self.db())
+        .await?;
+        let Some(feed_seq) = withdrawal else { return Ok(Send::Never("withdrawn: no withdrawal recorded")) };
+        let found = self.withdrawals(feed_seq - 1, 1).await?.into_iter().next();
+        Ok(found.map_or(Send::Never("withdrawn: no withdrawal recorded"), Send::Now))
+    }
+}
+
+/// Marks outbox entry `seq` settled without sending it, and why.
+async fn settle_unsent(store: &CentralStore, seq: i64, why: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE webhook_outbox SET delivered_at = $1, last_error = $2 WHERE seq = $3")
+        .bind(Utc::now().to_rfc3339())
+        .bind(why)
+        .bind(seq)
+        .execute(store.db())
+        .await?;
+    Ok(())
+}
+
+async fn post(client: &reqwest::Client, hook: &Webhook, event: &str, body: Vec<u8>) -> Result<(), String> {
     let response = client
         .post(&hook.url)
         .header(header::CONTENT_TYPE, "application/json")
+        .header(EVENT_HEADER, event)
         .header(SIGNATURE_HEADER, sign(&hook.secret, &body))
         .body(body)
         .send()

@@ -62,29 +62,57 @@ impl Modify for Frame {
     }
 }
 
-/// What `serve --webhook-url` POSTs to the fines system.
+/// What `serve --webhook-url` POSTs to the fines system: approved cases, and withdrawals of reopened ones.
 fn webhooks() -> utoipa::openapi::path::Paths {
-    let case = ContentBuilder::new().schema(Some(Ref::from_schema_name("ExportCase"))).build();
-    let signature = ParameterBuilder::new()
-        .name(crate::export::SIGNATURE_HEADER)
-        .parameter_in(ParameterIn::Header)
-        .required(Required::True)
-        .schema(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^sha256=[0-9a-f]{64}$"))))
-        .description(Some("`sha256=<hex HMAC-SHA256 of the body with the shared secret>`"))
-        .build();
-    let operation = OperationBuilder::new()
-        .summary(Some("One approved case, sent to the fines system as it is approved"))
-        .description(Some(
-            "Answer 2xx to take it; anything else is retried with backoff. The same case may arrive more than \
-             once (after a timeout): deduplicate by evidence_id.",
-        ))
-        .parameter(signature)
-        .request_body(Some(
-            RequestBodyBuilder::new().content("application/json", case).required(Some(Required::True)).build(),
-        ))
-        .response("2XX", ResponseBuilder::new().description("Taken").build())
-        .build();
-    PathsBuilder::new().path("approvedCase", PathItem::new(HttpMethod::Post, operation)).build()
+    let header = |name: &str, pattern: &str, description: &str| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::True)
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern))))
+            .description(Some(description))
+            .build()
+    };
+    let event = |schema: &str, event: &str, summary: &str, description: &str| {
+        let body = ContentBuilder::new().schema(Some(Ref::from_schema_name(schema))).build();
+        let operation = OperationBuilder::new()
+            .summary(Some(summary))
+            .description(Some(description))
+            .parameter(header(
+                crate::export::SIGNATURE_HEADER,
+                "^sha256=[0-9a-f]{64}$",
+                "`sha256=<hex HMAC-SHA256 of the body with the shared secret>`",
+            ))
+            .parameter(header(crate::export::EVENT_HEADER, &format!("^{}$", event.replace('.', "\\.")), event))
+            .request_body(Some(
+                RequestBodyBuilder::new().content("application/json", body).required(Some(Required::True)).build(),
+            ))
+            .response("2XX", ResponseBuilder::new().description("Taken").build())
+            .build();
+        PathItem::new(HttpMethod::Post, operation)
+    };
+    PathsBuilder::new()
+        .path(
+            "caseApproved",
+            event(
+                "ExportCase",
+                crate::export::APPROVED,
+                "One approved case, sent to the fines system as it is approved",
+                "Answer 2xx to take it; anything else is retried with backoff. The same case may arrive more than \
+                 once (after a timeout): deduplicate by evidence_id.",
+            ),
+        )
+        .path(
+            "caseWithdrawn",
+            event(
+                "Withdrawal",
+                crate::export::WITHDRAWN,
+                "An approved case an officer reopened: drop it",
+                "Sent after the approval it takes back, and only when that approval was sent. A new approval of \
+                 the case comes again as caseApproved. Retried like approvals.",
+            ),
+        )
+        .build()
 }
 
 /// The document as served at `/api/v1/openapi.json` and committed as `openapi.json`.

@@ -400,7 +400,8 @@ async fn the_served_openapi_document_is_valid_openapi_3_1() {
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/api/v1/evidence"]["post"]["requestBody"].is_object());
     assert!(doc["paths"]["/api/v1/clips/{sha}"]["put"].is_object());
-    assert!(doc["webhooks"]["approvedCase"]["post"].is_object());
+    assert!(doc["webhooks"]["caseApproved"]["post"].is_object());
+    assert!(doc["webhooks"]["caseWithdrawn"]["post"].is_object());
 
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("openapi.json");

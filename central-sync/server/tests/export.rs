@@ -112,6 +112,18 @@ async fn one_backend(store: &Arc<CentralStore>, dir: &std::path::Path) {
             assert_eq!(status, StatusCode::FORBIDDEN, "export token on {path}");
         }
     }
+
+    // Reopening an approved case withdraws it: out of the cases, into the withdrawals feed.
+    let supervisor = central_server::Actor { name: "minh.supervisor".into(), role: central_server::Role::Supervisor };
+    store.decide(a, &supervisor, Decision::Reopen { reason: "Biển số sai".into() }).await.expect("reopen");
+    let (_, body) = get(&app, "/api/v1/export/cases", Some(&fines)).await;
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&body).expect("json");
+    assert_eq!(cases.len(), 1, "{body}");
+    let (status, body) = get(&app, "/api/v1/export/withdrawn", Some(&fines)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let feed: Vec<serde_json::Value> = serde_json::from_str(&body).expect("json");
+    assert_eq!((feed.len(), feed[0]["evidence_id"].as_str()), (1, Some(a.to_string().as_str())), "{body}");
+    assert_eq!(get(&app, "/api/v1/export/withdrawn", Some(&reviewer)).await.0, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -165,4 +177,114 @@ async fn the_webhook_retries_until_the_fines_system_takes_each_case_once() {
     expected.sort();
     assert_eq!(ids, expected);
     assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 4, "two refusals, then two deliveries");
+}
+
+/// A reopened case the fines system already took is withdrawn from it: a signed `case.withdrawn` event after
+/// the approval, and an entry in the withdrawals feed; approving it again sends it again as a case.
+#[tokio::test]
+async fn a_case_reopened_after_the_fines_system_took_it_is_withdrawn_by_a_signed_event_and_in_the_feed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(CentralStore::open(dir.path()).await.expect("store"));
+    let received: Arc<Mutex<Vec<(String, serde_json::Value)>>> = Arc::default();
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let received = received.clone();
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                let signature = headers.get("x-traffic-edge-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
+                assert_eq!(signature, sign(b"shared-secret-0123456789", &body), "every event is signed");
+                let event = headers.get("x-traffic-edge-event").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                received.lock().expect("lock").push((event, serde_json::from_slice(&body).expect("json")));
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    tokio::spawn(deliver(store.clone(), None, Webhook { url, secret: b"shared-secret-0123456789".to_vec() }));
+    let wait_for = |n: usize| {
+        let received = received.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while received.lock().expect("lock").len() < n {
+                assert!(tokio::time::Instant::now() < deadline, "{n} events within 20 s");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    let a = case(&store, Some("51F-123.45")).await;
+    store.decide(a, &officer(), Decision::Approve { plate: None }).await.expect("approve");
+    wait_for(1).await;
+    let supervisor = central_server::Actor { name: "minh.supervisor".into(), role: central_server::Role::Supervisor };
+    store.decide(a, &supervisor, Decision::Reopen { reason: "Biển số sai".into() }).await.expect("reopen");
+    wait_for(2).await;
+    {
+        let events = received.lock().expect("lock");
+        assert_eq!(events[0].0, "case.approved");
+        assert_eq!(events[0].1["evidence_id"], a.to_string());
+        assert_eq!(events[1].0, "case.withdrawn");
+        let w = &events[1].1;
+        assert_eq!(
+            (w["event"].as_str(), w["evidence_id"].as_str()),
+            (Some("case.withdrawn"), Some(a.to_string().as_str()))
+        );
+        assert_eq!((w["withdrawn_by"].as_str(), w["reason"].as_str()), (Some("minh.supervisor"), Some("Biển số sai")));
+    }
+
+    let app = router(AppState::new(store.clone()), 1 << 20);
+    let fines = store.create_token("fines-system", "export").await.expect("token");
+    let (status, body) = get(&app, "/api/v1/export/withdrawn", Some(&fines)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let feed: Vec<serde_json::Value> = serde_json::from_str(&body).expect("json");
+    assert_eq!(feed.len(), 1, "{body}");
+    assert_eq!(feed[0]["evidence_id"], a.to_string());
+    let after = feed[0]["seq"].as_i64().expect("seq");
+    let (_, rest) = get(&app, &format!("/api/v1/export/withdrawn?after={after}"), Some(&fines)).await;
+    assert_eq!(rest, "[]", "the cursor moves past what was read");
+    let (_, cases) = get(&app, "/api/v1/export/cases", Some(&fines)).await;
+    assert_eq!(cases, "[]", "a withdrawn case is no longer an approved case");
+
+    store.decide(a, &officer(), Decision::Approve { plate: None }).await.expect("approve again");
+    wait_for(3).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let events = received.lock().expect("lock");
+    let kinds: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(kinds, ["case.approved", "case.withdrawn", "case.approved"], "each event once, in order");
+}
+
+/// Paging the export by `since` + `after_id` neither skips nor repeats cases approved at the same instant.
+#[tokio::test]
+async fn paging_the_export_never_skips_or_repeats_cases_approved_at_the_same_instant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(CentralStore::open(dir.path()).await.expect("store"));
+    let mut ids = Vec::new();
+    for plate in ["51F-111.11", "51F-222.22", "51F-333.33"] {
+        let id = case(&store, Some(plate)).await;
+        store.decide(id, &officer(), Decision::Approve { plate: None }).await.expect("approve");
+        ids.push(id.to_string());
+    }
+    // The three decisions at one instant, as a busy review desk can make them (written as the service writes
+    // times).
+    let db =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("central.db").display())).await.expect("db");
+    let instant = chrono::DateTime::parse_from_rfc3339("2026-12-03T08:00:00.5Z").expect("time").to_utc().to_rfc3339();
+    sqlx::query("UPDATE evidence SET decided_at = $1").bind(instant).execute(&db).await.expect("same time");
+    let app = router(AppState::new(store.clone()), 1 << 20);
+    let fines = store.create_token("fines-system", "export").await.expect("token");
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..5 {
+        let (status, body) = get(&app, &format!("/api/v1/export/cases?limit=2{cursor}"), Some(&fines)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let page: Vec<serde_json::Value> = serde_json::from_str(&body).expect("json");
+        let Some(last) = page.last() else { break };
+        seen.extend(page.iter().filter_map(|c| c["evidence_id"].as_str().map(str::to_string)));
+        let since = last["approved_at"].as_str().expect("approved_at").replace('+', "%2B");
+        cursor = format!("&since={since}&after_id={}", last["evidence_id"].as_str().expect("id"));
+    }
+    ids.sort();
+    seen.sort();
+    assert_eq!(seen, ids, "every case exactly once over the pages");
 }

@@ -242,6 +242,39 @@ impl CentralStore {
                 if reason.is_empty() {
                     return Err(ReviewError::ReasonRequired);
                 }
+                if status == ReviewStatus::Approved {
+                    // The fines system may hold the case: withdraw it, in the same transaction as the reopening
+                    // (the feed of withdrawals, and a webhook event that goes out after the approval's).
+                    let approved_at: Option<String> =
+                        sqlx::query_scalar("SELECT decided_at FROM evidence WHERE evidence_id = $1")
+                            .bind(id.to_string())
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(StoreError::from)?;
+                    sqlx::query(
+                        "INSERT INTO withdrawals (evidence_id, approved_at, withdrawn_at, withdrawn_by, reason) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(id.to_string())
+                    .bind(approved_at.unwrap_or_default())
+                    .bind(&now)
+                    .bind(&actor.name)
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                    sqlx::query(
+                        "INSERT INTO webhook_outbox (evidence_id, created_at, next_attempt_at, event) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(id.to_string())
+                    .bind(&now)
+                    .bind(&now)
+                    .bind(crate::export::WITHDRAWN)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                }
                 sqlx::query(
                     "UPDATE evidence SET review_status = 'pending', decided_by = NULL, decided_at = NULL, \
                      reject_reason = NULL WHERE evidence_id = $1",
