@@ -105,7 +105,7 @@ pub async fn admin(db: Option<&str>, command: Command) -> anyhow::Result<bool> {
             );
         }
         Command::Serve(args) => serve(db, args).await?,
-        Command::Openapi => println!("{}", crate::openapi::json()),
+        Command::Openapi => println!("{}", crate::app::json()),
     }
     Ok(true)
 }

@@ -34,8 +34,7 @@ pub const SIGNATURE_HEADER: &str = "X-Traffic-Edge-Signature";
 /// The webhook's header naming the event: [`APPROVED`] (the body is an [`ExportCase`]) or [`WITHDRAWN`] (a
 /// [`Withdrawal`]).
 pub const EVENT_HEADER: &str = "X-Traffic-Edge-Event";
-pub const APPROVED: &str = "case.approved";
-pub const WITHDRAWN: &str = "case.withdrawn";
+pub use crate::store::{APPROVED, WITHDRAWN};
 
 /// An approved case taken back: an officer reopened it. The fines system drops it (a new approval sends it
 /// again as a case).

@@ -16,8 +16,8 @@
 //!
 //! Layers, each using only those below it: `store` (SQL, media, clips) <- `web` (state, the API's error, page
 //! frame, language, CSV) <- one folder per feature (`accounts`, `devices`, `evidence`, `review`, `export`,
-//! `stats`, `chain`), each with its routes, queries and pages <- `app` (joins their routes) and `openapi` (the
-//! API's document, generated from the same routes).
+//! `stats`, `chain`), each with its routes, queries and pages <- `openapi` (the API document's frame) <- `app`
+//! (joins the routes; serves the document generated from them).
 
 pub mod accounts;
 pub mod app;

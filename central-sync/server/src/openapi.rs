@@ -5,7 +5,7 @@
 //! the title, the three ways to authenticate, and the webhook this service calls.
 //!
 //! `central-sync/server/openapi.json` is this document as committed for readers of the repository (the fines
-//! system's developers); a test keeps it equal to the generated one.
+//! system's developers); a test keeps it equal to the generated one. `app` joins the routes and serves it.
 
 use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -113,24 +113,6 @@ fn webhooks() -> utoipa::openapi::path::Paths {
             ),
         )
         .build()
-}
-
-/// The document as served at `/api/v1/openapi.json` and committed as `openapi.json`.
-pub fn json() -> &'static str {
-    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        crate::app::api_routes().into_openapi().to_pretty_json().unwrap_or_else(|e| {
-            // Only a type whose Serialize fails could cause this; none of utoipa's do.
-            format!("{{\"error\": \"the OpenAPI document could not be written: {e}\"}}")
-        })
-    });
-    &DOCUMENT
-}
-
-/// This document.
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "service",
-    responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json")))]
-pub async fn document() -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], json())
 }
 
 /// Liveness: answers `ok` while the service runs.

@@ -270,7 +270,7 @@ impl CentralStore {
                     .bind(id.to_string())
                     .bind(&now)
                     .bind(&now)
-                    .bind(crate::export::WITHDRAWN)
+                    .bind(crate::store::WITHDRAWN)
                     .execute(&mut *tx)
                     .await
                     .map_err(StoreError::from)?;

@@ -68,6 +68,10 @@ pub fn valid_device_id(id: &str) -> bool {
 /// The largest clip taken through the clips API, bytes (a minute of 1080p H.264 is about 30 MB).
 pub const MAX_CLIP_BYTES: u64 = 256 << 20;
 
+/// The events of the webhook outbox (column `event`): review writes them, export delivers them.
+pub const APPROVED: &str = "case.approved";
+pub const WITHDRAWN: &str = "case.withdrawn";
+
 /// Where a case stands in review (column `review_status`; lowercase in JSON and SQL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
