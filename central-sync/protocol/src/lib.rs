@@ -365,7 +365,16 @@ pub struct Heartbeat {
     /// The store's alarm (quota reached, refused records), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarm: Option<String>,
+    /// Seconds until the box's next heartbeat (its `heartbeat_s`): the centre calls it offline after three
+    /// missed. Absent from boxes older than this field: taken as [`DEFAULT_HEARTBEAT_S`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_s: Option<u32>,
 }
+
+/// The heartbeat interval assumed for a box that does not state its own.
+pub const DEFAULT_HEARTBEAT_S: u32 = 30;
+/// Heartbeats a box may miss before the centre marks it offline.
+pub const MISSED_HEARTBEATS_OFFLINE: u32 = 3;
 
 /// One camera in a heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

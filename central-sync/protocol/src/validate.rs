@@ -203,6 +203,11 @@ impl Heartbeat {
         ] {
             counter(name, v, MAX_COUNTER)?;
         }
+        if let Some(s) = self.interval_s {
+            if !(1..=86_400).contains(&s) {
+                return Err(bad("interval_s", format!("{s} is not 1-86400 seconds")));
+            }
+        }
         if let Some(c) = &self.clock {
             check_text("clock.source", &c.source, MAX_NAME_CHARS)?;
             time("clock.measured_at", c.measured_at, now)?;

@@ -249,6 +249,7 @@ async fn a_heartbeat_is_kept_as_the_devices_latest_state() {
                 reconnects: 1,
             }],
             alarm: None,
+            interval_s: Some(30),
         };
         for pending in [5, 3] {
             let request = Request::post("/api/v1/heartbeat")
@@ -265,7 +266,32 @@ async fn a_heartbeat_is_kept_as_the_devices_latest_state() {
         let page = app.clone().oneshot(request.expect("req")).await.expect("resp");
         let html = axum::body::to_bytes(page.into_body(), 1 << 20).await.expect("body");
         let html = String::from_utf8_lossy(&html);
-        assert!(html.contains("box-7") && html.contains("cam-2: streaming"), "{html}");
+        assert!(html.contains("box-7") && html.contains("cam-2: đang truyền"), "{html}");
+        assert!(!html.contains("MẤT LIÊN LẠC"), "a box that just reported is online");
+
+        // Silent for 1,106 s with a 30 s heartbeat: offline, its cameras' states no longer vouched for.
+        let backdate = "UPDATE device_heartbeats SET received_at = $1";
+        let then = (chrono::Utc::now() - chrono::Duration::seconds(1106)).to_rfc3339();
+        match &t.url {
+            Some(url) => {
+                let db = sqlx::PgPool::connect(url).await.expect("db");
+                sqlx::query(backdate).bind(&then).execute(&db).await.expect("backdate");
+            }
+            None => {
+                let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", t.dir.path().join("central.db").display()))
+                    .await
+                    .expect("db");
+                sqlx::query(backdate).bind(&then).execute(&db).await.expect("backdate");
+            }
+        }
+        let devices = store.devices().await.expect("devices");
+        assert!(devices[0].offline && devices[0].silent_s >= 1106, "{:?}", devices[0]);
+        let request = Request::get("/devices").header("authorization", format!("Bearer {token}")).body(Body::empty());
+        let page = app.clone().oneshot(request.expect("req")).await.expect("resp");
+        let html = axum::body::to_bytes(page.into_body(), 1 << 20).await.expect("body");
+        let html = String::from_utf8_lossy(&html);
+        assert!(html.contains("MẤT LIÊN LẠC") && html.contains("id=\"offline-count\""), "{html}");
+        assert!(html.contains("cam-2: không rõ (lần cuối: streaming)"), "{html}");
         eprintln!("{}: ok", t.backend);
     }
 }

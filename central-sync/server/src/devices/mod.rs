@@ -22,6 +22,21 @@ use sqlx::Row;
 pub struct DeviceStatus {
     pub received_at: DateTime<Utc>,
     pub heartbeat: Heartbeat,
+    /// No heartbeat for three of its intervals: the box, its link or its power is down. Its figures and camera
+    /// states are the last it sent.
+    pub offline: bool,
+    /// Seconds since its last heartbeat arrived.
+    pub silent_s: i64,
+}
+
+impl DeviceStatus {
+    /// The status of a box whose latest heartbeat `heartbeat` arrived at `received_at`, seen at `now`.
+    pub fn at(received_at: DateTime<Utc>, heartbeat: Heartbeat, now: DateTime<Utc>) -> Self {
+        let interval = heartbeat.interval_s.unwrap_or(central_protocol::DEFAULT_HEARTBEAT_S);
+        let silent_s = (now - received_at).num_seconds().max(0);
+        let offline = silent_s > i64::from(interval) * i64::from(central_protocol::MISSED_HEARTBEATS_OFFLINE);
+        Self { received_at, heartbeat, offline, silent_s }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +237,7 @@ impl CentralStore {
 
     /// Every device's latest heartbeat, by device id.
     pub async fn devices(&self) -> Result<Vec<DeviceStatus>, StoreError> {
+        let now = Utc::now();
         let rows = sqlx::query("SELECT received_at, heartbeat_json FROM device_heartbeats ORDER BY device_id")
             .fetch_all(self.db())
             .await?;
@@ -229,10 +245,8 @@ impl CentralStore {
             .map(|row| {
                 let received: String = row.try_get("received_at")?;
                 let json: String = row.try_get("heartbeat_json")?;
-                Ok(DeviceStatus {
-                    received_at: parse_time(&received)?,
-                    heartbeat: serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                })
+                let heartbeat = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(DeviceStatus::at(parse_time(&received)?, heartbeat, now))
             })
             .collect()
     }
@@ -248,5 +262,32 @@ mod tests {
                 && !crate::store::valid_device_id("")
                 && !crate::store::valid_device_id("<b>")
         );
+    }
+
+    /// #24: a box silent for 1,106 s with a 30 s heartbeat showed no alarm. Three missed heartbeats of its own
+    /// interval make it offline; a box that does not state its interval is taken at 30 s.
+    #[test]
+    fn a_box_is_offline_after_three_missed_heartbeats_of_its_own_interval() {
+        let beat = |interval_s| central_protocol::Heartbeat {
+            device_id: te_types::DeviceId::new("box-1"),
+            sent_at: chrono::Utc::now(),
+            agent_version: "0.1.0".into(),
+            pending: 0,
+            delivered: 0,
+            rejected: 0,
+            disk_used_bytes: 0,
+            disk_free_bytes: 0,
+            clock: None,
+            cameras: Vec::new(),
+            alarm: None,
+            interval_s,
+        };
+        let now = chrono::Utc::now();
+        let ago = |s| now - chrono::Duration::seconds(s);
+        let status = |s, interval| super::DeviceStatus::at(ago(s), beat(interval), now);
+        assert!(!status(89, Some(30)).offline && status(91, Some(30)).offline);
+        assert!(!status(500, Some(300)).offline, "a box that beats every 5 min is not late at 500 s");
+        assert!(status(1106, None).offline, "no interval stated: 30 s");
+        assert_eq!(status(1106, None).silent_s, 1106);
     }
 }

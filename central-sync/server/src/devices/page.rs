@@ -7,14 +7,14 @@ use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{DateTime, Utc};
 
 #[derive(Template)]
 #[template(path = "devices.html")]
 struct DevicesPage<'a> {
     frame: Frame<'a>,
     devices: &'a [DeviceStatus],
-    now: DateTime<Utc>,
+    /// How many are offline.
+    offline: usize,
 }
 
 /// Every box's latest heartbeat: is it alive, how much is waiting on it, is its clock right, are its cameras up.
@@ -26,6 +26,7 @@ pub async fn devices_page(State(state): State<AppState>, actor: Actor, lang: Lan
         Ok(d) => d,
         Err(e) => return storage_failure("devices page", e),
     };
-    let frame = Frame { lang, viewer: Some(actor.viewer()), title: "Thiết bị · Devices" };
-    render(StatusCode::OK, &DevicesPage { frame, devices: &devices, now: Utc::now() })
+    let frame = Frame { lang, viewer: Some(actor.viewer()), title: lang.t("Thiết bị", "Devices") };
+    let offline = devices.iter().filter(|d| d.offline).count();
+    render(StatusCode::OK, &DevicesPage { frame, devices: &devices, offline })
 }

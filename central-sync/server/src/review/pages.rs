@@ -244,9 +244,16 @@ async fn case_page(
         .violation
         .iter()
         .flat_map(|v| v.moments.iter())
-        .map(|m| format!("{:?} #{} {}", m.role, m.frame_number, local_time(m.captured_at)))
+        .map(|m| {
+            let role = match m.role {
+                te_types::MomentRole::Before => lang.t("Trước vi phạm", "Before"),
+                te_types::MomentRole::At => lang.t("Thời điểm vi phạm", "At"),
+                te_types::MomentRole::After => lang.t("Sau vi phạm", "After"),
+            };
+            format!("{role}: {} {} · {}", lang.t("khung hình", "frame"), m.frame_number, local_time(m.captured_at))
+        })
         .collect::<Vec<_>>()
-        .join(" · ");
+        .join(" — ");
     let decided = match (&entry.decided_by, entry.decided_at) {
         (Some(by), Some(at)) => Some(Decided { by, at: local_time(at), reason: entry.reject_reason.as_deref() }),
         _ => None,
@@ -273,7 +280,7 @@ async fn case_page(
         location: &r.location,
         camera: r.camera_id.as_str(),
         device: r.device_id.as_str(),
-        vehicle_class: r.vehicle_class.as_str(),
+        vehicle_class: lang.t(r.vehicle_class.vietnamese(), r.vehicle_class.as_str()),
         detection_score: r.detection_score,
         moments,
         seal: &seal,

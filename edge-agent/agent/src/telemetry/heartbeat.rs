@@ -18,7 +18,7 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
 }
 
 /// The box's state now.
-pub fn heartbeat(device_id: &te_types::DeviceId, sources: &Sources, state_dir: &Path) -> Heartbeat {
+pub fn heartbeat(device_id: &te_types::DeviceId, sources: &Sources, state_dir: &Path, every: Duration) -> Heartbeat {
     let counts = sources.store.counts().unwrap_or_default();
     Heartbeat {
         device_id: device_id.clone(),
@@ -42,6 +42,7 @@ pub fn heartbeat(device_id: &te_types::DeviceId, sources: &Sources, state_dir: &
             })
             .collect(),
         alarm: sources.store.alarm(),
+        interval_s: Some(u32::try_from(every.as_secs().max(1)).unwrap_or(u32::MAX)),
     }
 }
 
@@ -57,7 +58,7 @@ pub async fn run(
     loop {
         let beat = {
             let (sources, device_id, state_dir) = (sources.clone(), device_id.clone(), state_dir.clone());
-            tokio::task::spawn_blocking(move || heartbeat(&device_id, &sources, &state_dir)).await
+            tokio::task::spawn_blocking(move || heartbeat(&device_id, &sources, &state_dir, every)).await
         };
         match beat {
             Ok(beat) => {
