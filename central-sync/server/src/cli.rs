@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs the service (embedded defaults: SQLite + media folder under --data-dir, listening on loopback).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Edge boxes.
     Device {
         #[command(subcommand)]
@@ -186,6 +186,10 @@ pub struct ServeArgs {
     /// Vehicle owners (CSV: plate,name,address,id_number), standing in for the national registry.
     #[arg(long, env = "CENTRAL_OWNER_REGISTRY")]
     pub owner_registry: Option<PathBuf>,
+    /// The address the fines system reaches this service at (`https://phatnguoi.example.vn`): the media links
+    /// of exported cases are absolute under it. Default: http(s)://<--listen>.
+    #[arg(long, env = "CENTRAL_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Keep media in this S3-compatible object store (path-style, e.g. https://s3.example.vn) instead of
     /// --data-dir/media; credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
     #[arg(long, env = "CENTRAL_MEDIA_S3_ENDPOINT", requires = "media_s3_bucket")]

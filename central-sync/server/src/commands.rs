@@ -104,7 +104,7 @@ pub async fn admin(db: Option<&str>, command: Command) -> anyhow::Result<bool> {
                 r.errors
             );
         }
-        Command::Serve(args) => serve(db, args).await?,
+        Command::Serve(args) => serve(db, *args).await?,
         Command::Openapi => println!("{}", crate::app::json()),
     }
     Ok(true)
@@ -126,6 +126,7 @@ pub async fn serve(database_url: Option<&str>, args: ServeArgs) -> anyhow::Resul
         webhook_url,
         webhook_secret_file,
         owner_registry,
+        public_url,
         media_s3_endpoint,
         media_s3_bucket,
         media_s3_region,
@@ -137,6 +138,9 @@ pub async fn serve(database_url: Option<&str>, args: ServeArgs) -> anyhow::Resul
     } else {
         builder.init();
     }
+    let scheme = if tls_cert.is_some() { "https" } else { "http" };
+    let public_url = crate::export::public_base(&public_url.unwrap_or_else(|| format!("{scheme}://{listen}")))
+        .map_err(|e| anyhow::anyhow!("--public-url: {e}"))?;
     let settings = ServerSettings { listen, data_dir, max_upload_bytes };
     let store = match (media_s3_endpoint, media_s3_bucket) {
         (Some(endpoint), Some(bucket)) => {
@@ -169,9 +173,10 @@ pub async fn serve(database_url: Option<&str>, args: ServeArgs) -> anyhow::Resul
         let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
         anyhow::ensure!(secret.len() >= 16, "the webhook secret must be at least 16 characters");
         tracing::info!(%url, "approved cases are pushed to the webhook");
-        tokio::spawn(export::deliver(store.clone(), owners.clone(), Webhook { url, secret }));
+        let hook = Webhook { url, secret, public_url: public_url.clone() };
+        tokio::spawn(export::deliver(store.clone(), owners.clone(), hook));
     }
-    let state = AppState { store, secure_cookies: tls_cert.is_some(), open_enrolment, owners };
+    let state = AppState { store, secure_cookies: tls_cert.is_some(), open_enrolment, owners, public_url };
     let app = router(state, settings.max_upload_bytes);
     let tls = match (tls_cert, tls_key) {
         (Some(cert), Some(key)) => {

@@ -71,7 +71,7 @@ pub struct ExportCase {
     pub approved_at: DateTime<Utc>,
     /// Circular 73/2024/TT-BCA: identify and notify the owner within 10 days of the violation.
     pub owner_deadline: DateTime<Utc>,
-    /// Paths on this service (send the same token to fetch them).
+    /// Links on this service, under its public address (send the same token to fetch them).
     pub overview_url: String,
     pub clip_url: Option<String>,
     /// The plate as each frame that voted for it showed it, in vote order.
@@ -161,8 +161,22 @@ fn entry_with_seal(row: &sqlx::any::AnyRow) -> Result<(QueueEntry, Option<Seal>)
     Ok((entry_from_row(row)?, seal.and_then(|s| serde_json::from_str(&s).ok())))
 }
 
-/// Builds the exported form of a case, asking the registry for the owner.
-pub fn export_case(entry: QueueEntry, seal: Seal, owners: Option<&dyn OwnerRegistry>) -> ExportCase {
+/// The public address `raw` as the base of media links: an http(s) URL without query or fragment, its trailing
+/// `/` dropped.
+pub fn public_base(raw: &str) -> Result<String, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("{raw:?} must be an http:// or https:// address with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{raw:?} must not carry a query, fragment or credentials"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// Builds the exported form of a case, its media links under `base` (the service's public address), asking the
+/// registry for the owner.
+pub fn export_case(entry: QueueEntry, seal: Seal, owners: Option<&dyn OwnerRegistry>, base: &str) -> ExportCase {
     let plate = entry.plate().unwrap_or_default().to_string();
     let owner = owners.and_then(|o| match o.lookup(&plate) {
         Ok(owner) => owner,
@@ -173,7 +187,8 @@ pub fn export_case(entry: QueueEntry, seal: Seal, owners: Option<&dyn OwnerRegis
     });
     let r = entry.record;
     let id = r.evidence_id.to_string();
-    let violation_vi = r.violation.as_ref().map(|v| v.kind.vietnamese()).unwrap_or("Phương tiện đi qua").to_string();
+    // From the record's kind, which every record has (a record without the violation details is still its kind).
+    let violation_vi = crate::review::kind_name(crate::web::Lang::Vi, r.kind).to_string();
     ExportCase {
         violation: r.kind.as_str().to_string(),
         violation_vi,
@@ -187,12 +202,12 @@ pub fn export_case(entry: QueueEntry, seal: Seal, owners: Option<&dyn OwnerRegis
         approved_by: entry.decided_by.unwrap_or_default(),
         approved_at: entry.decided_at.unwrap_or(entry.received_at),
         owner_deadline: crate::review::owner_deadline(r.captured_at),
-        overview_url: format!("/api/v1/evidence/{id}/overview.jpg"),
-        clip_url: r.clip_sha256.as_ref().map(|_| format!("/api/v1/evidence/{id}/clip.mp4")),
+        overview_url: format!("{base}/api/v1/evidence/{id}/overview.jpg"),
+        clip_url: r.clip_sha256.as_ref().map(|_| format!("{base}/api/v1/evidence/{id}/clip.mp4")),
         plate_crop_urls: r
             .plate_crop_hashes()
             .iter()
-            .map(|sha| format!("/api/v1/evidence/{id}/plates/{sha}"))
+            .map(|sha| format!("{base}/api/v1/evidence/{id}/plates/{sha}"))
             .collect(),
         owner,
         evidence_id: id,
@@ -226,7 +241,7 @@ async fn cases_for(state: &AppState, actor: &Actor, q: &ExportQuery) -> Result<V
             (StatusCode::INTERNAL_SERVER_ERROR, "storage failure").into_response()
         })?;
     let owners = state.owners.as_deref();
-    Ok(cases.into_iter().map(|(entry, seal)| export_case(entry, seal, owners)).collect())
+    Ok(cases.into_iter().map(|(entry, seal)| export_case(entry, seal, owners, &state.public_url)).collect())
 }
 
 /// Approved cases for the fines system, oldest decision first.
@@ -347,6 +362,8 @@ pub async fn withdrawn_json(
 #[derive(Debug, Clone)]
 pub struct Webhook {
     pub url: String,
+    /// The service's public address, the base of the cases' media links.
+    pub public_url: String,
     /// HMAC-SHA256 key; the body's MAC goes in `X-Traffic-Edge-Signature: sha256=<hex>`.
     pub secret: Vec<u8>,
 }
@@ -410,7 +427,7 @@ async fn deliver_due(
             }
         } else {
             match store.case_for_export(&id).await? {
-                Some((entry, seal)) => serde_json::to_vec(&export_case(entry, seal, owners)),
+                Some((entry, seal)) => serde_json::to_vec(&export_case(entry, seal, owners, &hook.public_url)),
                 None => {
                     // Reopened before it went out (a new approval queues it again).
                     settle_unsent(store, seq, "withdrawn: the case was reopened before delivery").await?;
@@ -526,6 +543,15 @@ async fn post(client: &reqwest::Client, hook: &Webhook, event: &str, body: Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_address_is_an_http_url_with_a_host_and_nothing_after_its_path() {
+        assert_eq!(public_base("https://phatnguoi.example.vn/").as_deref(), Ok("https://phatnguoi.example.vn"));
+        assert_eq!(public_base("http://10.0.0.5:8787/central").as_deref(), Ok("http://10.0.0.5:8787/central"));
+        for bad in ["ftp://x", "phatnguoi.example.vn", "https://x/?a=1", "https://u:p@x", "https://x/#f", ""] {
+            assert!(public_base(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_signature_is_hmac_sha256_of_the_body() {

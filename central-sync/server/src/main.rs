@@ -9,7 +9,7 @@ use clap::Parser;
 async fn main() -> anyhow::Result<std::process::ExitCode> {
     let Cli { database_url, command } = Cli::parse();
     let ok = match command {
-        Command::Serve(args) => commands::serve(database_url.as_deref(), args).await.map(|()| true)?,
+        Command::Serve(args) => commands::serve(database_url.as_deref(), *args).await.map(|()| true)?,
         other => commands::admin(database_url.as_deref(), other).await?,
     };
     Ok(if ok { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })

@@ -42,7 +42,8 @@ async fn approved_cases_are_exported_as_json_and_csv_with_owner_and_a_verifiable
 
 async fn one_backend(store: &Arc<CentralStore>, dir: &std::path::Path) {
     let store = store.clone();
-    let app = router(AppState { owners: Some(owners(dir)), ..AppState::new(store.clone()) }, 1 << 20);
+    let public_url = "https://phatnguoi.example.vn".to_string();
+    let app = router(AppState { owners: Some(owners(dir)), public_url, ..AppState::new(store.clone()) }, 1 << 20);
     let fines = store.create_token("fines-system", "export").await.expect("token");
     let reviewer = store.create_token("a-reviewer", "reviewer").await.expect("token");
     let (a, b, c) =
@@ -60,6 +61,9 @@ async fn one_backend(store: &Arc<CentralStore>, dir: &std::path::Path) {
     assert_eq!(cases[0]["evidence_id"], a.to_string());
     assert_eq!(cases[0]["plate"], "51F-123.45");
     assert_eq!(cases[0]["owner"]["name"], "Nguyễn Văn A");
+    // Links the fines system can follow as they are: absolute, under the service's public address.
+    let overview = cases[0]["overview_url"].as_str().expect("overview_url");
+    assert_eq!(overview, format!("https://phatnguoi.example.vn/api/v1/evidence/{a}/overview.jpg"));
     assert_eq!(cases[0]["approved_by"], "lan.reviewer");
     assert_eq!(cases[1]["plate"], "30A-999.99");
     assert_eq!(cases[1]["plate_read_by_box"], serde_json::Value::Null);
@@ -84,7 +88,13 @@ async fn one_backend(store: &Arc<CentralStore>, dir: &std::path::Path) {
     assert!(lines[0].starts_with("evidence_id,violation,violation_vi,plate"));
     assert!(lines[1].contains("51F-123.45") && lines[1].contains("\"12 Lê Lợi, Q1\""), "{}", lines[1]);
     assert!(lines[0].ends_with(",record_sha256,overview_url,clip_url,plate_crop_urls"), "{}", lines[0]);
-    assert!(lines[1].contains(&format!(",/api/v1/evidence/{a}/overview.jpg,")), "{}", lines[1]);
+    assert!(
+        lines[1].contains(&format!(",https://phatnguoi.example.vn/api/v1/evidence/{a}/overview.jpg,")),
+        "{}",
+        lines[1]
+    );
+    // The Vietnamese name follows the record's kind (it said "Phương tiện đi qua" for this red light).
+    assert!(lines[1].contains(",red_light,Vượt đèn đỏ,"), "{}", lines[1]);
 
     // Least privilege, route by route: the export token reads approved cases and their pictures, nothing else.
     let pending = case(&store, Some("51F-555.55")).await;
@@ -153,7 +163,7 @@ async fn the_webhook_retries_until_the_fines_system_takes_each_case_once() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/cases", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, receiver).await });
-    let hook = Webhook { url, secret: b"shared-secret-0123456789".to_vec() };
+    let hook = Webhook { url, secret: b"shared-secret-0123456789".to_vec(), public_url: String::new() };
 
     let (a, b) = (case(&store, Some("51F-123.45")).await, case(&store, Some("29A-111.22")).await);
     store.decide(a, &officer(), Decision::Approve { plate: None }).await.expect("approve");
@@ -202,7 +212,11 @@ async fn a_case_reopened_after_the_fines_system_took_it_is_withdrawn_by_a_signed
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, receiver).await });
-    tokio::spawn(deliver(store.clone(), None, Webhook { url, secret: b"shared-secret-0123456789".to_vec() }));
+    tokio::spawn(deliver(
+        store.clone(),
+        None,
+        Webhook { url, secret: b"shared-secret-0123456789".to_vec(), public_url: String::new() },
+    ));
     let wait_for = |n: usize| {
         let received = received.clone();
         async move {

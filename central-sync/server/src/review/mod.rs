@@ -12,6 +12,8 @@
 pub mod pages;
 mod view;
 
+pub use view::kind_name;
+
 use crate::accounts::Actor;
 use crate::store::{review_status, CentralStore, ReviewStatus, StoreError};
 use central_protocol::sha256_hex;

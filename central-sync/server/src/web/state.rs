@@ -14,11 +14,14 @@ pub struct AppState {
     pub open_enrolment: bool,
     /// Who owns a plate, for exported cases; `None`: cases go out without the owner.
     pub owners: Option<Arc<dyn OwnerRegistry>>,
+    /// The service's public address (no trailing `/`), the base of exported media links; empty: links are
+    /// paths on this service.
+    pub public_url: String,
 }
 
 impl AppState {
     /// Closed enrolment: only registered devices upload.
     pub fn new(store: Arc<CentralStore>) -> Self {
-        Self { store, secure_cookies: false, open_enrolment: false, owners: None }
+        Self { store, secure_cookies: false, open_enrolment: false, owners: None, public_url: String::new() }
     }
 }
