@@ -4,7 +4,7 @@ mod queries;
 
 use crate::accounts::Actor;
 use crate::devices::DeviceAuth;
-use crate::store::{ClipError, QueueEntry, QueueFilter, ReviewStatus};
+use crate::store::{ClipError, QueueEntry, QueueFilter, QueueOrder, ReviewStatus};
 use crate::web::{ApiError, AppState};
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
@@ -75,6 +75,8 @@ pub async fn upload(
 pub struct ListLimit {
     /// At most this many (1-1000; 100 when absent).
     limit: Option<i64>,
+    /// Skip this many first (paging; 0 when absent).
+    offset: Option<i64>,
 }
 
 /// Refused unless the actor reviews: the queue of every record is for officers. The export role (the fines
@@ -103,7 +105,7 @@ async fn may_read_case(state: &AppState, actor: &Actor, id: EvidenceId) -> Resul
     Err(ApiError::forbidden(format!("the {} role may read approved cases only", actor.role.as_str())))
 }
 
-/// Records and their review, newest first, filtered.
+/// Records and their review, filtered, newest first (`order=oldest`: nearest owner deadline first).
 #[utoipa::path(get, path = central_protocol::EVIDENCE_PATH, tag = "review",
     security(("apiToken" = []), ("session" = [])), params(QueueFilter, ListLimit),
     responses(
@@ -119,7 +121,8 @@ pub async fn list(
 ) -> Result<Json<Vec<QueueEntry>>, ApiError> {
     may_list(&actor)?;
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(state.store.queue(&filter, limit).await?))
+    let offset = page.offset.unwrap_or(0).clamp(0, i64::from(i32::MAX));
+    Ok(Json(state.store.queue(&filter, filter.order_or(QueueOrder::Newest), limit, offset).await?))
 }
 
 /// One record and its review.

@@ -3,7 +3,7 @@
 
 use crate::store::{
     day_start_utc, entry_from_row, next_day, parse_time, readable_entries, CentralStore, QueueEntry, QueueFilter,
-    SealCheck, StoreError, CLIP_RECHECK, ENTRY_COLUMNS,
+    QueueOrder, SealCheck, StoreError, CLIP_RECHECK, ENTRY_COLUMNS,
 };
 use central_protocol::{CentralStats, EvidenceRecord, IngestReceipt, IngestStatus, Seal};
 use chrono::Utc;
@@ -193,8 +193,49 @@ impl CentralStore {
 
     /// Newest first, filtered. Placeholders are numbered by hand: sqlx's `QueryBuilder<Any>` writes `?`, which
     /// PostgreSQL refuses (sqlx issue 3000), and every filter value is bound, never spliced.
-    pub async fn queue(&self, filter: &QueueFilter, limit: i64) -> Result<Vec<QueueEntry>, StoreError> {
-        let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM evidence WHERE 1 = 1");
+    /// One page of the queue: `limit` entries after the first `offset`, in `order`.
+    pub async fn queue(
+        &self,
+        filter: &QueueFilter,
+        order: QueueOrder,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        let (conditions, binds) = queue_conditions(filter);
+        let direction = match order {
+            QueueOrder::Oldest => "ASC",
+            QueueOrder::Newest => "DESC",
+        };
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM evidence WHERE 1 = 1{conditions} ORDER BY captured_at {direction}, \
+             evidence_id {direction} LIMIT ${} OFFSET ${}",
+            binds.len() + 1,
+            binds.len() + 2
+        );
+        let mut query = sqlx::query(&sql);
+        for b in &binds {
+            query = query.bind(b);
+        }
+        let rows = query.bind(limit).bind(offset.max(0)).fetch_all(self.db()).await?;
+        Ok(readable_entries(&rows))
+    }
+
+    /// How many entries the filter matches in all.
+    pub async fn queue_count(&self, filter: &QueueFilter) -> Result<i64, StoreError> {
+        let (conditions, binds) = queue_conditions(filter);
+        let sql = format!("SELECT COUNT(*) AS n FROM evidence WHERE 1 = 1{conditions}");
+        let mut query = sqlx::query(&sql);
+        for b in &binds {
+            query = query.bind(b);
+        }
+        Ok(query.fetch_one(self.db()).await?.try_get("n")?)
+    }
+}
+
+/// The filter as SQL conditions (each starting with ` AND`) and their values, numbered `$1`...
+fn queue_conditions(filter: &QueueFilter) -> (String, Vec<String>) {
+    {
+        let mut sql = String::new();
         let mut binds: Vec<String> = Vec::new();
         for (column, value) in
             [("camera_id", &filter.camera), ("kind", &filter.kind), ("review_status", &filter.status)]
@@ -224,15 +265,11 @@ impl CentralStore {
             binds.push(to);
             sql.push_str(&format!(" AND captured_at < ${}", binds.len()));
         }
-        sql.push_str(&format!(" ORDER BY captured_at DESC, evidence_id DESC LIMIT ${}", binds.len() + 1));
-        let mut query = sqlx::query(&sql);
-        for b in &binds {
-            query = query.bind(b);
-        }
-        let rows = query.bind(limit).fetch_all(self.db()).await?;
-        Ok(readable_entries(&rows))
+        (sql, binds)
     }
+}
 
+impl CentralStore {
     /// The cameras that have sent evidence, for the queue's filter.
     pub async fn cameras(&self) -> Result<Vec<String>, StoreError> {
         let rows =

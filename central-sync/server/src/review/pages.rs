@@ -6,7 +6,7 @@ use super::view::{self, AuditRow, KindView, PlateView, QueueRow};
 use super::{Decision, ReviewError, REJECT_REASONS, RESPONSE_DAYS};
 use crate::accounts::Actor;
 use crate::chain::Link;
-use crate::store::{QueueFilter, ReviewStatus, SealCheck};
+use crate::store::{QueueFilter, QueueOrder, ReviewStatus, SealCheck};
 use crate::web::{forbidden, local_time, message, render, storage_failure, url_encode, AppState, Frame, Lang};
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -41,6 +41,31 @@ struct QueuePage<'a> {
     from: &'a str,
     to: &'a str,
     rows: Vec<QueueRow<'a>>,
+    paging: PageLinks,
+}
+
+/// Which page of the queue this is, of how many, and the links to its neighbours.
+struct PageLinks {
+    page: i64,
+    pages: i64,
+    /// Entries the filters match in all.
+    matching: i64,
+    /// Positions (from 1) of the first and last entry shown.
+    first: i64,
+    last: i64,
+    previous: Option<String>,
+    next: Option<String>,
+    oldest_first: bool,
+}
+
+/// The page of the queue asked for.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct Paging {
+    /// From 1.
+    page: Option<i64>,
+    /// Entries per page (1-500; 100 when absent).
+    per_page: Option<i64>,
 }
 
 /// GET /: the queue, pending first by default, filtered by camera, kind, status, part of a plate and days.
@@ -49,6 +74,7 @@ pub async fn queue(
     actor: Actor,
     lang: Lang,
     Query(mut filter): Query<QueueFilter>,
+    Query(paging): Query<Paging>,
     parts: Parts,
 ) -> Response {
     if !actor.role.reviews() {
@@ -58,11 +84,49 @@ pub async fn queue(
     if parts.uri.query().is_none() {
         filter.status = ReviewStatus::Pending.as_str().into();
     }
-    let (entries, cameras, stats) =
-        match tokio::try_join!(state.store.queue(&filter, 300), state.store.cameras(), state.store.stats()) {
-            Ok(found) => found,
-            Err(e) => return storage_failure("queue page", e),
-        };
+    let order = filter.order_or(QueueOrder::Oldest);
+    let per_page = paging.per_page.unwrap_or(100).clamp(1, 500);
+    let page_no = paging.page.unwrap_or(1).clamp(1, 1_000_000);
+    let offset = (page_no - 1) * per_page;
+    let found = tokio::try_join!(
+        state.store.queue(&filter, order, per_page, offset),
+        state.store.queue_count(&filter),
+        state.store.cameras(),
+        state.store.stats()
+    );
+    let (entries, matching, cameras, stats) = match found {
+        Ok(found) => found,
+        Err(e) => return storage_failure("queue page", e),
+    };
+    let pages = ((matching + per_page - 1) / per_page).max(1);
+    // The same filters in the links to the neighbouring pages.
+    let link = |n: i64| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("camera", &filter.camera),
+            ("kind", &filter.kind),
+            ("status", &filter.status),
+            ("plate", &filter.plate),
+            ("from", &filter.from),
+            ("to", &filter.to),
+        ] {
+            q.append_pair(k, v);
+        }
+        q.append_pair("order", if order == QueueOrder::Oldest { "oldest" } else { "newest" });
+        q.append_pair("per_page", &per_page.to_string());
+        q.append_pair("page", &n.to_string());
+        format!("/?{}", q.finish())
+    };
+    let paging = PageLinks {
+        page: page_no,
+        pages,
+        matching,
+        first: offset + 1,
+        last: offset + entries.len() as i64,
+        previous: (page_no > 1).then(|| link(page_no - 1)),
+        next: (page_no < pages).then(|| link(page_no + 1)),
+        oldest_first: order == QueueOrder::Oldest,
+    };
     let all = || Choice { value: String::new(), label: lang.t("Tất cả", "All").into() };
     let kinds = ViolationKind::ALL.iter().map(|k| EventKind::from(*k)).chain([EventKind::VehicleDetected]);
     let filters =
@@ -97,7 +161,8 @@ pub async fn queue(
         ];
     let rows = entries.iter().map(|e| view::queue_row(lang, e)).collect();
     let frame = Frame { lang, viewer: Some(actor.viewer()), title: lang.t("Hàng chờ xét duyệt", "Review queue") };
-    let page = QueuePage { frame, stats, filters, plate: &filter.plate, from: &filter.from, to: &filter.to, rows };
+    let page =
+        QueuePage { frame, stats, filters, plate: &filter.plate, from: &filter.from, to: &filter.to, rows, paging };
     render(StatusCode::OK, &page)
 }
 

@@ -160,6 +160,28 @@ pub struct QueueFilter {
     /// Part of a plate, written any way (`51f`, `123.45`, `51F-123`): matches the plate the case goes by (the
     /// reviewer's correction, else the box's reading), ignoring case and punctuation.
     pub plate: String,
+    /// `oldest` (capture time ascending: the nearest owner deadline first) or `newest`; empty: the caller's
+    /// default (the queue page: oldest; the API: newest).
+    pub order: String,
+}
+
+/// Which end of the queue comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueOrder {
+    /// Captured longest ago first: the nearest owner-identification deadline (Circular 73/2024) first.
+    Oldest,
+    Newest,
+}
+
+impl QueueFilter {
+    /// The order asked for, else `default`.
+    pub fn order_or(&self, default: QueueOrder) -> QueueOrder {
+        match self.order.trim() {
+            "oldest" => QueueOrder::Oldest,
+            "newest" => QueueOrder::Newest,
+            _ => default,
+        }
+    }
 }
 
 /// Whether a stored record still proves what the box saw.
