@@ -234,6 +234,8 @@ struct CasePage<'a> {
     link: Link,
     due: String,
     left: i64,
+    /// Only offences have an owner deadline; a plain vehicle pass has none.
+    has_deadline: bool,
     response_days: i64,
     sequence: u64,
     received: String,
@@ -352,6 +354,7 @@ async fn case_page(
         link,
         due: local_time(due).get(..10).unwrap_or_default().to_string(),
         left,
+        has_deadline: r.kind.is_violation(),
         response_days: RESPONSE_DAYS,
         sequence: r.sequence,
         received: local_time(entry.received_at),

@@ -89,14 +89,28 @@ pub fn plate(entry: &QueueEntry) -> PlateView<'_> {
     }
 }
 
-/// The owner-identification deadline and how many days are left (negative: overdue).
+/// The owner-identification deadline and how many days are left (negative: overdue), counted in Vietnam
+/// calendar days, so every page says the same on the same day (truncating exact durations made the queue say
+/// 10 and the case 9 a few seconds apart).
 pub fn deadline_left(entry: &QueueEntry) -> (chrono::DateTime<chrono::Utc>, i64) {
     let due = owner_deadline(entry.record.captured_at);
-    (due, (due - chrono::Utc::now()).num_days())
+    (due, calendar_days_between(chrono::Utc::now(), due))
 }
 
+/// Vietnam calendar days from the day of `from` to the day of `to`.
+pub fn calendar_days_between(from: chrono::DateTime<chrono::Utc>, to: chrono::DateTime<chrono::Utc>) -> i64 {
+    // Checked: a stored time near the end of chrono's range must not panic a page.
+    let day = |t: chrono::DateTime<chrono::Utc>| {
+        let local =
+            t.naive_utc().checked_add_signed(chrono::TimeDelta::seconds(i64::from(crate::store::VIETNAM_OFFSET_S)));
+        local.unwrap_or(t.naive_utc()).date()
+    };
+    (day(to) - day(from)).num_days()
+}
+
+/// The deadline an offence awaiting or past approval has; none for a rejected case or a plain vehicle pass.
 pub fn deadline(entry: &QueueEntry) -> Option<DeadlineView> {
-    if entry.review_status == ReviewStatus::Rejected {
+    if entry.review_status == ReviewStatus::Rejected || !entry.record.kind.is_violation() {
         return None;
     }
     let (due, left) = deadline_left(entry);
@@ -141,5 +155,22 @@ pub fn kind_name(lang: Lang, kind: EventKind) -> &'static str {
     match ViolationKind::ALL.into_iter().find(|v| EventKind::from(*v) == kind) {
         Some(v) => lang.t(v.vietnamese(), v.english()),
         None => lang.t("Phương tiện đi qua", "Vehicle passed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// #24: "10 ngày còn lại" in the queue was "9 ngày còn lại" on the case page: days are calendar days in
+    /// Vietnam, whatever the hour.
+    #[test]
+    fn days_left_are_vietnam_calendar_days() {
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).expect("time").to_utc();
+        // 23:59 and 00:01 the next day in Vietnam (UTC+7) are one day apart.
+        assert_eq!(calendar_days_between(at("2026-12-03T16:59:00Z"), at("2026-12-03T17:01:00Z")), 1);
+        // Ten days minus a few seconds is still ten calendar days.
+        assert_eq!(calendar_days_between(at("2026-12-03T03:00:05Z"), at("2026-12-13T03:00:00Z")), 10);
+        assert_eq!(calendar_days_between(at("2026-12-14T03:00:00Z"), at("2026-12-13T03:00:00Z")), -1);
     }
 }
