@@ -361,7 +361,7 @@ async fn case_page(
         votes,
         forms,
         reasons: &REJECT_REASONS,
-        audit: view::audit_rows(&audit),
+        audit: view::audit_rows(lang, &audit),
     };
     render(status, &page)
 }
@@ -433,6 +433,11 @@ pub async fn audit(State(state): State<AppState>, actor: Actor, lang: Lang) -> R
     let frame = Frame { lang, viewer: Some(actor.viewer()), title: lang.t("Nhật ký kiểm tra", "Audit log") };
     render(
         StatusCode::OK,
-        &AuditPage { frame, broken_at: chain.broken_at, checked: chain.entries, entries: view::audit_rows(&entries) },
+        &AuditPage {
+            frame,
+            broken_at: chain.broken_at,
+            checked: chain.entries,
+            entries: view::audit_rows(lang, &entries),
+        },
     )
 }

@@ -52,8 +52,12 @@ pub struct AuditRow<'a> {
     pub seq: i64,
     pub at: String,
     pub actor: &'a str,
+    /// The action as officers read it.
     pub action: &'a str,
+    /// The detail as officers read it ...
     pub detail: String,
+    /// ... and exactly as chained (what the entry's hash covers).
+    pub raw: String,
     pub sha_prefix: &'a str,
 }
 
@@ -136,18 +140,76 @@ pub fn queue_row(lang: Lang, entry: &QueueEntry) -> QueueRow<'_> {
     }
 }
 
-pub fn audit_rows(entries: &[AuditEntry]) -> Vec<AuditRow<'_>> {
+pub fn audit_rows(lang: Lang, entries: &[AuditEntry]) -> Vec<AuditRow<'_>> {
     entries
         .iter()
         .map(|e| AuditRow {
             seq: e.seq,
             at: local_time(e.at),
             actor: &e.actor,
-            action: &e.action,
-            detail: e.detail.to_string(),
+            action: action_name(lang, &e.action),
+            detail: detail_text(lang, &e.detail),
+            raw: e.detail.to_string(),
             sha_prefix: e.entry_sha256.get(..16).unwrap_or(&e.entry_sha256),
         })
         .collect()
+}
+
+/// An audit action in the page's language; an action this build does not know is shown as stored.
+fn action_name(lang: Lang, action: &str) -> &str {
+    let (vi, en) = match action {
+        "approve" => ("Duyệt", "Approved"),
+        "reject" => ("Loại bỏ", "Rejected"),
+        "correct_plate" => ("Sửa biển số", "Plate corrected"),
+        "reopen" => ("Mở lại", "Reopened"),
+        "login" => ("Đăng nhập", "Logged in"),
+        "logout" => ("Đăng xuất", "Logged out"),
+        "login_failed" => ("Đăng nhập sai", "Login failed"),
+        "login_throttled" => ("Đăng nhập bị tạm khoá", "Login throttled"),
+        "login_rate_limited" => ("Quá nhiều lần đăng nhập", "Logins rate-limited"),
+        "user_added" => ("Thêm tài khoản", "Account added"),
+        "user_disabled" => ("Khoá tài khoản", "Account disabled"),
+        "user_enabled" => ("Mở khoá tài khoản", "Account enabled"),
+        "password_reset" => ("Đặt lại mật khẩu", "Password reset"),
+        "token_created" => ("Tạo mã truy cập", "API token created"),
+        "device_registered" => ("Đăng ký thiết bị", "Device registered"),
+        "device_key_replaced" => ("Thay khoá thiết bị", "Device key replaced"),
+        other => return other,
+    };
+    lang.t(vi, en)
+}
+
+/// An audit entry's detail as `label: value` pairs in the page's language (keys this build does not know keep
+/// their name); strings without quotes.
+fn detail_text(lang: Lang, detail: &serde_json::Value) -> String {
+    let Some(fields) = detail.as_object() else { return detail.to_string() };
+    fields
+        .iter()
+        .map(|(key, value)| {
+            let label = match key.as_str() {
+                "plate" => lang.t("biển số duyệt", "approved plate"),
+                "box_plate" => lang.t("biển số thiết bị đọc", "read by the box"),
+                "reason" => lang.t("lý do", "reason"),
+                "from" => lang.t("từ", "from"),
+                "to" => lang.t("thành", "to"),
+                "was" => lang.t("trạng thái trước", "was"),
+                "username" => lang.t("tài khoản", "account"),
+                "role" => lang.t("vai trò", "role"),
+                "name" => lang.t("tên", "name"),
+                other => other,
+            };
+            let value = match value {
+                serde_json::Value::String(s) => match (key.as_str(), ReviewStatus::parse(s)) {
+                    ("was", Some(status)) => lang.t(status.vietnamese(), status.english()).to_string(),
+                    _ => s.clone(),
+                },
+                serde_json::Value::Null => "—".to_string(),
+                other => other.to_string(),
+            };
+            format!("{label}: {value}")
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
 }
 
 /// An event kind as officers read it.
@@ -161,6 +223,18 @@ pub fn kind_name(lang: Lang, kind: EventKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// #24: the audit log showed actions as code words and details as raw JSON.
+    #[test]
+    fn audit_entries_read_as_words_in_the_pages_language_and_keep_their_raw_form() {
+        let detail = serde_json::json!({ "plate": "51F-123.45", "box_plate": null });
+        assert_eq!(action_name(Lang::Vi, "approve"), "Duyệt");
+        assert_eq!(action_name(Lang::En, "approve"), "Approved");
+        assert_eq!(action_name(Lang::Vi, "a_future_action"), "a_future_action");
+        assert_eq!(detail_text(Lang::Vi, &detail), "biển số thiết bị đọc: — · biển số duyệt: 51F-123.45");
+        let reopened = serde_json::json!({ "was": "approved", "reason": "Biển số sai" });
+        assert_eq!(detail_text(Lang::Vi, &reopened), "lý do: Biển số sai · trạng thái trước: Đã duyệt");
+    }
 
     /// #24: "10 ngày còn lại" in the queue was "9 ngày còn lại" on the case page: days are calendar days in
     /// Vietnam, whatever the hour.
