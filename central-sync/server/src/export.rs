@@ -116,27 +116,12 @@ impl CentralStore {
 
     /// Withdrawals after feed position `after`, in order.
     pub async fn withdrawals(&self, after: i64, limit: i64) -> Result<Vec<Withdrawal>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, evidence_id, approved_at, withdrawn_at, withdrawn_by, reason FROM withdrawals \
-             WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(self.db())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Withdrawal {
-                    seq: r.try_get("seq")?,
-                    event: WITHDRAWN.into(),
-                    evidence_id: r.try_get("evidence_id")?,
-                    approved_at: crate::store::parse_time(&r.try_get::<String, _>("approved_at")?)?,
-                    withdrawn_at: crate::store::parse_time(&r.try_get::<String, _>("withdrawn_at")?)?,
-                    withdrawn_by: r.try_get("withdrawn_by")?,
-                    reason: r.try_get("reason")?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query("SELECT * FROM withdrawals WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(self.db())
+            .await?;
+        rows.iter().map(withdrawal_from_row).collect()
     }
 
     /// One approved case with its seal; `None` when it is not (or no longer) approved.
@@ -153,6 +138,19 @@ impl CentralStore {
             (_, None) => None,
         })
     }
+}
+
+/// A row of `withdrawals`.
+fn withdrawal_from_row(r: &sqlx::any::AnyRow) -> Result<Withdrawal, StoreError> {
+    Ok(Withdrawal {
+        seq: r.try_get("seq")?,
+        event: WITHDRAWN.into(),
+        evidence_id: r.try_get("evidence_id")?,
+        approved_at: crate::store::parse_time(&r.try_get::<String, _>("approved_at")?)?,
+        withdrawn_at: crate::store::parse_time(&r.try_get::<String, _>("withdrawn_at")?)?,
+        withdrawn_by: r.try_get("withdrawn_by")?,
+        reason: r.try_get("reason")?,
+    })
 }
 
 /// A queue entry and its stored seal (`None`: none stored, or unreadable).
@@ -229,17 +227,27 @@ pub struct ExportQuery {
     limit: Option<i64>,
 }
 
-async fn cases_for(state: &AppState, actor: &Actor, q: &ExportQuery) -> Result<Vec<ExportCase>, Response> {
-    if !actor.role.exports() {
-        let message = format!("the {} role may not export cases", actor.role.as_str());
-        return Err(ApiError::forbidden(message).into_response());
+/// Refused unless the actor's role exports (the fines system, supervisors, admins).
+fn may_export(actor: &Actor) -> Result<(), ApiError> {
+    if actor.role.exports() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("the {} role may not export cases", actor.role.as_str())))
     }
+}
+
+/// A page of an export feed: 1-5000 entries, 500 when not asked.
+fn page_limit(limit: Option<i64>) -> i64 {
+    limit.unwrap_or(500).clamp(1, 5000)
+}
+
+async fn cases_for(state: &AppState, actor: &Actor, q: &ExportQuery) -> Result<Vec<ExportCase>, Response> {
+    may_export(actor).map_err(IntoResponse::into_response)?;
     let after_id = q.after_id.as_deref().filter(|id| id.len() <= 64);
-    let cases =
-        state.store.approved_cases(q.since, after_id, q.limit.unwrap_or(500).clamp(1, 5000)).await.map_err(|e| {
-            tracing::error!(error = %e, "export");
-            (StatusCode::INTERNAL_SERVER_ERROR, "storage failure").into_response()
-        })?;
+    let cases = state.store.approved_cases(q.since, after_id, page_limit(q.limit)).await.map_err(|e| {
+        tracing::error!(error = %e, "export");
+        (StatusCode::INTERNAL_SERVER_ERROR, "storage failure").into_response()
+    })?;
     let owners = state.owners.as_deref();
     Ok(cases.into_iter().map(|(entry, seal)| export_case(entry, seal, owners, &state.public_url)).collect())
 }
@@ -351,11 +359,8 @@ pub async fn withdrawn_json(
     actor: Actor,
     Query(q): Query<WithdrawnQuery>,
 ) -> Result<Json<Vec<Withdrawal>>, ApiError> {
-    if !actor.role.exports() {
-        return Err(ApiError::forbidden(format!("the {} role may not export cases", actor.role.as_str())));
-    }
-    let limit = q.limit.unwrap_or(500).clamp(1, 5000);
-    Ok(Json(state.store.withdrawals(q.after.unwrap_or(0).max(0), limit).await?))
+    may_export(&actor)?;
+    Ok(Json(state.store.withdrawals(q.after.unwrap_or(0).max(0), page_limit(q.limit)).await?))
 }
 
 /// Where approved cases are pushed, and with which shared secret they are signed.
@@ -500,15 +505,14 @@ impl CentralStore {
             });
         }
         // The feed's entry made in the same transaction as this outbox entry: the latest for the case.
-        let withdrawal = sqlx::query_scalar::<_, i64>(
-            "SELECT seq FROM withdrawals WHERE evidence_id = $1 ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(id)
-        .fetch_optional(self.db())
-        .await?;
-        let Some(feed_seq) = withdrawal else { return Ok(Send::Never("withdrawn: no withdrawal recorded")) };
-        let found = self.withdrawals(feed_seq - 1, 1).await?.into_iter().next();
-        Ok(found.map_or(Send::Never("withdrawn: no withdrawal recorded"), Send::Now))
+        let row = sqlx::query("SELECT * FROM withdrawals WHERE evidence_id = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(id)
+            .fetch_optional(self.db())
+            .await?;
+        Ok(match row {
+            Some(row) => Send::Now(withdrawal_from_row(&row)?),
+            None => Send::Never("withdrawn: no withdrawal recorded"),
+        })
     }
 }
 

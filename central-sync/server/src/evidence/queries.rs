@@ -234,39 +234,35 @@ impl CentralStore {
 
 /// The filter as SQL conditions (each starting with ` AND`) and their values, numbered `$1`...
 fn queue_conditions(filter: &QueueFilter) -> (String, Vec<String>) {
-    {
-        let mut sql = String::new();
-        let mut binds: Vec<String> = Vec::new();
-        for (column, value) in
-            [("camera_id", &filter.camera), ("kind", &filter.kind), ("review_status", &filter.status)]
-        {
-            if !value.trim().is_empty() {
-                binds.push(value.trim().to_string());
-                sql.push_str(&format!(" AND {column} = ${}", binds.len()));
-            }
+    let mut sql = String::new();
+    let mut binds: Vec<String> = Vec::new();
+    for (column, value) in [("camera_id", &filter.camera), ("kind", &filter.kind), ("review_status", &filter.status)] {
+        if !value.trim().is_empty() {
+            binds.push(value.trim().to_string());
+            sql.push_str(&format!(" AND {column} = ${}", binds.len()));
         }
-        // Letters and digits only, so nothing in it is a LIKE wildcard; compared with the stored plate stripped
-        // of its punctuation the same way (both databases have UPPER and REPLACE).
-        let plate = te_plate::compact(&filter.plate);
-        if !plate.is_empty() {
-            binds.push(format!("%{plate}%"));
-            sql.push_str(&format!(
-                " AND UPPER(REPLACE(REPLACE(REPLACE(REPLACE(COALESCE(corrected_plate, plate_text, ''), '-', ''), '.', ''), \
-                 '/', ''), ' ', '')) LIKE ${}",
-                binds.len()
-            ));
-        }
-        // Days are Vietnam's (UTC+7); captured_at is stored as RFC 3339 UTC, which sorts as text.
-        if let Some(from) = day_start_utc(&filter.from) {
-            binds.push(from);
-            sql.push_str(&format!(" AND captured_at >= ${}", binds.len()));
-        }
-        if let Some(to) = day_start_utc(&filter.to).and_then(|t| next_day(&t)) {
-            binds.push(to);
-            sql.push_str(&format!(" AND captured_at < ${}", binds.len()));
-        }
-        (sql, binds)
     }
+    // Letters and digits only, so nothing in it is a LIKE wildcard; compared with the stored plate stripped
+    // of its punctuation the same way (both databases have UPPER and REPLACE).
+    let plate = te_plate::compact(&filter.plate);
+    if !plate.is_empty() {
+        binds.push(format!("%{plate}%"));
+        sql.push_str(&format!(
+            " AND UPPER(REPLACE(REPLACE(REPLACE(REPLACE(COALESCE(corrected_plate, plate_text, ''), '-', ''), '.', ''), \
+             '/', ''), ' ', '')) LIKE ${}",
+            binds.len()
+        ));
+    }
+    // Days are Vietnam's (UTC+7); captured_at is stored as RFC 3339 UTC, which sorts as text.
+    if let Some(from) = day_start_utc(&filter.from) {
+        binds.push(from);
+        sql.push_str(&format!(" AND captured_at >= ${}", binds.len()));
+    }
+    if let Some(to) = day_start_utc(&filter.to).and_then(|t| next_day(&t)) {
+        binds.push(to);
+        sql.push_str(&format!(" AND captured_at < ${}", binds.len()));
+    }
+    (sql, binds)
 }
 
 impl CentralStore {

@@ -152,17 +152,19 @@ impl CentralStore {
         }
         let _chain = self.audit_lock.lock().await;
         let mut tx = self.db().begin().await.map_err(StoreError::from)?;
-        let row =
-            sqlx::query("SELECT review_status, plate_text, corrected_plate, kind FROM evidence WHERE evidence_id = $1")
-                .bind(id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(StoreError::from)?
-                .ok_or(ReviewError::NotFound(id))?;
+        let row = sqlx::query(
+            "SELECT review_status, plate_text, corrected_plate, kind, decided_at FROM evidence WHERE evidence_id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from)?
+        .ok_or(ReviewError::NotFound(id))?;
         let status = review_status(&row.try_get::<String, _>("review_status").map_err(StoreError::from)?)?;
         let box_plate: Option<String> = row.try_get("plate_text").map_err(StoreError::from)?;
         let corrected: Option<String> = row.try_get("corrected_plate").map_err(StoreError::from)?;
         let kind: String = row.try_get("kind").map_err(StoreError::from)?;
+        let decided_at: Option<String> = row.try_get("decided_at").map_err(StoreError::from)?;
         let wrong_state = |needed| ReviewError::WrongState { id, status, action, needed };
         let now = Utc::now().to_rfc3339();
         let detail = match &decision {
@@ -247,18 +249,12 @@ impl CentralStore {
                 if status == ReviewStatus::Approved {
                     // The fines system may hold the case: withdraw it, in the same transaction as the reopening
                     // (the feed of withdrawals, and a webhook event that goes out after the approval's).
-                    let approved_at: Option<String> =
-                        sqlx::query_scalar("SELECT decided_at FROM evidence WHERE evidence_id = $1")
-                            .bind(id.to_string())
-                            .fetch_one(&mut *tx)
-                            .await
-                            .map_err(StoreError::from)?;
                     sqlx::query(
                         "INSERT INTO withdrawals (evidence_id, approved_at, withdrawn_at, withdrawn_by, reason) \
                          VALUES ($1, $2, $3, $4, $5)",
                     )
                     .bind(id.to_string())
-                    .bind(approved_at.unwrap_or_default())
+                    .bind(decided_at.as_deref().unwrap_or_default())
                     .bind(&now)
                     .bind(&actor.name)
                     .bind(reason)

@@ -13,12 +13,16 @@ use te_types::{Frame, PlateConsensus, SignalPhase, ViolationKind};
 /// Pixels of background kept around the signal heads in their inset.
 const HEAD_MARGIN: f32 = 6.0;
 
+/// Scale factors from the scene's `frame_size` pixels to a `width` x `height` frame's.
+fn to_frame(scene: &Scene, (width, height): (u32, u32)) -> (f32, f32) {
+    (width as f32 / scene.frame_size[0].max(1) as f32, height as f32 / scene.frame_size[1].max(1) as f32)
+}
+
 /// The segments of the rule `name` of kind `kind`, in the pixels of a `width` x `height` frame: the stop line,
 /// the lane's or zone's outline, or the section's two measuring lines. Empty for rules without geometry (no
 /// helmet) or a name the scene does not have.
-pub fn rule_lines(scene: &Scene, kind: ViolationKind, name: &str, (width, height): (u32, u32)) -> Vec<[[f32; 2]; 2]> {
-    let sx = width as f32 / scene.frame_size[0].max(1) as f32;
-    let sy = height as f32 / scene.frame_size[1].max(1) as f32;
+pub fn rule_lines(scene: &Scene, kind: ViolationKind, name: &str, size: (u32, u32)) -> Vec<[[f32; 2]; 2]> {
+    let (sx, sy) = to_frame(scene, size);
     let scale = |p: [f32; 2]| [p[0] * sx, p[1] * sy];
     let outline = |points: &[[f32; 2]]| -> Vec<[[f32; 2]; 2]> {
         (0..points.len()).map(|i| [scale(points[i]), scale(points[(i + 1) % points.len()])]).collect()
@@ -46,8 +50,7 @@ pub fn rule_lines(scene: &Scene, kind: ViolationKind, name: &str, (width, height
 /// The scene's signal heads in `frame`, enlarged to `height` pixels, labelled with the phase they showed then
 /// (as the judge read it); `None` when the scene names no heads.
 pub fn signal_inset(scene: &Scene, frame: &Frame, phase: SignalPhase, height: u32) -> Option<(Frame, String)> {
-    let sx = frame.width as f32 / scene.frame_size[0].max(1) as f32;
-    let sy = frame.height as f32 / scene.frame_size[1].max(1) as f32;
+    let (sx, sy) = to_frame(scene, (frame.width, frame.height));
     let heads = &scene.signal.heads;
     let fold = |pick: fn(&[f32; 4]) -> f32, start: f32, f: fn(f32, f32) -> f32| heads.iter().map(pick).fold(start, f);
     if heads.is_empty() {
