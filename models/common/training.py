@@ -21,11 +21,11 @@ def run_folder(args):
     return work, say
 
 
-def resume(work, model, opt, say, quiet=False, ema=None):
+def resume(work, model, opt, say, quiet=False, ema=None, map_location=None):
     """(first epoch, best figure) from the folder's last checkpoint, or (0, -1) for a new run."""
     if not (work / "last.pt").exists():
         return 0, -1.0
-    ck = torch.load(work / "last.pt", weights_only=False)
+    ck = torch.load(work / "last.pt", weights_only=False, map_location=map_location)
     model.load_state_dict(ck["model"])
     opt.load_state_dict(ck["opt"])
     if ema is not None:

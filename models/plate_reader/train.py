@@ -4,6 +4,7 @@
 One command (from the repository root, with the training venv of models/README.md):
 
     .local/train-venv/bin/python models/plate_reader/train.py --shared ../shared --threads 2
+    python3 models/plate_reader/train.py --shared <shared> --threads 4 --workers 12 --device cuda   # on a GPU (8 min)
 
 Two stages in one run: 40 epochs from scratch in `--work`, then 14 epochs of fine-tuning from the first stage's
 best in `--work/stage2`, where pictures that must read as nothing (plates blurred past legibility, background)
@@ -19,6 +20,7 @@ aspect, the bands are laid side by side, squeezed to 160 if wider, BGR, (v/255 -
 """
 import argparse
 import math
+import multiprocessing
 import pathlib
 import random
 import sys
@@ -129,7 +131,39 @@ def augment(rng, img, strong=True):
     return img
 
 
-def synthetic_pool(n, seed):
+def band_mix(rng, a, b):
+    """A new real-looking two-row plate: the top row of one real crop over the bottom row of another, so that
+    the reader cannot learn the training plates' (series, number) pairs by heart. Both are resized to the first's
+    size and cut at half height; the label joins the first's top row and the second's bottom row."""
+    (ia, ta), (ib, tb) = a, b
+    h, w = ia.shape[:2]
+    ib = cv2.resize(ib, (w, h), interpolation=cv2.INTER_LINEAR)
+    cut = h // 2
+    return np.vstack([ia[:cut], ib[cut:]]), ta.split("/")[0] + "/" + tb.split("/")[1]
+
+
+_POOLS = {}
+
+
+def synthetic_pool(n, seed, workers=None):
+    """n rendered plates; the same (n, seed) is rendered once per process (both stages use the same pool)."""
+    if (n, seed) not in _POOLS:
+        _POOLS[(n, seed)] = _render_pool(n, seed, workers)
+    return _POOLS[(n, seed)]
+
+
+POOL_CHUNK = 500
+
+
+def _render_pool(n, seed, workers=None):
+    """Rendered in chunks of POOL_CHUNK plates, each with its own seed (the same pool with or without workers)."""
+    jobs = [(min(POOL_CHUNK, n - i), seed * 1000 + i // POOL_CHUNK) for i in range(0, n, POOL_CHUNK)]
+    chunks = workers.map(_render_chunk, jobs) if workers is not None else map(_render_chunk, jobs)
+    return [plate for chunk in chunks for plate in chunk]
+
+
+def _render_chunk(job):
+    n, seed = job
     rng = random.Random(seed)
     fonts = vnplate._fonts()
     pool = []
@@ -181,21 +215,35 @@ def background_frames(shared):
     return out
 
 
-def batches(items, rng, bs, strong):
+def _batch(job):
+    """One batch, augmented with its own seed (so the result does not depend on how many workers make them)."""
+    chunk, seed, strong = job
+    rng = random.Random(seed)
+    xs, ys, lens = [], [], []
+    for img, text in chunk:
+        img = augment(rng, img, strong) if strong is not None else img
+        two = two_rows_of(text) if text else img.shape[1] / max(1, img.shape[0]) < 2.6
+        x, _ = compose(img, two)
+        xs.append(x)
+        t = encode(text)
+        ys.extend(t)
+        lens.append(len(t))
+    return np.stack(xs), ys, lens
+
+
+def batches(items, rng, bs, strong, workers=None):
+    """Shuffled batches of (pictures, targets, target lengths); made by `workers` (a multiprocessing pool) when
+    given, in order."""
     order = list(range(len(items)))
     rng.shuffle(order)
-    for i in range(0, len(order), bs):
-        xs, ys, lens = [], [], []
-        for j in order[i:i + bs]:
-            img, text = items[j]
-            img = augment(rng, img, strong) if strong is not None else img
-            two = two_rows_of(text) if text else img.shape[1] / max(1, img.shape[0]) < 2.6
-            x, _ = compose(img, two)
-            xs.append(x)
-            t = encode(text)
-            ys.extend(t)
-            lens.append(len(t))
-        yield torch.from_numpy(np.stack(xs)), torch.tensor(ys), torch.tensor(lens)
+    jobs = [([items[j] for j in order[i:i + bs]], rng.randrange(1 << 31), strong) for i in range(0, len(order), bs)]
+    made = workers.imap(_batch, jobs, chunksize=2) if workers is not None else map(_batch, jobs)
+    for xs, ys, lens in made:
+        yield torch.from_numpy(xs), torch.tensor(ys), torch.tensor(lens)
+
+
+def device_of(model):
+    return next(model.parameters()).device
 
 
 def silence(model, items):
@@ -204,7 +252,7 @@ def silence(model, items):
     quiet = 0
     with torch.no_grad():
         x = torch.from_numpy(np.stack([compose(img, img.shape[1] / max(1, img.shape[0]) < 2.6)[0] for img, _ in items]))
-        for p in torch.softmax(model(x), -1):
+        for p in torch.softmax(model(x.to(device_of(model))), -1).cpu():
             text, conf = decode(p)
             quiet += int(not text or conf < 0.4)
     model.train()
@@ -218,7 +266,7 @@ def evaluate(model, items):
         for i in range(0, len(items), 128):
             chunk = items[i:i + 128]
             x = torch.from_numpy(np.stack([compose(img, two_rows_of(t))[0] for img, t, *_ in chunk]))
-            probs = torch.softmax(model(x), -1)
+            probs = torch.softmax(model(x.to(device_of(model))), -1).cpu()
             for (img, text, *rest), p in zip(chunk, probs):
                 read, conf = decode(p)
                 if read == vnplate.compact(text):
@@ -239,6 +287,10 @@ def main():
     ap.add_argument("--extra", default="models/labels/vn_riders_plates.tsv",
                     help="plate crops cut from vn_riders frames, labelled by agreement (train clips only)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="torch device to train on (cuda on a GPU machine)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes that render and augment pictures (0: in the training process); the pictures "
+                         "do not depend on this number")
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--out", default=str(HERE / "plate_reader.onnx"))
     ap.add_argument("--export-only", action="store_true")
@@ -248,6 +300,9 @@ def main():
     ap.add_argument("--ema", type=float, default=0.0,
                     help="validate and export a moving average of the weights with this decay (0: off; 0.998 with "
                          "--real-repeat 3 was tried and was no better, see train.log)")
+    ap.add_argument("--band-mix", type=float, default=1.0,
+                    help="per epoch, this many times the real two-row training crops are added as band mixes "
+                         "(one crop's top row over another's bottom row)")
     ap.add_argument("--illegible-per-epoch", type=int, default=0,
                     help="pictures that must read as nothing (plates blurred past legibility, background)")
     ap.add_argument("--stage2-epochs", type=int, default=14,
@@ -262,6 +317,9 @@ def main():
     if args.export_only:
         export(second if args.stage2_epochs > 0 else first, args.out)
         return
+    # Forked before anything touches the GPU; the workers only render and augment.
+    args.pool = multiprocessing.get_context("fork").Pool(args.workers, initializer=cv2.setNumThreads, initargs=(1,)) \
+        if args.workers > 0 else None
     run_stage(args, first, args.init, args.lr, args.epochs, args.illegible_per_epoch)
     if args.stage2_epochs > 0:
         run_stage(args, second, str(first / "best.pt"), args.stage2_lr, args.stage2_epochs, args.stage2_illegible)
@@ -275,12 +333,14 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
     work, say = training.run_folder(stage_args)
     say(f"# stage in {work}: init {init}, lr {lr}, epochs {epochs}, illegible per epoch {illegible_per_epoch}")
 
+    device = torch.device(args.device)
     model = Reader()
     if init:
-        model.load_state_dict(torch.load(init))
+        model.load_state_dict(torch.load(init, map_location="cpu"))
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     ema = training.Ema(model, args.ema) if args.ema > 0 else None
-    start, best = training.resume(work, model, opt, say, ema=ema)
+    start, best = training.resume(work, model, opt, say, ema=ema, map_location=device)
     if start >= epochs:
         return
 
@@ -290,11 +350,14 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
     # The split as a file, so that `edge-agent eval --only-crops` scores the same crops along the agent's path.
     (HERE / "val_crops.txt").write_text(
         "# vn_plates crops of the reader's validation split (models/common/datasets.py), never trained on\n"
-        + "".join(f"{n}\n" for n in sorted(n for n, *_ in val)))
+        + "".join(f"{n}\n" for n in sorted(n for _, _, n in val)))
     extra = load_extra(args.shared, args.extra)
+    # Similar shapes only, so that the cut at half height falls between the rows of both.
+    two_row_train = [(img, t) for img, t in train if "/" in t and 0.9 < img.shape[1] / max(1, img.shape[0]) < 2.2]
     say(f"data: vn_plates train {len(train)}, val {len(val)}; vn_riders crops (train clips) {len(extra)}")
     t0 = time.time()
-    pool = synthetic_pool(args.synthetic, args.seed)
+    workers = args.pool
+    pool = synthetic_pool(args.synthetic, args.seed, workers)
     say(f"synthetic pool {len(pool)} in {time.time() - t0:.0f} s; params {sum(p.numel() for p in model.parameters())}")
     frames = background_frames(args.shared) if illegible_per_epoch else []
     # A fixed set of pictures that must read as nothing, never trained on (own seed, own synthetic plates).
@@ -310,11 +373,14 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
             g["lr"] = rate
         items = train * args.real_repeat + extra + rng.sample(pool, min(len(pool), args.synthetic_per_epoch))
         items += [illegible(rng, pool, frames) for _ in range(illegible_per_epoch)]
+        items += [band_mix(rng, rng.choice(two_row_train), rng.choice(two_row_train))
+                  for _ in range(int(args.band_mix * len(two_row_train)))]
         t0, losses = time.time(), []
-        for x, y, lens in batches(items, rng, 64, True):
-            logits = model(x)
+        for x, y, lens in batches(items, rng, 64, True, workers):
+            logits = model(x.to(device))
             lp = F.log_softmax(logits, -1).permute(1, 0, 2)
-            loss = ctc(lp, y, torch.full((x.shape[0],), STEPS, dtype=torch.long), lens)
+            steps = torch.full((x.shape[0],), STEPS, dtype=torch.long)
+            loss = ctc(lp, y.to(device), steps.to(device), lens.to(device))
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -333,7 +399,7 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
             f"secs {time.time() - t0:.0f}")
         if acc >= best:
             best = acc
-            torch.save(judged.state_dict(), work / "best.pt")
+            torch.save({k: v.cpu() for k, v in judged.state_dict().items()}, work / "best.pt")
             with open(work / "val_misses.tsv", "w") as f:
                 f.write("name\tlabel\tread\tmin_char_prob\n")
                 for n, t, r, c in wrong:
@@ -367,7 +433,7 @@ def load_extra(shared, path):
 
 def export(work, out):
     model = Reader()
-    model.load_state_dict(torch.load(pathlib.Path(work) / "best.pt"))
+    model.load_state_dict(torch.load(pathlib.Path(work) / "best.pt", map_location="cpu"))
     model.eval()
     torch.onnx.export(Exported(model), torch.zeros(1, 3, H, W), out, input_names=["x"], output_names=["probs"],
                       opset_version=17, dynamo=False)
