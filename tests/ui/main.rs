@@ -4,6 +4,7 @@
 //! `target/ui-screenshots/` (or `$TE_SCREENSHOT_DIR`).
 
 use central_protocol::{EvidenceRecord, EvidenceUpload};
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,12 +43,17 @@ impl Drop for Driver {
 }
 
 async fn browser(driver: &Driver) -> Client {
+    browser_sized(driver, "1280,1100").await
+}
+
+/// A browser whose window is `size` ("width,height").
+async fn browser_sized(driver: &Driver, size: &str) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
         serde_json::json!({
             "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1100"]
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", format!("--window-size={size}")]
         }),
     );
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -178,26 +184,42 @@ async fn an_officer_logs_in_approves_rejects_and_corrects_a_plate_in_chromium() 
     browser.execute("document.getElementById('plate-crop').scrollIntoView()", vec![]).await.expect("scroll");
     snap(&browser, "02b-plate-pictures").await;
     browser.find(Locator::Id("approve")).await.expect("approve").click().await.expect("approve");
+    // A decision opens the next pending case (oldest first) and says what was done.
+    wait_text(&browser, "#notice", |t| t.contains("Đã duyệt")).await;
+    assert_eq!(browser.current_url().await.expect("url").path(), format!("/evidence/{reject_me}"));
+    snap(&browser, "03-approved-next-case-opens").await;
+    open_case(&browser, &base, approve_me).await;
     wait_text(&browser, "#status", |t| t.contains("Đã duyệt") && t.contains("lan.reviewer")).await;
-    snap(&browser, "03-approved").await;
 
     open_case(&browser, &base, reject_me).await;
     browser.find(Locator::Id("reject-note")).await.expect("note").send_keys("xe cứu thương").await.expect("type");
     browser.find(Locator::Id("reject")).await.expect("reject").click().await.expect("reject");
+    wait_text(&browser, "#notice", |t| t.contains("Đã loại bỏ")).await;
+    assert_eq!(browser.current_url().await.expect("url").path(), format!("/evidence/{correct_me}"));
+    open_case(&browser, &base, reject_me).await;
     wait_text(&browser, "#status", |t| t.contains("Đã loại") && t.contains("xe cứu thương")).await;
     snap(&browser, "04-rejected").await;
 
-    // No plate read: approving is refused until the plate is corrected; a wrong plate is refused too.
+    // No plate read: approving is refused until the plate is corrected; a wrong plate is refused too (in
+    // Vietnamese, the page's language).
     open_case(&browser, &base, correct_me).await;
     browser.find(Locator::Id("approve")).await.expect("approve").click().await.expect("approve");
-    wait_text(&browser, "#notice", |t| t.contains("correct the plate first")).await;
+    wait_text(&browser, "#notice", |t| t.contains("hãy sửa biển số trước")).await;
     browser.find(Locator::Id("plate-input")).await.expect("plate").send_keys("ABC").await.expect("type");
     browser.find(Locator::Id("correct")).await.expect("correct").click().await.expect("correct");
-    wait_text(&browser, "#notice", |t| t.contains("not a Vietnamese plate")).await;
+    wait_text(&browser, "#notice", |t| t.contains("không phải biển số Việt Nam")).await;
     browser.find(Locator::Id("plate-input")).await.expect("plate").send_keys("30a99999").await.expect("type");
     browser.find(Locator::Id("correct")).await.expect("correct").click().await.expect("correct");
     wait_text(&browser, "#plate", |t| t == "30A-999.99").await;
     browser.find(Locator::Id("approve")).await.expect("approve").click().await.expect("approve");
+    // The last pending case: back to the queue, now empty.
+    wait_text(&browser, "#who", |t| t == "lan.reviewer").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while browser.current_url().await.expect("url").path() != "/" {
+        assert!(Instant::now() < deadline, "the queue did not open after the last decision");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    open_case(&browser, &base, correct_me).await;
     wait_text(&browser, "#status", |t| t.contains("Đã duyệt")).await;
     snap(&browser, "05-corrected-and-approved").await;
 
@@ -221,5 +243,112 @@ async fn an_officer_logs_in_approves_rejects_and_corrects_a_plate_in_chromium() 
     let entries: u64 = audit.split("entries=").nth(1).and_then(|s| s.split(' ').next()?.parse().ok()).expect("count");
     // token, user, login, approve, reject, correct_plate, approve (the refused tries change nothing).
     assert_eq!(entries, 7, "{audit}");
+    drop(central);
+}
+
+/// Presses one key as a keyboard would (WebDriver actions: the page's own key handler sees it).
+async fn press(browser: &Client, key: char) {
+    let keys =
+        KeyActions::new("keyboard".into()).then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
+    browser.perform_actions(keys).await.expect("key press");
+}
+
+/// Waits (up to 15 s) until the browser shows `path` and the page has loaded.
+async fn wait_for_page(browser: &Client, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let url = browser.current_url().await.expect("url");
+        if url.path() == path {
+            let ready = browser.execute("return document.readyState", vec![]).await.expect("script");
+            if ready.as_str() == Some("complete") {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{path} never loaded; at {url}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The issue's measure of the review flow: 20 clear cases decided with the keyboard alone on a 1366x768 screen
+/// (A approves, 2 rejects with the second reason, N moves on). Prints the UI time, page loads and requests
+/// (`keyboard_review` line); the time is a figure to report, not a pass mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_decides_twenty_cases_with_the_keyboard_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("central");
+    let port = free_port();
+    let central = Central::start(port, &data);
+    central_admin(&data, &["user", "add", "--username", "lan.reviewer", "--role", "reviewer"], PASSWORD);
+    let photo = std::fs::read(shared_dir().join("data/vn_scenes/1.jpg")).expect("a real street photograph");
+    let plate = std::fs::read(shared_dir().join("data/vn_plates/images/10xemay1217.jpg")).expect("a plate picture");
+    // Oldest first: the order they were recorded in. Every fifth is rejected (reason 2: no violation).
+    let cases: Vec<EvidenceId> = (0..20)
+        .map(|i| upload(port, &photo, Some(&format!("59-L2/149.{:02}", 10 + i)), "nga-tu-1", Some(&plate)))
+        .collect();
+
+    let driver = Driver::start();
+    let browser = browser_sized(&driver, "1366,768").await;
+    let base = format!("http://127.0.0.1:{port}");
+    browser.goto(&format!("{base}/login")).await.expect("login page");
+    browser.find(Locator::Id("username")).await.expect("username").send_keys("lan.reviewer").await.expect("type");
+    browser.find(Locator::Id("password")).await.expect("password").send_keys(PASSWORD).await.expect("type");
+    browser.find(Locator::Id("login")).await.expect("button").click().await.expect("log in");
+    wait_text(&browser, "#who", |t| t == "lan.reviewer").await;
+    open_case(&browser, &base, cases[0]).await;
+    wait_for_page(&browser, &format!("/evidence/{}", cases[0])).await;
+    // The whole decision is on the first screen: the buttons' bottoms are inside the window.
+    let fits = browser
+        .execute(
+            "return ['approve','reject','plate-input','next-case'].every(id => { const r = document.getElementById(id)\
+             .getBoundingClientRect(); return r.bottom <= window.innerHeight && r.right <= window.innerWidth; })",
+            vec![],
+        )
+        .await
+        .expect("script");
+    snap(&browser, "08-case-1366x768").await;
+    assert_eq!(fits.as_bool(), Some(true), "the decision forms are in view at 1366x768");
+    // The magnifier: Z shows the lens over the overview, Z again hides it.
+    press(&browser, 'z').await;
+    let lens = browser.execute("return document.getElementById('lens').hidden", vec![]).await.expect("script");
+    assert_eq!(lens.as_bool(), Some(false), "Z shows the magnifier");
+    snap(&browser, "09-magnifier").await;
+    press(&browser, 'z').await;
+
+    let (mut resources, mut bytes) = (0u64, 0u64);
+    let started = Instant::now();
+    for (i, id) in cases.iter().enumerate() {
+        wait_for_page(&browser, &format!("/evidence/{id}")).await;
+        // This page's requests: the document and what it loaded (pictures, the script unless cached).
+        let counts = browser
+            .execute(
+                "const r = performance.getEntriesByType('resource'); const n = performance.getEntriesByType('navigation'); \
+                 return [r.length + n.length, [...r, ...n].reduce((s, e) => s + (e.transferSize || 0), 0)]",
+                vec![],
+            )
+            .await
+            .expect("script");
+        let counts: Vec<u64> = serde_json::from_value(counts).unwrap_or_default();
+        resources += counts.first().copied().unwrap_or(0);
+        bytes += counts.get(1).copied().unwrap_or(0);
+        press(&browser, if i % 5 == 4 { '2' } else { 'a' }).await;
+    }
+    wait_for_page(&browser, "/").await;
+    let ui_s = started.elapsed().as_secs_f64();
+    snap(&browser, "10-queue-after-twenty").await;
+    // Every case was decided once, as keyed.
+    browser.goto(&format!("{base}/?status=approved&per_page=50")).await.expect("approved");
+    assert_eq!(browser.find_all(Locator::Css("tr.case")).await.expect("rows").len(), 16);
+    browser.goto(&format!("{base}/?status=rejected&per_page=50")).await.expect("rejected");
+    assert_eq!(browser.find_all(Locator::Css("tr.case")).await.expect("rows").len(), 4);
+    browser.close().await.expect("close the browser");
+    let audit = central_admin(&data, &["audit", "verify"], "");
+    assert!(audit.ends_with("chain=intact"), "{audit}");
+    println!(
+        "keyboard_review cases=20 ui_s={ui_s:.1} s_per_case={:.2} page_loads=20 requests={resources} \
+         requests_per_case={:.1} transferred_kib={}",
+        ui_s / 20.0,
+        resources as f64 / 20.0,
+        bytes / 1024
+    );
     drop(central);
 }

@@ -87,6 +87,7 @@ pub fn router(state: AppState, max_upload_bytes: usize) -> Router {
         .route("/stats", get(stats::chart_page))
         .route("/accuracy", get(stats::accuracy_page))
         .route("/devices", get(devices::page::devices_page))
+        .route("/static/{name}", get(review::pages::static_file))
         .merge(api)
         .layer(DefaultBodyLimit::max(max_upload_bytes))
         .layer(axum::middleware::from_fn_with_state(csrf::Guard { tls: state.secure_cookies }, csrf::layer))

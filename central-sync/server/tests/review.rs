@@ -468,3 +468,111 @@ async fn a_login_under_an_unknown_name_costs_a_password_hash_like_a_known_one() 
     // Both run one Argon2 verification; without it the unknown name answered ~20x faster.
     assert!(unknown[1] * 3 >= known[1], "unknown {unknown:?} vs known {known:?}");
 }
+
+/// Two officers down the same queue: an open case shows who has it, "next" passes it by, a decision moves on to
+/// the next pending case (oldest first) and frees its claim; the last decision leads back to the queue.
+#[tokio::test]
+async fn an_open_case_is_claimed_next_passes_it_by_and_each_decision_opens_the_next_pending_case() {
+    for t in common::stores().await {
+        claims(&t.store).await;
+        eprintln!("{}: ok", t.backend);
+    }
+}
+
+async fn claims(store: &Arc<CentralStore>) {
+    let app = setup(store).await;
+    let a = case(store, Some("51F-123.45")).await;
+    let b = case(store, Some("51F-123.46")).await;
+    let c = case(store, Some("51F-123.47")).await;
+    let at = |id| async move { store.get(id).await.expect("get").expect("found").record.captured_at };
+
+    // The store: a claim is renewed by its officer and shown to anyone else.
+    assert_eq!(store.claim(a, "lan.reviewer").await.expect("claim"), None);
+    assert_eq!(store.claim(a, "lan.reviewer").await.expect("renew"), None);
+    let held = store.claim(a, "minh.supervisor").await.expect("claim").expect("lan's claim");
+    assert_eq!(held.officer, "lan.reviewer");
+    // From c, minh's "next" wraps round past lan's open case a to b; lan's own claim does not hide a from her.
+    let for_minh = store.neighbours(c, at(c).await, "minh.supervisor").await.expect("neighbours");
+    assert_eq!((for_minh.previous, for_minh.next), (Some(b), Some(b)));
+    let for_lan = store.neighbours(c, at(c).await, "lan.reviewer").await.expect("neighbours");
+    assert_eq!((for_lan.previous, for_lan.next), (Some(b), Some(a)));
+
+    // The pages: minh sees that lan has a open.
+    let (_, lan) = login(&app, "lan.reviewer", "mat-khau-dai-1").await;
+    let (_, minh) = login(&app, "minh.supervisor", "mat-khau-dai-2").await;
+    let (lan, minh) = (lan.expect("session"), minh.expect("session"));
+    let (_, page, _) = get(&app, &format!("/evidence/{a}"), Some(&lan)).await;
+    assert!(!page.contains("id=\"claimed\"") && page.contains(&format!("id=\"next-case\" href=\"/evidence/{b}\"")));
+    let (_, page, _) = get(&app, &format!("/evidence/{a}"), Some(&minh)).await;
+    assert!(page.contains("id=\"claimed\"") && page.contains("<b>lan.reviewer</b>"), "{page}");
+
+    // Each decision opens the next pending case, and says what was done to which case.
+    let token = token_of(&lan);
+    for (id, next) in
+        [(a, format!("/evidence/{b}?done=approve&decided={a}")), (b, format!("/evidence/{c}?done=approve&decided={b}"))]
+    {
+        let body = format!("action=approve&csrf={token}");
+        let response = app.clone().oneshot(form_post(&format!("/evidence/{id}/decide"), &lan, ORIGIN, body)).await;
+        let response = response.expect("resp");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()), Some(next.as_str()));
+    }
+    let (_, page, _) = get(&app, &format!("/evidence/{c}?done=approve&decided={b}"), Some(&lan)).await;
+    assert!(page.contains("Đã duyệt") && page.contains(&format!("id=\"decided-case\" href=\"/evidence/{b}\"")));
+    // A decision frees the case: minh may claim a now.
+    assert_eq!(store.claim(a, "minh.supervisor").await.expect("claim"), None);
+    // Correcting a plate stays on the case; the last decision leads to the (empty) queue.
+    let body = format!("action=plate&plate=51F-123.48&csrf={token}");
+    let response = app.clone().oneshot(form_post(&format!("/evidence/{c}/decide"), &lan, ORIGIN, body)).await;
+    let location =
+        response.expect("resp").headers().get(header::LOCATION).map(|v| v.to_str().unwrap_or("").to_string());
+    assert_eq!(location, Some(format!("/evidence/{c}?done=plate")));
+    let body = format!("action=reject&reason=Kh%C3%B4ng+c%C3%B3+vi+ph%E1%BA%A1m&csrf={token}");
+    let response = app.clone().oneshot(form_post(&format!("/evidence/{c}/decide"), &lan, ORIGIN, body)).await;
+    let location =
+        response.expect("resp").headers().get(header::LOCATION).map(|v| v.to_str().unwrap_or("").to_string());
+    assert_eq!(location.as_deref(), Some("/"));
+    // A hostile `decided` is not linked.
+    let (status, page, _) =
+        get(&app, &format!("/evidence/{c}?done=%3Cb%3E&decided=javascript:alert(1)"), Some(&lan)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("decided-case") && !page.contains("<b>&"), "{page}");
+}
+
+/// Refusals read in the page's language: Vietnamese by default, English on request.
+#[tokio::test]
+async fn a_refused_decision_is_explained_in_the_officers_language() {
+    let t = common::stores().await.into_iter().next().expect("sqlite");
+    let app = setup(&t.store).await;
+    let id = case(&t.store, None).await;
+    let (_, cookie) = login(&app, "lan.reviewer", "mat-khau-dai-1").await;
+    let cookie = cookie.expect("session");
+    let body = format!("action=approve&csrf={}", token_of(&cookie));
+    for (lang, want) in [("vi", "hãy sửa biển số trước"), ("en", "correct the plate first")] {
+        let cookies = format!("{cookie}; te_lang={lang}");
+        let response =
+            app.clone().oneshot(form_post(&format!("/evidence/{id}/decide"), &cookies, ORIGIN, body.clone()));
+        let response = response.await.expect("resp");
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        assert!(String::from_utf8_lossy(&page).contains(want), "{lang}");
+    }
+}
+
+/// The case page's script is served under its content hash, cached for good, and the page points at it.
+#[tokio::test]
+async fn the_case_page_script_is_served_under_its_hash_and_unknown_static_names_are_not_found() {
+    let t = common::stores().await.into_iter().next().expect("sqlite");
+    let app = setup(&t.store).await;
+    let id = case(&t.store, Some("51F-123.45")).await;
+    let (_, cookie) = login(&app, "lan.reviewer", "mat-khau-dai-1").await;
+    let (_, page, _) = get(&app, &format!("/evidence/{id}"), Some(&cookie.expect("session"))).await;
+    let src = page.split("<script src=\"").nth(1).and_then(|s| s.split('"').next()).expect("a script");
+    let response = app.clone().oneshot(Request::get(src).body(Body::empty()).expect("req")).await.expect("resp");
+    assert_eq!(response.status(), StatusCode::OK);
+    let cache = response.headers().get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(cache.contains("immutable"), "{cache}");
+    for other in ["/static/review.js", "/static/..%2Fapp.rs", "/static/review-000000000000.js"] {
+        assert_eq!(get(&app, other, None).await.0, StatusCode::NOT_FOUND, "{other}");
+    }
+}

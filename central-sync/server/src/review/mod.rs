@@ -9,8 +9,11 @@
 //! The record as the box sealed it never changes; decisions live beside it and each is one audit entry, written
 //! in the same transaction.
 
+mod claims;
 pub mod pages;
 mod view;
+
+pub use claims::{Claim, Neighbours, CLAIM_TTL};
 
 pub use view::kind_name;
 
@@ -284,6 +287,9 @@ impl CentralStore {
                 serde_json::json!({ "was": status, "reason": reason })
             }
         };
+        if !matches!(decision, Decision::CorrectPlate { .. }) {
+            Self::release_claims(&mut tx, id).await?;
+        }
         append(&mut tx, actor, action, Some(id), &detail).await?;
         tx.commit().await.map_err(StoreError::from)?;
         tracing::info!(evidence = %id, actor = %actor.name, action, "review decision");

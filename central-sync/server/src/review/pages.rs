@@ -169,13 +169,47 @@ pub async fn queue(
 #[derive(Debug, Deserialize, Default)]
 #[serde(default)]
 pub struct CaseQuery {
+    /// The action just taken (`approve`, `reject`, `plate`, `reopen`).
     done: String,
+    /// The case it was taken on, when the page shown is the next one.
+    decided: String,
 }
 
 /// A line above the case: saved, or why a decision was refused.
 struct Notice {
     class: &'static str,
     text: String,
+    /// The case just decided, linked so that a slip of the keyboard is easy to find again.
+    decided: Option<EvidenceId>,
+}
+
+impl Notice {
+    fn refused(lang: Lang, e: &ReviewError) -> Self {
+        Notice { class: "error", text: view::refusal(lang, e), decided: None }
+    }
+
+    /// What the last decision did; `decided` is the case it was taken on when that is not the one shown.
+    fn saved(lang: Lang, done: &str, decided: Option<EvidenceId>) -> Self {
+        let text = match done {
+            "approve" => lang.t("✔ Đã duyệt, chuyển xử phạt.", "✔ Approved, sent for fining."),
+            "reject" => lang.t("✘ Đã loại bỏ.", "✘ Rejected."),
+            "plate" => lang.t("Đã sửa biển số.", "Plate corrected."),
+            "reopen" => lang.t("Đã mở lại.", "Reopened."),
+            _ => lang.t("Đã lưu.", "Saved."),
+        };
+        let next = if decided.is_some() {
+            lang.t(" Đây là trường hợp chờ tiếp theo.", " This is the next pending case.")
+        } else {
+            ""
+        };
+        Notice { class: "ok", text: format!("{text}{next}"), decided }
+    }
+}
+
+/// Another officer has this case open.
+struct ClaimView {
+    officer: String,
+    since: String,
 }
 
 struct Decided<'a> {
@@ -216,6 +250,12 @@ struct CasePage<'a> {
     frame: Frame<'a>,
     notice: Option<Notice>,
     id: EvidenceId,
+    claimed: Option<ClaimView>,
+    /// The pending cases either side of this one, oldest first (others' open cases passed over).
+    previous: Option<EvidenceId>,
+    next: Option<EvidenceId>,
+    /// The keyboard and magnifier script.
+    script: &'static str,
     has_clip: bool,
     status: ReviewStatus,
     decided: Option<Decided<'a>>,
@@ -253,7 +293,9 @@ pub async fn case(
     Path(raw): Path<String>,
     Query(q): Query<CaseQuery>,
 ) -> Response {
-    let notice = (!q.done.is_empty()).then(|| Notice { class: "ok", text: lang.t("Đã lưu.", "Saved.").into() });
+    // From the query string: only a well-formed id that is not this case is linked.
+    let decided = q.decided.parse::<EvidenceId>().ok().filter(|d| d.to_string() != raw);
+    let notice = (!q.done.is_empty()).then(|| Notice::saved(lang, &q.done, decided));
     case_page(&state, &actor, lang, &raw, StatusCode::OK, notice).await
 }
 
@@ -287,6 +329,18 @@ async fn case_page(
         Err(e) => return storage_failure("case page", e),
     };
     let r = &entry.record;
+    let claimed = if entry.review_status == ReviewStatus::Pending {
+        match state.store.claim(id, &actor.name).await {
+            Ok(claim) => claim.map(|c| ClaimView { officer: c.officer, since: local_time(c.since) }),
+            Err(e) => return storage_failure("case page claim", e),
+        }
+    } else {
+        None
+    };
+    let around = match state.store.neighbours(id, r.captured_at, &actor.name).await {
+        Ok(around) => around,
+        Err(e) => return storage_failure("case page neighbours", e),
+    };
     let winner = r.plate.as_ref().and_then(|p| p.text.as_deref());
     let for_winner = |v: &te_types::PlateVote| winner.is_some() && v.text.as_deref() == winner;
     let all_votes = || r.plate.iter().flat_map(|p| p.votes.iter());
@@ -336,6 +390,10 @@ async fn case_page(
         frame: Frame { lang, viewer: Some(actor.viewer()), title },
         notice,
         id,
+        claimed,
+        previous: around.previous,
+        next: around.next,
+        script: review_script_path(),
         has_clip: r.clip_sha256.is_some(),
         status: entry.review_status,
         decided,
@@ -396,7 +454,7 @@ pub async fn decide(
         other => return (StatusCode::BAD_REQUEST, format!("unknown action {other:?}")).into_response(),
     };
     match state.store.decide(id, &actor, decision).await {
-        Ok(()) => Redirect::to(&format!("/evidence/{id}?done={}", url_encode(&form.action))).into_response(),
+        Ok(()) => Redirect::to(&after_decision(&state, &actor, id, &form.action).await).into_response(),
         Err(e) => {
             let status = match &e {
                 ReviewError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -405,10 +463,61 @@ pub async fn decide(
                 ReviewError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            let notice = Notice { class: "error", text: e.to_string() };
+            if let ReviewError::Store(cause) = &e {
+                tracing::error!(evidence = %id, error = %cause, "decision not saved");
+            }
+            let notice = Notice::refused(lang, &e);
             case_page(&state, &actor, lang, &raw, status, Some(notice)).await
         }
     }
+}
+
+/// Where the officer goes after a decision: a corrected plate stays on its case (to be approved next); a
+/// decision moves on to the next pending case nobody else has open, or to the queue when there is none.
+async fn after_decision(state: &AppState, actor: &Actor, id: EvidenceId, action: &str) -> String {
+    let stay = format!("/evidence/{id}?done={}", url_encode(action));
+    if action == "plate" || action == "reopen" {
+        return stay;
+    }
+    let next = match state.store.get(id).await {
+        Ok(Some(entry)) => state.store.neighbours(id, entry.record.captured_at, &actor.name).await.map(|n| n.next),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e),
+    };
+    match next {
+        Ok(Some(next)) => format!("/evidence/{next}?done={}&decided={id}", url_encode(action)),
+        // Nothing else pending: the (empty) queue of pending cases.
+        Ok(None) => "/".to_string(),
+        // The decision is saved; only the way on failed: show the decided case.
+        Err(e) => {
+            tracing::warn!(evidence = %id, error = %e, "next case after a decision");
+            stay
+        }
+    }
+}
+
+/// The case page's script: keyboard shortcuts and the magnifier.
+const REVIEW_JS: &str = include_str!("../../static/review.js");
+
+/// Where the script is served: its name carries a hash of its content, so browsers may keep it for good and a
+/// new build's script is never mistaken for an old one.
+pub fn review_script_path() -> &'static str {
+    static PATH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!("/static/review-{}.js", &central_protocol::sha256_hex(REVIEW_JS.as_bytes())[..12])
+    });
+    &PATH
+}
+
+/// GET /static/{name}: the page scripts (no login needed: they hold no data).
+pub async fn static_file(Path(name): Path<String>) -> Response {
+    if review_script_path().strip_prefix("/static/") != Some(name.as_str()) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+        (axum::http::header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+    ];
+    (headers, REVIEW_JS).into_response()
 }
 
 #[derive(Template)]

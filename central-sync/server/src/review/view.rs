@@ -1,7 +1,7 @@
 //! What the review pages show of a case, worked out once and handed to the templates (`templates/queue.html`,
 //! `case.html`, `audit.html`, `macros.html`) as plain values: the templates only lay them out and escape them.
 
-use super::{owner_deadline, AuditEntry};
+use super::{owner_deadline, AuditEntry, ReviewError};
 use crate::store::{QueueEntry, ReviewStatus};
 use crate::web::{local_time, Lang};
 use central_protocol::{ClockCheck, EvidenceRecord};
@@ -153,6 +153,39 @@ pub fn audit_rows(lang: Lang, entries: &[AuditEntry]) -> Vec<AuditRow<'_>> {
             sha_prefix: e.entry_sha256.get(..16).unwrap_or(&e.entry_sha256),
         })
         .collect()
+}
+
+/// Why a decision was refused, in the page's language. A storage failure says only that nothing was saved
+/// (its cause is in the service's log, not for the page).
+pub fn refusal(lang: Lang, e: &ReviewError) -> String {
+    let doing = |action: &str| match action {
+        "approve" => lang.t("duyệt", "approve"),
+        "reject" => lang.t("loại bỏ", "reject"),
+        "correct_plate" => lang.t("sửa biển số", "correct the plate"),
+        "reopen" => lang.t("mở lại", "reopen"),
+        _ => lang.t("làm việc này", "do this"),
+    };
+    match (lang, e) {
+        (_, ReviewError::Store(_)) => lang
+            .t("Lỗi lưu trữ: quyết định chưa được lưu, hãy thử lại.", "Storage failure: nothing was saved, try again.")
+            .into(),
+        (Lang::En, e) => e.to_string(),
+        (Lang::Vi, ReviewError::NotFound(id)) => format!("Không có chứng cứ {id}."),
+        (Lang::Vi, ReviewError::Forbidden { role, action }) => format!("Vai trò {role} không được {}.", doing(action)),
+        (Lang::Vi, ReviewError::WrongState { status, action, .. }) => {
+            format!("Trường hợp đang ở trạng thái «{}»: không thể {}.", status.vietnamese(), doing(action))
+        }
+        (Lang::Vi, ReviewError::BadPlate(text)) => {
+            format!("«{text}» không phải biển số Việt Nam (ví dụ 51F-123.45, 59X1-234.56).")
+        }
+        (Lang::Vi, ReviewError::ReasonRequired) => "Cần ghi lý do.".into(),
+        (Lang::Vi, ReviewError::NoPlate) => "Chưa có biển số để xử phạt: hãy sửa biển số trước.".into(),
+        (Lang::Vi, ReviewError::NotAnOffence) => {
+            "Phương tiện đi qua không phải vi phạm, không bao giờ chuyển xử phạt; \
+                                                  nếu cần quyết định, hãy loại bỏ."
+                .into()
+        }
+    }
 }
 
 /// An audit action in the page's language; an action this build does not know is shown as stored.
