@@ -352,3 +352,54 @@ async fn an_officer_decides_twenty_cases_with_the_keyboard_alone() {
     );
     drop(central);
 }
+
+/// Plate search and bulk reject in the browser: the officer finds two cases by part of their plate, picks them
+/// and rejects both with one reason; each gets its own audit entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_finds_cases_by_part_of_a_plate_and_rejects_the_picked_ones_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("central");
+    let port = free_port();
+    let central = Central::start(port, &data);
+    central_admin(&data, &["user", "add", "--username", "lan.reviewer", "--role", "reviewer"], PASSWORD);
+    let photo = std::fs::read(shared_dir().join("data/vn_scenes/1.jpg")).expect("a real street photograph");
+    for plate in ["59-L2/149.99", "59-L2/149.98", "51F-222.61"] {
+        upload(port, &photo, Some(plate), "nga-tu-1", None);
+    }
+    let driver = Driver::start();
+    let browser = browser(&driver).await;
+    let base = format!("http://127.0.0.1:{port}");
+    browser.goto(&format!("{base}/login")).await.expect("login page");
+    browser.find(Locator::Id("username")).await.expect("username").send_keys("lan.reviewer").await.expect("type");
+    browser.find(Locator::Id("password")).await.expect("password").send_keys(PASSWORD).await.expect("type");
+    browser.find(Locator::Id("login")).await.expect("button").click().await.expect("log in");
+    wait_text(&browser, "#who", |t| t == "lan.reviewer").await;
+
+    // Part of the plate, typed the way it is spoken: punctuation and case do not matter.
+    browser.find(Locator::Id("filter-plate")).await.expect("plate filter").send_keys("l2 149").await.expect("type");
+    browser.find(Locator::Css("#filters button")).await.expect("filter").click().await.expect("filter");
+    wait_text(&browser, "#matching", |t| t == "2").await;
+    let thumbs = browser
+        .execute(
+            "return [...document.querySelectorAll('tr.case img')].map(i => [i.naturalWidth, i.currentSrc])",
+            vec![],
+        )
+        .await
+        .expect("script");
+    let thumbs: Vec<(u64, String)> = serde_json::from_value(thumbs).expect("thumbnails");
+    assert!(thumbs.iter().all(|(w, src)| *w == 320 && src.ends_with("/thumb.jpg")), "{thumbs:?}");
+    for pick in browser.find_all(Locator::Css("input.pick")).await.expect("boxes") {
+        pick.click().await.expect("pick");
+    }
+    snap(&browser, "11-plate-search-picked").await;
+    browser.find(Locator::Id("bulk-reject")).await.expect("bulk").click().await.expect("reject");
+    wait_text(&browser, "#notice", |t| t.contains("Đã loại bỏ 2 hồ sơ")).await;
+    snap(&browser, "12-bulk-rejected").await;
+    assert_eq!(browser.find_all(Locator::Css("tr.case")).await.expect("rows").len(), 1, "one case still pending");
+    browser.close().await.expect("close the browser");
+    let audit = central_admin(&data, &["audit", "verify"], "");
+    assert!(audit.ends_with("chain=intact"), "{audit}");
+    // token, user, login, and one reject per case.
+    assert!(audit.contains("entries=5"), "{audit}");
+    drop(central);
+}

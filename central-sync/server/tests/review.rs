@@ -576,3 +576,93 @@ async fn the_case_page_script_is_served_under_its_hash_and_unknown_static_names_
         assert_eq!(get(&app, other, None).await.0, StatusCode::NOT_FOUND, "{other}");
     }
 }
+
+/// Bulk reject from the queue: each picked pending case is rejected with the one reason and its own audit
+/// entry; a case decided meanwhile is left as it is and counted; hostile forms are refused and change nothing.
+#[tokio::test]
+async fn bulk_reject_rejects_each_picked_pending_case_once_and_leaves_decided_ones_as_they_are() {
+    for t in common::stores().await {
+        bulk(&t.store).await;
+        eprintln!("{}: ok", t.backend);
+    }
+}
+
+async fn bulk(store: &Arc<CentralStore>) {
+    let app = setup(store).await;
+    let (a, b, c) = (case(store, None).await, case(store, None).await, case(store, Some("51F-123.45")).await);
+    store.decide(c, &supervisor(), Decision::Approve { plate: None }).await.expect("approve");
+    let (_, cookie) = login(&app, "lan.reviewer", "mat-khau-dai-1").await;
+    let cookie = cookie.expect("session");
+    let token = token_of(&cookie);
+    let (_, queue, _) = get(&app, "/?status=", Some(&cookie)).await;
+    assert_eq!(queue.matches("form=\"bulk-form\"").count(), 2, "a box to pick each pending case, none for c");
+
+    for hostile in
+        [format!("id=..%2F..%2Fetc&reason=x&csrf={token}"), format!("id={a}&csrf={token}"), format!("csrf={token}")]
+    {
+        let response = app.clone().oneshot(form_post("/bulk/reject", &cookie, ORIGIN, hostile.clone())).await;
+        assert_eq!(response.expect("resp").status(), StatusCode::UNPROCESSABLE_ENTITY, "{hostile}");
+    }
+    assert_eq!(status_of(store, a).await.0, "pending", "a refused form decides nothing");
+
+    let body = format!("id={a}&id={b}&id={c}&id={a}&reason=Kh%C3%B4ng+c%C3%B3+vi+ph%E1%BA%A1m&note=&csrf={token}");
+    let response = app.clone().oneshot(form_post("/bulk/reject", &cookie, ORIGIN, body)).await.expect("resp");
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    assert_eq!(location.as_deref(), Some("/?status=pending&rejected=2&skipped=1"));
+    for id in [a, b] {
+        assert_eq!(status_of(store, id).await.0, "rejected");
+        let entries = store.audit_entries(Some(id), 10).await.expect("audit");
+        assert_eq!(entries.iter().filter(|e| e.action == "reject").count(), 1, "one audit entry per case");
+        assert_eq!(entries[0].detail["reason"], "Không có vi phạm");
+    }
+    assert_eq!(status_of(store, c).await.0, "approved", "a decided case is left as it is");
+    let (_, page, _) = get(&app, &location.expect("location"), Some(&cookie)).await;
+    assert!(page.contains("Đã loại bỏ 2 hồ sơ") && page.contains("1 hồ sơ đã được quyết định"), "{page}");
+    // Counts that are not numbers are ignored, not an error.
+    let (status, page, _) = get(&app, "/?status=pending&rejected=%3Cb%3E", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("id=\"notice\""));
+}
+
+/// The queue shows a thumbnail made once from the overview: 320 pixels wide, a fraction of the overview's bytes,
+/// kept for the next request and cached by the browser; an overview that does not decode is sent whole.
+#[tokio::test]
+async fn the_queue_thumbnail_is_made_once_from_the_overview_and_is_a_fraction_of_its_size() {
+    let t = common::stores().await.into_iter().next().expect("sqlite");
+    let app = setup(&t.store).await;
+    let picture = image::RgbImage::from_fn(1280, 720, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+    });
+    let mut overview = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut overview, 90).encode_image(&picture).expect("jpeg");
+    let id = common::case_with(&t.store, te_types::EventKind::RedLight, None, &overview).await;
+    let broken = case(&t.store, None).await;
+    let (_, cookie) = login(&app, "lan.reviewer", "mat-khau-dai-1").await;
+    let cookie = cookie.expect("session");
+    let (_, queue, _) = get(&app, "/", Some(&cookie)).await;
+    assert!(queue.contains(&format!("/api/v1/evidence/{id}/thumb.jpg")) && !queue.contains("overview.jpg"));
+
+    let fetch = |id: EvidenceId| {
+        let (app, cookie) = (app.clone(), cookie.clone());
+        async move {
+            let request = Request::get(format!("/api/v1/evidence/{id}/thumb.jpg")).header(header::COOKIE, cookie);
+            let response = app.oneshot(request.body(Body::empty()).expect("req")).await.expect("resp");
+            let cache = response.headers().get(header::CACHE_CONTROL).map(|v| v.to_str().unwrap_or("").to_string());
+            (response.status(), cache, axum::body::to_bytes(response.into_body(), 1 << 24).await.expect("body"))
+        }
+    };
+    let (status, cache, thumb) = fetch(id).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(cache.unwrap_or_default().contains("private"), "people and plates are not for shared caches");
+    let decoded = image::load_from_memory(&thumb).expect("a JPEG");
+    assert_eq!((decoded.width(), decoded.height()), (320, 180));
+    assert!(thumb.len() * 8 < overview.len(), "{} bytes of {}", thumb.len(), overview.len());
+    assert_eq!(fetch(id).await.2, thumb, "kept, not made again differently");
+    let (status, _, whole) = fetch(broken).await;
+    assert_eq!((status, &whole[..]), (StatusCode::OK, common::JPEG));
+    // Without a session: nothing.
+    let response =
+        app.clone().oneshot(Request::get(format!("/api/v1/evidence/{id}/thumb.jpg")).body(Body::empty()).expect("req"));
+    assert!(matches!(response.await.expect("resp").status(), StatusCode::UNAUTHORIZED | StatusCode::SEE_OTHER));
+}

@@ -1,6 +1,7 @@
 //! The evidence API: upload (idempotent), list, show, media, totals. Errors are JSON `{"error": ...}`.
 
 mod queries;
+mod thumbnail;
 
 use crate::accounts::Actor;
 use crate::devices::DeviceAuth;
@@ -154,6 +155,8 @@ enum MediaKind<'a> {
     Clip,
     /// A plate picture, by the SHA-256 its vote names.
     PlateCrop(&'a str),
+    /// The overview scaled down for the queue.
+    Thumbnail,
 }
 
 /// The media file, to an actor who may read evidence.
@@ -166,9 +169,14 @@ async fn media(state: &AppState, actor: &Actor, raw: &str, kind: MediaKind<'_>) 
         MediaKind::PlateCrop(sha) => {
             (state.store.plate_crop(id, sha).await, "image/jpeg", format!("plate picture {sha:?}"))
         }
+        MediaKind::Thumbnail => (state.store.thumbnail(id).await, "image/jpeg", "overview".to_string()),
     };
     let bytes = read?.ok_or_else(|| ApiError::not_found(format!("no {name} for {id}")))?;
-    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+    // A record's files never change once stored (they are sealed, the thumbnail is made from the sealed
+    // overview): the officer's browser keeps them. Private: they show people and plates.
+    let headers =
+        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "private, max-age=31536000, immutable")];
+    Ok((headers, bytes).into_response())
 }
 
 /// The record's video clip (MP4).
@@ -195,6 +203,21 @@ pub async fn overview(
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     media(&state, &actor, &raw, MediaKind::Overview).await
+}
+
+/// The overview scaled to 320 pixels wide, for lists (made on first request and kept).
+#[utoipa::path(get, path = "/api/v1/evidence/{id}/thumb.jpg", tag = "review",
+    security(("apiToken" = []), ("session" = [])), params(("id" = String, Path, description = "Evidence id (ULID)")),
+    responses(
+        (status = 200, description = "JPEG", content_type = "image/jpeg", body = Vec<u8>),
+        (status = 404, description = "No such record", body = central_protocol::ApiError),
+    ))]
+pub async fn thumbnail(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    media(&state, &actor, &raw, MediaKind::Thumbnail).await
 }
 
 /// One plate picture: the plate as a frame that voted for it showed it.

@@ -191,6 +191,29 @@ impl CentralStore {
         self.media.get(&Self::media_key(id, "overview.jpg")).await
     }
 
+    /// The overview scaled down for lists: made on first request and kept beside it. An overview that does not
+    /// decode is answered whole (the page still shows it) and logged.
+    pub async fn thumbnail(&self, id: EvidenceId) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = Self::media_key(id, "thumb.jpg");
+        if let Some(thumb) = self.media.get(&key).await? {
+            return Ok(Some(thumb));
+        }
+        let Some(overview) = self.overview(id).await? else { return Ok(None) };
+        let (made, overview) = tokio::task::spawn_blocking(move || (super::thumbnail::thumbnail(&overview), overview))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("thumbnail task: {e}")))?;
+        match made {
+            Ok(thumb) => {
+                self.media.put(&key, &thumb).await?;
+                Ok(Some(thumb))
+            }
+            Err(e) => {
+                tracing::warn!(evidence = %id, error = %e, "no thumbnail; the overview is sent whole");
+                Ok(Some(overview))
+            }
+        }
+    }
+
     /// Newest first, filtered. Placeholders are numbered by hand: sqlx's `QueryBuilder<Any>` writes `?`, which
     /// PostgreSQL refuses (sqlx issue 3000), and every filter value is bound, never spliced.
     /// One page of the queue: `limit` entries after the first `offset`, in `order`.

@@ -9,6 +9,7 @@
 //! The record as the box sealed it never changes; decisions live beside it and each is one audit entry, written
 //! in the same transaction.
 
+pub mod bulk;
 mod claims;
 pub mod pages;
 mod view;

@@ -42,6 +42,17 @@ struct QueuePage<'a> {
     to: &'a str,
     rows: Vec<QueueRow<'a>>,
     paging: PageLinks,
+    /// What the last bulk decision did.
+    notice: Option<String>,
+    reasons: &'a [(&'a str, &'a str)],
+}
+
+/// Counts a bulk decision leaves in the queue's address (numbers only: anything else is ignored).
+#[derive(Debug, Deserialize, Default)]
+#[serde(default)]
+pub struct BulkDone {
+    rejected: String,
+    skipped: String,
 }
 
 /// Which page of the queue this is, of how many, and the links to its neighbours.
@@ -75,6 +86,7 @@ pub async fn queue(
     lang: Lang,
     Query(mut filter): Query<QueueFilter>,
     Query(paging): Query<Paging>,
+    Query(done): Query<BulkDone>,
     parts: Parts,
 ) -> Response {
     if !actor.role.reviews() {
@@ -161,8 +173,32 @@ pub async fn queue(
         ];
     let rows = entries.iter().map(|e| view::queue_row(lang, e)).collect();
     let frame = Frame { lang, viewer: Some(actor.viewer()), title: lang.t("Hàng chờ xét duyệt", "Review queue") };
-    let page =
-        QueuePage { frame, stats, filters, plate: &filter.plate, from: &filter.from, to: &filter.to, rows, paging };
+    let notice = done.rejected.parse::<u32>().ok().map(|rejected| {
+        let skipped = done.skipped.parse::<u32>().unwrap_or(0);
+        let mut text = format!("✘ {} {rejected} {}", lang.t("Đã loại bỏ", "Rejected"), lang.t("hồ sơ.", "cases."));
+        if skipped > 0 {
+            text.push_str(&format!(
+                " {skipped} {}",
+                lang.t(
+                    "hồ sơ đã được quyết định trước đó, giữ nguyên.",
+                    "had been decided already and were left as they were."
+                )
+            ));
+        }
+        text
+    });
+    let page = QueuePage {
+        frame,
+        stats,
+        filters,
+        plate: &filter.plate,
+        from: &filter.from,
+        to: &filter.to,
+        rows,
+        paging,
+        notice,
+        reasons: &REJECT_REASONS,
+    };
     render(StatusCode::OK, &page)
 }
 

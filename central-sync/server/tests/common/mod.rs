@@ -46,13 +46,23 @@ pub async fn case(store: &CentralStore, plate: Option<&str>) -> te_types::Eviden
 
 /// As [`case`], of `kind`.
 pub async fn case_of(store: &CentralStore, kind: te_types::EventKind, plate: Option<&str>) -> te_types::EvidenceId {
+    case_with(store, kind, plate, JPEG).await
+}
+
+/// As [`case_of`], with `overview` as its overview picture.
+pub async fn case_with(
+    store: &CentralStore,
+    kind: te_types::EventKind,
+    plate: Option<&str>,
+    overview: &[u8],
+) -> te_types::EvidenceId {
     let record = central_protocol::EvidenceRecord {
         kind,
         plate: plate.map(|p| te_types::PlateConsensus { text: Some(p.into()), share: 1.0, votes: vec![] }),
-        ..central_protocol::EvidenceRecord::synthetic("box-1", "nga-tu-1", JPEG)
+        ..central_protocol::EvidenceRecord::synthetic("box-1", "nga-tu-1", overview)
     };
     let seal = central_protocol::seal(&record, &central_protocol::SigningKey::from_bytes(&[5u8; 32]));
-    let upload = central_protocol::EvidenceUpload::new(record, seal, JPEG);
+    let upload = central_protocol::EvidenceUpload::new(record, seal, overview);
     let jpeg = upload.verified_overview(chrono::Utc::now()).expect("overview");
     store.ingest(&upload.record, &upload.seal, &jpeg, None, &[]).await.expect("ingest");
     upload.record.evidence_id
