@@ -39,6 +39,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(evidence::show))
         .routes(routes!(evidence::overview))
         .routes(routes!(evidence::thumbnail))
+        .routes(routes!(evidence::notice))
         .routes(routes!(evidence::clip))
         .routes(routes!(evidence::plate_crop))
         .routes(routes!(evidence::stats))

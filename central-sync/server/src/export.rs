@@ -76,6 +76,8 @@ pub struct ExportCase {
     pub clip_url: Option<String>,
     /// The plate as each frame that voted for it showed it, in vote order.
     pub plate_crop_urls: Vec<String>,
+    /// The printable violation notice for the owner (A4 PDF, Vietnamese).
+    pub notice_url: String,
     /// The owner from the configured registry; `None` without one or when the plate is not in it.
     pub owner: Option<Owner>,
     /// The record exactly as the box sealed it, and its seal: verifiable by the receiver.
@@ -125,7 +127,7 @@ impl CentralStore {
     }
 
     /// One approved case with its seal; `None` when it is not (or no longer) approved.
-    async fn case_for_export(&self, id: &str) -> Result<Option<(QueueEntry, Seal)>, StoreError> {
+    pub(crate) async fn case_for_export(&self, id: &str) -> Result<Option<(QueueEntry, Seal)>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {ENTRY_COLUMNS}, seal_json FROM evidence WHERE evidence_id = $1 AND review_status = 'approved'"
         ))
@@ -207,6 +209,7 @@ pub fn export_case(entry: QueueEntry, seal: Seal, owners: Option<&dyn OwnerRegis
             .iter()
             .map(|sha| format!("{base}/api/v1/evidence/{id}/plates/{sha}"))
             .collect(),
+        notice_url: format!("{base}/api/v1/evidence/{id}/notice.pdf"),
         owner,
         evidence_id: id,
         record: r,
@@ -305,6 +308,7 @@ pub async fn cases_csv(State(state): State<AppState>, actor: Actor, Query(q): Qu
         "overview_url",
         "clip_url",
         "plate_crop_urls",
+        "notice_url",
     ];
     let rows = cases.into_iter().map(|c| {
         let owner = c.owner.unwrap_or(Owner { name: String::new(), address: String::new(), id_number: String::new() });
@@ -330,6 +334,7 @@ pub async fn cases_csv(State(state): State<AppState>, actor: Actor, Query(q): Qu
             c.clip_url.unwrap_or_default(),
             // Space-separated: URLs hold no spaces, and one cell keeps one row per case.
             c.plate_crop_urls.join(" "),
+            c.notice_url,
         ]
     });
     csv_response(&header, rows)

@@ -87,7 +87,15 @@ async fn one_backend(store: &Arc<CentralStore>, dir: &std::path::Path) {
     assert_eq!(lines.len(), 3, "{csv}");
     assert!(lines[0].starts_with("evidence_id,violation,violation_vi,plate"));
     assert!(lines[1].contains("51F-123.45") && lines[1].contains("\"12 Lê Lợi, Q1\""), "{}", lines[1]);
-    assert!(lines[0].ends_with(",record_sha256,overview_url,clip_url,plate_crop_urls"), "{}", lines[0]);
+    assert!(lines[0].ends_with(",record_sha256,overview_url,clip_url,plate_crop_urls,notice_url"), "{}", lines[0]);
+    // The owner's notice, at the address the export gives, with the fines system's own token; a rejected case
+    // has none to give. (This record's overview is not a decodable picture: the notice says so and is made.)
+    let notice = cases[0]["notice_url"].as_str().expect("notice_url");
+    assert_eq!(notice, format!("https://phatnguoi.example.vn/api/v1/evidence/{a}/notice.pdf"));
+    let (status, pdf) = get(&app, &format!("/api/v1/evidence/{a}/notice.pdf"), Some(&fines)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(pdf.starts_with("%PDF-"));
+    assert_eq!(get(&app, &format!("/api/v1/evidence/{c}/notice.pdf"), Some(&fines)).await.0, StatusCode::FORBIDDEN);
     assert!(
         lines[1].contains(&format!(",https://phatnguoi.example.vn/api/v1/evidence/{a}/overview.jpg,")),
         "{}",

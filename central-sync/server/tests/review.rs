@@ -666,3 +666,83 @@ async fn the_queue_thumbnail_is_made_once_from_the_overview_and_is_a_fraction_of
         app.clone().oneshot(Request::get(format!("/api/v1/evidence/{id}/thumb.jpg")).body(Body::empty()).expect("req"));
     assert!(matches!(response.await.expect("resp").status(), StatusCode::UNAUTHORIZED | StatusCode::SEE_OTHER));
 }
+
+/// The violation notice of an approved offence: an A4 PDF in Vietnamese with the real overview and plate
+/// picture, whose text (read back by poppler's pdftotext) holds the plate, offence, seal, approver and the
+/// address to verify it; rendered to PNG (pdftoppm) for a look. A pending case has none.
+#[tokio::test]
+async fn an_approved_offence_has_a_printable_vietnamese_notice_with_its_pictures_and_seal() {
+    let t = common::stores().await.into_iter().next().expect("sqlite");
+    let app = setup(&t.store).await;
+    let shared = std::env::var_os("TE_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
+    let photo = std::fs::read(shared.join("data/vn_scenes/1.jpg")).expect("a real street photograph");
+    let plate_picture = std::fs::read(shared.join("data/vn_plates/images/10xemay1217.jpg")).expect("a plate picture");
+    let vote = te_types::PlateVote {
+        frame_number: 40,
+        text: Some("59-L2/149.99".into()),
+        raw: "59L214999".into(),
+        confidence: 0.97,
+        weight: 0.9,
+        crop_sha256: Some(central_protocol::sha256_hex(&plate_picture)),
+    };
+    let record = central_protocol::EvidenceRecord {
+        kind: te_types::EventKind::RedLight,
+        plate: Some(te_types::PlateConsensus { text: Some("59-L2/149.99".into()), share: 1.0, votes: vec![vote] }),
+        ..central_protocol::EvidenceRecord::synthetic("box-1", "nga-tu-1", &photo)
+    };
+    let seal = central_protocol::seal(&record, &central_protocol::SigningKey::from_bytes(&[5u8; 32]));
+    let upload = central_protocol::EvidenceUpload::new(record, seal, &photo).with_plate_crops(&[plate_picture]);
+    let overview = upload.verified_overview(chrono::Utc::now()).expect("overview");
+    let crops = upload.verified_plate_crops().expect("crops");
+    t.store.ingest(&upload.record, &upload.seal, &overview, None, &crops).await.expect("ingest");
+    let id = upload.record.evidence_id;
+
+    let (_, cookie) = login(&app, "lan.reviewer", "mat-khau-dai-1").await;
+    let cookie = cookie.expect("session");
+    let fetch = |id: EvidenceId| {
+        let (app, cookie) = (app.clone(), cookie.clone());
+        async move {
+            let request = Request::get(format!("/api/v1/evidence/{id}/notice.pdf")).header(header::COOKIE, cookie);
+            let response = app.oneshot(request.body(Body::empty()).expect("req")).await.expect("resp");
+            let kind = response.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("").to_string());
+            (response.status(), kind, axum::body::to_bytes(response.into_body(), 1 << 26).await.expect("body"))
+        }
+    };
+    assert_eq!(fetch(id).await.0, StatusCode::CONFLICT, "a pending case has no notice");
+    assert_eq!(fetch(EvidenceId::new()).await.0, StatusCode::NOT_FOUND);
+    t.store.decide(id, &reviewer(), Decision::Approve { plate: None }).await.expect("approve");
+    let (_, page, _) = get(&app, &format!("/evidence/{id}"), Some(&cookie)).await;
+    assert!(page.contains(&format!("id=\"notice-pdf\" href=\"/api/v1/evidence/{id}/notice.pdf\"")));
+
+    let (status, kind, pdf) = fetch(id).await;
+    assert_eq!((status, kind.as_deref()), (StatusCode::OK, Some("application/pdf")));
+    assert!(pdf.starts_with(b"%PDF-"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notice.pdf");
+    std::fs::write(&path, &pdf).expect("write");
+    let text = std::process::Command::new("pdftotext")
+        .args(["-layout", path.to_str().expect("path"), "-"])
+        .output()
+        .expect("pdftotext (Debian poppler-utils; scripts/setup installs it)");
+    let text = String::from_utf8_lossy(&text.stdout);
+    let record_sha = &upload.seal.record_sha256;
+    for want in
+        ["THÔNG BÁO VI PHẠM", "59-L2/149.99", "Vượt đèn đỏ", "lan.reviewer", "Thông tư 73/2024/TT-BCA", &id.to_string()]
+    {
+        assert!(text.contains(want), "{want:?} missing from the notice:\n{text}");
+    }
+    assert!(text.replace(['\n', ' '], "").contains(record_sha.as_str()), "the seal's hash, whole");
+    // One A4 page, drawn to PNG for a look (kept beside the UI screenshots).
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
+    std::fs::create_dir_all(&out).expect("screenshot folder");
+    let drawn = std::process::Command::new("pdftoppm")
+        .args(["-png", "-r", "80", "-singlefile", path.to_str().expect("path")])
+        .arg(out.join("notice"))
+        .status()
+        .expect("pdftoppm");
+    assert!(drawn.success());
+    let png = image::open(out.join("notice.png")).expect("a PNG");
+    assert_eq!((png.width(), png.height()), (662, 936), "one A4 page (595 x 842 pt) at 80 dpi");
+}

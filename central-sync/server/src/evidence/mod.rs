@@ -205,6 +205,47 @@ pub async fn overview(
     media(&state, &actor, &raw, MediaKind::Overview).await
 }
 
+/// The violation notice of an approved offence: one A4 page in Vietnamese (PDF) for the vehicle's owner.
+#[utoipa::path(get, path = "/api/v1/evidence/{id}/notice.pdf", tag = "review",
+    security(("apiToken" = []), ("session" = [])), params(("id" = String, Path, description = "Evidence id (ULID)")),
+    responses(
+        (status = 200, description = "PDF", content_type = "application/pdf", body = Vec<u8>),
+        (status = 404, description = "No such record", body = central_protocol::ApiError),
+        (status = 409, description = "Not an approved offence", body = central_protocol::ApiError),
+    ))]
+pub async fn notice(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = evidence_id(&raw)?;
+    may_read_case(&state, &actor, id).await?;
+    let Some((entry, seal)) = state.store.case_for_export(&id.to_string()).await? else {
+        return Err(match state.store.get(id).await? {
+            Some(_) => ApiError::new(StatusCode::CONFLICT, format!("{id} is not an approved offence: no notice")),
+            None => ApiError::not_found(format!("no evidence {id}")),
+        });
+    };
+    let overview =
+        state.store.overview(id).await?.ok_or_else(|| ApiError::not_found(format!("no overview for {id}")))?;
+    let plate = match crate::review::best_plate_crop(&entry.record) {
+        Some((sha, _)) => state.store.plate_crop(id, sha).await?,
+        None => None,
+    };
+    let facts = crate::review::notice::facts(&entry, &seal, &state.public_url);
+    let pdf = tokio::task::spawn_blocking(move || crate::review::notice::render(&facts, &overview, plate.as_deref()))
+        .await
+        .map_err(|e| ApiError::internal("notice", &e))?
+        .map_err(|e| ApiError::internal("notice", &e))?;
+    let headers = [
+        (header::CONTENT_TYPE, "application/pdf".to_string()),
+        (header::CONTENT_DISPOSITION, format!("inline; filename=\"thong-bao-vi-pham-{id}.pdf\"")),
+        // Reopening withdraws the case: never keep an old notice.
+        (header::CACHE_CONTROL, "private, no-store".to_string()),
+    ];
+    Ok((headers, pdf).into_response())
+}
+
 /// The overview scaled to 320 pixels wide, for lists (made on first request and kept).
 #[utoipa::path(get, path = "/api/v1/evidence/{id}/thumb.jpg", tag = "review",
     security(("apiToken" = []), ("session" = [])), params(("id" = String, Path, description = "Evidence id (ULID)")),

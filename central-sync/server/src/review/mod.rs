@@ -11,12 +11,13 @@
 
 pub mod bulk;
 mod claims;
+pub mod notice;
 pub mod pages;
 mod view;
 
 pub use claims::{Claim, Neighbours, CLAIM_TTL};
 
-pub use view::kind_name;
+pub use view::{best_plate_crop, kind_name};
 
 use crate::accounts::Actor;
 use crate::store::{review_status, CentralStore, ReviewStatus, StoreError};

@@ -391,12 +391,7 @@ async fn case_page(
             weight: v.weight,
         })
         .collect();
-    // The plate crop: the heaviest read of the winning plate that has a picture.
-    let best_crop = all_votes()
-        .filter(|v| for_winner(v))
-        .filter_map(|v| v.crop_sha256.as_deref().map(|sha| (v.weight, BestCrop { sha, frame: v.frame_number })))
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, crop)| crop);
+    let best_crop = view::best_plate_crop(r).map(|(sha, frame)| BestCrop { sha, frame });
     let moments = r
         .violation
         .iter()

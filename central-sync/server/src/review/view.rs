@@ -155,6 +155,19 @@ pub fn audit_rows(lang: Lang, entries: &[AuditEntry]) -> Vec<AuditRow<'_>> {
         .collect()
 }
 
+/// The plate picture to show for a record: the heaviest read of the winning plate that has a picture, as
+/// (its SHA-256, its frame number).
+pub fn best_plate_crop(r: &EvidenceRecord) -> Option<(&str, u64)> {
+    let winner = r.plate.as_ref().and_then(|p| p.text.as_deref())?;
+    r.plate
+        .iter()
+        .flat_map(|p| p.votes.iter())
+        .filter(|v| v.text.as_deref() == Some(winner))
+        .filter_map(|v| v.crop_sha256.as_deref().map(|sha| (v.weight, (sha, v.frame_number))))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, best)| best)
+}
+
 /// Why a decision was refused, in the page's language. A storage failure says only that nothing was saved
 /// (its cause is in the service's log, not for the page).
 pub fn refusal(lang: Lang, e: &ReviewError) -> String {
