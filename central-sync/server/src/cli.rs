@@ -183,6 +183,13 @@ pub struct ServeArgs {
     /// File with the shared secret for the webhook's `X-Traffic-Edge-Signature: sha256=<HMAC-SHA256 of the body>`.
     #[arg(long, env = "CENTRAL_WEBHOOK_SECRET_FILE", requires = "webhook_url")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// POST device health incidents (a box offline, its store's alarm, its clock untrusted) to this URL as
+    /// they open and close, once each (JSON, event `device.incident_opened` / `device.incident_closed`).
+    #[arg(long, env = "CENTRAL_ALERT_WEBHOOK_URL", requires = "alert_webhook_secret_file")]
+    pub alert_webhook_url: Option<String>,
+    /// File with the shared secret for the alert webhook's signature (as --webhook-secret-file).
+    #[arg(long, env = "CENTRAL_ALERT_WEBHOOK_SECRET_FILE", requires = "alert_webhook_url")]
+    pub alert_webhook_secret_file: Option<PathBuf>,
     /// Vehicle owners (CSV: plate,name,address,id_number), standing in for the national registry.
     #[arg(long, env = "CENTRAL_OWNER_REGISTRY")]
     pub owner_registry: Option<PathBuf>,

@@ -110,6 +110,14 @@ pub async fn admin(db: Option<&str>, command: Command) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// A webhook's shared secret from its file (trimmed; at least 16 characters).
+fn read_secret(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    let secret = std::fs::read(path).with_context(|| format!("{what}: reading {}", path.display()))?;
+    let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
+    anyhow::ensure!(secret.len() >= 16, "{what}: the secret must be at least 16 characters");
+    Ok(secret)
+}
+
 /// `serve`: opens the store, starts the clip sweeper and the webhook deliverer, and serves until Ctrl-C or
 /// SIGTERM.
 pub async fn serve(database_url: Option<&str>, args: ServeArgs) -> anyhow::Result<()> {
@@ -125,6 +133,8 @@ pub async fn serve(database_url: Option<&str>, args: ServeArgs) -> anyhow::Resul
         open_enrolment,
         webhook_url,
         webhook_secret_file,
+        alert_webhook_url,
+        alert_webhook_secret_file,
         owner_registry,
         public_url,
         media_s3_endpoint,
@@ -168,14 +178,20 @@ pub async fn serve(database_url: Option<&str>, args: ServeArgs) -> anyhow::Resul
     let store = Arc::new(store);
     tokio::spawn(store.clips.clone().sweep_forever());
     if let (Some(url), Some(secret_file)) = (webhook_url, webhook_secret_file) {
-        let secret = std::fs::read(&secret_file)
-            .with_context(|| format!("reading the webhook secret {}", secret_file.display()))?;
-        let secret = String::from_utf8_lossy(&secret).trim().as_bytes().to_vec();
-        anyhow::ensure!(secret.len() >= 16, "the webhook secret must be at least 16 characters");
+        let secret = read_secret(&secret_file, "--webhook-secret-file")?;
         tracing::info!(%url, "approved cases are pushed to the webhook");
         let hook = Webhook { url, secret, public_url: public_url.clone() };
         tokio::spawn(export::deliver(store.clone(), owners.clone(), hook));
     }
+    let alerts = match (alert_webhook_url, alert_webhook_secret_file) {
+        (Some(url), Some(secret_file)) => {
+            let secret = read_secret(&secret_file, "--alert-webhook-secret-file")?;
+            tracing::info!(%url, "device incidents are pushed to the alert webhook");
+            Some(Webhook { url, secret, public_url: public_url.clone() })
+        }
+        _ => None,
+    };
+    tokio::spawn(crate::devices::alerts::watch(store.clone(), alerts, crate::devices::alerts::CHECK_EVERY));
     let state = AppState { store, secure_cookies: tls_cert.is_some(), open_enrolment, owners, public_url };
     let app = router(state, settings.max_upload_bytes);
     let tls = match (tls_cert, tls_key) {

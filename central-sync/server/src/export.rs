@@ -532,7 +532,7 @@ async fn settle_unsent(store: &CentralStore, seq: i64, why: &str) -> Result<(), 
     Ok(())
 }
 
-async fn post(client: &reqwest::Client, hook: &Webhook, event: &str, body: Vec<u8>) -> Result<(), String> {
+pub(crate) async fn post(client: &reqwest::Client, hook: &Webhook, event: &str, body: Vec<u8>) -> Result<(), String> {
     let response = client
         .post(&hook.url)
         .header(header::CONTENT_TYPE, "application/json")

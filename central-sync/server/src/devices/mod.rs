@@ -3,6 +3,7 @@
 //! clip and heartbeat. With open enrolment (demo, tests) an unregistered box may send without a token and its
 //! key is pinned on its first record; a registered box always needs its token.
 
+pub mod alerts;
 pub mod api;
 pub mod page;
 
