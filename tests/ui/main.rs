@@ -167,7 +167,7 @@ async fn an_officer_logs_in_approves_rejects_and_corrects_a_plate_in_chromium() 
     snap(&browser, "02-queue").await;
 
     open_case(&browser, &base, approve_me).await;
-    let seal = wait_text(&browser, "#seal", |t| t.contains("Ed25519 signature valid")).await;
+    let seal = wait_text(&browser, "#seal", |t| t.contains("chữ ký Ed25519 đúng")).await;
     assert!(seal.contains("ảnh biển số: ✔"), "the plate picture matches its hash: {seal}");
     // The plate crop beside the plate, and each read's picture in the votes table, really drawn by the browser.
     let drawn = browser
@@ -401,5 +401,66 @@ async fn an_officer_finds_cases_by_part_of_a_plate_and_rejects_the_picked_ones_a
     assert!(audit.ends_with("chain=intact"), "{audit}");
     // token, user, login, and one reject per case.
     assert!(audit.contains("entries=5"), "{audit}");
+    drop(central);
+}
+
+/// The hand-off taken back: a supervisor approves a case and reopens it in the browser; the fines system's feed
+/// of withdrawals (its own export token) lists it with the reason, and its notice is gone with the approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_reopens_an_approved_case_and_the_fines_system_sees_it_withdrawn() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("central");
+    let port = free_port();
+    let central = Central::start(port, &data);
+    central_admin(&data, &["user", "add", "--username", "minh.supervisor", "--role", "supervisor"], PASSWORD);
+    let fines = central_admin(&data, &["token", "create", "--name", "fines-system", "--role", "export"], "");
+    let fines = fines.lines().last().unwrap_or_default().trim().to_string();
+    let photo = std::fs::read(shared_dir().join("data/vn_scenes/1.jpg")).expect("a real street photograph");
+    let id = upload(port, &photo, Some("51F-598.81"), "nga-tu-1", None);
+    let get = |path: &str| {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {fines}\r\nConnection: close\r\n\r\n"
+        );
+        http(port, &request).expect("answered")
+    };
+
+    let driver = Driver::start();
+    let browser = browser(&driver).await;
+    let base = format!("http://127.0.0.1:{port}");
+    browser.goto(&format!("{base}/login")).await.expect("login page");
+    browser.find(Locator::Id("username")).await.expect("username").send_keys("minh.supervisor").await.expect("type");
+    browser.find(Locator::Id("password")).await.expect("password").send_keys(PASSWORD).await.expect("type");
+    browser.find(Locator::Id("login")).await.expect("button").click().await.expect("log in");
+    wait_text(&browser, "#who", |t| t == "minh.supervisor").await;
+    open_case(&browser, &base, id).await;
+    wait_for_page(&browser, &format!("/evidence/{id}")).await;
+    press(&browser, 'a').await;
+    wait_for_page(&browser, "/").await;
+    let approved = get(&format!("/api/v1/evidence/{id}/notice.pdf"));
+    assert!(approved.starts_with("HTTP/1.1 200") && approved.contains("%PDF-"), "the approved case has a notice");
+
+    open_case(&browser, &base, id).await;
+    browser
+        .find(Locator::Id("reopen-note"))
+        .await
+        .expect("reason")
+        .send_keys("sai biển số, xem lại")
+        .await
+        .expect("type");
+    browser.find(Locator::Id("reopen")).await.expect("reopen").click().await.expect("reopen");
+    wait_text(&browser, "#notice", |t| t.contains("Đã mở lại")).await;
+    wait_text(&browser, "#status", |t| t.contains("Chờ")).await;
+    snap(&browser, "13-reopened").await;
+    browser.close().await.expect("close the browser");
+
+    let feed = get("/api/v1/export/withdrawn");
+    assert!(feed.starts_with("HTTP/1.1 200"), "{feed}");
+    let body = feed.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let withdrawn: Vec<serde_json::Value> = serde_json::from_str(body).expect("the feed is JSON");
+    assert_eq!(withdrawn.len(), 1, "{body}");
+    assert_eq!(withdrawn[0]["evidence_id"], id.to_string());
+    assert_eq!(withdrawn[0]["withdrawn_by"], "minh.supervisor");
+    assert_eq!(withdrawn[0]["reason"], "sai biển số, xem lại");
+    assert!(get(&format!("/api/v1/evidence/{id}/notice.pdf")).starts_with("HTTP/1.1 403"), "no notice once withdrawn");
     drop(central);
 }

@@ -202,7 +202,7 @@ async fn pages(store: &Arc<CentralStore>) {
     assert!(page.contains("51F-123.45") && page.contains("lan.reviewer"), "{page}");
     let (status, page, _) = get(&app, &format!("/evidence/{id}"), Some(&cookie)).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("Ed25519 signature valid") && page.contains("id=\"approve\""), "{page}");
+    assert!(page.contains("chữ ký Ed25519 đúng") && page.contains("id=\"approve\""), "{page}");
     // A reviewer does not read the audit log; English on request.
     assert_eq!(get(&app, "/audit", Some(&cookie)).await.0, StatusCode::FORBIDDEN);
     let (_, english, _) = get(&app, "/", Some(&format!("{cookie}; te_lang=en"))).await;

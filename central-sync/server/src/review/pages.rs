@@ -307,6 +307,8 @@ struct CasePage<'a> {
     detection_score: f32,
     moments: String,
     seal: &'a SealCheck,
+    /// The seal check's finding in the page's language.
+    seal_detail: String,
     link: Link,
     due: String,
     left: i64,
@@ -440,6 +442,7 @@ async fn case_page(
         detection_score: r.detection_score,
         moments,
         seal: &seal,
+        seal_detail: view::seal_detail(lang, &seal.detail),
         link,
         due: local_time(due).get(..10).unwrap_or_default().to_string(),
         left,

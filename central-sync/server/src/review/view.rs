@@ -10,6 +10,9 @@ use te_types::{EventKind, ViolationKind};
 /// The offence and what the box measured; `None` for a plain vehicle pass.
 pub struct KindView<'a> {
     pub offence: Option<Offence<'a>>,
+    /// The record's kind by name: an offence whose details did not come is still named, never called a pass.
+    pub name: &'static str,
+    pub is_offence: bool,
     /// Set when the box's clock was unchecked or off: the time is not objective until a reviewer looks.
     pub clock_warning: Option<String>,
 }
@@ -68,6 +71,8 @@ pub fn kind(lang: Lang, r: &EvidenceRecord) -> KindView<'_> {
             rule: &v.rule,
             summary: &v.summary,
         }),
+        name: kind_name(lang, r.kind),
+        is_offence: r.kind.is_violation(),
         clock_warning: clock_warning(lang, r.clock.as_ref()),
     }
 }
@@ -166,6 +171,29 @@ pub fn best_plate_crop(r: &EvidenceRecord) -> Option<(&str, u64)> {
         .filter_map(|v| v.crop_sha256.as_deref().map(|sha| (v.weight, (sha, v.frame_number))))
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, best)| best)
+}
+
+/// The seal check's finding in the page's language; a finding this build does not know is shown as stored.
+pub fn seal_detail(lang: Lang, detail: &str) -> String {
+    if lang == Lang::En {
+        return detail.to_string();
+    }
+    let known = [
+        ("Ed25519 signature valid", "chữ ký Ed25519 đúng"),
+        ("no seal stored", "không có niêm phong"),
+        ("sealed by a key that is not the device's", "niêm phong bằng khoá không phải của thiết bị"),
+        (
+            "the signature does not verify with the seal's public key",
+            "chữ ký không khớp với khoá công khai của niêm phong",
+        ),
+    ];
+    if let Some((_, vi)) = known.iter().find(|(en, _)| *en == detail) {
+        return vi.to_string();
+    }
+    if detail.contains("altered after sealing") {
+        return "bản ghi đã bị sửa sau khi niêm phong (mã băm không khớp)".into();
+    }
+    detail.to_string()
 }
 
 /// Why a decision was refused, in the page's language. A storage failure says only that nothing was saved
