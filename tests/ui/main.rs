@@ -131,18 +131,43 @@ async fn wait_text(browser: &Client, css: &str, want: impl Fn(&str) -> bool) -> 
     panic!("{css} never showed what was expected; last text {last:?}");
 }
 
+/// Logs `user` in through the login page (password PASSWORD) and waits for the queue.
+async fn log_in(browser: &Client, base: &str, user: &str) {
+    browser.goto(&format!("{base}/login")).await.expect("login page");
+    browser.find(Locator::Id("username")).await.expect("username").send_keys(user).await.expect("type");
+    browser.find(Locator::Id("password")).await.expect("password").send_keys(PASSWORD).await.expect("type");
+    browser.find(Locator::Id("login")).await.expect("button").click().await.expect("log in");
+    wait_text(browser, "#who", |t| t == user).await;
+}
+
+/// A fresh central service on a loopback port with one officer account (password PASSWORD); its folder lives
+/// as long as it does.
+struct Service {
+    // Fields drop in this order: the service stops before its folder goes.
+    _central: Central,
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    port: u16,
+}
+
+fn service(user: &str, role: &str) -> Service {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("central");
+    let port = free_port();
+    let central = Central::start(port, &data);
+    let added = central_admin(&data, &["user", "add", "--username", user, "--role", role], PASSWORD);
+    assert!(added.contains(user), "{added}");
+    Service { _central: central, _dir: dir, data, port }
+}
+
 async fn open_case(browser: &Client, base: &str, id: EvidenceId) {
     browser.goto(&format!("{base}/evidence/{id}")).await.expect("case page");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_officer_logs_in_approves_rejects_and_corrects_a_plate_in_chromium() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("central");
-    let port = free_port();
-    let central = Central::start(port, &data);
-    let added = central_admin(&data, &["user", "add", "--username", "lan.reviewer", "--role", "reviewer"], PASSWORD);
-    assert!(added.contains("lan.reviewer"), "{added}");
+    let service = service("lan.reviewer", "reviewer");
+    let (data, port) = (service.data.clone(), service.port);
     let photo = std::fs::read(shared_dir().join("data/vn_scenes/1.jpg")).expect("a real street photograph");
     // A real Vietnamese plate picture (its label: 59-L2/149.99) as the box's read of the first case.
     let plate = std::fs::read(shared_dir().join("data/vn_plates/images/10xemay1217.jpg")).expect("a plate picture");
@@ -243,7 +268,7 @@ async fn an_officer_logs_in_approves_rejects_and_corrects_a_plate_in_chromium() 
     let entries: u64 = audit.split("entries=").nth(1).and_then(|s| s.split(' ').next()?.parse().ok()).expect("count");
     // token, user, login, approve, reject, correct_plate, approve (the refused tries change nothing).
     assert_eq!(entries, 7, "{audit}");
-    drop(central);
+    drop(service);
 }
 
 /// Presses one key as a keyboard would (WebDriver actions: the page's own key handler sees it).
@@ -274,11 +299,8 @@ async fn wait_for_page(browser: &Client, path: &str) {
 /// (`keyboard_review` line); the time is a figure to report, not a pass mark.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_officer_decides_twenty_cases_with_the_keyboard_alone() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("central");
-    let port = free_port();
-    let central = Central::start(port, &data);
-    central_admin(&data, &["user", "add", "--username", "lan.reviewer", "--role", "reviewer"], PASSWORD);
+    let service = service("lan.reviewer", "reviewer");
+    let (data, port) = (service.data.clone(), service.port);
     let photo = std::fs::read(shared_dir().join("data/vn_scenes/1.jpg")).expect("a real street photograph");
     let plate = std::fs::read(shared_dir().join("data/vn_plates/images/10xemay1217.jpg")).expect("a plate picture");
     // Oldest first: the order they were recorded in. Every fifth is rejected (reason 2: no violation).
@@ -289,11 +311,7 @@ async fn an_officer_decides_twenty_cases_with_the_keyboard_alone() {
     let driver = Driver::start();
     let browser = browser_sized(&driver, "1366,768").await;
     let base = format!("http://127.0.0.1:{port}");
-    browser.goto(&format!("{base}/login")).await.expect("login page");
-    browser.find(Locator::Id("username")).await.expect("username").send_keys("lan.reviewer").await.expect("type");
-    browser.find(Locator::Id("password")).await.expect("password").send_keys(PASSWORD).await.expect("type");
-    browser.find(Locator::Id("login")).await.expect("button").click().await.expect("log in");
-    wait_text(&browser, "#who", |t| t == "lan.reviewer").await;
+    log_in(&browser, &base, "lan.reviewer").await;
     open_case(&browser, &base, cases[0]).await;
     wait_for_page(&browser, &format!("/evidence/{}", cases[0])).await;
     // The whole decision is on the first screen: the buttons' bottoms are inside the window.
@@ -350,18 +368,15 @@ async fn an_officer_decides_twenty_cases_with_the_keyboard_alone() {
         resources as f64 / 20.0,
         bytes / 1024
     );
-    drop(central);
+    drop(service);
 }
 
 /// Plate search and bulk reject in the browser: the officer finds two cases by part of their plate, picks them
 /// and rejects both with one reason; each gets its own audit entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_officer_finds_cases_by_part_of_a_plate_and_rejects_the_picked_ones_at_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("central");
-    let port = free_port();
-    let central = Central::start(port, &data);
-    central_admin(&data, &["user", "add", "--username", "lan.reviewer", "--role", "reviewer"], PASSWORD);
+    let service = service("lan.reviewer", "reviewer");
+    let (data, port) = (service.data.clone(), service.port);
     let photo = std::fs::read(shared_dir().join("data/vn_scenes/1.jpg")).expect("a real street photograph");
     for plate in ["59-L2/149.99", "59-L2/149.98", "51F-222.61"] {
         upload(port, &photo, Some(plate), "nga-tu-1", None);
@@ -369,11 +384,7 @@ async fn an_officer_finds_cases_by_part_of_a_plate_and_rejects_the_picked_ones_a
     let driver = Driver::start();
     let browser = browser(&driver).await;
     let base = format!("http://127.0.0.1:{port}");
-    browser.goto(&format!("{base}/login")).await.expect("login page");
-    browser.find(Locator::Id("username")).await.expect("username").send_keys("lan.reviewer").await.expect("type");
-    browser.find(Locator::Id("password")).await.expect("password").send_keys(PASSWORD).await.expect("type");
-    browser.find(Locator::Id("login")).await.expect("button").click().await.expect("log in");
-    wait_text(&browser, "#who", |t| t == "lan.reviewer").await;
+    log_in(&browser, &base, "lan.reviewer").await;
 
     // Part of the plate, typed the way it is spoken: punctuation and case do not matter.
     browser.find(Locator::Id("filter-plate")).await.expect("plate filter").send_keys("l2 149").await.expect("type");
@@ -401,18 +412,15 @@ async fn an_officer_finds_cases_by_part_of_a_plate_and_rejects_the_picked_ones_a
     assert!(audit.ends_with("chain=intact"), "{audit}");
     // token, user, login, and one reject per case.
     assert!(audit.contains("entries=5"), "{audit}");
-    drop(central);
+    drop(service);
 }
 
 /// The hand-off taken back: a supervisor approves a case and reopens it in the browser; the fines system's feed
 /// of withdrawals (its own export token) lists it with the reason, and its notice is gone with the approval.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_reopens_an_approved_case_and_the_fines_system_sees_it_withdrawn() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("central");
-    let port = free_port();
-    let central = Central::start(port, &data);
-    central_admin(&data, &["user", "add", "--username", "minh.supervisor", "--role", "supervisor"], PASSWORD);
+    let service = service("minh.supervisor", "supervisor");
+    let (data, port) = (service.data.clone(), service.port);
     let fines = central_admin(&data, &["token", "create", "--name", "fines-system", "--role", "export"], "");
     let fines = fines.lines().last().unwrap_or_default().trim().to_string();
     let photo = std::fs::read(shared_dir().join("data/vn_scenes/1.jpg")).expect("a real street photograph");
@@ -427,11 +435,7 @@ async fn a_supervisor_reopens_an_approved_case_and_the_fines_system_sees_it_with
     let driver = Driver::start();
     let browser = browser(&driver).await;
     let base = format!("http://127.0.0.1:{port}");
-    browser.goto(&format!("{base}/login")).await.expect("login page");
-    browser.find(Locator::Id("username")).await.expect("username").send_keys("minh.supervisor").await.expect("type");
-    browser.find(Locator::Id("password")).await.expect("password").send_keys(PASSWORD).await.expect("type");
-    browser.find(Locator::Id("login")).await.expect("button").click().await.expect("log in");
-    wait_text(&browser, "#who", |t| t == "minh.supervisor").await;
+    log_in(&browser, &base, "minh.supervisor").await;
     open_case(&browser, &base, id).await;
     wait_for_page(&browser, &format!("/evidence/{id}")).await;
     press(&browser, 'a').await;
@@ -462,5 +466,5 @@ async fn a_supervisor_reopens_an_approved_case_and_the_fines_system_sees_it_with
     assert_eq!(withdrawn[0]["withdrawn_by"], "minh.supervisor");
     assert_eq!(withdrawn[0]["reason"], "sai biển số, xem lại");
     assert!(get(&format!("/api/v1/evidence/{id}/notice.pdf")).starts_with("HTTP/1.1 403"), "no notice once withdrawn");
-    drop(central);
+    drop(service);
 }

@@ -226,26 +226,14 @@ mod tests {
 
     fn status(silent_s: i64, alarm: Option<&str>, trusted: Option<bool>) -> DeviceStatus {
         let now = Utc::now();
-        let beat = central_protocol::Heartbeat {
-            device_id: te_types::DeviceId::new("box-1"),
-            sent_at: now,
-            agent_version: "0.1.0".into(),
-            pending: 0,
-            delivered: 0,
-            rejected: 0,
-            disk_used_bytes: 0,
-            disk_free_bytes: 0,
-            clock: trusted.map(|trusted| central_protocol::ClockCheck {
-                offset_ms: -2500,
-                uncertainty_ms: 20,
-                source: "ntp:pool.example:123".into(),
-                measured_at: now,
-                trusted,
-            }),
-            cameras: Vec::new(),
-            alarm: alarm.map(str::to_string),
-            interval_s: Some(30),
-        };
+        let clock = trusted.map(|trusted| central_protocol::ClockCheck {
+            offset_ms: -2500,
+            uncertainty_ms: 20,
+            source: "ntp:pool.example:123".into(),
+            measured_at: now,
+            trusted,
+        });
+        let beat = crate::devices::test_heartbeat(clock, alarm, Some(30));
         DeviceStatus::at(now - chrono::Duration::seconds(silent_s), beat, now)
     }
 

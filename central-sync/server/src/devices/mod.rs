@@ -253,6 +253,29 @@ impl CentralStore {
     }
 }
 
+/// A heartbeat of box-1 with empty figures, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_heartbeat(
+    clock: Option<central_protocol::ClockCheck>,
+    alarm: Option<&str>,
+    interval_s: Option<u32>,
+) -> Heartbeat {
+    Heartbeat {
+        device_id: te_types::DeviceId::new("box-1"),
+        sent_at: Utc::now(),
+        agent_version: "0.1.0".into(),
+        pending: 0,
+        delivered: 0,
+        rejected: 0,
+        disk_used_bytes: 0,
+        disk_free_bytes: 0,
+        clock,
+        cameras: Vec::new(),
+        alarm: alarm.map(str::to_string),
+        interval_s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -269,20 +292,7 @@ mod tests {
     /// interval make it offline; a box that does not state its interval is taken at 30 s.
     #[test]
     fn a_box_is_offline_after_three_missed_heartbeats_of_its_own_interval() {
-        let beat = |interval_s| central_protocol::Heartbeat {
-            device_id: te_types::DeviceId::new("box-1"),
-            sent_at: chrono::Utc::now(),
-            agent_version: "0.1.0".into(),
-            pending: 0,
-            delivered: 0,
-            rejected: 0,
-            disk_used_bytes: 0,
-            disk_free_bytes: 0,
-            clock: None,
-            cameras: Vec::new(),
-            alarm: None,
-            interval_s,
-        };
+        let beat = |interval_s| super::test_heartbeat(None, None, interval_s);
         let now = chrono::Utc::now();
         let ago = |s| now - chrono::Duration::seconds(s);
         let status = |s, interval| super::DeviceStatus::at(ago(s), beat(interval), now);
