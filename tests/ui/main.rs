@@ -406,6 +406,12 @@ async fn an_officer_finds_cases_by_part_of_a_plate_and_rejects_the_picked_ones_a
     browser.find(Locator::Id("bulk-reject")).await.expect("bulk").click().await.expect("reject");
     wait_text(&browser, "#notice", |t| t.contains("Đã loại bỏ 2 hồ sơ")).await;
     snap(&browser, "12-bulk-rejected").await;
+    // Back on the same search, now without pending matches; the third case is still pending.
+    let kept =
+        browser.find(Locator::Id("filter-plate")).await.expect("plate filter").prop("value").await.expect("value");
+    assert_eq!(kept.as_deref(), Some("l2 149"), "the queue comes back with the officer's filters");
+    assert!(browser.find_all(Locator::Css("tr.case")).await.expect("rows").is_empty());
+    browser.goto(&format!("{base}/")).await.expect("queue");
     assert_eq!(browser.find_all(Locator::Css("tr.case")).await.expect("rows").len(), 1, "one case still pending");
     browser.close().await.expect("close the browser");
     let audit = central_admin(&data, &["audit", "verify"], "");

@@ -609,7 +609,7 @@ async fn bulk(store: &Arc<CentralStore>) {
     let response = app.clone().oneshot(form_post("/bulk/reject", &cookie, ORIGIN, body)).await.expect("resp");
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
-    assert_eq!(location.as_deref(), Some("/?status=pending&rejected=2&skipped=1"));
+    assert_eq!(location.as_deref(), Some("/?status=pending&rejected=2&skipped=1"), "no filters: the pending queue");
     for id in [a, b] {
         assert_eq!(status_of(store, id).await.0, "rejected");
         let entries = store.audit_entries(Some(id), 10).await.expect("audit");

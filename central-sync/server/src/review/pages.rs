@@ -44,6 +44,8 @@ struct QueuePage<'a> {
     paging: PageLinks,
     /// What the last bulk decision did.
     notice: Option<String>,
+    /// This page's query, for the bulk form to come back to.
+    back: String,
     reasons: &'a [(&'a str, &'a str)],
 }
 
@@ -197,6 +199,7 @@ pub async fn queue(
         rows,
         paging,
         notice,
+        back: parts.uri.query().unwrap_or_default().to_string(),
         reasons: &REJECT_REASONS,
     };
     render(StatusCode::OK, &page)
