@@ -3,6 +3,7 @@
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
+use central_server::store::QueueFilter;
 use central_server::{router, Actor, AppState, CentralStore, Decision, ReviewError, Role};
 use common::case;
 use std::sync::Arc;
@@ -492,10 +493,14 @@ async fn claims(store: &Arc<CentralStore>) {
     let held = store.claim(a, "minh.supervisor").await.expect("claim").expect("lan's claim");
     assert_eq!(held.officer, "lan.reviewer");
     // From c, minh's "next" wraps round past lan's open case a to b; lan's own claim does not hide a from her.
-    let for_minh = store.neighbours(c, at(c).await, "minh.supervisor").await.expect("neighbours");
+    let for_minh = store.neighbours(c, at(c).await, "minh.supervisor", &QueueFilter::default()).await.expect("neighbours");
     assert_eq!((for_minh.previous, for_minh.next), (Some(b), Some(b)));
-    let for_lan = store.neighbours(c, at(c).await, "lan.reviewer").await.expect("neighbours");
+    let for_lan = store.neighbours(c, at(c).await, "lan.reviewer", &QueueFilter::default()).await.expect("neighbours");
     assert_eq!((for_lan.previous, for_lan.next), (Some(b), Some(a)));
+    // Within the queue's filters: from a, searching for part of c's plate, next is c (b passed over).
+    let searched = QueueFilter { plate: "123.47".into(), status: "approved".into(), ..QueueFilter::default() };
+    let within = store.neighbours(a, at(a).await, "lan.reviewer", &searched).await.expect("neighbours");
+    assert_eq!((within.previous, within.next), (None, Some(c)), "the status filter aside: always pending");
 
     // The pages: minh sees that lan has a open.
     let (_, lan) = login(&app, "lan.reviewer", "mat-khau-dai-1").await;
@@ -505,6 +510,9 @@ async fn claims(store: &Arc<CentralStore>) {
     assert!(!page.contains("id=\"claimed\"") && page.contains(&format!("id=\"next-case\" href=\"/evidence/{b}\"")));
     let (_, page, _) = get(&app, &format!("/evidence/{a}"), Some(&minh)).await;
     assert!(page.contains("id=\"claimed\"") && page.contains("<b>lan.reviewer</b>"), "{page}");
+    let (_, page, _) = get(&app, &format!("/evidence/{a}?q=plate%3D123.47"), Some(&lan)).await;
+    assert!(page.contains(&format!("id=\"next-case\" href=\"/evidence/{c}?q=plate%3D123.47\"")), "{page}");
+    assert!(page.contains("name=\"q\" value=\"plate=123.47\""), "the decision forms carry the queue's filters");
 
     // Each decision opens the next pending case, and says what was done to which case.
     let token = token_of(&lan);

@@ -1,6 +1,7 @@
 //! The evidence API: upload (idempotent), list, show, media, totals. Errors are JSON `{"error": ...}`.
 
 mod queries;
+pub(crate) use queries::queue_conditions;
 mod thumbnail;
 
 use crate::accounts::Actor;

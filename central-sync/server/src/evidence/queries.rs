@@ -224,7 +224,7 @@ impl CentralStore {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<QueueEntry>, StoreError> {
-        let (conditions, binds) = queue_conditions(filter);
+        let (conditions, binds) = queue_conditions(filter, 1);
         let direction = match order {
             QueueOrder::Oldest => "ASC",
             QueueOrder::Newest => "DESC",
@@ -245,7 +245,7 @@ impl CentralStore {
 
     /// How many entries the filter matches in all.
     pub async fn queue_count(&self, filter: &QueueFilter) -> Result<i64, StoreError> {
-        let (conditions, binds) = queue_conditions(filter);
+        let (conditions, binds) = queue_conditions(filter, 1);
         let sql = format!("SELECT COUNT(*) AS n FROM evidence WHERE 1 = 1{conditions}");
         let mut query = sqlx::query(&sql);
         for b in &binds {
@@ -255,14 +255,16 @@ impl CentralStore {
     }
 }
 
-/// The filter as SQL conditions (each starting with ` AND`) and their values, numbered `$1`...
-fn queue_conditions(filter: &QueueFilter) -> (String, Vec<String>) {
+/// The filter as SQL conditions (each starting with ` AND`) and their values, numbered from `$first`.
+pub(crate) fn queue_conditions(filter: &QueueFilter, first: usize) -> (String, Vec<String>) {
     let mut sql = String::new();
     let mut binds: Vec<String> = Vec::new();
+    // The placeholder of the value just pushed.
+    let n = |binds: &Vec<String>| binds.len() + first - 1;
     for (column, value) in [("camera_id", &filter.camera), ("kind", &filter.kind), ("review_status", &filter.status)] {
         if !value.trim().is_empty() {
             binds.push(value.trim().to_string());
-            sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+            sql.push_str(&format!(" AND {column} = ${}", n(&binds)));
         }
     }
     // Letters and digits only, so nothing in it is a LIKE wildcard; compared with the stored plate stripped
@@ -273,17 +275,17 @@ fn queue_conditions(filter: &QueueFilter) -> (String, Vec<String>) {
         sql.push_str(&format!(
             " AND UPPER(REPLACE(REPLACE(REPLACE(REPLACE(COALESCE(corrected_plate, plate_text, ''), '-', ''), '.', ''), \
              '/', ''), ' ', '')) LIKE ${}",
-            binds.len()
+            n(&binds)
         ));
     }
     // Days are Vietnam's (UTC+7); captured_at is stored as RFC 3339 UTC, which sorts as text.
     if let Some(from) = day_start_utc(&filter.from) {
         binds.push(from);
-        sql.push_str(&format!(" AND captured_at >= ${}", binds.len()));
+        sql.push_str(&format!(" AND captured_at >= ${}", n(&binds)));
     }
     if let Some(to) = day_start_utc(&filter.to).and_then(|t| next_day(&t)) {
         binds.push(to);
-        sql.push_str(&format!(" AND captured_at < ${}", binds.len()));
+        sql.push_str(&format!(" AND captured_at < ${}", n(&binds)));
     }
     (sql, binds)
 }

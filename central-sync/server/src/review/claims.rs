@@ -3,7 +3,7 @@
 //! decide the same case twice. A claim lapses on its own; a decision removes it. Claims only steer officers:
 //! the decision itself is still checked against the case's state in its transaction.
 
-use crate::store::{CentralStore, StoreError};
+use crate::store::{CentralStore, QueueFilter, StoreError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::Row;
 use te_types::EvidenceId;
@@ -61,24 +61,34 @@ impl CentralStore {
         Ok(Some(Claim { officer: holder, since }))
     }
 
-    /// The pending cases just before and after the case seen at `captured_at`, oldest first, passing over the
-    /// cases other officers have claimed. "Next" wraps round to the oldest pending case; none when nothing else
-    /// is pending.
+    /// The pending cases just before and after the case seen at `captured_at`, oldest first, among those the
+    /// queue's `filter` picks (its status aside: always pending), passing over the cases other officers have
+    /// claimed. "Next" wraps round to the oldest such case; none when no other is pending.
     pub async fn neighbours(
         &self,
         id: EvidenceId,
         captured_at: DateTime<Utc>,
         officer: &str,
+        filter: &QueueFilter,
     ) -> Result<Neighbours, StoreError> {
         // Stored as `to_rfc3339()` text (evidence/queries.rs), which sorts in time order.
         let at = captured_at.to_rfc3339();
         let cutoff = stamp(Utc::now() - CLAIM_TTL);
-        let free = "review_status = 'pending' AND evidence_id <> $1 AND NOT EXISTS (SELECT 1 FROM review_claims c \
-                    WHERE c.evidence_id = evidence.evidence_id AND c.officer <> $2 AND c.claimed_at >= $3)";
+        let (picked, values) =
+            crate::evidence::queue_conditions(&QueueFilter { status: String::new(), ..filter.clone() }, 4);
+        let free = format!(
+            "review_status = 'pending' AND evidence_id <> $1 AND NOT EXISTS (SELECT 1 FROM review_claims c \
+             WHERE c.evidence_id = evidence.evidence_id AND c.officer <> $2 AND c.claimed_at >= $3){picked}"
+        );
+        // The capture time comes after the filter's values.
+        let t = 4 + values.len();
         let one = |sql: String, at: Option<&str>| {
-            let (at, cutoff) = (at.map(str::to_string), cutoff.clone());
+            let (at, cutoff, values) = (at.map(str::to_string), cutoff.clone(), values.clone());
             async move {
                 let mut query = sqlx::query(&sql).bind(id.to_string()).bind(officer).bind(cutoff);
+                for value in values {
+                    query = query.bind(value);
+                }
                 if let Some(at) = at {
                     query = query.bind(at);
                 }
@@ -87,11 +97,11 @@ impl CentralStore {
             }
         };
         let after = format!(
-            "SELECT evidence_id FROM evidence WHERE {free} AND (captured_at > $4 OR (captured_at = $4 AND \
+            "SELECT evidence_id FROM evidence WHERE {free} AND (captured_at > ${t} OR (captured_at = ${t} AND \
              evidence_id > $1)) ORDER BY captured_at ASC, evidence_id ASC LIMIT 1"
         );
         let before = format!(
-            "SELECT evidence_id FROM evidence WHERE {free} AND (captured_at < $4 OR (captured_at = $4 AND \
+            "SELECT evidence_id FROM evidence WHERE {free} AND (captured_at < ${t} OR (captured_at = ${t} AND \
              evidence_id < $1)) ORDER BY captured_at DESC, evidence_id DESC LIMIT 1"
         );
         let oldest =

@@ -46,6 +46,8 @@ struct QueuePage<'a> {
     notice: Option<String>,
     /// This page's query, for the bulk form to come back to.
     back: String,
+    /// Added to case links so that the case page keeps this page's filters.
+    suffix: String,
     reasons: &'a [(&'a str, &'a str)],
 }
 
@@ -200,6 +202,7 @@ pub async fn queue(
         paging,
         notice,
         back: parts.uri.query().unwrap_or_default().to_string(),
+        suffix: case_suffix(parts.uri.query().unwrap_or_default()),
         reasons: &REJECT_REASONS,
     };
     render(StatusCode::OK, &page)
@@ -212,6 +215,8 @@ pub struct CaseQuery {
     done: String,
     /// The case it was taken on, when the page shown is the next one.
     decided: String,
+    /// The queue's query the officer came from: next and previous stay within its filters.
+    q: String,
 }
 
 /// A line above the case: saved, or why a decision was refused.
@@ -293,6 +298,10 @@ struct CasePage<'a> {
     /// The pending cases either side of this one, oldest first (others' open cases passed over).
     previous: Option<EvidenceId>,
     next: Option<EvidenceId>,
+    /// Added to case links so that they keep the queue's filters (`?q=...` or nothing).
+    suffix: String,
+    /// The queue's query, sent back with each decision.
+    queue: String,
     /// The keyboard and magnifier script.
     script: &'static str,
     has_clip: bool,
@@ -337,14 +346,16 @@ pub async fn case(
     // From the query string: only a well-formed id that is not this case is linked.
     let decided = q.decided.parse::<EvidenceId>().ok().filter(|d| d.to_string() != raw);
     let notice = (!q.done.is_empty()).then(|| Notice::saved(lang, &q.done, decided));
-    case_page(&state, &actor, lang, &raw, StatusCode::OK, notice).await
+    case_page(&state, &actor, lang, &raw, &q.q, StatusCode::OK, notice).await
 }
 
+/// The case page; `queue` is the queue's query the officer came from.
 async fn case_page(
     state: &AppState,
     actor: &Actor,
     lang: Lang,
     raw: &str,
+    queue: &str,
     status: StatusCode,
     notice: Option<Notice>,
 ) -> Response {
@@ -378,7 +389,7 @@ async fn case_page(
     } else {
         None
     };
-    let around = match state.store.neighbours(id, r.captured_at, &actor.name).await {
+    let around = match state.store.neighbours(id, r.captured_at, &actor.name, &filter_from(queue)).await {
         Ok(around) => around,
         Err(e) => return storage_failure("case page neighbours", e),
     };
@@ -429,6 +440,8 @@ async fn case_page(
         claimed,
         previous: around.previous,
         next: around.next,
+        suffix: case_suffix(queue),
+        queue: if queue.trim().is_empty() { String::new() } else { queue_query(queue) },
         script: review_script_path(),
         has_clip: r.clip_sha256.is_some(),
         status: entry.review_status,
@@ -470,6 +483,9 @@ pub struct DecisionForm {
     reason: String,
     #[serde(default)]
     note: String,
+    /// The queue's query the officer came from.
+    #[serde(default)]
+    q: String,
 }
 
 /// POST /evidence/{id}/decide: one decision; back to the case (303) or the case with the error.
@@ -491,7 +507,7 @@ pub async fn decide(
         other => return (StatusCode::BAD_REQUEST, format!("unknown action {other:?}")).into_response(),
     };
     match state.store.decide(id, &actor, decision).await {
-        Ok(()) => Redirect::to(&after_decision(&state, &actor, id, &form.action).await).into_response(),
+        Ok(()) => Redirect::to(&after_decision(&state, &actor, id, &form.action, &form.q).await).into_response(),
         Err(e) => {
             let status = match &e {
                 ReviewError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -504,32 +520,86 @@ pub async fn decide(
                 tracing::error!(evidence = %id, error = %cause, "decision not saved");
             }
             let notice = Notice::refused(lang, &e);
-            case_page(&state, &actor, lang, &raw, status, Some(notice)).await
+            case_page(&state, &actor, lang, &raw, &form.q, status, Some(notice)).await
         }
     }
 }
 
 /// Where the officer goes after a decision: a corrected plate stays on its case (to be approved next); a
-/// decision moves on to the next pending case nobody else has open, or to the queue when there is none.
-async fn after_decision(state: &AppState, actor: &Actor, id: EvidenceId, action: &str) -> String {
-    let stay = format!("/evidence/{id}?done={}", url_encode(action));
+/// decision moves on to the next pending case nobody else has open within the queue's filters (`queue`), or
+/// back to that queue when there is none.
+async fn after_decision(state: &AppState, actor: &Actor, id: EvidenceId, action: &str, queue: &str) -> String {
+    // The queue's query travels as `q` (re-encoded from its own parameters only).
+    let q = case_suffix(queue).replacen('?', "&", 1);
+    let stay = format!("/evidence/{id}?done={}{q}", url_encode(action));
     if action == "plate" || action == "reopen" {
         return stay;
     }
+    let filter = filter_from(queue);
     let next = match state.store.get(id).await {
-        Ok(Some(entry)) => state.store.neighbours(id, entry.record.captured_at, &actor.name).await.map(|n| n.next),
+        Ok(Some(entry)) => {
+            state.store.neighbours(id, entry.record.captured_at, &actor.name, &filter).await.map(|n| n.next)
+        }
         Ok(None) => Ok(None),
         Err(e) => Err(e),
     };
     match next {
-        Ok(Some(next)) => format!("/evidence/{next}?done={}&decided={id}", url_encode(action)),
-        // Nothing else pending: the (empty) queue of pending cases.
-        Ok(None) => "/".to_string(),
+        Ok(Some(next)) => format!("/evidence/{next}?done={}&decided={id}{q}", url_encode(action)),
+        // Nothing else pending there: the queue the officer came from (the pending queue by default).
+        Ok(None) if queue.trim().is_empty() => "/".to_string(),
+        Ok(None) => format!("/?{}", queue_query(queue)),
         // The decision is saved; only the way on failed: show the decided case.
         Err(e) => {
             tracing::warn!(evidence = %id, error = %e, "next case after a decision");
             stay
         }
+    }
+}
+
+/// The queue's own parameters, the only ones a return address keeps.
+const QUEUE_KEYS: [&str; 9] = ["camera", "kind", "status", "plate", "from", "to", "order", "per_page", "page"];
+
+/// A return address made from the queue's own parameters only (re-encoded: nothing else survives), or the
+/// pending queue when there are none.
+pub(super) fn queue_query(back: &str) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    let mut any = false;
+    for (key, value) in form_urlencoded::parse(back.trim_start_matches('?').as_bytes()) {
+        if QUEUE_KEYS.contains(&key.as_ref()) {
+            out.append_pair(&key, &value.chars().take(100).collect::<String>());
+            any = true;
+        }
+    }
+    if any {
+        out.finish()
+    } else {
+        "status=pending".into()
+    }
+}
+
+/// The queue's filters from a return address (its status aside: a case page moves among pending cases).
+fn filter_from(query: &str) -> QueueFilter {
+    let mut filter = QueueFilter::default();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let value: String = value.chars().take(100).collect();
+        match key.as_ref() {
+            "camera" => filter.camera = value,
+            "kind" => filter.kind = value,
+            "plate" => filter.plate = value,
+            "from" => filter.from = value,
+            "to" => filter.to = value,
+            _ => {}
+        }
+    }
+    filter
+}
+
+/// What a case link adds so the case page keeps the queue's filters: `?q=<the queue's query>`, or nothing.
+fn case_suffix(query: &str) -> String {
+    if query.trim().is_empty() {
+        String::new()
+    } else {
+        format!("?q={}", url_encode(&queue_query(query)))
     }
 }
 
@@ -586,4 +656,28 @@ pub async fn audit(State(state): State<AppState>, actor: Actor, lang: Lang) -> R
             entries: view::audit_rows(lang, &entries),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_return_address_keeps_only_the_queues_own_filters() {
+        assert_eq!(queue_query("status=pending&plate=l2+149&rejected=3"), "status=pending&plate=l2+149");
+        assert_eq!(queue_query(""), "status=pending");
+        assert_eq!(queue_query("next=https%3A%2F%2Fevil.example&x=%0D%0A"), "status=pending");
+        assert_eq!(queue_query("?camera=a%26b%0D%0A"), "camera=a%26b%0D%0A", "re-encoded, never spliced");
+    }
+
+    #[test]
+    fn a_case_link_carries_the_queues_filters_and_the_case_page_reads_them_back() {
+        let suffix = case_suffix("camera=nga-tu-1&plate=51F&status=&rejected=2");
+        assert_eq!(suffix, "?q=camera%3Dnga-tu-1%26plate%3D51F%26status%3D");
+        let back =
+            percent_encoding::percent_decode_str(suffix.trim_start_matches("?q=")).decode_utf8_lossy().to_string();
+        let filter = filter_from(&back);
+        assert_eq!((filter.camera.as_str(), filter.plate.as_str(), filter.status.as_str()), ("nga-tu-1", "51F", ""));
+        assert_eq!(case_suffix(""), "");
+    }
 }
