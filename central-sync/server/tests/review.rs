@@ -493,7 +493,8 @@ async fn claims(store: &Arc<CentralStore>) {
     let held = store.claim(a, "minh.supervisor").await.expect("claim").expect("lan's claim");
     assert_eq!(held.officer, "lan.reviewer");
     // From c, minh's "next" wraps round past lan's open case a to b; lan's own claim does not hide a from her.
-    let for_minh = store.neighbours(c, at(c).await, "minh.supervisor", &QueueFilter::default()).await.expect("neighbours");
+    let for_minh =
+        store.neighbours(c, at(c).await, "minh.supervisor", &QueueFilter::default()).await.expect("neighbours");
     assert_eq!((for_minh.previous, for_minh.next), (Some(b), Some(b)));
     let for_lan = store.neighbours(c, at(c).await, "lan.reviewer", &QueueFilter::default()).await.expect("neighbours");
     assert_eq!((for_lan.previous, for_lan.next), (Some(b), Some(a)));
