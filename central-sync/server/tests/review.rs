@@ -696,9 +696,24 @@ async fn an_approved_offence_has_a_printable_vietnamese_notice_with_its_pictures
         weight: 0.9,
         crop_sha256: Some(central_protocol::sha256_hex(&plate_picture)),
     };
+    let violation = te_types::Violation {
+        kind: te_types::ViolationKind::RedLight,
+        track: te_types::TrackId(7),
+        rule: "Vạch dừng hướng Bắc".into(),
+        at: chrono::Utc::now(),
+        moments: Vec::new(),
+        signal: None,
+        red_for_s: Some(17.5),
+        speed_kmh: None,
+        limit_kmh: None,
+        dwell_s: None,
+        certified: true,
+        summary: "crossed \"Vạch dừng hướng Bắc\" 17.5 s after the light turned red".into(),
+    };
     let record = central_protocol::EvidenceRecord {
         kind: te_types::EventKind::RedLight,
         plate: Some(te_types::PlateConsensus { text: Some("59-L2/149.99".into()), share: 1.0, votes: vec![vote] }),
+        violation: Some(violation),
         ..central_protocol::EvidenceRecord::synthetic("box-1", "nga-tu-1", &photo)
     };
     let seal = central_protocol::seal(&record, &central_protocol::SigningKey::from_bytes(&[5u8; 32]));
@@ -737,12 +752,12 @@ async fn an_approved_offence_has_a_printable_vietnamese_notice_with_its_pictures
         .expect("pdftotext (Debian poppler-utils; scripts/setup installs it)");
     let text = String::from_utf8_lossy(&text.stdout);
     let record_sha = &upload.seal.record_sha256;
-    for want in
-        ["THÔNG BÁO VI PHẠM", "59-L2/149.99", "Vượt đèn đỏ", "lan.reviewer", "Thông tư 73/2024/TT-BCA", &id.to_string()]
-    {
+    let wanted = ["THÔNG BÁO VI PHẠM", "59-L2/149.99", "Vượt đèn đỏ", "Vạch dừng hướng Bắc", "đèn đỏ đã bật 17.5 giây"];
+    for want in wanted.iter().copied().chain(["lan.reviewer", "Thông tư 73/2024/TT-BCA", &id.to_string()]) {
         assert!(text.contains(want), "{want:?} missing from the notice:\n{text}");
     }
     assert!(text.replace(['\n', ' '], "").contains(record_sha.as_str()), "the seal's hash, whole");
+    assert!(!text.contains("after the light turned red"), "the box's English summary stays out of the notice");
     // One A4 page, drawn to PNG for a look (kept beside the UI screenshots).
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots");
     std::fs::create_dir_all(&out).expect("screenshot folder");

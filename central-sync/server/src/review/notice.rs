@@ -292,7 +292,7 @@ pub fn facts(entry: &QueueEntry, seal: &Seal, base: &str) -> NoticeFacts {
         plate: entry.plate().unwrap_or("—").to_string(),
         offence: kind_name(Lang::Vi, r.kind).to_string(),
         rule: r.violation.as_ref().map(|v| v.rule.clone()).filter(|s| !s.trim().is_empty()),
-        measurement: r.violation.as_ref().map(|v| v.summary.clone()).filter(|s| !s.trim().is_empty()),
+        measurement: r.violation.as_ref().map(|v| super::view::measurement(Lang::Vi, v)).filter(|s| !s.is_empty()),
         time: format!("{} (giờ Việt Nam)", local_time(r.captured_at)),
         place: r.location.clone(),
         camera: r.camera_id.to_string(),

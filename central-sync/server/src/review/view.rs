@@ -20,7 +20,8 @@ pub struct KindView<'a> {
 pub struct Offence<'a> {
     pub name: &'a str,
     pub rule: &'a str,
-    pub summary: &'a str,
+    /// What was measured, in the page's language; empty when the record holds no figure to say.
+    pub summary: String,
 }
 
 /// The plate to fine, and the box's reading when an officer corrected it.
@@ -69,7 +70,7 @@ pub fn kind(lang: Lang, r: &EvidenceRecord) -> KindView<'_> {
         offence: r.violation.as_ref().map(|v| Offence {
             name: lang.t(v.kind.vietnamese(), v.kind.english()),
             rule: &v.rule,
-            summary: &v.summary,
+            summary: measurement(lang, v),
         }),
         name: kind_name(lang, r.kind),
         is_offence: r.kind.is_violation(),
@@ -171,6 +172,32 @@ pub fn best_plate_crop(r: &EvidenceRecord) -> Option<(&str, u64)> {
         .filter_map(|v| v.crop_sha256.as_deref().map(|sha| (v.weight, (sha, v.frame_number))))
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, best)| best)
+}
+
+/// What the box measured, in the page's language. The box's own summary line is English: it is the English
+/// view's text; the Vietnamese is made from the violation's figures (none: empty, the rule names the offence).
+pub fn measurement(lang: Lang, v: &te_types::Violation) -> String {
+    if lang == Lang::En {
+        return v.summary.clone();
+    }
+    let figure = |x: Option<f32>| x.filter(|x| x.is_finite() && *x >= 0.0);
+    let mut parts = Vec::new();
+    if let Some(red) = figure(v.red_for_s) {
+        parts.push(format!("đèn đỏ đã bật {red:.1} giây"));
+    }
+    if let Some(speed) = figure(v.speed_kmh) {
+        parts.push(match figure(v.limit_kmh) {
+            Some(limit) => format!("tốc độ trung bình {speed:.0} km/h (giới hạn {limit:.0} km/h)"),
+            None => format!("tốc độ trung bình {speed:.0} km/h"),
+        });
+    }
+    if let Some(dwell) = figure(v.dwell_s) {
+        parts.push(format!("dừng {dwell:.0} giây trong vùng cấm dừng"));
+    }
+    if !v.certified {
+        parts.push("phép đo chưa được kiểm định: cần cán bộ xem xét".into());
+    }
+    parts.join("; ")
 }
 
 /// The seal check's finding in the page's language; a finding this build does not know is shown as stored.
@@ -297,6 +324,37 @@ pub fn kind_name(lang: Lang, kind: EventKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_measurement_reads_in_vietnamese_from_the_figures_and_hostile_figures_are_left_out() {
+        let v = te_types::Violation {
+            kind: te_types::ViolationKind::RedLight,
+            track: te_types::TrackId(7),
+            rule: "Vạch dừng hướng Bắc".into(),
+            at: chrono::Utc::now(),
+            moments: Vec::new(),
+            signal: None,
+            red_for_s: Some(17.46),
+            speed_kmh: Some(f32::INFINITY),
+            limit_kmh: None,
+            dwell_s: Some(-3.0),
+            certified: true,
+            summary: "crossed \"Vạch dừng hướng Bắc\" 17.5 s after the light turned red".into(),
+        };
+        assert_eq!(measurement(Lang::Vi, &v), "đèn đỏ đã bật 17.5 giây");
+        assert_eq!(measurement(Lang::En, &v), v.summary);
+        let speeding = te_types::Violation {
+            red_for_s: None,
+            speed_kmh: Some(71.6),
+            limit_kmh: Some(60.0),
+            certified: false,
+            ..v
+        };
+        assert_eq!(
+            measurement(Lang::Vi, &speeding),
+            "tốc độ trung bình 72 km/h (giới hạn 60 km/h); phép đo chưa được kiểm định: cần cán bộ xem xét"
+        );
+    }
 
     /// #24: the audit log showed actions as code words and details as raw JSON.
     #[test]
