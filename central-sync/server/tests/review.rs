@@ -770,3 +770,32 @@ async fn an_approved_offence_has_a_printable_vietnamese_notice_with_its_pictures
     let png = image::open(out.join("notice.png")).expect("a PNG");
     assert_eq!((png.width(), png.height()), (662, 936), "one A4 page (595 x 842 pt) at 80 dpi");
 }
+
+/// The devices page lists the open incidents in Vietnamese, with the box's own alarm text escaped.
+#[tokio::test]
+async fn the_devices_page_lists_open_incidents_and_escapes_the_boxs_alarm_text() {
+    let t = common::stores().await.into_iter().next().expect("sqlite");
+    let app = setup(&t.store).await;
+    let beat = central_protocol::Heartbeat {
+        device_id: te_types::DeviceId::new("box-9"),
+        sent_at: chrono::Utc::now(),
+        agent_version: "0.1.0".into(),
+        pending: 0,
+        delivered: 0,
+        rejected: 0,
+        disk_used_bytes: 0,
+        disk_free_bytes: 0,
+        clock: None,
+        cameras: Vec::new(),
+        alarm: Some("<script>alert(1)</script> quota".into()),
+        interval_s: Some(30),
+    };
+    t.store.heartbeat(&beat).await.expect("beat");
+    assert_eq!(t.store.review_device_health().await.expect("review"), (1, 0));
+    assert_eq!(t.store.review_device_health().await.expect("again"), (0, 0), "once per incident");
+    let (_, cookie) = login(&app, "lan.reviewer", "mat-khau-dai-1").await;
+    let (status, page, _) = get(&app, "/devices", Some(&cookie.expect("session"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("class=\"incident open\"") && page.contains("Cảnh báo bộ lưu trữ"), "{page}");
+    assert!(!page.contains("<script>alert(1)</script>") && page.contains("&#60;script&#62;"), "escaped: {page}");
+}
