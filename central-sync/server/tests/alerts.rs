@@ -13,28 +13,15 @@ mod common;
 const SECRET: &[u8] = b"alert-secret-0123456789";
 
 fn beat(alarm: Option<&str>, trusted_clock: bool) -> central_protocol::Heartbeat {
-    let now = chrono::Utc::now();
-    central_protocol::Heartbeat {
-        device_id: te_types::DeviceId::new("box-7"),
-        sent_at: now,
-        agent_version: "0.1.0".into(),
-        pending: 3,
-        delivered: 10,
-        rejected: 0,
-        disk_used_bytes: 1 << 30,
-        disk_free_bytes: 1 << 20,
-        clock: Some(central_protocol::ClockCheck {
-            offset_ms: if trusted_clock { 12 } else { 4200 },
-            uncertainty_ms: 15,
-            source: "ntp:127.0.0.1:123".into(),
-            measured_at: now,
-            trusted: trusted_clock,
-        }),
-        cameras: Vec::new(),
-        alarm: alarm.map(str::to_string),
-        // One second: silence of three seconds is "offline", so the test need not wait long.
-        interval_s: Some(1),
-    }
+    let clock = central_protocol::ClockCheck {
+        offset_ms: if trusted_clock { 12 } else { 4200 },
+        uncertainty_ms: 15,
+        source: "ntp:127.0.0.1:123".into(),
+        measured_at: chrono::Utc::now(),
+        trusted: trusted_clock,
+    };
+    // One second: silence of three seconds is "offline", so the test need not wait long.
+    common::heartbeat("box-7", alarm, Some(clock), Some(1))
 }
 
 /// (event, kind) of each announcement the receiver took, in order.

@@ -485,22 +485,19 @@ async fn claims(store: &Arc<CentralStore>) {
     let a = case(store, Some("51F-123.45")).await;
     let b = case(store, Some("51F-123.46")).await;
     let c = case(store, Some("51F-123.47")).await;
-    let at = |id| async move { store.get(id).await.expect("get").expect("found").record.captured_at };
-
     // The store: a claim is renewed by its officer and shown to anyone else.
     assert_eq!(store.claim(a, "lan.reviewer").await.expect("claim"), None);
     assert_eq!(store.claim(a, "lan.reviewer").await.expect("renew"), None);
     let held = store.claim(a, "minh.supervisor").await.expect("claim").expect("lan's claim");
     assert_eq!(held.officer, "lan.reviewer");
     // From c, minh's "next" wraps round past lan's open case a to b; lan's own claim does not hide a from her.
-    let for_minh =
-        store.neighbours(c, at(c).await, "minh.supervisor", &QueueFilter::default()).await.expect("neighbours");
+    let for_minh = store.neighbours(c, "minh.supervisor", &QueueFilter::default()).await.expect("neighbours");
     assert_eq!((for_minh.previous, for_minh.next), (Some(b), Some(b)));
-    let for_lan = store.neighbours(c, at(c).await, "lan.reviewer", &QueueFilter::default()).await.expect("neighbours");
+    let for_lan = store.neighbours(c, "lan.reviewer", &QueueFilter::default()).await.expect("neighbours");
     assert_eq!((for_lan.previous, for_lan.next), (Some(b), Some(a)));
     // Within the queue's filters: from a, searching for part of c's plate, next is c (b passed over).
     let searched = QueueFilter { plate: "123.47".into(), status: "approved".into(), ..QueueFilter::default() };
-    let within = store.neighbours(a, at(a).await, "lan.reviewer", &searched).await.expect("neighbours");
+    let within = store.neighbours(a, "lan.reviewer", &searched).await.expect("neighbours");
     assert_eq!((within.previous, within.next), (None, Some(c)), "the status filter aside: always pending");
 
     // The pages: minh sees that lan has a open.
@@ -776,20 +773,7 @@ async fn an_approved_offence_has_a_printable_vietnamese_notice_with_its_pictures
 async fn the_devices_page_lists_open_incidents_and_escapes_the_boxs_alarm_text() {
     let t = common::stores().await.into_iter().next().expect("sqlite");
     let app = setup(&t.store).await;
-    let beat = central_protocol::Heartbeat {
-        device_id: te_types::DeviceId::new("box-9"),
-        sent_at: chrono::Utc::now(),
-        agent_version: "0.1.0".into(),
-        pending: 0,
-        delivered: 0,
-        rejected: 0,
-        disk_used_bytes: 0,
-        disk_free_bytes: 0,
-        clock: None,
-        cameras: Vec::new(),
-        alarm: Some("<script>alert(1)</script> quota".into()),
-        interval_s: Some(30),
-    };
+    let beat = common::heartbeat("box-9", Some("<script>alert(1)</script> quota"), None, Some(30));
     t.store.heartbeat(&beat).await.expect("beat");
     assert_eq!(t.store.review_device_health().await.expect("review"), (1, 0));
     assert_eq!(t.store.review_device_health().await.expect("again"), (0, 0), "once per incident");

@@ -77,13 +77,20 @@ impl CentralStore {
     pub async fn review_device_health(&self) -> Result<(usize, usize), StoreError> {
         let now = Utc::now().to_rfc3339();
         let statuses = self.devices().await?;
-        let open = sqlx::query("SELECT seq, device_id, kind FROM device_incidents WHERE closed_at IS NULL")
+        let rows = sqlx::query("SELECT seq, device_id, kind FROM device_incidents WHERE closed_at IS NULL")
             .fetch_all(self.db())
             .await?;
-        let mut open_now = HashSet::new();
-        for row in &open {
-            open_now.insert((row.try_get::<String, _>("device_id")?, row.try_get::<String, _>("kind")?));
-        }
+        // (seq, (device, kind)) of each open incident.
+        let open = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>("seq")?,
+                    (r.try_get::<String, _>("device_id")?, r.try_get::<String, _>("kind")?),
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let open_now: HashSet<&(String, String)> = open.iter().map(|(_, key)| key).collect();
         let mut seen = HashSet::new();
         let mut opened = 0;
         for status in &statuses {
@@ -111,9 +118,8 @@ impl CentralStore {
             }
         }
         let mut closed = 0;
-        for row in &open {
-            let key = (row.try_get::<String, _>("device_id")?, row.try_get::<String, _>("kind")?);
-            if seen.contains(&key) {
+        for (seq, key) in &open {
+            if seen.contains(key) {
                 continue;
             }
             sqlx::query(
@@ -121,7 +127,7 @@ impl CentralStore {
                  WHERE seq = $2 AND closed_at IS NULL",
             )
             .bind(&now)
-            .bind(row.try_get::<i64, _>("seq")?)
+            .bind(seq)
             .execute(self.db())
             .await?;
             closed += 1;

@@ -61,18 +61,15 @@ impl CentralStore {
         Ok(Some(Claim { officer: holder, since }))
     }
 
-    /// The pending cases just before and after the case seen at `captured_at`, oldest first, among those the
-    /// queue's `filter` picks (its status aside: always pending), passing over the cases other officers have
-    /// claimed. "Next" wraps round to the oldest such case; none when no other is pending.
+    /// The pending cases just before and after case `id`, oldest first, among those the queue's `filter` picks
+    /// (its status aside: always pending), passing over the cases other officers have claimed. "Next" wraps
+    /// round to the oldest such case; none when no other is pending.
     pub async fn neighbours(
         &self,
         id: EvidenceId,
-        captured_at: DateTime<Utc>,
         officer: &str,
         filter: &QueueFilter,
     ) -> Result<Neighbours, StoreError> {
-        // Stored as `to_rfc3339()` text (evidence/queries.rs), which sorts in time order.
-        let at = captured_at.to_rfc3339();
         let cutoff = stamp(Utc::now() - CLAIM_TTL);
         let (picked, values) =
             crate::evidence::queue_conditions(&QueueFilter { status: String::new(), ..filter.clone() }, 4);
@@ -80,36 +77,33 @@ impl CentralStore {
             "review_status = 'pending' AND evidence_id <> $1 AND NOT EXISTS (SELECT 1 FROM review_claims c \
              WHERE c.evidence_id = evidence.evidence_id AND c.officer <> $2 AND c.claimed_at >= $3){picked}"
         );
-        // The capture time comes after the filter's values.
-        let t = 4 + values.len();
-        let one = |sql: String, at: Option<&str>| {
-            let (at, cutoff, values) = (at.map(str::to_string), cutoff.clone(), values.clone());
+        // The case's own capture time, as stored (the order the queue sorts by).
+        let at = "(SELECT e.captured_at FROM evidence e WHERE e.evidence_id = $1)";
+        let one = |sql: String| {
+            let (cutoff, values) = (cutoff.clone(), values.clone());
             async move {
                 let mut query = sqlx::query(&sql).bind(id.to_string()).bind(officer).bind(cutoff);
                 for value in values {
                     query = query.bind(value);
-                }
-                if let Some(at) = at {
-                    query = query.bind(at);
                 }
                 let row = query.fetch_optional(self.db()).await?;
                 row.map(|r| r.try_get::<String, _>("evidence_id")).transpose().map_err(StoreError::from)
             }
         };
         let after = format!(
-            "SELECT evidence_id FROM evidence WHERE {free} AND (captured_at > ${t} OR (captured_at = ${t} AND \
+            "SELECT evidence_id FROM evidence WHERE {free} AND (captured_at > {at} OR (captured_at = {at} AND \
              evidence_id > $1)) ORDER BY captured_at ASC, evidence_id ASC LIMIT 1"
         );
         let before = format!(
-            "SELECT evidence_id FROM evidence WHERE {free} AND (captured_at < ${t} OR (captured_at = ${t} AND \
+            "SELECT evidence_id FROM evidence WHERE {free} AND (captured_at < {at} OR (captured_at = {at} AND \
              evidence_id < $1)) ORDER BY captured_at DESC, evidence_id DESC LIMIT 1"
         );
         let oldest =
             format!("SELECT evidence_id FROM evidence WHERE {free} ORDER BY captured_at ASC, evidence_id ASC LIMIT 1");
-        let previous = one(before, Some(&at)).await?;
-        let next = match one(after, Some(&at)).await? {
+        let previous = one(before).await?;
+        let next = match one(after).await? {
             Some(next) => Some(next),
-            None => one(oldest, None).await?,
+            None => one(oldest).await?,
         };
         // Ids come from the database; one that does not parse is passed over rather than linked.
         Ok(Neighbours { previous: previous.and_then(|s| s.parse().ok()), next: next.and_then(|s| s.parse().ok()) })

@@ -389,7 +389,7 @@ async fn case_page(
     } else {
         None
     };
-    let around = match state.store.neighbours(id, r.captured_at, &actor.name, &filter_from(queue)).await {
+    let around = match state.store.neighbours(id, &actor.name, &filter_from(queue)).await {
         Ok(around) => around,
         Err(e) => return storage_failure("case page neighbours", e),
     };
@@ -535,15 +535,7 @@ async fn after_decision(state: &AppState, actor: &Actor, id: EvidenceId, action:
     if action == "plate" || action == "reopen" {
         return stay;
     }
-    let filter = filter_from(queue);
-    let next = match state.store.get(id).await {
-        Ok(Some(entry)) => {
-            state.store.neighbours(id, entry.record.captured_at, &actor.name, &filter).await.map(|n| n.next)
-        }
-        Ok(None) => Ok(None),
-        Err(e) => Err(e),
-    };
-    match next {
+    match state.store.neighbours(id, &actor.name, &filter_from(queue)).await.map(|n| n.next) {
         Ok(Some(next)) => format!("/evidence/{next}?done={}&decided={id}{q}", url_encode(action)),
         // Nothing else pending there: the queue the officer came from (the pending queue by default).
         Ok(None) if queue.trim().is_empty() => "/".to_string(),

@@ -72,3 +72,26 @@ pub async fn case_with(
 pub fn officer() -> central_server::Actor {
     central_server::Actor { name: "lan.reviewer".into(), role: central_server::Role::Reviewer }
 }
+
+/// A heartbeat of `device` with small figures, its store's `alarm`, its `clock` check and its interval.
+pub fn heartbeat(
+    device: &str,
+    alarm: Option<&str>,
+    clock: Option<central_protocol::ClockCheck>,
+    interval_s: Option<u32>,
+) -> central_protocol::Heartbeat {
+    central_protocol::Heartbeat {
+        device_id: te_types::DeviceId::new(device),
+        sent_at: chrono::Utc::now(),
+        agent_version: "0.1.0".into(),
+        pending: 3,
+        delivered: 10,
+        rejected: 0,
+        disk_used_bytes: 1 << 30,
+        disk_free_bytes: 1 << 20,
+        clock,
+        cameras: Vec::new(),
+        alarm: alarm.map(str::to_string),
+        interval_s,
+    }
+}
