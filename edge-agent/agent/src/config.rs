@@ -163,6 +163,8 @@ pub struct DetectorConfig {
     pub motorcyclists: bool,
     /// Motorcyclists scoring below this are discarded.
     pub motorcyclist_threshold: f32,
+    /// YOLOX's input: "fit" (416 wide, as tall as the frame needs: 416x256 for 16:9) or "square" (416x416).
+    pub input: te_infer::DetectorInput,
 }
 
 impl DetectorConfig {
@@ -176,6 +178,7 @@ impl DetectorConfig {
                 threads: self.threads,
                 ..Default::default()
             }),
+            input: self.input,
         }
     }
 }
@@ -189,6 +192,7 @@ impl Default for DetectorConfig {
             threads: d.threads,
             motorcyclists: true,
             motorcyclist_threshold: te_infer::RiderDetectorSettings::default().score_threshold,
+            input: d.input,
         }
     }
 }

