@@ -76,6 +76,7 @@ pub fn stage_settings(config: &AgentConfig) -> anyhow::Result<StageSettings> {
         device_id: config.device_id.clone(),
         clip_before: chrono::Duration::seconds(i64::from(config.evidence.clip_before_s)),
         config_version: config.version()?,
+        detect_interval: u64::from(config.detector.interval),
         plate_reading: config.plates.clone(),
         helmet_checking: config.helmets.clone(),
         tracker_settings: config.tracker.clone(),

@@ -62,14 +62,38 @@ pub enum Command {
     /// Scene tools: check zones and lines on a snapshot; measure the rules on a labelled replay.
     #[command(subcommand)]
     Scene(SceneCommand),
-    /// Benchmark: the edge pipeline on a fixed 1080p video beside a Python reference (onnxruntime + OpenCV).
-    /// Last line: `fps=<x> ref_fps=<y> ratio=<x/y> infer_share=<fraction> rss_mb=<n>`.
+    /// Benchmark: how many live 1080p cameras this box analyses at the rules' frame rate. Serves N cameras over
+    /// RTSP on 127.0.0.1 from pre-encoded camera-like streams (te-rtsp-test-server, built beside this binary),
+    /// runs the agent's stages on them, and raises N until a count fails; first checks the tuned detector
+    /// against the 416x416 oracle on every frame of the clips. Last line: `cameras=<N> fps_per_camera=<min>
+    /// drop_pct=<p> p95_latency_ms=<ms> cores_per_camera=<c> rss_mb=<mb> detection_agreement=<f>`.
     Bench {
         #[command(flatten)]
         config: ConfigArgs,
-        /// 60 frames per run instead of 377: under a minute on 2 cores.
+        /// Counts 1 and 4, 10 s each, one run, 40 frames per clip in the quality gate: about a minute.
         #[arg(long)]
         quick: bool,
+        /// Camera counts to try, in order; the search stops after the first that does not hold.
+        #[arg(long, value_delimiter = ',')]
+        cameras: Option<Vec<usize>>,
+        /// Measured seconds per run.
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Runs per count (the table shows the median and the range).
+        #[arg(long)]
+        repeats: Option<usize>,
+        /// Frames per second each camera must analyse.
+        #[arg(long, default_value_t = 8)]
+        fps: u32,
+        /// Frames of each clip the quality gate compares (0: all; --quick: 40).
+        #[arg(long)]
+        gate_frames: Option<usize>,
+        /// Then run the largest count that held this many minutes, reading memory each minute.
+        #[arg(long, default_value_t = 0)]
+        soak_minutes: u64,
+        /// The RTSP test server binary (default: te-rtsp-test-server beside this binary).
+        #[arg(long)]
+        rtsp_server: Option<std::path::PathBuf>,
     },
     /// Measures plate recognition on a labelled dataset. Plate crops (gt.tsv): the last line is
     /// `exact=<fraction> char=<fraction> n=<count> ms_per_image=<ms> read_ms_per_plate=<ms>`. The vn_riders

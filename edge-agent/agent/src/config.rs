@@ -24,9 +24,12 @@ pub struct AgentConfig {
     /// Which ONNX Runtime execution provider runs the models (normally from the profile).
     #[serde(default)]
     pub inference: te_infer::ExecutionSettings,
-    /// Frames waiting for analysis, all cameras together.
+    /// Frames waiting for analysis, per analysis worker (all its cameras together).
     #[serde(default = "default_frame_queue")]
     pub frame_queue: usize,
+    /// Analysis threads, each with its own models; cameras are dealt to them in turn. 0: one per core.
+    #[serde(default)]
+    pub analysis_workers: usize,
     #[serde(default)]
     pub paths: Paths,
     #[serde(default)]
@@ -165,6 +168,9 @@ pub struct DetectorConfig {
     pub motorcyclist_threshold: f32,
     /// YOLOX's input: "fit" (416 wide, as tall as the frame needs: 416x256 for 16:9) or "square" (416x416).
     pub input: te_infer::DetectorInput,
+    /// Frames from one detection to the next on each camera (1: every frame); the tracks coast on their
+    /// motion in between. `edge-agent bench` measures what it costs in agreement with every-frame detection.
+    pub interval: u32,
 }
 
 impl DetectorConfig {
@@ -193,6 +199,7 @@ impl Default for DetectorConfig {
             motorcyclists: true,
             motorcyclist_threshold: te_infer::RiderDetectorSettings::default().score_threshold,
             input: d.input,
+            interval: 1,
         }
     }
 }
@@ -307,6 +314,9 @@ impl AgentConfig {
         }
         if !(0.0..=1.0).contains(&d.nms_iou) {
             return Err(bad("detector.nms_iou", format!("must be in [0, 1], got {}", d.nms_iou)));
+        }
+        if !(1..=4).contains(&d.interval) {
+            return Err(bad("detector.interval", format!("must be 1 to 4 frames, got {}", d.interval)));
         }
         if d.threads == 0 {
             return Err(bad("detector.threads", "must be at least 1"));
@@ -528,6 +538,9 @@ mod tests {
         let mut config = default_config();
         config.detector.score_threshold = 1.5;
         assert_eq!(config.finish(&Overrides::default()).expect_err("invalid").field, "detector.score_threshold");
+        let mut config = default_config();
+        config.detector.interval = 0;
+        assert_eq!(config.finish(&Overrides::default()).expect_err("invalid").field, "detector.interval");
         let mut config = default_config();
         config.plates.max_reads_per_vehicle = central_protocol::MAX_PLATE_CROPS + 1;
         assert_eq!(config.finish(&Overrides::default()).expect_err("invalid").field, "plates.max_reads_per_vehicle");

@@ -40,9 +40,20 @@ fn main() -> anyhow::Result<()> {
             scene::replay(&config, &camera, &labels, detections.as_deref(), dump_detections.as_ref()).map(|_| true)?
         }
         Command::Doctor { config } => doctor::run(&config.load()?)?,
-        Command::Bench { config, quick } => {
+        Command::Bench { config, quick, cameras, seconds, repeats, fps, gate_frames, soak_minutes, rtsp_server } => {
             let config = config.load()?;
-            bench::run(&config, &load_onnx_runtime(&config)?, quick).map(|_| true)?
+            let defaults = if quick { bench::BenchOptions::quick() } else { bench::BenchOptions::full() };
+            let options = bench::BenchOptions {
+                cameras: cameras.unwrap_or(defaults.cameras.clone()),
+                seconds: seconds.unwrap_or(defaults.seconds).max(1),
+                repeats: repeats.unwrap_or(defaults.repeats).max(1),
+                fps: fps.max(1),
+                gate_frames: gate_frames.unwrap_or(defaults.gate_frames),
+                soak_minutes,
+                rtsp_server,
+                ..defaults
+            };
+            bench::run(&config, &load_onnx_runtime(&config)?, &options).map(|_| true)?
         }
         Command::Eval(args) => {
             init_logging(false);

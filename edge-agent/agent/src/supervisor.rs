@@ -6,9 +6,9 @@
 //! `JoinSet` and all end on the one shutdown signal (the HTTP listeners shut down gracefully); what has not
 //! ended `TASKS_GRACE` after it is aborted, and a task that panicked is logged.
 
-use crate::boot::{load_models, load_onnx_runtime, open_store, stage_settings};
+use crate::boot::{load_models, load_onnx_runtime, open_store};
 use crate::config::AgentConfig;
-use crate::pipeline::AnalysisStage;
+use crate::pipeline::workers::AnalysisWorkers;
 use crate::pipeline::StageLinks;
 use crate::signal_input;
 use crate::telemetry::counters::{AnalysisCounters, AnalysisReport};
@@ -29,7 +29,6 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let ort = load_onnx_runtime(&config)?;
-    let models = load_models(&config, &ort)?;
     let store = open_store(&config)?;
     let uplink = Arc::new(Uplink::new(config.uplink.clone(), store.clone())?);
     let clock = te_uplink::clock::ClockWatch::new(&config.time);
@@ -50,16 +49,20 @@ pub async fn run(
         async move { uplink.run(shutdown, drain_rx).await }
     });
 
-    let (frames_tx, frames_rx) = std::sync::mpsc::sync_channel(config.frame_queue);
+    // Models first (a missing model stops the run before any camera opens), then the cameras, each on its
+    // worker's queue, then the workers.
+    let workers = crate::pipeline::workers::worker_count(&config).min(config.cameras.len().max(1));
+    let models = (0..workers).map(|_| load_models(&config, &ort)).collect::<anyhow::Result<Vec<_>>>()?;
+    let (senders, receivers) = crate::pipeline::workers::queues(workers, config.frame_queue);
     let mut cameras = Vec::new();
-    for settings in &config.cameras {
-        match te_camera::spawn(settings.clone(), frames_tx.clone()) {
+    for (i, settings) in config.cameras.iter().enumerate() {
+        match te_camera::spawn(settings.clone(), senders[i % senders.len()].clone()) {
             Ok(handle) => cameras.push(handle),
             // One bad camera must not take the others down.
             Err(e) => tracing::error!(error = %e, "camera not started"),
         }
     }
-    drop(frames_tx);
+    drop(senders);
     if cameras.is_empty() {
         let _ = shutdown_tx.send(true);
         join_all(Some(uplink_task), tasks).await;
@@ -141,8 +144,8 @@ pub async fn run(
         store: store.clone(),
         new_evidence: uplink.new_evidence.clone(),
     };
-    let stage = AnalysisStage::new(stage_settings(&config)?, models, links);
-    let analysis = tokio::task::spawn_blocking(move || stage.run(frames_rx));
+    let analysis = AnalysisWorkers::start(&config, models, receivers, links)?;
+    let analysis = tokio::task::spawn_blocking(move || analysis.join());
     let camera_stats: Vec<_> = cameras.iter().map(|c| (c.id.clone(), c.stats.clone())).collect();
     let camera_results =
         tokio::task::spawn_blocking(move || cameras.into_iter().map(|c| (c.id.clone(), c.join())).collect::<Vec<_>>())

@@ -38,6 +38,21 @@ pub fn transcode_clip(source: &Path, path: &Path, width: u32, height: u32) -> Re
     run_to_end(&description)
 }
 
+/// Re-encodes `source` as a camera would send it: `width`x`height` at 25 fps, H.264 main profile 4:2:0 with
+/// CABAC and no B-frames, `kbps` kilobits a second, a keyframe every 2 s. The input of `edge-agent bench`,
+/// served over RTSP as encoded (nothing is re-encoded during a measurement).
+pub fn camera_like_clip(source: &Path, path: &Path, width: u32, height: u32, kbps: u32) -> Result<(), CameraError> {
+    let description = format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! videorate ! \
+         video/x-raw,format=I420,width={width},height={height},pixel-aspect-ratio=1/1,framerate=25/1 ! \
+         x264enc speed-preset=veryfast bitrate={kbps} bframes=0 key-int-max=50 ! \
+         video/x-h264,profile=main ! h264parse ! mp4mux ! filesink location=\"{}\"",
+        source.display(),
+        path.display()
+    );
+    run_to_end(&description)
+}
+
 /// Encodes the still picture `image` (JPEG) as `seconds` of 10 fps H.264 video in an MP4 file: a real frame
 /// that a camera sees unchanged, so that a tracker follows what is in it over many frames (replay tests).
 pub fn still_clip(image: &Path, path: &Path, seconds: u32) -> Result<(), CameraError> {

@@ -262,6 +262,22 @@ impl Tracker {
         events
     }
 
+    /// A frame the detector skipped (a detection interval): every track matched in the last detected frame
+    /// moves to where its motion puts it, so the rules and pictures see it in this frame too. Hits, misses,
+    /// velocity and class votes are untouched: only a detection confirms, extends or ends a track.
+    pub fn coast(&mut self, frame: u64, at: DateTime<Utc>) {
+        let history_len = self.settings.history_len;
+        for track in self.tracks.iter_mut().filter(|t| t.missed == 0 && frame > t.last_frame) {
+            let bbox = track.predicted(frame);
+            track.bbox = bbox;
+            track.last_frame = frame;
+            if track.history.len() == history_len {
+                track.history.pop_front();
+            }
+            track.history.push_back(TrackPoint { frame, at, bbox });
+        }
+    }
+
     /// Ends every track: the next frame shows an unrelated scene (still images) or the stream ended.
     pub fn scene_cut(&mut self) -> Vec<TrackEvent> {
         let mut events = Vec::new();
@@ -411,5 +427,30 @@ mod tests {
         assert_eq!(track.position_at(45).map(|p| p.bbox.x1), Some(45.0));
         assert_eq!(track.position_at(45).map(|p| p.at), Some(at(45)));
         assert!(track.position_at(30).is_none(), "older than the history");
+    }
+
+    #[test]
+    fn a_skipped_frame_moves_matched_tracks_by_their_motion_and_a_detection_then_continues_them() {
+        let mut t = Tracker::new(TrackerSettings { min_hits: 2, ..Default::default() });
+        let at = Utc::now();
+        let car = |x: f32| Detection {
+            class: VehicleClass::Car,
+            score: 0.9,
+            bbox: BBox { x1: x, y1: 0.0, x2: x + 40.0, y2: 30.0 },
+        };
+        t.update(0, at, &[car(0.0)]);
+        t.update(1, at, &[car(10.0)]);
+        t.coast(2, at);
+        let track = &t.tracks()[0];
+        assert_eq!((track.last_frame, track.hits, track.missed), (2, 2, 0));
+        assert!((track.bbox.x1 - 20.0).abs() < 1e-3, "{:?}", track.bbox);
+        // The next detection joins the same track, and the velocity stays 10 px a frame.
+        t.update(3, at, &[car(30.0)]);
+        assert_eq!(t.tracks().len(), 1);
+        assert!((t.tracks()[0].velocity.0 - 10.0).abs() < 1e-3, "{:?}", t.tracks()[0].velocity);
+        // A track that missed its last detection does not coast.
+        t.update(4, at, &[]);
+        t.coast(5, at);
+        assert_eq!(t.tracks()[0].last_frame, 3);
     }
 }

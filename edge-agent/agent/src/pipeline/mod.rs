@@ -17,6 +17,7 @@ pub mod helmets;
 pub mod moments;
 pub mod overview;
 pub mod pictures;
+pub mod workers;
 
 use crate::pipeline::moments::RecentFrames;
 use crate::telemetry::counters::{bump, AnalysisCounters, AnalysisReport};
@@ -104,6 +105,8 @@ struct CameraWork {
     /// `None`: no scene for this camera, so no rules (every pass is recorded).
     judge: Option<Judge>,
     recent: RecentFrames,
+    /// The last frame the detector ran on.
+    last_detected: Option<u64>,
 }
 
 pub struct AnalysisStage {
@@ -119,6 +122,8 @@ pub struct AnalysisStage {
     /// Writes the data bar on overview images.
     pub data_bar_font: crate::pipeline::overview::DataBarFont,
     pub detector: VehicleDetector,
+    /// Frames from one detection to the next per camera (1: every frame); the tracks coast in between.
+    pub detect_interval: u64,
     /// `None` when plate reading is off.
     pub plates: Option<PlateRecognizer>,
     pub plate_reading: PlateReading,
@@ -150,7 +155,8 @@ pub struct StageModels {
     pub data_bar_font: crate::pipeline::overview::DataBarFont,
 }
 
-/// What the analysis stage shares with the rest of the run.
+/// What the analysis stage shares with the rest of the run (every worker the same).
+#[derive(Clone)]
 pub struct StageLinks {
     /// Counters the metrics endpoint reads while the stage runs.
     pub counters: Arc<AnalysisCounters>,
@@ -170,6 +176,8 @@ pub struct StageSettings {
     pub clip_before: chrono::Duration,
     /// Hash of the effective configuration, written into every record.
     pub config_version: String,
+    /// Frames from one detection to the next per camera (1: every frame).
+    pub detect_interval: u64,
     pub plate_reading: PlateReading,
     pub helmet_checking: crate::pipeline::helmets::HelmetChecking,
     pub tracker_settings: TrackerSettings,
@@ -186,6 +194,7 @@ impl AnalysisStage {
             device_id,
             clip_before,
             config_version,
+            detect_interval,
             plate_reading,
             helmet_checking,
             tracker_settings,
@@ -203,6 +212,7 @@ impl AnalysisStage {
             config_version,
             data_bar_font,
             detector,
+            detect_interval,
             plates,
             plate_reading,
             helmets,
@@ -237,26 +247,35 @@ impl AnalysisStage {
                     tracker: Tracker::new(settings),
                     judge: self.scenes.get(&frame.camera).cloned().map(Judge::new),
                     recent: RecentFrames::new(self.moments.clone()),
+                    last_detected: None,
                 }
             });
             let mut events = if frame.scene_cut { work.tracker.scene_cut() } else { Vec::new() };
             work.recent.push(&frame);
             let live = self.counters.clone();
-            let started = std::time::Instant::now();
-            let detections = match self.detector.detect(&frame) {
-                Ok(d) => d,
-                Err(e) => {
-                    bump(&live.inference_errors);
-                    tracing::warn!(camera = %frame.camera, frame = frame.number, error = %e, "inference failed; frame skipped");
-                    self.close_ended(&frame.camera, events, work, &mut open);
-                    continue;
-                }
-            };
-            let detect_time = started.elapsed();
-            live.detected(detections.len(), detect_time);
-            events.extend(
-                live.stages.time(Stage::Track, || work.tracker.update(frame.number, frame.captured_at, &detections)),
-            );
+            // A detection interval: between detected frames the tracks coast on their motion.
+            let detect_now = frame.scene_cut
+                || work.last_detected.is_none_or(|last| frame.number >= last + self.detect_interval.max(1));
+            if detect_now {
+                let started = std::time::Instant::now();
+                let detections = match self.detector.detect(&frame) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        bump(&live.inference_errors);
+                        tracing::warn!(camera = %frame.camera, frame = frame.number, error = %e, "inference failed; frame skipped");
+                        self.close_ended(&frame.camera, events, work, &mut open);
+                        continue;
+                    }
+                };
+                live.detected(detections.len(), started.elapsed());
+                work.last_detected = Some(frame.number);
+                events.extend(
+                    live.stages
+                        .time(Stage::Track, || work.tracker.update(frame.number, frame.captured_at, &detections)),
+                );
+            } else {
+                live.stages.time(Stage::Track, || work.tracker.coast(frame.number, frame.captured_at));
+            }
             for event in &events {
                 if let TrackEvent::Confirmed { track, detection } = event {
                     bump(&live.vehicles);
@@ -281,16 +300,20 @@ impl AnalysisStage {
                 .map(|t| (t.id, t.bbox))
                 .collect();
             // `live` is a clone of the Arc: read_plates borrows the stage mutably.
+            // Helmets and plates are looked at where the detector placed the vehicle, not where it coasted.
             live.stages.time(Stage::Rules, || {
-                let p_bare = self.check_helmets(&frame, &seen, work, &open);
+                let p_bare = if detect_now { self.check_helmets(&frame, &seen, work, &open) } else { HashMap::new() };
                 self.judge(&frame, &seen, &p_bare, work, &mut open)
             });
-            live.stages.time(Stage::Plates, || self.read_plates(&frame, &seen, &mut open));
+            if detect_now {
+                live.stages.time(Stage::Plates, || self.read_plates(&frame, &seen, &mut open));
+            }
             live.stages.time(Stage::Evidence, || {
                 self.write_held(&frame, &mut open);
                 self.close_ended(&frame.camera, events, work, &mut open);
             });
             live.stages.get(Stage::Frame).observe(frame_started.elapsed());
+            live.decided(frame.captured_at);
         }
         // The streams ended: every vehicle still tracked has passed as far as we will see it.
         for (camera, mut work) in cameras {

@@ -35,7 +35,12 @@ pub struct AnalysisCounters {
     violations_by_kind: Mutex<BTreeMap<&'static str, u64>>,
     /// Time per frame in each step of the analysis stage.
     pub stages: StageLatencies,
+    /// Frame-to-decision times, milliseconds, when a benchmark asked for them (`None`: not kept).
+    decisions: Mutex<Option<Vec<f32>>>,
 }
+
+/// Frame-to-decision times kept at most (a benchmark window at 10 cameras x 8 fps x 60 s is 4,800).
+const DECISIONS_KEPT: usize = 200_000;
 
 /// The counters at one moment, for the run's summary.
 #[derive(Debug, Default, Clone)]
@@ -81,6 +86,28 @@ impl AnalysisCounters {
     /// Time spent reading one vehicle's plate.
     pub fn plate_time(&self, took: Duration) {
         self.plate_micros.fetch_add(took.as_micros() as u64, Relaxed);
+    }
+
+    /// Start keeping each live frame's frame-to-decision time (for `edge-agent bench`).
+    pub fn keep_decision_times(&self) {
+        if let Ok(mut kept) = self.decisions.lock() {
+            kept.get_or_insert_with(Vec::new);
+        }
+    }
+
+    /// A frame captured at `captured_at` has been fully analysed now.
+    pub fn decided(&self, captured_at: chrono::DateTime<chrono::Utc>) {
+        if let Ok(mut kept) = self.decisions.lock() {
+            if let Some(times) = kept.as_mut().filter(|t| t.len() < DECISIONS_KEPT) {
+                let ms = (chrono::Utc::now() - captured_at).num_microseconds().unwrap_or(i64::MAX) as f32 / 1000.0;
+                times.push(ms);
+            }
+        }
+    }
+
+    /// The frame-to-decision times kept so far, emptied.
+    pub fn take_decision_times(&self) -> Vec<f32> {
+        self.decisions.lock().ok().and_then(|mut kept| kept.as_mut().map(std::mem::take)).unwrap_or_default()
     }
 
     pub fn violation(&self, kind: &'static str) {
