@@ -5,6 +5,10 @@ in a vehicle's crop, and exports it to ONNX.
 One command (from the repository root, with the training venv of models/README.md):
 
     .local/train-venv/bin/python models/plate_detector/train.py --shared ../shared
+    python3 models/plate_detector/train.py --shared <shared> --device cuda --workers 12 ...   # on a GPU
+
+With `--workers`, batches are made by a pool of processes, each batch from its own seed (seed, epoch, batch), so
+the crops do not depend on the worker count; without it the shipped recipe's single random sequence is kept.
 
 Resumes from `--work/last.pt`; logs figures per epoch to `--work/train.log`; writes
 `models/plate_detector/plate_detector.onnx` from the best validation epoch. Fixed seeds; validation clips of
@@ -27,6 +31,7 @@ Scale is augmented down to plates 14-40 px wide, the size a 5-8 m high junction 
 import argparse
 import json
 import math
+import multiprocessing
 import pathlib
 import random
 import sys
@@ -80,14 +85,14 @@ class PlateNet(nn.Module):
         return self.head(self.neck(f))  # B, OUT, GRID, GRID
 
 
-def cell_centres():
-    ys, xs = torch.meshgrid(torch.arange(GRID), torch.arange(GRID), indexing="ij")
+def cell_centres(device=None):
+    ys, xs = torch.meshgrid(torch.arange(GRID, device=device), torch.arange(GRID, device=device), indexing="ij")
     return (xs.float() + 0.5) * STRIDE, (ys.float() + 0.5) * STRIDE
 
 
 def decode_maps(out):
     """Raw maps -> boxes (x1,y1,x2,y2), corners [.., 8], objectness prob, two-row prob; all per cell."""
-    cx, cy = cell_centres()
+    cx, cy = cell_centres(out.device)
     ltrb = torch.exp(out[:, 1:5].clamp(-6, 6)) * STRIDE
     x1, y1, x2, y2 = cx - ltrb[:, 0], cy - ltrb[:, 1], cx + ltrb[:, 2], cy + ltrb[:, 3]
     corners = out[:, 5:13] * (4 * STRIDE)
@@ -144,8 +149,18 @@ def detector_boxes(shared, work, stems):
     agent crops these boxes, not the labelled ones, which sit tighter: training on them teaches the plate
     detector the crops it will be given."""
     cache = pathlib.Path(work) / "detector_boxes.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
+    if not cache.exists():
+        # In a process of its own: ONNX Runtime's thread pools in this one would hang the batch workers it forks.
+        child = multiprocessing.get_context("spawn").Process(target=_write_detector_boxes,
+                                                             args=(shared, str(cache), stems))
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            sys.exit(f"finding the detector boxes failed (exit {child.exitcode})")
+    return json.loads(cache.read_text())
+
+
+def _write_detector_boxes(shared, cache, stems):
     import onnxruntime as ort
     import rider_reference
     import yolox_reference
@@ -161,8 +176,7 @@ def detector_boxes(shared, work, stems):
         boxes = [d["box"] for d in rider_reference.detect(riders, img)]
         boxes += [d["box"] for d in yolox_reference.detect(yolox, img)]
         out[stem] = [b for b in boxes if b[2] - b[0] >= 48]
-    cache.write_text(json.dumps(out))
-    return out
+    pathlib.Path(cache).write_text(json.dumps(out))
 
 
 class Frames:
@@ -361,6 +375,17 @@ def batch(rng, frames, fonts, n, train, detector_crops=0.0):
     return t(xs), t(objs), t(ws), t(regs), t(poss)
 
 
+# What the batch-making workers read (set before the pool forks, shared copy-on-write).
+_WORKER_DATA = {}
+
+
+def _batch_job(job):
+    """One training batch from its own seed: the same batch whichever worker makes it."""
+    seed, epoch, index, n, detector_crops = job
+    rng = random.Random(seed * 1_000_003 + epoch * 10_007 + index)
+    return batch(rng, _WORKER_DATA["train"], _WORKER_DATA["fonts"], n, True, detector_crops)
+
+
 def giou(a, b):
     ix1, iy1 = torch.max(a[:, 0], b[:, 0]), torch.max(a[:, 1], b[:, 1])
     ix2, iy2 = torch.min(a[:, 2], b[:, 2]), torch.min(a[:, 3], b[:, 3])
@@ -415,8 +440,9 @@ def detect(model, crops, threshold):
     if hasattr(model, "run"):
         rows = np.concatenate([model.run(None, {"input": x[i:i + 1]})[0] for i in range(len(x))])
     else:
+        device = next(model.parameters()).device
         with torch.no_grad():
-            rows = Exported(model)(torch.from_numpy(x)).numpy()
+            rows = Exported(model)(torch.from_numpy(x).to(device)).cpu().numpy()
     out = []
     for r, (_, s) in zip(rows, canv):
         dets = []
@@ -482,6 +508,11 @@ def main():
                     help="validation crops: labelled motorcyclist boxes (as shipped) or the agent's detector boxes")
     ap.add_argument("--corrections", action="store_true",
                     help="train and validate with the plates added by eye (models/labels/vn_riders.corrections.tsv)")
+    ap.add_argument("--device", default="cpu", help="torch device to train on (cuda on a GPU machine)")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes making batches (0: the shipped recipe's single random sequence)")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="validate and export an exponential moving average of the weights with this decay (0: off)")
     args = ap.parse_args()
     work, say = training.run_folder(args)
     if args.score_onnx:
@@ -492,18 +523,26 @@ def main():
             f"f1 {2 * rec * prec / max(1e-9, rec + prec):.4f} plates {n}")
         return
 
-    model = PlateNet()
-    loaded = load_backbone(model, args.shared)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    start, best = training.resume(work, model, opt, say, quiet=args.export_only)
     if args.export_only:
         export(work, args.out)
         return
     train = Frames(args.shared, "train", work, args.corrections)
     val = Frames(args.shared, "val", work, args.corrections)
     fonts = vnplate._fonts()
+    # Forked before anything touches the GPU; the workers only crop, paste and augment.
+    pool = None
+    if args.workers > 0:
+        _WORKER_DATA.update(train=train, fonts=fonts)
+        pool = multiprocessing.get_context("fork").Pool(args.workers, initializer=cv2.setNumThreads, initargs=(1,))
+    device = torch.device(args.device)
+    model = PlateNet()
+    loaded = load_backbone(model, args.shared)
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    ema = training.Ema(model, args.ema) if args.ema > 0 else None
+    start, best = training.resume(work, model, opt, say, ema=ema, map_location=device)
     say(f"data: train frames {len(train.items)}, val frames {len(val.items)}; backbone tensors loaded {loaded}; "
-        f"params {sum(p.numel() for p in model.parameters())}")
+        f"params {sum(p.numel() for p in model.parameters())}; device {device}; workers {args.workers}")
     bs = 32
     for epoch in range(start, args.epochs):
         rng = random.Random(args.seed * 1000 + epoch)
@@ -513,23 +552,32 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         t0, parts = time.time(), []
-        for _ in range(args.per_epoch // bs):
-            x, obj, w, reg, pos = batch(rng, train, fonts, bs, True, args.detector_crops)
+        steps = args.per_epoch // bs
+        if pool is not None:
+            jobs = [(args.seed, epoch, i, bs, args.detector_crops) for i in range(steps)]
+            made = pool.imap(_batch_job, jobs, chunksize=2)
+        else:
+            made = (batch(rng, train, fonts, bs, True, args.detector_crops) for _ in range(steps))
+        for x, obj, w, reg, pos in made:
+            x, obj, w, reg, pos = (t.to(device) for t in (x, obj, w, reg, pos))
             loss, part = loss_fn(model(x), obj, w, reg, pos)
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             opt.step()
+            if ema is not None:
+                ema.update(model)
             parts.append(part)
-        rec, prec, n = validate(model, val, on=args.val_on)
+        judged = ema.model if ema is not None else model
+        rec, prec, n = validate(judged, val, on=args.val_on)
         f = 2 * rec * prec / max(1e-9, rec + prec)
         m = np.mean(parts, 0)
         say(f"epoch {epoch} lr {lr:.5f} obj {m[0]:.4f} box {m[1]:.4f} corner {m[2]:.4f} cls {m[3]:.4f} "
             f"val_recall {rec:.4f} val_precision {prec:.4f} f1 {f:.4f} plates {n} secs {time.time() - t0:.0f}")
         if f >= best:
             best = f
-            torch.save(model.state_dict(), work / "best.pt")
-        training.checkpoint(work, model, opt, epoch, best)
+            torch.save({k: v.cpu() for k, v in judged.state_dict().items()}, work / "best.pt")
+        training.checkpoint(work, model, opt, epoch, best, ema=ema)
     export(work, args.out)
     say(f"exported best (val f1 {best:.4f}) to {args.out}")
 
