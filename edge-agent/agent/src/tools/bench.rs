@@ -195,6 +195,12 @@ pub fn run(config: &AgentConfig, ort: &te_infer::Runtime, options: &BenchOptions
         options.warmup,
         options.repeats
     );
+    if config.detector.threads > 1 || config.plates.threads > 1 {
+        println!(
+            "  (models on more than one thread: ONNX Runtime's helper threads are not the workers' and count under \
+             decode below)"
+        );
+    }
     println!(
         "  N  fps/camera min (median)   drops %   p95 latency ms   cores/camera = decode + detect + plates + rest   RSS MB"
     );
