@@ -71,6 +71,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     server.mount_points().ok_or("server has no mount points")?.add_factory("/cam", factory);
+    serve_forever(&server)
+}
+
+/// Attaches the server to the main loop, says `ready <port>` on stdout and serves until killed.
+fn serve_forever(server: &rtsp::RTSPServer) -> Result<(), Box<dyn std::error::Error>> {
     let main_loop = gst::glib::MainLoop::new(None, false);
     let _source = server.attach(None)?;
     println!("ready {}", server.bound_port());
@@ -183,12 +188,6 @@ mod preencoded {
             });
             mount_points.add_factory(&format!("/cam{m}"), factory);
         }
-        let main_loop = gst::glib::MainLoop::new(None, false);
-        let _source = server.attach(None)?;
-        println!("ready {}", server.bound_port());
-        use std::io::Write;
-        std::io::stdout().flush()?;
-        main_loop.run();
-        Ok(())
+        super::serve_forever(&server)
     }
 }
