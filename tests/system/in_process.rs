@@ -13,8 +13,13 @@ fn a_run_started_in_process_ends_on_its_stop_future_with_every_task_joined() {
     let path = replay_config(dir.path(), &format!("http://127.0.0.1:{}", central.port), "");
     let text = std::fs::read_to_string(&path).expect("config");
     // The project's models by absolute path: a test binary does not live where the agent's binary does.
-    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
-    let text = text.replacen("[paths]\n", &format!("[paths]\nproject_models = \"{}\"\n", models.display()), 1);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let (models, derived) = (root.join("models"), root.join(".local/models"));
+    let text = text.replacen(
+        "[paths]\n",
+        &format!("[paths]\nproject_models = \"{}\"\nwheel_models = \"{}\"\n", models.display(), derived.display()),
+        1,
+    );
     std::fs::write(&path, format!("metrics_listen = \"127.0.0.1:{metrics}\"\n{text}")).expect("write config");
     let args = edge_agent::cli::ConfigArgs {
         config: Some(path),
