@@ -1,5 +1,6 @@
 """What both training recipes share: the run folder and its per-epoch log, and checkpoints an interrupted run
 resumes from (written to a temporary file, then renamed, so a kill never leaves half a checkpoint)."""
+import multiprocessing
 import pathlib
 
 import torch
@@ -19,6 +20,16 @@ def run_folder(args):
         log.flush()
 
     return work, say
+
+
+def worker_pool(workers):
+    """Processes that make training batches (None for 0: batches made in this process). Fork it before anything
+    touches the GPU or starts a thread pool (ONNX Runtime's would hang the children); each child runs OpenCV on
+    one thread."""
+    if workers <= 0:
+        return None
+    import cv2
+    return multiprocessing.get_context("fork").Pool(workers, initializer=cv2.setNumThreads, initargs=(1,))
 
 
 def resume(work, model, opt, say, quiet=False, ema=None, map_location=None):

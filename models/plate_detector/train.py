@@ -530,10 +530,8 @@ def main():
     val = Frames(args.shared, "val", work, args.corrections)
     fonts = vnplate._fonts()
     # Forked before anything touches the GPU; the workers only crop, paste and augment.
-    pool = None
-    if args.workers > 0:
-        _WORKER_DATA.update(train=train, fonts=fonts)
-        pool = multiprocessing.get_context("fork").Pool(args.workers, initializer=cv2.setNumThreads, initargs=(1,))
+    _WORKER_DATA.update(train=train, fonts=fonts)
+    pool = training.worker_pool(args.workers)
     device = torch.device(args.device)
     model = PlateNet()
     loaded = load_backbone(model, args.shared)

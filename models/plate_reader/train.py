@@ -20,7 +20,6 @@ aspect, the bands are laid side by side, squeezed to 160 if wider, BGR, (v/255 -
 """
 import argparse
 import math
-import multiprocessing
 import pathlib
 import random
 import sys
@@ -318,8 +317,7 @@ def main():
         export(second if args.stage2_epochs > 0 else first, args.out)
         return
     # Forked before anything touches the GPU; the workers only render and augment.
-    args.pool = multiprocessing.get_context("fork").Pool(args.workers, initializer=cv2.setNumThreads, initargs=(1,)) \
-        if args.workers > 0 else None
+    args.pool = training.worker_pool(args.workers)
     run_stage(args, first, args.init, args.lr, args.epochs, args.illegible_per_epoch)
     if args.stage2_epochs > 0:
         run_stage(args, second, str(first / "best.pt"), args.stage2_lr, args.stage2_epochs, args.stage2_illegible)

@@ -118,13 +118,19 @@ impl DecodeFigures {
 
 /// Process CPU time so far, seconds (Linux /proc).
 pub fn process_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { return 0.0 };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    std::fs::read_to_string("/proc/self/stat").ok().and_then(|stat| parse_stat(&stat)).map_or(0.0, |(_, cpu)| cpu)
+}
+
+/// A `/proc/<pid>/stat` (or `/proc/<pid>/task/<tid>/stat`) line: the command name and its CPU seconds (user +
+/// system); `None` if the line is not one.
+pub fn parse_stat(stat: &str) -> Option<(String, f64)> {
+    // The name sits in parentheses and may hold spaces; the fields after the last ')' are fixed.
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let name = stat.get(open + 1..close)?.to_string();
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the ')'. 100 ticks per second.
-    (ticks(11) + ticks(12)) / 100.0
+    Some((name, (ticks(11) + ticks(12)) / 100.0))
 }
 
 /// Decodes `clip` with `cameras` cameras at once (frames `width` wide; 0 = native), RGB out, every frame taken.
@@ -154,4 +160,16 @@ pub fn decode_throughput(clip: &Path, cameras: usize, width: u32) -> Result<Deco
         debug_assert!(stats.frames_dropped.load(Ordering::Relaxed) == 0);
     }
     Ok(DecodeFigures { cameras, frames, seconds, cpu_seconds })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_stat;
+
+    #[test]
+    fn a_stat_line_gives_its_name_with_spaces_and_its_user_plus_system_seconds() {
+        let line = "4242 (queue8:src a) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0";
+        assert_eq!(parse_stat(line), Some(("queue8:src a".to_string(), 3.0)));
+        assert_eq!(parse_stat("no parentheses"), None);
+    }
 }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use te_camera::{CameraSettings, Transport, WhenFull};
 use te_evidence::EvidenceStore;
 use te_infer::{DetectorInput, VehicleDetector};
-use te_types::{BBox, CameraId, Detection, Frame};
+use te_types::{CameraId, Detection, Frame};
 
 /// A count holds when its slowest camera analyses at least this share of the frame-rate budget (a window's
 /// edges cost up to a frame either side: 0.2 frames/s in 10 s; the rate limiter rounds as well).
@@ -144,6 +144,13 @@ pub fn run(config: &AgentConfig, ort: &te_infer::Runtime, options: &BenchOptions
         }
     }
     let mut chosen = (DetectorInput::Square, 1, 1.0f64);
+    let dirs = config.model_dirs();
+    // The oracle: YOLOX on its published square input, with everything else as configured.
+    let mut oracle = VehicleDetector::load(
+        ort,
+        &dirs,
+        te_infer::VehicleDetectorSettings { input: DetectorInput::Square, ..config.detector.settings() },
+    )?;
     for (input, interval) in candidates {
         if (input, interval) == (DetectorInput::Square, 1) {
             break; // the oracle itself
@@ -156,9 +163,10 @@ pub fn run(config: &AgentConfig, ort: &te_infer::Runtime, options: &BenchOptions
         let mut gated = config.clone();
         gated.detector.input = input;
         gated.detector.interval = interval;
+        let mut tuned = VehicleDetector::load(ort, &dirs, gated.detector.settings())?;
         let mut agreement = 1.0f64;
         for clip in &clips {
-            let g = gate(&gated, ort, clip, options.fps, options.gate_frames)?;
+            let g = gate(&gated, &mut oracle, &mut tuned, clip, options.fps, options.gate_frames)?;
             println!(
                 "  {:<16} frames {:>4}  oracle {:>5}  tuned {:>5}  recall {:.3}  precision {:.3}  agreement {:.3}",
                 clip.name,
@@ -342,18 +350,12 @@ impl Gate {
 /// are the tracks coasting on their motion, as the pipeline sees them.
 fn gate(
     config: &AgentConfig,
-    ort: &te_infer::Runtime,
+    oracle: &mut VehicleDetector,
+    tuned: &mut VehicleDetector,
     clip: &Clip,
     fps: u32,
     max_frames: usize,
 ) -> anyhow::Result<Gate> {
-    let dirs = config.model_dirs();
-    let mut oracle = VehicleDetector::load(
-        ort,
-        &dirs,
-        te_infer::VehicleDetectorSettings { input: DetectorInput::Square, ..config.detector.settings() },
-    )?;
-    let mut tuned = VehicleDetector::load(ort, &dirs, config.detector.settings())?;
     let interval = u64::from(config.detector.interval.max(1));
     let mut tracker = te_track::Tracker::new(config.tracker.clone());
     let (tx, rx) = std::sync::mpsc::sync_channel::<Frame>(2);
@@ -405,7 +407,7 @@ fn matches(want: &[Detection], got: &[Detection], min_iou: f32) -> usize {
     let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
     for (i, w) in want.iter().enumerate() {
         for (j, g) in got.iter().enumerate() {
-            let iou = iou(&w.bbox, &g.bbox);
+            let iou = w.bbox.iou(&g.bbox);
             if w.class == g.class && iou >= min_iou {
                 pairs.push((iou, i, j));
             }
@@ -422,18 +424,6 @@ fn matches(want: &[Detection], got: &[Detection], min_iou: f32) -> usize {
         }
     }
     n
-}
-
-fn iou(a: &BBox, b: &BBox) -> f32 {
-    let w = (a.x2.min(b.x2) - a.x1.max(b.x1)).max(0.0);
-    let h = (a.y2.min(b.y2) - a.y1.max(b.y1)).max(0.0);
-    let inter = w * h;
-    let union = a.width() * a.height() + b.width() * b.height() - inter;
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
-    }
 }
 
 /// The RTSP test server, a child process serving `/cam0`.. from the pre-encoded clips.
@@ -502,12 +492,9 @@ fn thread_cpu(task_dir: &str) -> HashMap<u32, (String, f64)> {
     for entry in entries.flatten() {
         let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        // The name sits in parentheses and may hold spaces; the fields after it are fixed.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let name = stat[open + 1..close].to_string();
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        out.insert(tid, (name, (ticks(11) + ticks(12)) / 100.0));
+        if let Some(parsed) = te_camera::bench::parse_stat(&stat) {
+            out.insert(tid, parsed);
+        }
     }
     out
 }
