@@ -88,7 +88,7 @@ fn frames_from_a_local_rtsp_server_arrive_in_order_stamped_on_arrival() {
     let first = rx.recv_timeout(Duration::from_secs(10)).expect("a first frame within 10 s");
     let frames = collect(&rx, Duration::from_secs(2));
     assert_eq!((first.width, first.height), (640, 360));
-    assert_eq!(first.data.len(), 640 * 360 * 3);
+    assert_eq!(first.rgb().len(), 640 * 360 * 3);
     assert!(frames.len() as f64 >= 2.0 * FPS * 0.7, "{} frames in 2 s", frames.len());
     let mut previous = &first;
     for f in &frames {

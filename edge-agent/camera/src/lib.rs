@@ -1,7 +1,8 @@
-//! Camera stage: turns a configured source into a stream of RGB [`Frame`]s on a bounded channel.
+//! Camera stage: turns a configured source into a stream of [`Frame`]s on a bounded channel: video frames stay
+//! I420 as decoded (later stages convert only the pixels they use), stills are RGB.
 //!
 //! ```text
-//!  video   urisourcebin(file://, rtsp://) -> parsebin -> tee -+-> decodebin -> [videorate] -> videoscale -> RGB -> appsink --+
+//!  video   urisourcebin(file://, rtsp://) -> parsebin -> tee -+-> decodebin -> [videorate] -> videoscale -> I420 -> appsink -+
 //!                                                             +-> leaky queue -> appsink -> ring (encoded, for clips)        |
 //!  stills  directory of JPEG/PNG -> image decode ---------------------------------------------------------------------------+--> SyncSender<Frame>
 //! ```

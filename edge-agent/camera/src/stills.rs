@@ -40,7 +40,7 @@ pub(crate) fn run(settings: &CameraSettings, dir: &Path, delivery: Delivery) -> 
             scene_cut: true,
             width: image.width(),
             height: image.height(),
-            data: Arc::new(image.into_raw()),
+            pixels: te_types::Pixels::Rgb(Arc::new(image.into_raw())),
         };
         if delivery.deliver(frame) == Flow::Stop {
             break;

@@ -1,8 +1,8 @@
-//! A video camera: `urisourcebin` opens files and RTSP alike, frames reach Rust as packed RGB through appsink.
+//! A video camera: `urisourcebin` opens files and RTSP alike, frames reach Rust as I420 through appsink.
 //!
 //! ```text
 //!  urisourcebin (rtspsrc: transport, latency) -> parsebin -> H.264/H.265 -> tee
-//!      tee -> queue -> decodebin -> [videorate: max_fps, live only] -> videoscale -> [width] -> videoconvert -> RGB -> appsink (frames)
+//!      tee -> queue -> decodebin -> [videorate: max_fps, live only] -> videoscale -> [width] -> videoconvert -> I420 -> appsink (frames)
 //!      tee -> leaky queue -> appsink (encoded pictures) -> pre-event ring buffer
 //! ```
 //!
@@ -15,6 +15,10 @@
 //! fresh pipeline (state is per attempt; the frame counter and statistics live across attempts). Time: a file
 //! frame is stamped with the start of the replay plus its position in the file; a live frame with its arrival
 //! time at the box (the NTP time that some cameras send in RTCP is not used yet).
+//!
+//! Frames stay I420 (what H.264/H.265 decoders give: `videoconvert` passes it through): converting every 1080p
+//! frame to RGB cost ~3 ms and doubled its memory, while the agent converts only the parts it looks at
+//! (`te_types::pixels`).
 
 use crate::ring::{EncodedChunk, RingBuffer};
 use crate::{CameraError, CameraSettings, CameraState, Delivery, Flow, Transport};
@@ -27,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use te_types::Frame;
+use te_types::{Frame, Pixels, YuvMatrix, I420};
 
 /// How often the bus loop wakes up to look at the stop flag and the stall clock.
 const POLL: Duration = Duration::from_millis(100);
@@ -164,7 +168,7 @@ fn run_once(
     };
 
     let scale = if settings.width > 0 {
-        // Height follows from the aspect ratio; even sizes keep I420 conversion exact.
+        // Height follows from the aspect ratio; even sizes keep the I420 planes whole.
         format!("videoscale ! video/x-raw,width={},pixel-aspect-ratio=1/1 ! ", settings.width + settings.width % 2)
     } else {
         "videoscale ! ".to_string()
@@ -182,7 +186,7 @@ fn run_once(
         "urisourcebin uri=\"{uri_escaped}\" name=src ! parsebin ! capsfilter caps=\"video/x-h264;video/x-h265\" ! \
          tee name=t \
          t. ! queue max-size-buffers=4 ! decodebin ! {budget}{scale}videoconvert ! \
-         video/x-raw,format=RGB,pixel-aspect-ratio=1/1 ! appsink name=sink sync=false max-buffers=2 \
+         video/x-raw,format=I420,pixel-aspect-ratio=1/1 ! appsink name=sink sync=false max-buffers=2 \
          t. ! queue max-size-buffers=16 leaky=downstream ! appsink name=encoded sync=false max-buffers=16 drop=true"
     );
     let pipeline = gst::parse::launch(&description)
@@ -214,7 +218,7 @@ fn run_once(
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                 let stamp = if live { Stamp::Arrival } else { Stamp::FilePosition(started_at) };
                 let frame = to_frame(&sample, &sink_camera, stamp, &sink_numbers).ok_or_else(|| {
-                    tracing::error!(camera = %sink_camera, "sample without usable RGB caps or buffer");
+                    tracing::error!(camera = %sink_camera, "sample without usable I420 caps or buffer");
                     gst::FlowError::Error
                 })?;
                 sink_last.store(clock.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
@@ -395,21 +399,39 @@ enum Stamp {
     FilePosition(chrono::DateTime<chrono::Utc>),
 }
 
-/// Copies one RGB sample into a packed [`Frame`]; `None` if the sample is not the RGB we asked for.
+/// Copies one I420 sample into a [`Frame`] with tightly packed planes; `None` if the sample is not the I420 we
+/// asked for.
 fn to_frame(sample: &gst::Sample, camera: &te_types::CameraId, stamp: Stamp, numbers: &AtomicU64) -> Option<Frame> {
     let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
+    if info.format() != gst_video::VideoFormat::I420 {
+        return None;
+    }
     let buffer = sample.buffer()?;
     let pts = buffer.pts();
     let video = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).ok()?;
     let (width, height) = (info.width(), info.height());
-    let row_bytes = width as usize * 3;
-    let stride = usize::try_from(*video.plane_stride().first()?).ok()?;
-    let plane = video.plane_data(0).ok()?;
-    // GStreamer pads rows to 4 bytes; the rest of the agent wants tightly packed rows.
-    let mut data = Vec::with_capacity(row_bytes * height as usize);
-    for row in 0..height as usize {
-        data.extend_from_slice(plane.get(row * stride..row * stride + row_bytes)?);
-    }
+    let (chroma_w, chroma_h) = I420::chroma_size(width, height);
+    // GStreamer may pad rows; the rest of the agent wants tightly packed planes.
+    let plane = |index: u32, row_bytes: u32, rows: u32| -> Option<Vec<u8>> {
+        let stride = usize::try_from(*video.plane_stride().get(index as usize)?).ok()?;
+        let data = video.plane_data(index).ok()?;
+        let mut packed = Vec::with_capacity(row_bytes as usize * rows as usize);
+        for row in 0..rows as usize {
+            packed.extend_from_slice(data.get(row * stride..row * stride + row_bytes as usize)?);
+        }
+        Some(packed)
+    };
+    let (y, u, v) = (plane(0, width, height)?, plane(1, chroma_w, chroma_h)?, plane(2, chroma_w, chroma_h)?);
+    let colorimetry = info.colorimetry();
+    let matrix = match colorimetry.matrix() {
+        gst_video::VideoColorMatrix::Bt601
+        | gst_video::VideoColorMatrix::Smpte240m
+        | gst_video::VideoColorMatrix::Fcc => YuvMatrix::Bt601,
+        gst_video::VideoColorMatrix::Unknown if height < 720 => YuvMatrix::Bt601,
+        _ => YuvMatrix::Bt709,
+    };
+    let full_range = colorimetry.range() == gst_video::VideoColorRange::Range0_255;
+    let planes = I420::new(width, height, y, u, v, matrix, full_range)?;
     let captured_at = match stamp {
         Stamp::Arrival => chrono::Utc::now(),
         Stamp::FilePosition(start) => {
@@ -423,7 +445,7 @@ fn to_frame(sample: &gst::Sample, camera: &te_types::CameraId, stamp: Stamp, num
         scene_cut: false,
         width,
         height,
-        data: Arc::new(data),
+        pixels: Pixels::I420(Arc::new(planes)),
     })
 }
 

@@ -3,39 +3,63 @@
 //! One piece of code for the pipeline, `edge-agent eval` and the tests, so all of them search the same pixels.
 
 use crate::rectify::RgbView;
-use te_types::BBox;
+use te_types::{BBox, Frame};
+
+/// A picture that parts can be cut from as packed RGB8: an RGB picture, or a frame, whose I420 pixels are
+/// converted only where a part is cut.
+pub trait RgbSource {
+    /// Width and height in pixels.
+    fn size(&self) -> (u32, u32);
+    /// Packed RGB8 of `x1..x2, y1..y2`, clamped to the picture.
+    fn rgb_region(&self, x1: u32, y1: u32, x2: u32, y2: u32) -> Vec<u8>;
+}
+
+impl RgbSource for RgbView<'_> {
+    fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    fn rgb_region(&self, x1: u32, y1: u32, x2: u32, y2: u32) -> Vec<u8> {
+        te_types::pixels::rgb_region(self.data, self.width, x1, y1, x2, y2)
+    }
+}
+
+impl RgbSource for &Frame {
+    fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    fn rgb_region(&self, x1: u32, y1: u32, x2: u32, y2: u32) -> Vec<u8> {
+        Frame::rgb_region(self, x1, y1, x2, y2)
+    }
+}
 
 /// The vehicle's box is grown by this fraction of its size on each side: plates sit at the edge of the box.
 pub const VEHICLE_MARGIN: f32 = 0.1;
 
 /// The vehicle's crop, with its top-left in frame pixels. `None` for a box outside the frame.
-pub fn vehicle_crop(picture: RgbView<'_>, vehicle: &BBox) -> Option<(image::RgbImage, (f32, f32))> {
+pub fn vehicle_crop(picture: impl RgbSource, vehicle: &BBox) -> Option<(image::RgbImage, (f32, f32))> {
     cut(picture, vehicle, (VEHICLE_MARGIN, VEHICLE_MARGIN))
 }
 
 /// `bbox` grown by the fractions `(fx, fy)` of its size on each side, cut out of the frame (whole pixels, the
 /// margin stops at the frame's edge); with the crop's top-left in frame pixels. `None` for a box outside the
 /// frame or a degenerate one.
-pub fn cut(picture: RgbView<'_>, bbox: &BBox, (fx, fy): (f32, f32)) -> Option<(image::RgbImage, (f32, f32))> {
+pub fn cut(picture: impl RgbSource, bbox: &BBox, (fx, fy): (f32, f32)) -> Option<(image::RgbImage, (f32, f32))> {
     if ![bbox.x1, bbox.y1, bbox.x2, bbox.y2, fx, fy].iter().all(|v| v.is_finite()) {
         return None;
     }
+    let (width, height) = picture.size();
     let (mx, my) = (bbox.width() * fx, bbox.height() * fy);
     let x1 = (bbox.x1 - mx).max(0.0) as u32;
     let y1 = (bbox.y1 - my).max(0.0) as u32;
-    let x2 = ((bbox.x2 + mx).min(picture.width as f32) as u32).min(picture.width);
-    let y2 = ((bbox.y2 + my).min(picture.height as f32) as u32).min(picture.height);
+    let x2 = ((bbox.x2 + mx).min(width as f32) as u32).min(width);
+    let y2 = ((bbox.y2 + my).min(height as f32) as u32).min(height);
     if x2 <= x1 + 1 || y2 <= y1 + 1 {
         return None;
     }
-    let (w, h) = (x2 - x1, y2 - y1);
-    let stride = picture.width as usize * 3;
-    let mut data = Vec::with_capacity((w * h * 3) as usize);
-    for y in y1..y2 {
-        let row = y as usize * stride;
-        data.extend_from_slice(&picture.data[row + x1 as usize * 3..row + x2 as usize * 3]);
-    }
-    image::RgbImage::from_raw(w, h, data).map(|img| (img, (x1 as f32, y1 as f32)))
+    let data = picture.rgb_region(x1, y1, x2, y2);
+    image::RgbImage::from_raw(x2 - x1, y2 - y1, data).map(|img| (img, (x1 as f32, y1 as f32)))
 }
 
 #[cfg(test)]

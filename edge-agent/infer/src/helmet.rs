@@ -6,8 +6,8 @@
 //! top to 30% of its height below it, resized bilinear (as OpenCV's INTER_LINEAR) to 96x96, stretched. Output
 //! `p_bare` [1,1]. What counts as a verdict (thresholds, "unsure") is the rule's business, not this module's.
 
+use crate::crop::RgbSource;
 use crate::letterbox::{resize_into_chw, Canvas};
-use crate::rectify::RgbView;
 use crate::{InferError, ModelDirs, Runtime};
 use ort::session::Session;
 use ort::value::Tensor;
@@ -37,15 +37,12 @@ impl HelmetClassifier {
 
     /// The probability that a rider of the motorcyclist box `rider` (frame pixels) is bare-headed; `None` when
     /// the head region lies outside the frame or is under two pixels on a side.
-    pub fn p_bare(&mut self, frame: RgbView<'_>, rider: &BBox) -> Result<Option<f32>, InferError> {
-        let Some(region) = head_region(rider, frame.width, frame.height) else { return Ok(None) };
+    pub fn p_bare(&mut self, frame: impl RgbSource, rider: &BBox) -> Result<Option<f32>, InferError> {
+        let (width, height) = frame.size();
+        let Some(region) = head_region(rider, width, height) else { return Ok(None) };
         let (x1, y1, x2, y2) = region;
         let (w, h) = ((x2 - x1) as usize, (y2 - y1) as usize);
-        let stride = frame.width as usize * 3;
-        let mut pixels = Vec::with_capacity(w * h * 3);
-        for y in y1 as usize..y2 as usize {
-            pixels.extend_from_slice(&frame.data[y * stride + x1 as usize * 3..y * stride + x2 as usize * 3]);
-        }
+        let pixels = frame.rgb_region(x1, y1, x2, y2);
         let side = SIZE as usize;
         let mut input = vec![0f32; side * side * 3];
         let canvas = Canvas { width: side, height: side, x: 0, y: 0 };

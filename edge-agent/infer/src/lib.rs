@@ -1,8 +1,8 @@
 //! Inference stage: the only crate that links ONNX Runtime (through `ort`, loaded dynamically).
 //!
 //! ```text
-//!  Frame (RGB) -> letterbox (bilinear, pad) -> ort session -> decode -> NMS -> Vec<Detection>
-//!  Frame (RGB) -> area shrink 512x288 -> RiderDetector -> motorcyclists replace the COCO motorbikes under them
+//!  Frame (I420 or RGB) -> letterbox (bilinear, pad; converts only the taps it reads) -> ort session -> decode -> NMS -> Vec<Detection>
+//!  Frame (I420 or RGB) -> area shrink 512x288 (planes averaged, then converted) -> RiderDetector -> motorcyclists replace the COCO motorbikes under them
 //!  vehicle crop -> PlateDetector -> corners -> rectify -> PlateReader (CTC) -> plate grammar -> PlateRead
 //! ```
 //!
@@ -25,7 +25,7 @@ mod rider;
 mod runtime;
 mod vehicle;
 
-pub use crop::{cut, vehicle_crop, VEHICLE_MARGIN};
+pub use crop::{cut, vehicle_crop, RgbSource, VEHICLE_MARGIN};
 pub use helmet::{head_region, HelmetClassifier};
 pub use letterbox::{Letterbox, PadPlacement};
 pub use manifest::{ModelDirs, ModelManifest, ModelSpec, Origin};

@@ -8,13 +8,13 @@
 //! Why beside YOLOX: the COCO model finds 0.63 of the labelled motorcyclists of the vn_riders validation clips,
 //! this one 0.94, and every motorbike missed is a plate never read and a rider never checked for a helmet.
 
-use crate::area::shrink_into_chw;
-use crate::letterbox::{resize_into_chw, Canvas};
+use crate::area::{shrink_i420_into_chw, shrink_into_chw};
+use crate::letterbox::{resize_i420_into_chw, resize_into_chw, Canvas};
 use crate::nms::non_max_suppression;
 use crate::{InferError, ModelDirs, Runtime};
 use ort::session::Session;
 use ort::value::Tensor;
-use te_types::{BBox, Detection, Frame, VehicleClass};
+use te_types::{BBox, Detection, Frame, Pixels, VehicleClass};
 
 const MODEL_NAME: &str = "rider_detector";
 const INPUT_W: u32 = 512;
@@ -57,7 +57,7 @@ impl RiderDetector {
 
     /// Motorcyclists in one frame (class `Motorbike`, the box spanning bike and riders), best first.
     pub fn detect(&mut self, frame: &Frame) -> Result<Vec<Detection>, InferError> {
-        let input = input_tensor(&frame.data, frame.width, frame.height);
+        let input = input_tensor(frame);
         let session_err = |source: ort::Error| InferError::Session { name: MODEL_NAME.into(), source };
         let tensor = Tensor::from_array(([1i64, 3, INPUT_H as i64, INPUT_W as i64], input)).map_err(session_err)?;
         let outputs = self.session.run(ort::inputs!["input" => tensor]).map_err(session_err)?;
@@ -73,16 +73,20 @@ impl RiderDetector {
 }
 
 /// The frame as the model wants it: 512x288 BGR / 255, area-averaged when shrinking (as the recipe's
-/// cv2.INTER_AREA), bilinear for the rare frame smaller than the input on some side.
-fn input_tensor(rgb: &[u8], width: u32, height: u32) -> Vec<f32> {
+/// cv2.INTER_AREA; a video frame's I420 planes are averaged before conversion), bilinear for the rare frame
+/// smaller than the input on some side.
+fn input_tensor(frame: &Frame) -> Vec<f32> {
     let (w, h) = (INPUT_W as usize, INPUT_H as usize);
     let mut input = vec![0f32; w * h * 3];
     let to_unit = |v: f32| v / 255.0;
-    if width >= INPUT_W && height >= INPUT_H {
-        shrink_into_chw(rgb, width as usize, height as usize, w, h, true, to_unit, &mut input);
-    } else {
-        let canvas = Canvas { width: w, height: h, x: 0, y: 0 };
-        resize_into_chw(rgb, width as usize, height as usize, w, h, &canvas, true, to_unit, &mut input);
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let shrink = frame.width >= INPUT_W && frame.height >= INPUT_H;
+    let canvas = Canvas { width: w, height: h, x: 0, y: 0 };
+    match &frame.pixels {
+        Pixels::Rgb(rgb) if shrink => shrink_into_chw(rgb, width, height, w, h, true, to_unit, &mut input),
+        Pixels::Rgb(rgb) => resize_into_chw(rgb, width, height, w, h, &canvas, true, to_unit, &mut input),
+        Pixels::I420(planes) if shrink => shrink_i420_into_chw(planes, w, h, true, to_unit, &mut input),
+        Pixels::I420(planes) => resize_i420_into_chw(planes, w, h, &canvas, true, to_unit, &mut input),
     }
     input
 }
@@ -232,8 +236,16 @@ mod tests {
 
     #[test]
     fn a_frame_smaller_than_the_input_is_stretched_not_refused() {
-        let rgb = vec![255u8; 100 * 50 * 3];
-        let input = input_tensor(&rgb, 100, 50);
+        let frame = Frame {
+            camera: te_types::CameraId::new("test"),
+            number: 0,
+            captured_at: chrono::Utc::now(),
+            scene_cut: false,
+            width: 100,
+            height: 50,
+            pixels: Pixels::Rgb(std::sync::Arc::new(vec![255u8; 100 * 50 * 3])),
+        };
+        let input = input_tensor(&frame);
         assert_eq!(input.len(), 3 * 512 * 288);
         assert!(input.iter().all(|v| (*v - 1.0).abs() < 1e-6));
     }

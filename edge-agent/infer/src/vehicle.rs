@@ -13,7 +13,7 @@ use crate::rider::{merge_motorcyclists, RiderDetector, RiderDetectorSettings};
 use crate::{nms::non_max_suppression, InferError, ModelDirs, Runtime};
 use ort::session::Session;
 use ort::value::Tensor;
-use te_types::{BBox, Detection, Frame, VehicleClass};
+use te_types::{BBox, Detection, Frame, Pixels, VehicleClass};
 
 const MODEL_NAME: &str = "vehicle";
 /// The same weights with a named input size (`models/vehicle/derive_dynamic.py`).
@@ -140,7 +140,12 @@ impl VehicleDetector {
         let lb = Letterbox::plan_rect(frame.width, frame.height, input_size, PadPlacement::TopLeft);
         // A fresh buffer per frame: the tensor takes it by value (2 MB, small beside the run itself).
         let mut input = Vec::new();
-        lb.fill_chw_rect(&frame.data, frame.width, frame.height, input_size, true, 114, 1.0, &mut input);
+        match &frame.pixels {
+            Pixels::Rgb(rgb) => {
+                lb.fill_chw_rect(rgb, frame.width, frame.height, input_size, true, 114, 1.0, &mut input)
+            }
+            Pixels::I420(planes) => lb.fill_chw_rect_i420(planes, input_size, true, 114, 1.0, &mut input),
+        }
         let session_err = |source: ort::Error| InferError::Session { name: MODEL_NAME.into(), source };
         let shape = [1i64, 3, input_size.1 as i64, input_size.0 as i64];
         let tensor = Tensor::from_array((shape, input)).map_err(session_err)?;

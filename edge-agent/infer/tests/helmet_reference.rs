@@ -6,7 +6,7 @@
 
 use common::{frame_from, model_dirs, runtime, shared_dir, workspace_root};
 use serde::Deserialize;
-use te_infer::{HelmetClassifier, RgbView};
+use te_infer::HelmetClassifier;
 use te_types::BBox;
 
 mod common;
@@ -34,9 +34,8 @@ fn helmet_scores_match_the_python_reference_on_real_riders() {
     let mut worst = 0f32;
     for r in &reference.riders {
         let frame = frame_from(&shared_dir().join("data").join(&r.image));
-        let view = RgbView::new(&frame.data, frame.width, frame.height).expect("view");
         let rider = BBox { x1: r.bbox[0], y1: r.bbox[1], x2: r.bbox[2], y2: r.bbox[3] };
-        let p = classifier.p_bare(view, &rider).expect("classify").expect("a head region");
+        let p = classifier.p_bare(&frame, &rider).expect("classify").expect("a head region");
         worst = worst.max((p - r.p_bare).abs());
         assert!((p - r.p_bare).abs() <= 0.03, "{} {:?}: rust {p:.4}, reference {:.4}", r.image, r.bbox, r.p_bare);
     }

@@ -13,10 +13,9 @@ fn reads_in(photo: &str) -> Vec<te_types::PlateRead> {
     let mut vehicles = VehicleDetector::load(&runtime, &dirs, VehicleDetectorSettings::default()).expect("vehicles");
     let mut plates = PlateRecognizer::load(&runtime, &dirs, RecognizerSettings::default()).expect("plates");
     let frame = frame_from(&shared_dir().join("data/vn_scenes").join(photo));
-    let view = RgbView::new(&frame.data, frame.width, frame.height).expect("frame");
     let mut reads = Vec::new();
     for vehicle in vehicles.detect(&frame).expect("detect").iter().filter(|d| d.bbox.width() >= 48.0) {
-        if let Some((crop, _)) = te_infer::vehicle_crop(view, &vehicle.bbox) {
+        if let Some((crop, _)) = te_infer::vehicle_crop(&frame, &vehicle.bbox) {
             reads.extend(plates.read_plates(RgbView::of_image(&crop)).expect("read"));
         }
     }

@@ -190,9 +190,16 @@ impl Judge {
         &self.scene
     }
 
-    /// Reads the signal heads in this frame (packed RGB8, `width` x `height`), when the scene names them:
+    /// Reads the signal heads in this frame (`width` x `height`; `rgb_region(x1, y1, x2, y2)` gives a rectangle
+    /// of it as packed RGB8), when the scene names them:
     /// the phase itself for source = "image", a check of the controller's phase for source = "external".
-    pub fn read_signal(&mut self, at: DateTime<Utc>, rgb: &[u8], width: u32, height: u32) {
+    pub fn read_signal(
+        &mut self,
+        at: DateTime<Utc>,
+        width: u32,
+        height: u32,
+        rgb_region: impl Fn(u32, u32, u32, u32) -> Vec<u8>,
+    ) {
         let settings = &self.scene.signal;
         if settings.heads.is_empty() || settings.source == SignalSource::None {
             return;
@@ -201,7 +208,18 @@ impl Judge {
         let reads: Vec<SignalPhase> = settings
             .heads
             .iter()
-            .map(|h| classify_head(rgb, width, height, [h[0] / sx, h[1] / sy, h[2] / sx, h[3] / sy], settings))
+            .map(|h| {
+                // Only the head's pixels are converted (a video frame is I420): the same whole pixels that
+                // `classify_head` would take from the full picture.
+                let clamp = |v: f32, max: u32| (v.max(0.0) as u32).min(max);
+                let (x1, y1) = (clamp(h[0] / sx, width), clamp(h[1] / sy, height));
+                let (x2, y2) = (clamp(h[2] / sx, width), clamp(h[3] / sy, height));
+                if x2 <= x1 || y2 <= y1 {
+                    return SignalPhase::Unknown;
+                }
+                let (w, hh) = (x2 - x1, y2 - y1);
+                classify_head(&rgb_region(x1, y1, x2, y2), w, hh, [0.0, 0.0, w as f32, hh as f32], settings)
+            })
             .collect();
         let phase = combine_heads(&reads);
         match &mut self.picture {

@@ -378,12 +378,17 @@ fn signal_heads_in_the_picture_give_the_phase_after_smoothing() {
     });
     let rgb = head_picture([250, 30, 20]);
     for f in 0..3 {
-        judge.read_signal(at(f), &rgb, 100, 100);
+        judge.read_signal(at(f), 100, 100, region_of(&rgb));
     }
     assert_eq!(judge.signal_phase(at(2)), SignalPhase::Red);
     // An external report is ignored for a camera that reads its signal from the picture.
     judge.controller_phase(at(3), SignalPhase::Green);
     assert_eq!(judge.signal_phase(at(3)), SignalPhase::Red);
+}
+
+/// Rectangles of a 100x100 packed RGB8 picture, as `Judge::read_signal` asks for them.
+fn region_of(rgb: &[u8]) -> impl Fn(u32, u32, u32, u32) -> Vec<u8> + '_ {
+    move |x1, y1, x2, y2| te_types::pixels::rgb_region(rgb, 100, x1, y1, x2, y2)
 }
 
 /// A 100x100 picture (scene scaled 1:10) with a lit lamp of `colour` in the top-right head region.
@@ -405,7 +410,7 @@ fn a_controller_red_that_the_signal_head_in_the_picture_shows_green_is_not_trust
     let mut out = Vec::new();
     for f in 0..40 {
         judge.controller_phase(at(f), SignalPhase::Red);
-        judge.read_signal(at(f), &green, 100, 100);
+        judge.read_signal(at(f), 100, 100, region_of(&green));
         out.extend(judge.judge(f, at(f), (1000, 1000), &[observe(VehicleClass::Car, northbound(f))]));
     }
     assert!(out.is_empty(), "a forged red must not make a case: {out:?}");
@@ -419,7 +424,7 @@ fn a_controller_red_that_the_signal_head_in_the_picture_shows_green_is_not_trust
     let mut out = Vec::new();
     for f in 0..40 {
         judge.controller_phase(at(f), SignalPhase::Red);
-        judge.read_signal(at(f), &red_lamp, 100, 100);
+        judge.read_signal(at(f), 100, 100, region_of(&red_lamp));
         out.extend(judge.judge(f, at(f), (1000, 1000), &[observe(VehicleClass::Car, northbound(f))]));
     }
     assert_eq!(kinds(&out), [ViolationKind::RedLight]);

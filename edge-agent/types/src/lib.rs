@@ -6,19 +6,20 @@
 pub mod backoff;
 mod geometry;
 mod ids;
+pub mod pixels;
 mod setting;
 mod violation;
 
 pub use geometry::{apply_homography, homography, BBox};
 pub use ids::{CameraId, DeviceId, EvidenceId, TrackId};
+pub use pixels::{Pixels, YuvMatrix, YuvToRgb, I420};
 pub use setting::{error_chain, SettingError};
 pub use violation::{Moment, MomentRole, SignalPhase, Violation, ViolationKind};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
-/// One decoded picture from a camera, packed RGB8, row-major, no padding (`data.len() == width*height*3`).
+/// One decoded picture from a camera: packed RGB8 (stills) or the decoder's I420 (video); see [`pixels`].
 #[derive(Clone)]
 pub struct Frame {
     /// Which camera produced it.
@@ -32,7 +33,22 @@ pub struct Frame {
     pub width: u32,
     pub height: u32,
     /// Shared so that the evidence stage can keep a frame without copying it.
-    pub data: Arc<Vec<u8>>,
+    pub pixels: Pixels,
+}
+
+impl Frame {
+    /// The whole picture as packed RGB8: borrowed for RGB frames, converted for I420 ones.
+    pub fn rgb(&self) -> std::borrow::Cow<'_, [u8]> {
+        self.pixels.rgb()
+    }
+
+    /// Packed RGB8 of the rectangle `x1..x2, y1..y2`, clamped to the frame.
+    pub fn rgb_region(&self, x1: u32, y1: u32, x2: u32, y2: u32) -> Vec<u8> {
+        match &self.pixels {
+            Pixels::Rgb(rgb) => pixels::rgb_region(rgb, self.width, x1, y1, x2, y2),
+            Pixels::I420(planes) => planes.rgb_region(x1, y1, x2, y2),
+        }
+    }
 }
 
 impl std::fmt::Debug for Frame {

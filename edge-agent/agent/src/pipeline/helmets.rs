@@ -11,7 +11,7 @@
 //! judged; a rider YOLOX misses is not checked (a missed ticket, never a false one).
 
 use std::collections::HashMap;
-use te_infer::{HelmetClassifier, RgbView};
+use te_infer::HelmetClassifier;
 use te_types::{BBox, Frame, TrackId, VehicleClass};
 
 /// When and how riders' heads are checked.
@@ -49,7 +49,6 @@ pub fn check(
     people: &[BBox],
 ) -> HashMap<TrackId, f32> {
     let mut scores = HashMap::new();
-    let Some(view) = RgbView::new(&frame.data, frame.width, frame.height) else { return scores };
     let every = settings.frames_between_checks.max(1);
     for &(track, bbox, class) in seen {
         let due = frame.number.wrapping_add(track.0).is_multiple_of(every);
@@ -60,7 +59,7 @@ pub fn check(
         {
             continue;
         }
-        match classifier.p_bare(view, &bbox) {
+        match classifier.p_bare(frame, &bbox) {
             Ok(Some(p)) => {
                 scores.insert(track, p);
             }

@@ -354,7 +354,9 @@ impl AnalysisStage {
         if let Some((at, phase)) = self.controller_phases.latest(&frame.camera) {
             judge.controller_phase(at, phase);
         }
-        judge.read_signal(frame.captured_at, &frame.data, frame.width, frame.height);
+        judge.read_signal(frame.captured_at, frame.width, frame.height, |x1, y1, x2, y2| {
+            frame.rgb_region(x1, y1, x2, y2)
+        });
         let observations: Vec<Observation> = seen
             .iter()
             .filter_map(|&(track, bbox)| {
@@ -416,7 +418,6 @@ impl AnalysisStage {
         open: &mut HashMap<(CameraId, TrackId), OpenVehicle>,
     ) {
         let Some(recognizer) = self.plates.as_mut() else { return };
-        let Some(picture) = RgbView::new(&frame.data, frame.width, frame.height) else { return };
         let settings = &self.plate_reading;
         for &(track, bbox) in seen {
             let Some(vehicle) = open.get_mut(&(frame.camera.clone(), track)) else { continue };
@@ -426,7 +427,7 @@ impl AnalysisStage {
                 continue;
             }
             vehicle.last_read_frame = Some(frame.number);
-            let Some((crop, origin)) = te_infer::vehicle_crop(picture, &bbox) else { continue };
+            let Some((crop, origin)) = te_infer::vehicle_crop(frame, &bbox) else { continue };
             let started = std::time::Instant::now();
             let reads = recognizer.read_plates(RgbView::of_image(&crop));
             self.counters.plate_time(started.elapsed());
@@ -438,7 +439,7 @@ impl AnalysisStage {
                             corner[1] += origin.1;
                         }
                         bump(&self.counters.plate_reads);
-                        let plate_jpeg = plate_picture_jpeg(picture, &read.bbox());
+                        let plate_jpeg = plate_picture_jpeg(frame, &read.bbox());
                         vehicle.ballot.add(frame.number, &read, plate_jpeg);
                     }
                 }
@@ -737,7 +738,7 @@ const PLATE_PICTURE_QUALITY: u8 = 92;
 /// The plate as the frame shows it, with a margin (a quarter of its width each side, half its height above and
 /// below) so the reviewer sees it sits on this vehicle; at the camera's own resolution, as JPEG. `None` (the
 /// read still counts) for a box outside the frame or a picture that cannot be encoded.
-pub(crate) fn plate_picture_jpeg(picture: RgbView<'_>, plate: &BBox) -> Option<Vec<u8>> {
+pub(crate) fn plate_picture_jpeg(picture: impl te_infer::RgbSource, plate: &BBox) -> Option<Vec<u8>> {
     let (crop, _) = te_infer::cut(picture, plate, (0.25, 0.5))?;
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, PLATE_PICTURE_QUALITY)

@@ -155,7 +155,7 @@ mod tests {
             scene_cut: false,
             width: 2,
             height: 1,
-            data: Arc::new(vec![0; 6]),
+            pixels: te_types::Pixels::Rgb(Arc::new(vec![0; 6])),
         }
     }
 

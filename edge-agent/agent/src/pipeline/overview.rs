@@ -92,7 +92,7 @@ pub fn compose_jpeg(panels: &[Panel<'_>], text: &str, font: &DataBarFont) -> Res
     let mut left = 0;
     for p in panels {
         let (pw, ph) = (p.frame.width, p.frame.height);
-        let mut pixels = p.frame.data.as_ref().clone();
+        let mut pixels = p.frame.rgb().into_owned();
         for &[a, b] in &p.lines {
             draw_segment(&mut pixels, (pw, ph), a, b, RULE_COLOUR, RULE_THICKNESS);
         }
@@ -103,7 +103,7 @@ pub fn compose_jpeg(panels: &[Panel<'_>], text: &str, font: &DataBarFont) -> Res
         if let Some((inset, label)) = &p.inset {
             // Centred in the panel's column; one too wide for it is left out rather than cut.
             if inset.width <= pw {
-                paste(&mut rgb, w, (left + (pw - inset.width) / 2, h), &inset.data, inset.width);
+                paste(&mut rgb, w, (left + (pw - inset.width) / 2, h), &inset.rgb(), inset.width);
                 draw_text(&mut rgb, (w, total), (left, left + pw), (h + inset.height, bar), label, &font.0);
             }
         }
@@ -137,11 +137,10 @@ pub fn close_up(frame: &Frame, (x1, y1, x2, y2): (u32, u32, u32, u32), height: u
     if x2 <= x1 || y2 <= y1 || x2 > frame.width || y2 > frame.height || height == 0 {
         return None;
     }
-    let whole = image::RgbImage::from_raw(frame.width, frame.height, frame.data.as_ref().clone())?;
-    let part = image::imageops::crop_imm(&whole, x1, y1, x2 - x1, y2 - y1).to_image();
+    let part = image::RgbImage::from_raw(x2 - x1, y2 - y1, frame.rgb_region(x1, y1, x2, y2))?;
     let width = ((x2 - x1) as f32 * height as f32 / (y2 - y1) as f32).round().clamp(1.0, 4.0 * height as f32) as u32;
     let big = image::imageops::resize(&part, width, height, image::imageops::FilterType::CatmullRom);
-    Some(Frame { width, height, data: std::sync::Arc::new(big.into_raw()), ..frame.clone() })
+    Some(Frame { width, height, pixels: te_types::Pixels::Rgb(std::sync::Arc::new(big.into_raw())), ..frame.clone() })
 }
 
 /// Width of `text` at `size` pixels.
@@ -292,7 +291,7 @@ mod tests {
             scene_cut: false,
             width: 400,
             height: 300,
-            data: Arc::new(vec![0; 400 * 300 * 3]),
+            pixels: te_types::Pixels::Rgb(Arc::new(vec![0; 400 * 300 * 3])),
         };
         let font = DataBarFont::load(Path::new(FONT)).expect("DejaVu (scripts/setup installs fonts-dejavu-core)");
         let bbox = BBox { x1: 10.0, y1: 10.0, x2: 40.0, y2: 30.0 };
@@ -306,7 +305,7 @@ mod tests {
             .filter(|&(x, y)| decoded.get_pixel(x, y)[1] > 128)
             .count();
         assert!(bright_in_bar > 200, "the bar carries text ({bright_in_bar} bright pixels)");
-        assert!(frame.data.iter().all(|&v| v == 0), "the frame is untouched");
+        assert!(frame.rgb().iter().all(|&v| v == 0), "the frame is untouched");
     }
 
     #[test]
@@ -318,7 +317,7 @@ mod tests {
             scene_cut: false,
             width: 200,
             height: 100,
-            data: Arc::new(vec![v; 200 * 100 * 3]),
+            pixels: te_types::Pixels::Rgb(Arc::new(vec![v; 200 * 100 * 3])),
         };
         let (a, b, c) = (frame(10), frame(60), frame(110));
         let font = DataBarFont::load(Path::new(FONT)).expect("font");
@@ -349,11 +348,11 @@ mod tests {
             scene_cut: false,
             width: 200,
             height: 100,
-            data: Arc::new(data),
+            pixels: te_types::Pixels::Rgb(Arc::new(data)),
         };
         let up = close_up(&frame, (50, 20, 90, 40), 60).expect("close-up");
         assert_eq!((up.width, up.height, up.number), (120, 60, 7));
-        assert!(up.data.chunks_exact(3).all(|p| p[0] > 200), "all of it is the red region");
+        assert!(up.rgb().chunks_exact(3).all(|p| p[0] > 200), "all of it is the red region");
         assert!(close_up(&frame, (150, 20, 250, 40), 60).is_none(), "outside the frame");
         assert!(close_up(&frame, (50, 20, 50, 40), 60).is_none(), "empty");
     }

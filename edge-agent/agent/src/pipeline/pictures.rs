@@ -94,7 +94,7 @@ pub fn plate_close_up(plate: Option<&PlateConsensus>, crops: &[Vec<u8>], height:
         scene_cut: false,
         width: w,
         height: h,
-        data: std::sync::Arc::new(picture.into_raw()),
+        pixels: te_types::Pixels::Rgb(std::sync::Arc::new(picture.into_raw())),
     };
     let big = close_up(&whole, (0, 0, w, h), height)?;
     Some((big, format!("Biển số (phóng to, khung hình {}): {text}", best.frame_number)))
@@ -147,7 +147,7 @@ limit_kmh = 50
             scene_cut: false,
             width,
             height,
-            data: Arc::new(vec![90; (width * height * 3) as usize]),
+            pixels: te_types::Pixels::Rgb(Arc::new(vec![90; (width * height * 3) as usize])),
         }
     }
 
@@ -213,7 +213,7 @@ limit_kmh = 50
         };
         let (picture, caption) = plate_close_up(Some(&plate), &[dark.clone(), light.clone()], 90).expect("panel");
         assert_eq!((picture.width, picture.height), (120, 90));
-        assert!(picture.data[0] > 180, "the light crop of frame 5, not the heavier read of another text");
+        assert!(picture.rgb()[0] > 180, "the light crop of frame 5, not the heavier read of another text");
         assert!(caption.contains("59-U1/729.79") && caption.contains("khung hình 5"), "{caption}");
         let unread = PlateConsensus { text: None, share: 0.0, votes: Vec::new() };
         assert!(plate_close_up(Some(&unread), &[light], 90).is_none());

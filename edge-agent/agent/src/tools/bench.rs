@@ -374,7 +374,11 @@ fn gate(
         }
         next = Some(next.map_or(frame.captured_at, |t| t) + period);
         let number = g.frames as u64;
-        let want = oracle.detect(&frame)?;
+        // The oracle looks at the full picture converted to RGB, as a still would give it; the tuned detector at
+        // what the live pipeline gives it (the camera's I420 planes, converted only where its input reads them).
+        let full =
+            Frame { pixels: te_types::Pixels::Rgb(std::sync::Arc::new(frame.rgb().into_owned())), ..frame.clone() };
+        let want = oracle.detect(&full)?;
         let got = if number.is_multiple_of(interval) {
             let found = tuned.detect(&frame)?;
             tracker.update(number, frame.captured_at, &found);

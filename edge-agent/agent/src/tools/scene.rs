@@ -56,7 +56,7 @@ pub fn check(
             None => {
                 let settings = config.cameras.iter().find(|c| &c.id == id).context("scene without camera")?;
                 let frame = snapshot(settings)?;
-                image::RgbImage::from_raw(frame.width, frame.height, frame.data.as_ref().clone())
+                image::RgbImage::from_raw(frame.width, frame.height, frame.rgb().into_owned())
                     .context("frame of the wrong size")?
             }
         };
@@ -257,7 +257,9 @@ impl<'a> Replay<'a> {
         let labelled = self.labels.phases.iter().rev().find(|p| f64::from(p.from_s) * 1000.0 <= f.t_ms as f64);
         if self.from_picture {
             if let Some(picture) = picture {
-                self.judge.read_signal(at, &picture.data, picture.width, picture.height);
+                self.judge.read_signal(at, picture.width, picture.height, |x1, y1, x2, y2| {
+                    picture.rgb_region(x1, y1, x2, y2)
+                });
             }
         } else if let Some(p) = labelled {
             self.judge.controller_phase(at, p.phase);

@@ -39,7 +39,7 @@ pub fn frame_from(path: &Path) -> Frame {
         scene_cut: true,
         width: image.width(),
         height: image.height(),
-        data: Arc::new(image.into_raw()),
+        pixels: te_types::Pixels::Rgb(Arc::new(image.into_raw())),
     }
 }
 

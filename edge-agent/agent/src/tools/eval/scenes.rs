@@ -205,14 +205,13 @@ pub fn search_frame(
     recognizer: &mut PlateRecognizer,
     min_vehicle_width: f32,
 ) -> anyhow::Result<Search> {
-    let view = RgbView::new(&frame.data, frame.width, frame.height).context("frame size")?;
     let seen = vehicles.detect(frame)?;
     let mut found: Vec<(PlateDetection, usize)> = Vec::new();
     let mut crops = Vec::new();
     let mut searched: Vec<BBox> = Vec::new();
     let mut plate_detector_seconds = 0.0;
     for det in seen.iter().filter(|d| d.bbox.width() >= min_vehicle_width) {
-        let Some((crop, origin)) = te_infer::vehicle_crop(view, &det.bbox) else { continue };
+        let Some((crop, origin)) = te_infer::vehicle_crop(frame, &det.bbox) else { continue };
         let started = Instant::now();
         let in_crop = recognizer.detect_plates(RgbView::of_image(&crop))?;
         plate_detector_seconds += started.elapsed().as_secs_f64();
@@ -239,7 +238,7 @@ fn load_frame(path: &Path, number: u64) -> anyhow::Result<Frame> {
         scene_cut: true,
         width: picture.width(),
         height: picture.height(),
-        data: Arc::new(picture.into_raw()),
+        pixels: te_types::Pixels::Rgb(Arc::new(picture.into_raw())),
     })
 }
 
@@ -463,7 +462,7 @@ pub fn read_photos(
             .collect();
         println!("{name}: vehicles {}, plates {}: {}", search.vehicles.len(), search.plates.len(), texts.join(", "));
         if let Some((out, font)) = draw {
-            let mut rgb = (*frame.data).clone();
+            let mut rgb = frame.rgb().into_owned();
             let size = (frame.width, frame.height);
             for v in &search.vehicles {
                 crate::pipeline::overview::draw_rect(&mut rgb, size, &v.bbox, [80, 160, 255], 2);
