@@ -104,12 +104,9 @@ impl Letterbox {
         value_scale: f32,
         out: &mut Vec<f32>,
     ) {
-        let (in_w, in_h) = (input.0 as usize, input.1 as usize);
-        out.clear();
-        out.resize(in_w * in_h * 3, pad_value as f32 * value_scale);
-        let canvas = Canvas { width: in_w, height: in_h, x: self.pad_x as usize, y: self.pad_y as usize };
-        let (sw, sh) = (self.scaled_width as usize, self.scaled_height as usize);
-        resize_into_chw(rgb, width as usize, height as usize, sw, sh, &canvas, bgr, |v| v * value_scale, out);
+        self.fill_padded(input, pad_value as f32 * value_scale, out, |canvas, sw, sh, out| {
+            resize_into_chw(rgb, width as usize, height as usize, sw, sh, canvas, bgr, |v| v * value_scale, out)
+        });
     }
 
     /// [`Self::fill_chw_rect`] from a frame's I420 planes: the same tensor as from the frame converted to RGB,
@@ -124,12 +121,25 @@ impl Letterbox {
         value_scale: f32,
         out: &mut Vec<f32>,
     ) {
+        self.fill_padded(input, pad_value as f32 * value_scale, out, |canvas, sw, sh, out| {
+            resize_i420_into_chw(planes, sw, sh, canvas, bgr, |v| v * value_scale, out)
+        });
+    }
+
+    /// `out` as an `input` tensor of padding, with `resize(canvas, scaled width, scaled height, out)` drawing
+    /// the picture onto it.
+    fn fill_padded(
+        &self,
+        input: (u32, u32),
+        pad: f32,
+        out: &mut Vec<f32>,
+        resize: impl FnOnce(&Canvas, usize, usize, &mut [f32]),
+    ) {
         let (in_w, in_h) = (input.0 as usize, input.1 as usize);
         out.clear();
-        out.resize(in_w * in_h * 3, pad_value as f32 * value_scale);
+        out.resize(in_w * in_h * 3, pad);
         let canvas = Canvas { width: in_w, height: in_h, x: self.pad_x as usize, y: self.pad_y as usize };
-        let (sw, sh) = (self.scaled_width as usize, self.scaled_height as usize);
-        resize_i420_into_chw(planes, sw, sh, &canvas, bgr, |v| v * value_scale, out);
+        resize(&canvas, self.scaled_width as usize, self.scaled_height as usize, out);
     }
 }
 
