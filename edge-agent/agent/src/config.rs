@@ -168,6 +168,9 @@ pub struct DetectorConfig {
     pub motorcyclist_threshold: f32,
     /// YOLOX's input: "fit" (416 wide, as tall as the frame needs: 416x256 for 16:9) or "square" (416x416).
     pub input: te_infer::DetectorInput,
+    /// Cameras whose view needs another input than `input` (`edge-agent bench`'s quality gate says which):
+    /// `input_for = { carpark-1 = "square" }`.
+    pub input_for: std::collections::BTreeMap<String, te_infer::DetectorInput>,
     /// Frames from one detection to the next on each camera (1: every frame); the tracks coast on their
     /// motion in between. `edge-agent bench` measures what it costs in agreement with every-frame detection.
     pub interval: u32,
@@ -185,6 +188,7 @@ impl DetectorConfig {
                 ..Default::default()
             }),
             input: self.input,
+            input_for: self.input_for.clone(),
         }
     }
 }
@@ -199,6 +203,7 @@ impl Default for DetectorConfig {
             motorcyclists: true,
             motorcyclist_threshold: te_infer::RiderDetectorSettings::default().score_threshold,
             input: d.input,
+            input_for: d.input_for,
             interval: 1,
         }
     }
@@ -320,6 +325,10 @@ impl AgentConfig {
         }
         if d.threads == 0 {
             return Err(bad("detector.threads", "must be at least 1"));
+        }
+        if let Some(unknown) = d.input_for.keys().find(|id| !self.cameras.iter().any(|c| c.id.as_str() == id.as_str()))
+        {
+            return Err(bad(format!("detector.input_for.{unknown}"), "names no configured camera"));
         }
         if !(0.0..1.0).contains(&d.motorcyclist_threshold) {
             return Err(bad(
@@ -541,6 +550,12 @@ mod tests {
         let mut config = default_config();
         config.detector.interval = 0;
         assert_eq!(config.finish(&Overrides::default()).expect_err("invalid").field, "detector.interval");
+        let mut config = default_config();
+        config.detector.input_for.insert("no-such-camera".into(), te_infer::DetectorInput::Square);
+        assert_eq!(
+            config.finish(&Overrides::default()).expect_err("invalid").field,
+            "detector.input_for.no-such-camera"
+        );
         let mut config = default_config();
         config.plates.max_reads_per_vehicle = central_protocol::MAX_PLATE_CROPS + 1;
         assert_eq!(config.finish(&Overrides::default()).expect_err("invalid").field, "plates.max_reads_per_vehicle");

@@ -38,6 +38,8 @@ pub struct VehicleDetectorSettings {
     pub motorcyclists: Option<RiderDetectorSettings>,
     /// The shape of YOLOX's input.
     pub input: DetectorInput,
+    /// Cameras (by id) whose input differs from `input`: a view where the quality gate did not clear it.
+    pub input_for: std::collections::BTreeMap<String, DetectorInput>,
 }
 
 /// The shape of the vehicle detector's input.
@@ -59,12 +61,18 @@ impl Default for VehicleDetectorSettings {
             threads: 2,
             motorcyclists: Some(RiderDetectorSettings::default()),
             input: DetectorInput::default(),
+            input_for: Default::default(),
         }
     }
 }
 
 impl VehicleDetectorSettings {
     /// The same settings with `threads` ONNX Runtime threads for each model.
+    /// The input shape for one camera's frames.
+    pub fn input_of(&self, camera: &str) -> DetectorInput {
+        self.input_for.get(camera).copied().unwrap_or(self.input)
+    }
+
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads;
         if let Some(m) = self.motorcyclists.as_mut() {
@@ -103,10 +111,10 @@ impl std::fmt::Debug for VehicleDetector {
 impl VehicleDetector {
     /// Loads the detector from `model_dir` after checking it against the manifest.
     pub fn load(runtime: &Runtime, dirs: &ModelDirs, settings: VehicleDetectorSettings) -> Result<Self, InferError> {
-        let name = match settings.input {
-            DetectorInput::Fit => FIT_MODEL_NAME,
-            DetectorInput::Square => MODEL_NAME,
-        };
+        // The published file has a fixed 416x416 input; the derived one (same nodes and weights) takes any.
+        let any_fit =
+            std::iter::once(&settings.input).chain(settings.input_for.values()).any(|i| *i == DetectorInput::Fit);
+        let name = if any_fit { FIT_MODEL_NAME } else { MODEL_NAME };
         let session = runtime.session(name, dirs, settings.threads)?;
         let motorcyclists = match &settings.motorcyclists {
             Some(rider_settings) => Some(RiderDetector::load(runtime, dirs, rider_settings.clone())?),
@@ -133,7 +141,7 @@ impl VehicleDetector {
 
     /// YOLOX's vehicles alone (its people kept aside in `self.people`).
     fn detect_coco(&mut self, frame: &Frame) -> Result<Vec<Detection>, InferError> {
-        let input_size = match self.settings.input {
+        let input_size = match self.settings.input_of(frame.camera.as_str()) {
             DetectorInput::Fit => Letterbox::fit_input(frame.width, frame.height, INPUT_SIZE, MAX_STRIDE),
             DetectorInput::Square => (INPUT_SIZE, INPUT_SIZE),
         };

@@ -134,61 +134,78 @@ pub fn run(config: &AgentConfig, ort: &te_infer::Runtime, options: &BenchOptions
         config.detector.threads
     );
 
-    // Quality gate: the tuned settings against the every-frame square oracle; where they fall short, the
-    // next safer settings (every frame, then the square input itself).
-    let tuned = (config.detector.input, config.detector.interval.max(1));
-    let mut candidates = vec![tuned];
-    for safer in [(tuned.0, 1), (DetectorInput::Square, 1)] {
-        if !candidates.contains(&safer) {
-            candidates.push(safer);
-        }
-    }
-    let mut chosen = (DetectorInput::Square, 1, 1.0f64);
+    // Quality gate: the configured detector, camera by camera, against the every-frame square oracle. An
+    // interval that falls short on any clip is dropped for every frame; a camera whose view falls short with the
+    // fitted input gets the square one (the oracle's own input) through `input_for`.
     let dirs = config.model_dirs();
     // The oracle: YOLOX on its published square input, with everything else as configured.
     let mut oracle = VehicleDetector::load(
         ort,
         &dirs,
-        te_infer::VehicleDetectorSettings { input: DetectorInput::Square, ..config.detector.settings() },
+        te_infer::VehicleDetectorSettings {
+            input: DetectorInput::Square,
+            input_for: Default::default(),
+            ..config.detector.settings()
+        },
     )?;
-    for (input, interval) in candidates {
-        if (input, interval) == (DetectorInput::Square, 1) {
-            break; // the oracle itself
+    let mut tuned_config = config.clone();
+    let configured = config.detector.interval.max(1);
+    let mut agreement = 1.0f64;
+    for interval in if configured > 1 { vec![configured, 1] } else { vec![1] } {
+        tuned_config.detector.interval = interval;
+        let settings = config.detector.settings();
+        let on_square = |clip: &Clip| settings.input_of(clip.scene_camera) == DetectorInput::Square;
+        if interval == 1 && clips.iter().all(on_square) {
+            break; // the oracle itself on every camera
         }
         println!(
-            "quality gate: detector input {input:?}, detection every {interval} frame(s), against the 416x416 \
-             oracle on every frame, {} frames/s of each clip, IoU >= 0.5",
+            "quality gate: detector input {:?}{}, detection every {interval} frame(s), against the 416x416 oracle on \
+             every frame, {} frames/s of each clip, IoU >= 0.5",
+            config.detector.input,
+            describe_input_for(&config.detector.input_for),
             options.fps
         );
-        let mut gated = config.clone();
-        gated.detector.input = input;
-        gated.detector.interval = interval;
-        let mut tuned = VehicleDetector::load(ort, &dirs, gated.detector.settings())?;
-        let mut agreement = 1.0f64;
+        let mut tuned = VehicleDetector::load(ort, &dirs, tuned_config.detector.settings())?;
+        let mut per_clip = Vec::new();
         for clip in &clips {
-            let g = gate(&gated, &mut oracle, &mut tuned, clip, options.fps, options.gate_frames)?;
+            let g = gate(&tuned_config, &mut oracle, &mut tuned, clip, options.fps, options.gate_frames)?;
             println!(
-                "  {:<16} frames {:>4}  oracle {:>5}  tuned {:>5}  recall {:.3}  precision {:.3}  agreement {:.3}",
+                "  {:<16} frames {:>4}  oracle {:>5}  tuned {:>5}  recall {:.3}  precision {:.3}  agreement {:.3}  ({:?})",
                 clip.name,
                 g.frames,
                 g.oracle,
                 g.tuned,
                 g.recall(),
                 g.precision(),
-                g.agreement()
+                g.agreement(),
+                settings.input_of(clip.scene_camera)
             );
-            agreement = agreement.min(g.agreement());
+            per_clip.push((clip, g.agreement()));
         }
-        if agreement >= GATE_AGREEMENT {
-            chosen = (input, interval, agreement);
+        let worst = per_clip.iter().map(|(_, a)| *a).fold(1.0f64, f64::min);
+        if worst >= GATE_AGREEMENT {
+            agreement = worst;
             break;
         }
-        println!("quality gate: agreement {agreement:.3} < {GATE_AGREEMENT}: not used");
+        if interval > 1 {
+            println!("quality gate: agreement {worst:.3} < {GATE_AGREEMENT}: detection on every frame instead");
+            continue;
+        }
+        agreement = 1.0;
+        for (clip, a) in per_clip {
+            if a >= GATE_AGREEMENT {
+                agreement = agreement.min(a);
+            } else {
+                println!(
+                    "quality gate: {} agreement {a:.3} < {GATE_AGREEMENT}: the square input on camera {}",
+                    clip.name, clip.scene_camera
+                );
+                tuned_config.detector.input_for.insert(clip.scene_camera.to_string(), DetectorInput::Square);
+            }
+        }
     }
-    let (input, interval, agreement) = chosen;
-    let mut tuned_config = config.clone();
-    tuned_config.detector.input = input;
-    tuned_config.detector.interval = interval;
+    let (input, interval) = (tuned_config.detector.input, tuned_config.detector.interval);
+    let input_for = describe_input_for(&tuned_config.detector.input_for);
     let config = &tuned_config;
     let mounts = options.cameras.iter().copied().max().unwrap_or(1).max(1);
     let mut server = RtspServer::start(options.rtsp_server.as_deref(), &clips, mounts)?;
@@ -265,8 +282,8 @@ pub fn run(config: &AgentConfig, ort: &te_infer::Runtime, options: &BenchOptions
         None => (0, results.first().map(|(_, r)| r.clone()).unwrap_or_default()),
     };
     println!(
-        "(a count holds at >= {:.1} frames/s on every camera and <= {HOLD_DROP_PCT}% drops; detector input {input:?}, \
-         detection every {interval} frame(s))",
+        "(a count holds at >= {:.1} frames/s on every camera and <= {HOLD_DROP_PCT}% drops; detector input \
+         {input:?}{input_for}, detection every {interval} frame(s))",
         options.fps as f64 * HOLD_FPS_SHARE
     );
     println!(
@@ -315,6 +332,15 @@ fn prepare_clips(config: &AgentConfig) -> anyhow::Result<Vec<Clip>> {
     Ok(clips)
 }
 
+/// " (Square on carpark-1, ...)" for the cameras whose detector input is not the default one.
+fn describe_input_for(input_for: &std::collections::BTreeMap<String, DetectorInput>) -> String {
+    if input_for.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = input_for.iter().map(|(camera, input)| format!("{input:?} on {camera}")).collect();
+    format!(" ({})", each.join(", "))
+}
+
 /// Detections of the tuned detector against the oracle's on the same frames.
 #[derive(Debug, Default)]
 struct Gate {
@@ -361,7 +387,8 @@ fn gate(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Frame>(2);
     let settings = CameraSettings {
         when_full: WhenFull::Block,
-        ..CameraSettings::new(CameraId::new("gate"), clip.path.display().to_string())
+        // The clip's own camera id, so that the detector applies that camera's input.
+        ..CameraSettings::new(CameraId::new(clip.scene_camera), clip.path.display().to_string())
     };
     let camera = te_camera::spawn(settings, tx)?;
     let period = chrono::Duration::microseconds(1_000_000 / i64::from(fps.max(1)));
@@ -617,6 +644,7 @@ fn live_config(
     live.paths.state = state.display().to_string();
     live.metrics_listen.clear();
     live.controller.listen.clear();
+    live.detector.input_for.clear();
     let mut cameras = Vec::new();
     let mut scenes = Vec::new();
     for i in 0..n {
@@ -634,6 +662,9 @@ fn live_config(
             location: format!("bench {i} ({})", clip.name),
             ..template.clone()
         });
+        if let Some(input) = config.detector.input_for.get(clip.scene_camera) {
+            live.detector.input_for.insert(id.to_string(), *input);
+        }
         if let Some(scene) = config.scenes.iter().find(|s| s.camera == clip.scene_camera) {
             scenes.push(te_rules::SceneConfig { camera: id.to_string(), ..scene.clone() });
         }
