@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  junction clips + car park -> camera-like 1080p25 H.264 (main, 4 Mbit/s; made once, kept in $TMPDIR/te-bench)
-//!  quality gate: every frame of each clip through the tuned detector and the 416x416 oracle -> agreement
+//!  quality gate: every frame of each clip through the tuned detector and the 416x416 oracle -> agreement per
+//!     camera view; a view below 0.97 with the fitted input gets the square one (`[detector] input_for`)
 //!  te-rtsp-test-server --preencoded (a process of its own: sends the files as encoded, looping, in real time)
 //!     -> N cameras over RTSP on 127.0.0.1 -> the agent's own stages (decode, detect, track, plates, rules,
 //!        evidence into a temporary store) for `seconds` after a warm-up; N climbs until a count fails
