@@ -98,8 +98,10 @@ pub enum Command {
     /// Measures plate recognition on a labelled dataset. Plate crops (gt.tsv): the last line is
     /// `exact=<fraction> char=<fraction> n=<count> ms_per_image=<ms> read_ms_per_plate=<ms>`. The vn_riders
     /// layout (images/ + labels/, YOLO): plate detection along the agent's path and the helmet classifier on the
-    /// labelled motorcyclists, last line `plate_recall=<f> plate_precision=<f> plates=<n> ms_per_image=<ms> ...
-    /// no_helmet_precision=<f> no_helmet_recall=<f> riders=<n> helmet_ms_per_rider=<ms>`.
+    /// labelled motorcyclists (on the labelled boxes, then on the agent's own detected boxes), last line
+    /// `plate_recall=<f> plate_precision=<f> plates=<n> ms_per_image=<ms> ... no_helmet_precision=<f>
+    /// no_helmet_recall=<f> riders=<n> helmet_ms_per_rider=<ms> no_helmet_precision_detected=<f>
+    /// no_helmet_recall_detected=<f> riders_detected=<n>`.
     Eval(EvalArgs),
 }
 

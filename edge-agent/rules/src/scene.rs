@@ -105,8 +105,8 @@ pub struct Thresholds {
     pub stop_line_dwell_s: f32,
     /// No helmet: a motorcyclist's head region scoring at least this probability of a bare head is a
     /// bare-headed sighting. Set for precision, since a false ticket is the worst outcome: on the validation
-    /// clips no helmeted rider scores 0.8 or more with the v1 model (the highest is 0.80 in the recipe, under 0.75
-    /// in the agent), so 0.85 leaves a margin. See the helmet model card.
+    /// clips no helmeted rider scores 0.9 or more (the highest is 0.899), so 0.95 leaves a margin. See the helmet
+    /// model card.
     pub no_helmet_at: f32,
     /// No helmet: bare-headed sightings a track needs, and more of them than sure helmeted ones (p_bare < 0.5).
     pub no_helmet_min_frames: u32,
@@ -121,7 +121,7 @@ impl Default for Thresholds {
             lane_min_s: 1.0,
             stop_line_depth_px: 60.0,
             stop_line_dwell_s: 1.0,
-            no_helmet_at: 0.85,
+            no_helmet_at: 0.95,
             no_helmet_min_frames: 3,
         }
     }

@@ -35,7 +35,7 @@ impl Default for HelmetChecking {
 }
 
 /// True when one of `people` rides in `bike`.
-fn has_rider(bike: &BBox, people: &[BBox]) -> bool {
+pub(crate) fn has_rider(bike: &BBox, people: &[BBox]) -> bool {
     people.iter().any(|p| te_infer::rides(p, bike))
 }
 
@@ -61,6 +61,7 @@ pub fn check(
         }
         match classifier.p_bare(frame, &bbox) {
             Ok(Some(p)) => {
+                tracing::debug!(camera = %frame.camera, frame = frame.number, track = track.0, p_bare = p, "helmet check");
                 scores.insert(track, p);
             }
             Ok(None) => {}

@@ -6,6 +6,11 @@
 //! the box's index among the frame's class-2 lines). Boxes narrower than 48 px, whose top touches the frame's top
 //! (head cut off) or marked `exclude` (no head to judge) are not scored: the recipe leaves out the same ones.
 //! A box the model scores below the threshold is "not fined", whether it is sure of a helmet or unsure.
+//!
+//! The same riders are also scored on the boxes the agent itself would judge: the detected motorcyclist that
+//! overlaps the labelled box most (IoU >= 0.5) among those the pipeline's rider gate lets through. A labelled
+//! rider with no such box is not fined. This is the figure a junction sees; the labelled-box figure is the
+//! model's own.
 
 use crate::tools::eval::scenes::RiderFrame;
 use anyhow::{bail, Context};
@@ -95,6 +100,10 @@ pub struct HelmetReport {
     fined_right: usize,
     fined_wrong: usize,
     seconds: f64,
+    /// On the agent's own boxes: labelled riders with a matching checked box, fined rightly, fined wrongly.
+    detected: usize,
+    detected_right: usize,
+    detected_wrong: usize,
     /// (frame, box, p_bare, bare-headed by the labels) of every wrong ticket and every bare-headed rider missed.
     pub mistakes: Vec<(String, BBox, f32, bool)>,
 }
@@ -106,6 +115,14 @@ impl HelmetReport {
 
     pub fn recall(&self) -> f64 {
         self.fined_right as f64 / self.bare.max(1) as f64
+    }
+
+    fn precision_detected(&self) -> f64 {
+        self.detected_right as f64 / (self.detected_right + self.detected_wrong).max(1) as f64
+    }
+
+    fn recall_detected(&self) -> f64 {
+        self.detected_right as f64 / self.bare.max(1) as f64
     }
 
     pub fn print(&self) {
@@ -121,6 +138,16 @@ impl HelmetReport {
             self.recall(),
             self.ms_per_rider()
         );
+        println!(
+            "helmets on the agent's own boxes: {} of the {} riders have a checked motorcyclist box (IoU >= 0.5, \
+             rider gate passed); {} fined rightly, {} wrongly (precision {:.4}, recall {:.4})",
+            self.detected,
+            self.riders,
+            self.detected_right,
+            self.detected_wrong,
+            self.precision_detected(),
+            self.recall_detected()
+        );
         for (frame, b, p, bare) in &self.mistakes {
             let what = if *bare { "bare-headed, not fined" } else { "FINED WRONGLY" };
             println!("  {what}: {frame} [{:.0} {:.0} {:.0} {:.0}] p_bare {p:.3}", b.x1, b.y1, b.x2, b.y2);
@@ -130,11 +157,15 @@ impl HelmetReport {
     /// The `key=value` fields this report adds to the eval's last line.
     pub fn fields(&self) -> String {
         format!(
-            "no_helmet_precision={:.4} no_helmet_recall={:.4} riders={} helmet_ms_per_rider={:.2}",
+            "no_helmet_precision={:.4} no_helmet_recall={:.4} riders={} helmet_ms_per_rider={:.2} \
+             no_helmet_precision_detected={:.4} no_helmet_recall_detected={:.4} riders_detected={}",
             self.precision(),
             self.recall(),
             self.riders,
-            self.ms_per_rider()
+            self.ms_per_rider(),
+            self.precision_detected(),
+            self.recall_detected(),
+            self.detected
         )
     }
 
@@ -143,12 +174,14 @@ impl HelmetReport {
     }
 }
 
-/// Scores the classifier on every scored motorcyclist box of `frames`.
+/// Scores the classifier on every scored motorcyclist box of `frames`, and on the agent's own box for each
+/// (`checked`: frame name -> the motorcyclist boxes the pipeline would check).
 pub fn evaluate(
     classifier: &mut HelmetClassifier,
     frames: &[RiderFrame],
     fixes: &HashMap<(String, usize), HelmetFix>,
     threshold: f32,
+    checked: &HashMap<String, Vec<BBox>>,
 ) -> anyhow::Result<HelmetReport> {
     let mut report = HelmetReport { threshold, ..Default::default() };
     for frame in frames {
@@ -168,6 +201,13 @@ pub fn evaluate(
             if fined != bare {
                 report.mistakes.push((frame.name.clone(), rider, p, bare));
             }
+            let own = checked.get(&frame.name).into_iter().flatten().filter(|b| b.iou(&rider) >= 0.5);
+            let Some(own) = own.max_by(|a, b| a.iou(&rider).total_cmp(&b.iou(&rider))) else { continue };
+            let Some(p) = classifier.p_bare(view, own)? else { continue };
+            report.detected += 1;
+            let fined = p >= threshold;
+            report.detected_right += usize::from(fined && bare);
+            report.detected_wrong += usize::from(fined && !bare);
         }
     }
     Ok(report)

@@ -137,7 +137,8 @@ fn run_detection_eval(config: &AgentConfig, args: &EvalArgs) -> anyhow::Result<(
         None => Default::default(),
     };
     let mut helmets = te_infer::HelmetClassifier::load(&ort, &config.model_dirs(), args.threads)?;
-    let helmet_report = helmets::evaluate(&mut helmets, &frames, &fixes, args.helmet_threshold)?;
+    let helmet_report =
+        helmets::evaluate(&mut helmets, &frames, &fixes, args.helmet_threshold, &report.checked_riders)?;
     helmet_report.print();
     report.print(&helmet_report.fields());
     Ok(())

@@ -173,6 +173,9 @@ pub struct DetectionReport {
     pub missed: Vec<(String, BBox)>,
     /// (frame, detection box, score) of every false detection.
     pub false_found: Vec<(String, BBox, f32)>,
+    /// Per frame, the motorcyclists the agent would check for helmets: the motorcyclist boxes a YOLOX person
+    /// rides (the pipeline's rider gate), for scoring the helmet model on the boxes it really gets.
+    pub checked_riders: std::collections::HashMap<String, Vec<BBox>>,
 }
 
 fn width_bucket(w: f32) -> &'static str {
@@ -265,6 +268,14 @@ pub fn evaluate(
         report.millis.push(started.elapsed().as_secs_f64() * 1000.0);
         report.frames += 1;
         report.vehicles += seen.len();
+        let gated = seen
+            .iter()
+            .filter(|d| {
+                d.class == te_types::VehicleClass::Motorbike
+                    && crate::pipeline::helmets::has_rider(&d.bbox, vehicles.people())
+            })
+            .map(|d| d.bbox);
+        report.checked_riders.insert(sample.name.clone(), gated.collect());
         for rider in &riders {
             report.riders.n += 1;
             report.riders.found += usize::from(seen.iter().any(|d| d.bbox.iou(rider) >= 0.3));
