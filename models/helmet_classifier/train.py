@@ -64,8 +64,31 @@ def corrections():
     return out
 
 
-def load_riders(shared):
-    """{"train": [...], "val": [...]} of (frame, index, rgb frame, box, bare)."""
+def load_detected(path):
+    """{frame: [box, ...]}: the motorcyclist boxes the agent checks (`edge-agent eval --checked-riders`)."""
+    out = {}
+    if not path:
+        return out
+    for line in pathlib.Path(path).read_text().splitlines():
+        if line.startswith("#") or line.startswith("frame\t") or not line.strip():
+            continue
+        f = line.split("\t")
+        out.setdefault(f[0], []).append(tuple(float(v) for v in f[1:5]))
+    return out
+
+
+def iou(a, b):
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def load_riders(shared, detected=None):
+    """{"train": [...], "val": [...]} of (frame, index, rgb frame, box, bare, the agent's box or None): the
+    agent's box is the checked motorcyclist box (`detected`) that overlaps the labelled one most, IoU >= 0.5."""
+    detected = detected or {}
     clips = datasets.rider_clips(shared)
     fixes = corrections()
     root = pathlib.Path(shared) / "data/vn_riders/images"
@@ -85,7 +108,10 @@ def load_riders(shared):
             top = y1 + (y2 - y1) / 3
             helmeted = any(x1 <= (h[0] + h[2]) / 2 <= x2 and y1 - 10 <= (h[1] + h[3]) / 2 <= top for h in helmets)
             bare = action == "bare" or (not helmeted and action != "helmet")
-            out[split].append((path.stem, i, img, (x1, y1, x2, y2), bare))
+            box = (x1, y1, x2, y2)
+            own = max(detected.get(path.stem, []), key=lambda d: iou(d, box), default=None)
+            own = own if own is not None and iou(own, box) >= 0.5 else None
+            out[split].append((path.stem, i, img, box, bare, own))
     return out
 
 
@@ -136,12 +162,13 @@ def to_tensor(pics):
     return torch.from_numpy(np.stack(pics).transpose(0, 3, 1, 2).copy()).float() / 255.0
 
 
-def batch(rng, riders, n, backlight=0.0):
+def batch(rng, riders, n, backlight=0.0, own_share=0.0):
     """Half bare-headed, half helmeted (the labels hold about one bare-headed rider in three)."""
     bare = [r for r in riders if r[4]]
     helmeted = [r for r in riders if not r[4]]
     picks = [rng.choice(bare if k % 2 else helmeted) for k in range(n)]
-    pics = [augment(rng, head_region(r[2], r[3], rng), backlight) for r in picks]
+    boxes = [r[5] if r[5] is not None and rng.random() < own_share else r[3] for r in picks]
+    pics = [augment(rng, head_region(r[2], b, rng), backlight) for r, b in zip(picks, boxes)]
     return to_tensor(pics), torch.tensor([float(r[4]) for r in picks])
 
 
@@ -168,15 +195,23 @@ class Exported(nn.Module):
 
 
 # ---------------------------------------------------------------- validate
-def scores(model, riders):
+def scores(model, riders, own=False):
+    """p_bare of each rider on its labelled box, or (`own`) on the agent's box (riders that have one)."""
     model.eval()
     with torch.no_grad():
         out = []
         for k in range(0, len(riders), 64):
             chunk = riders[k:k + 64]
-            out.extend(torch.sigmoid(model(to_tensor([head_region(r[2], r[3]) for r in chunk]))).tolist())
+            boxes = [r[5] if own else r[3] for r in chunk]
+            out.extend(torch.sigmoid(model(to_tensor([head_region(r[2], b) for r, b in zip(chunk, boxes)]))).tolist())
     model.train()
     return out
+
+
+def own_scores(model, val, val_own):
+    """p_bare of every validation rider on the agent's box; 0 (never fined) where it has none."""
+    scored = iter(scores(model, val_own, own=True))
+    return [next(scored) if r[5] is not None else 0.0 for r in val]
 
 
 def figures(p_bare, truth, threshold):
@@ -216,6 +251,10 @@ def main():
     ap.add_argument("--ema", type=float, default=0.0, help="judge and keep an average of the weights (0: the last step's)")
     ap.add_argument("--backlight", type=float, default=0.0,
                     help="share of pictures darkened to a silhouette (gamma 1.8-3.5)")
+    ap.add_argument("--detected", help="the agent's checked motorcyclist boxes (edge-agent eval --checked-riders): "
+                    "train on them too, and judge epochs on them")
+    ap.add_argument("--own-share", type=float, default=0.5,
+                    help="with --detected: share of training pictures cut from the agent's box instead of the label's")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--sheet", help="write the validation riders' head regions with their scores to this PNG")
     args = ap.parse_args()
@@ -223,9 +262,12 @@ def main():
     rng = random.Random(args.seed)
     np.random.seed(args.seed)
 
-    data = load_riders(args.shared)
+    data = load_riders(args.shared, load_detected(args.detected))
     train, val = data["train"], data["val"]
     truth = [r[4] for r in val]
+    # On the agent's own boxes: a labelled rider without one is never fined (scored 0).
+    val_own = [r for r in val if r[5] is not None]
+    own_share = args.own_share if args.detected else 0.0
     model = HelmetNet()
     loaded = load_imagenet(model.backbone, args.shared)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -240,7 +282,8 @@ def main():
         return
     if start == 0:
         say(f"data: train riders {len(train)} ({sum(r[4] for r in train)} bare-headed), val riders {len(val)} "
-            f"({sum(truth)} bare-headed); backbone tensors loaded {loaded}; seed {args.seed}")
+            f"({sum(truth)} bare-headed); the agent's own box for {sum(r[5] is not None for r in train)} training and "
+            f"{len(val_own)} validation riders; backbone tensors loaded {loaded}; seed {args.seed}")
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * (args.per_epoch // args.batch))
     for _ in range(start * (args.per_epoch // args.batch)):
         sched.step()
@@ -249,7 +292,7 @@ def main():
         rng.seed(args.seed * 1000 + epoch)
         began, total = time.time(), 0.0
         for _ in range(args.per_epoch // args.batch):
-            x, y = batch(rng, train, args.batch, args.backlight)
+            x, y = batch(rng, train, args.batch, args.backlight, own_share)
             loss = loss_fn(model(x), y)
             opt.zero_grad()
             loss.backward()
@@ -263,8 +306,15 @@ def main():
         t, prec, rec = best_threshold(p, truth)
         p5, r5, _, _ = figures(p, truth, 0.5)
         score = rec if prec >= 0.97 else prec - 1.0
+        own = ""
+        if val_own:
+            p_own = own_scores(judged, val, val_own)
+            t_own, prec_own, rec_own = best_threshold(p_own, truth)
+            score = rec_own if prec_own >= 0.97 else prec_own - 1.0
+            own = f" | own boxes, threshold {t_own:.2f}: precision {prec_own:.4f} recall {rec_own:.4f}"
         say(f"epoch {epoch:2d} loss {total / (args.per_epoch // args.batch):.4f} val@0.5 precision {p5:.4f} "
-            f"recall {r5:.4f} | threshold {t:.2f}: precision {prec:.4f} recall {rec:.4f} | {time.time() - began:.0f} s")
+            f"recall {r5:.4f} | threshold {t:.2f}: precision {prec:.4f} recall {rec:.4f}{own} | "
+            f"{time.time() - began:.0f} s")
         if score > best:
             best = score
             torch.save(judged.state_dict(), work / "best.pt")

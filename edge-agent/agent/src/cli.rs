@@ -124,6 +124,10 @@ pub struct EvalArgs {
     /// vn_riders layout: write the missed plates and false detections to this TSV, for checking by eye.
     #[arg(long)]
     pub errors: Option<PathBuf>,
+    /// vn_riders layout: write the motorcyclist boxes the agent would check for helmets (detected, rider gate
+    /// passed) to this TSV (`frame x1 y1 x2 y2`), for the helmet recipe's `--detected`.
+    #[arg(long)]
+    pub checked_riders: Option<PathBuf>,
     /// A folder of unlabelled photos (like vn_scenes): write each photo with its vehicles, plates and reads
     /// drawn into this folder.
     #[arg(long)]

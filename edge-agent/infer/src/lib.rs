@@ -26,7 +26,7 @@ mod runtime;
 mod vehicle;
 
 pub use crop::{cut, vehicle_crop, RgbSource, VEHICLE_MARGIN};
-pub use helmet::{head_region, HelmetClassifier};
+pub use helmet::{head_box, head_region, HelmetClassifier};
 pub use letterbox::{Letterbox, PadPlacement};
 pub use manifest::{ModelDirs, ModelManifest, ModelSpec, Origin};
 pub use nms::{non_max_suppression, suppress};

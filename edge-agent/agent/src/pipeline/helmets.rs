@@ -8,7 +8,9 @@
 //! A head is judged only where YOLOX also sees a person riding in the motorcyclist's box: the motorcyclist
 //! model alone takes a car seen from above for a motorcyclist (the demo's car park), and the helmet model, never
 //! shown a car roof, then calls its "head" bare. Two models must agree that there is a rider before a head is
-//! judged; a rider YOLOX misses is not checked (a missed ticket, never a false one).
+//! judged; a rider YOLOX misses is not checked (a missed ticket, never a false one). The head judged is at the
+//! top of the highest rider, not of the motorcyclist box, which often reaches above the rider into poles and
+//! trees (`te_infer::head_box`; the helmet model card has the figures).
 
 use std::collections::HashMap;
 use te_infer::HelmetClassifier;
@@ -34,9 +36,18 @@ impl Default for HelmetChecking {
     }
 }
 
-/// True when one of `people` rides in `bike`.
-pub(crate) fn has_rider(bike: &BBox, people: &[BBox]) -> bool {
-    people.iter().any(|p| te_infer::rides(p, bike))
+/// The box whose head region is judged for the motorcyclist `bike`: none when no one of `people` rides in it
+/// (the rider gate), else `bike` with its top at the highest rider's head (`te_infer::head_box`).
+pub(crate) fn judged_box(bike: &BBox, people: &[BBox]) -> Option<BBox> {
+    let riders: Vec<BBox> = people.iter().filter(|p| te_infer::rides(p, bike)).copied().collect();
+    (!riders.is_empty()).then(|| te_infer::head_box(bike, &riders))
+}
+
+/// One helmet check: p_bare, and the box whose head region was judged (the evidence enlarges the same region).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeadCheck {
+    pub p_bare: f32,
+    pub judged: BBox,
 }
 
 /// p_bare of each motorcyclist of `seen` due a check in this frame, among those a person (`people`, YOLOX's)
@@ -47,22 +58,19 @@ pub fn check(
     frame: &Frame,
     seen: &[(TrackId, BBox, VehicleClass)],
     people: &[BBox],
-) -> HashMap<TrackId, f32> {
+) -> HashMap<TrackId, HeadCheck> {
     let mut scores = HashMap::new();
     let every = settings.frames_between_checks.max(1);
     for &(track, bbox, class) in seen {
         let due = frame.number.wrapping_add(track.0).is_multiple_of(every);
-        if !due
-            || class != VehicleClass::Motorbike
-            || bbox.width() < settings.min_vehicle_width
-            || !has_rider(&bbox, people)
-        {
+        if !due || class != VehicleClass::Motorbike || bbox.width() < settings.min_vehicle_width {
             continue;
         }
-        match classifier.p_bare(frame, &bbox) {
+        let Some(judged) = judged_box(&bbox, people) else { continue };
+        match classifier.p_bare(frame, &judged) {
             Ok(Some(p)) => {
                 tracing::debug!(camera = %frame.camera, frame = frame.number, track = track.0, p_bare = p, "helmet check");
-                scores.insert(track, p);
+                scores.insert(track, HeadCheck { p_bare: p, judged });
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(camera = %frame.camera, frame = frame.number, error = %e, "helmet check failed"),
@@ -81,8 +89,8 @@ mod tests {
         let rider = BBox { x1: 110.0, y1: 95.0, x2: 190.0, y2: 230.0 };
         let beside = BBox { x1: 210.0, y1: 100.0, x2: 260.0, y2: 250.0 };
         let walking_past_below = BBox { x1: 120.0, y1: 230.0, x2: 180.0, y2: 400.0 };
-        assert!(has_rider(&bike, &[rider]));
-        assert!(!has_rider(&bike, &[beside, walking_past_below]));
-        assert!(!has_rider(&bike, &[]));
+        assert!(judged_box(&bike, &[rider]).is_some());
+        assert!(judged_box(&bike, &[beside, walking_past_below]).is_none());
+        assert!(judged_box(&bike, &[]).is_none());
     }
 }

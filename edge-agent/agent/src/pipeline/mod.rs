@@ -89,6 +89,9 @@ struct OpenVehicle {
     ballot: PlateBallot,
     last_read_frame: Option<u64>,
     violations: Vec<OpenViolation>,
+    /// The most bare-headed helmet check so far: (frame number, the check). The no-helmet rule's "at" moment
+    /// is that sighting, and its picture enlarges the region judged then.
+    most_bare: Option<(u64, crate::pipeline::helmets::HeadCheck)>,
 }
 
 /// What a vehicle's records are stored with besides their own overview: the plate its reads voted for, the
@@ -302,7 +305,15 @@ impl AnalysisStage {
             // `live` is a clone of the Arc: read_plates borrows the stage mutably.
             // Helmets and plates are looked at where the detector placed the vehicle, not where it coasted.
             live.stages.time(Stage::Rules, || {
-                let p_bare = if detect_now { self.check_helmets(&frame, &seen, work, &open) } else { HashMap::new() };
+                let checks = if detect_now { self.check_helmets(&frame, &seen, work, &open) } else { HashMap::new() };
+                for (track, check) in &checks {
+                    if let Some(vehicle) = open.get_mut(&(frame.camera.clone(), *track)) {
+                        if vehicle.most_bare.is_none_or(|(_, best)| check.p_bare > best.p_bare) {
+                            vehicle.most_bare = Some((frame.number, *check));
+                        }
+                    }
+                }
+                let p_bare = checks.iter().map(|(track, check)| (*track, check.p_bare)).collect();
                 self.judge(&frame, &seen, &p_bare, work, &mut open)
             });
             if detect_now {
@@ -323,14 +334,14 @@ impl AnalysisStage {
         self.counters.snapshot()
     }
 
-    /// p_bare of the motorcyclists due a helmet check, on cameras whose scene judges helmets.
+    /// The helmet checks of the motorcyclists due one, on cameras whose scene judges helmets.
     fn check_helmets(
         &mut self,
         frame: &Frame,
         seen: &[(TrackId, BBox)],
         work: &CameraWork,
         open: &HashMap<(CameraId, TrackId), OpenVehicle>,
-    ) -> HashMap<TrackId, f32> {
+    ) -> HashMap<TrackId, crate::pipeline::helmets::HeadCheck> {
         let judged = work.judge.as_ref().is_some_and(|j| j.scene().enable.allows(te_types::ViolationKind::NoHelmet));
         let Some(classifier) = self.helmets.as_mut().filter(|_| judged) else { return HashMap::new() };
         let vehicles: Vec<(TrackId, BBox, VehicleClass)> = seen
@@ -556,8 +567,10 @@ impl AnalysisStage {
             })
             .collect();
         // A no-helmet picture must show the head: the region the classifier judged, enlarged to half the frame.
+        let judged =
+            vehicle.most_bare.filter(|(number, _)| *number == at_frame.number).map_or(*at_box, |(_, c)| c.judged);
         let head = (violation.kind == te_types::ViolationKind::NoHelmet)
-            .then(|| te_infer::head_region(at_box, at_frame.width, at_frame.height))
+            .then(|| te_infer::head_region(&judged, at_frame.width, at_frame.height))
             .flatten()
             .and_then(|region| crate::pipeline::overview::close_up(at_frame, region, at_frame.height / 2));
         if let Some(head) = &head {
@@ -716,6 +729,7 @@ impl AnalysisStage {
             ballot: PlateBallot::default(),
             last_read_frame: None,
             violations: Vec::new(),
+            most_bare: None,
         })
     }
 }

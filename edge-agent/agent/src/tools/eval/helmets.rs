@@ -106,6 +106,8 @@ pub struct HelmetReport {
     detected_wrong: usize,
     /// (frame, box, p_bare, bare-headed by the labels) of every wrong ticket and every bare-headed rider missed.
     pub mistakes: Vec<(String, BBox, f32, bool)>,
+    /// The same on the agent's own boxes (the box is the detected one); wrong tickets only.
+    pub detected_wrong_tickets: Vec<(String, BBox, f32)>,
 }
 
 impl HelmetReport {
@@ -151,6 +153,12 @@ impl HelmetReport {
         for (frame, b, p, bare) in &self.mistakes {
             let what = if *bare { "bare-headed, not fined" } else { "FINED WRONGLY" };
             println!("  {what}: {frame} [{:.0} {:.0} {:.0} {:.0}] p_bare {p:.3}", b.x1, b.y1, b.x2, b.y2);
+        }
+        for (frame, b, p) in &self.detected_wrong_tickets {
+            println!(
+                "  FINED WRONGLY on the agent's box: {frame} [{:.0} {:.0} {:.0} {:.0}] p_bare {p:.3}",
+                b.x1, b.y1, b.x2, b.y2
+            );
         }
     }
 
@@ -208,6 +216,9 @@ pub fn evaluate(
             let fined = p >= threshold;
             report.detected_right += usize::from(fined && bare);
             report.detected_wrong += usize::from(fined && !bare);
+            if fined && !bare {
+                report.detected_wrong_tickets.push((frame.name.clone(), *own, p));
+            }
         }
     }
     Ok(report)

@@ -125,6 +125,10 @@ fn run_detection_eval(config: &AgentConfig, args: &EvalArgs) -> anyhow::Result<(
         return scenes::read_photos(&args.dataset, &mut vehicles, &mut recognizer, width, draw);
     }
     let report = scenes::evaluate(&mut vehicles, &mut recognizer, &frames, config.plates.min_vehicle_width)?;
+    if let Some(path) = &args.checked_riders {
+        report.write_checked_riders(path)?;
+        eprintln!("checked motorcyclist boxes written to {}", path.display());
+    }
     if let Some(path) = &args.errors {
         report.write_errors(path)?;
         eprintln!("missed plates and false detections written to {}", path.display());

@@ -268,13 +268,11 @@ pub fn evaluate(
         report.millis.push(started.elapsed().as_secs_f64() * 1000.0);
         report.frames += 1;
         report.vehicles += seen.len();
+        let people = vehicles.people();
         let gated = seen
             .iter()
-            .filter(|d| {
-                d.class == te_types::VehicleClass::Motorbike
-                    && crate::pipeline::helmets::has_rider(&d.bbox, vehicles.people())
-            })
-            .map(|d| d.bbox);
+            .filter(|d| d.class == te_types::VehicleClass::Motorbike)
+            .filter_map(|d| crate::pipeline::helmets::judged_box(&d.bbox, people));
         report.checked_riders.insert(sample.name.clone(), gated.collect());
         for rider in &riders {
             report.riders.n += 1;
@@ -408,6 +406,24 @@ impl DetectionReport {
         }
         for (name, b, s) in &self.false_found {
             out.push_str(&format!("{name}\tfalse\t{:.0}\t{:.0}\t{:.0}\t{:.0}\t{s:.3}\n", b.x1, b.y1, b.x2, b.y2));
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Writes [`Self::checked_riders`] as `frame x1 y1 x2 y2` (tab-separated, frame pixels), frames in order.
+    pub fn write_checked_riders(&self, path: &Path) -> anyhow::Result<()> {
+        let mut out = String::from(
+            "# The motorcyclist boxes the agent judges for helmets on each frame (detected, rider gate passed, top \
+             moved to the highest rider: te_infer::head_box), frame pixels.\n# Written by `edge-agent eval \
+             --checked-riders`; it depends on the vehicle and motorcyclist detectors: write it again when they \
+             change. Read by models/helmet_classifier/train.py --detected.\nframe\tx1\ty1\tx2\ty2\n",
+        );
+        let mut frames: Vec<_> = self.checked_riders.iter().collect();
+        frames.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, boxes) in frames {
+            for b in boxes {
+                out.push_str(&format!("{name}\t{:.1}\t{:.1}\t{:.1}\t{:.1}\n", b.x1, b.y1, b.x2, b.y2));
+            }
         }
         std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
     }
