@@ -43,6 +43,8 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "common"))
 import datasets  # noqa: E402
 import training  # noqa: E402
+sys.path.insert(0, str(HERE.parent / "reference"))
+from boxes import iou  # noqa: E402
 from shufflenet import Backbone, load_imagenet  # noqa: E402
 
 SIZE = 96
@@ -75,14 +77,6 @@ def load_detected(path):
         f = line.split("\t")
         out.setdefault(f[0], []).append(tuple(float(v) for v in f[1:5]))
     return out
-
-
-def iou(a, b):
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def load_riders(shared, detected=None):
