@@ -71,17 +71,9 @@ impl I420 {
     pub fn rgb_region(&self, x1: u32, y1: u32, x2: u32, y2: u32) -> Vec<u8> {
         let (x2, y2) = (x2.min(self.width), y2.min(self.height));
         let (x1, y1) = (x1.min(x2), y1.min(y2));
-        let convert = self.converter();
-        let (w, cw) = (self.width as usize, Self::chroma_size(self.width, self.height).0 as usize);
-        let mut out = Vec::with_capacity((x2 - x1) as usize * (y2 - y1) as usize * 3);
-        for y in y1 as usize..y2 as usize {
-            let luma = &self.y[y * w..(y + 1) * w];
-            let (u, v) = (&self.u[(y / 2) * cw..(y / 2 + 1) * cw], &self.v[(y / 2) * cw..(y / 2 + 1) * cw]);
-            for x in x1 as usize..x2 as usize {
-                out.extend_from_slice(&convert.rgb(luma[x], u[x / 2], v[x / 2]));
-            }
-        }
-        out
+        let cols: Vec<usize> = (x1 as usize..x2 as usize).collect();
+        let rows: Vec<usize> = (y1 as usize..y2 as usize).collect();
+        self.rgb_at(&cols, &rows)
     }
 
     /// Packed RGB8 of the pixels at `cols` x `rows` (a `rows.len()` x `cols.len()` picture; indices past the
