@@ -7,8 +7,9 @@ models/plate_reader/train.py), OpenCV for decoding and resizing, so the Rust cod
   side as the pipeline cuts a vehicle, rounded to whole pixels), cv2 INTER_LINEAR letterbox top-left into
   256x256, pad 114, RGB / 255; score = objectness x best layout score; greedy NMS 0.5.
 - Reader: every 40th vn_plates crop; a square plate (width/height < 2.6) is cut into a top band (upper 55%) and
-  a bottom band (lower 55%), each band resized with cv2 INTER_LINEAR to height 32 keeping its aspect, side by
-  side (squeezed to 160 if wider), BGR, (v/255 - 0.5)/0.5, zero padded to 160; greedy CTC.
+  a bottom band (lower 55%), each band resized with cv2 INTER_LINEAR to the model's input height keeping its
+  aspect, side by side (squeezed to the input's width if wider), BGR, (v/255 - 0.5)/0.5, zero padded; greedy CTC.
+  The input size is the one the model declares (48 x 160 for the shipped reader), as the agent takes it.
 
 The Rust tests compare against the JSON this writes (tests/fixtures/plate_reference.json).
 Regenerate:  .local/venv/bin/python models/reference/plate_reference.py ../shared > tests/fixtures/plate_reference.json
@@ -31,7 +32,6 @@ DET_SIZE = 256
 DET_PAD = 114
 DET_THR = 0.5
 DET_NMS = 0.5
-REC_H, REC_W = 32, 160
 ALPHABET = "0123456789ABCDEFGHKLMNPRSTUVXYZ"
 TWO_ROW_ASPECT_BELOW = 2.6
 CROPS = 24
@@ -65,10 +65,11 @@ def detect(session, rgb_crop):
 
 
 def read(session, bgr, two_rows):
-    x, top_width = compose(bgr, two_rows, REC_H, REC_W)
+    _, _, rec_h, rec_w = session.get_inputs()[0].shape
+    x, top_width = compose(bgr, two_rows, rec_h, rec_w)
     probs = session.run(None, {"x": x[None]})[0][0]
     steps = probs.shape[0]
-    boundary = top_width * steps / REC_W
+    boundary = top_width * steps / rec_w
     rows, confs, prev = [""] * (2 if two_rows else 1), [], 0
     for t in range(steps):
         best = int(np.argmax(probs[t]))

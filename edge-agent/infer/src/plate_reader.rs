@@ -2,10 +2,11 @@
 //! character and its runner-up (the project's own CRNN, `models/plate_reader`, CTC, through ort).
 //!
 //! ```text
-//!  plate (RGB) -> rows (1 or 2 bands) -> each row to height 32, side by side -> pad to 160 -> ort -> CTC
+//!  plate (RGB) -> rows (1 or 2 bands) -> each row to the input's height, side by side -> pad -> ort -> CTC
 //! ```
 //!
-//! Input `x` [1,3,32,160] BGR, (v/255 - 0.5)/0.5, zero padded on the right; output `probs` [1,40,32]: per step
+//! Input `x` [1,3,H,W] (H and W from the model: 48 x 160 for the shipped reader), BGR, (v/255 - 0.5)/0.5, zero
+//! padded on the right; output `probs` [1,T,32]: per step
 //! a softmax over the CTC blank (class 0) and the 31 characters of [`te_plate::PLATE_ALPHABET`], in order.
 //! Decisions, each measured on the Vietnamese crops (models/plate_reader/README.md):
 //! - The two rows of a square plate are read in one pass, side by side: one run instead of two. A character
@@ -22,8 +23,9 @@ use ort::value::Tensor;
 use te_types::PlateLayout;
 
 const MODEL_NAME: &str = "plate_reader";
-const HEIGHT: usize = 32;
-const WIDTH: usize = 160;
+/// The input sizes a reader model may declare (a model outside them is refused at load).
+const HEIGHTS: std::ops::RangeInclusive<i64> = 16..=128;
+const WIDTHS: std::ops::RangeInclusive<i64> = 32..=640;
 /// Where the rows of a two-line plate are cut: the top row is the upper 55%, the bottom row the lower 55%.
 /// The overlap keeps characters whole when the plate is not perfectly centred in its crop.
 const TOP_ROW_END: f32 = 0.55;
@@ -80,6 +82,8 @@ pub struct RawRead {
 pub struct PlateReader {
     session: Session,
     alphabet: Vec<char>,
+    height: usize,
+    width: usize,
 }
 
 impl std::fmt::Debug for PlateReader {
@@ -91,7 +95,13 @@ impl std::fmt::Debug for PlateReader {
 impl PlateReader {
     pub fn load(runtime: &Runtime, dirs: &ModelDirs, settings: &PlateReaderSettings) -> Result<Self, InferError> {
         let session = runtime.session(MODEL_NAME, dirs, settings.threads)?;
-        Ok(Self { session, alphabet: te_plate::PLATE_ALPHABET.chars().collect() })
+        let (height, width) = input_size(&session)?;
+        Ok(Self { session, alphabet: te_plate::PLATE_ALPHABET.chars().collect(), height, width })
+    }
+
+    /// The model's input (height, width).
+    pub fn input_size(&self) -> (usize, usize) {
+        (self.height, self.width)
     }
 
     /// Reads an upright plate picture (a rectified crop, or a crop dataset's image).
@@ -106,25 +116,26 @@ impl PlateReader {
                 vec![(0, top_end), (bottom_start, h)]
             }
         };
-        // Each row at height 32, keeping its aspect; squeezed together if the rows are wider than the input.
+        let (height, width) = (self.height, self.width);
+        // Each row at the input's height, keeping its aspect; squeezed together if wider than the input.
         let natural: Vec<usize> =
-            bands.iter().map(|&(y0, y1)| ((HEIGHT * w) as f32 / (y1 - y0) as f32).ceil() as usize).collect();
+            bands.iter().map(|&(y0, y1)| ((height * w) as f32 / (y1 - y0) as f32).ceil() as usize).collect();
         let total: usize = natural.iter().sum();
-        let squeeze = if total > WIDTH { WIDTH as f32 / total as f32 } else { 1.0 };
+        let squeeze = if total > width { width as f32 / total as f32 } else { 1.0 };
         let widths: Vec<usize> = natural.iter().map(|n| ((*n as f32 * squeeze) as usize).max(1)).collect();
 
-        // A fresh tensor each run: ort takes ownership of it (19 KiB, nothing next to the run itself).
-        let mut input = vec![0.0f32; 3 * HEIGHT * WIDTH];
+        // A fresh tensor each run: ort takes ownership of it (92 KiB, nothing next to the run itself).
+        let mut input = vec![0.0f32; 3 * height * width];
         let mut x = 0;
         let stride = w * 3;
         for (&(y0, y1), &row_width) in bands.iter().zip(&widths) {
-            let canvas = Canvas { width: WIDTH, height: HEIGHT, x, y: 0 };
+            let canvas = Canvas { width, height, x, y: 0 };
             let band = &plate.data[y0 * stride..y1 * stride];
-            resize_into_chw(band, w, y1 - y0, row_width, HEIGHT, &canvas, true, |v| v / 127.5 - 1.0, &mut input);
+            resize_into_chw(band, w, y1 - y0, row_width, height, &canvas, true, |v| v / 127.5 - 1.0, &mut input);
             x += row_width;
         }
         let session_err = |source: ort::Error| InferError::Session { name: MODEL_NAME.into(), source };
-        let tensor = Tensor::from_array(([1i64, 3, HEIGHT as i64, WIDTH as i64], input)).map_err(session_err)?;
+        let tensor = Tensor::from_array(([1i64, 3, height as i64, width as i64], input)).map_err(session_err)?;
         let outputs = self.session.run(ort::inputs!["x" => tensor]).map_err(session_err)?;
         let (shape, probs) = outputs[0].try_extract_tensor::<f32>().map_err(session_err)?;
         let dims: Vec<i64> = shape.iter().copied().collect();
@@ -137,8 +148,28 @@ impl PlateReader {
         }
         let steps = dims[1] as usize;
         // Characters whose CTC step lies left of the first row's right edge belong to the top row.
-        let row_boundary_step = widths[0] as f32 * steps as f32 / WIDTH as f32;
+        let row_boundary_step = widths[0] as f32 * steps as f32 / width as f32;
         Ok(ctc_decode(probs, steps, &self.alphabet, bands.len(), row_boundary_step))
+    }
+}
+
+/// The reader's fixed input size, from the model's declared `x` [1, 3, H, W].
+fn input_size(session: &Session) -> Result<(usize, usize), InferError> {
+    let dims: Option<Vec<i64>> = session.inputs().first().and_then(|i| i.dtype().tensor_shape()).map(|s| s.to_vec());
+    checked_input_size(dims.as_deref())
+}
+
+/// The declared input dims as (height, width), if they are [1, 3, H, W] within the sizes a reader may have
+/// (a dynamic dimension is declared as -1 and refused).
+fn checked_input_size(dims: Option<&[i64]>) -> Result<(usize, usize), InferError> {
+    match dims {
+        Some(&[1, 3, h, w]) if HEIGHTS.contains(&h) && WIDTHS.contains(&w) => Ok((h as usize, w as usize)),
+        other => Err(InferError::Output {
+            name: MODEL_NAME.into(),
+            message: format!(
+                "input must be [1, 3, H, W] with H in {HEIGHTS:?} and W in {WIDTHS:?}, the model declares {other:?}"
+            ),
+        }),
     }
 }
 
@@ -179,6 +210,23 @@ fn ctc_decode(probs: &[f32], steps: usize, alphabet: &[char], rows: usize, row_b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reader_model_declaring_a_dynamic_or_outlandish_input_is_refused_at_load() {
+        assert_eq!(checked_input_size(Some(&[1, 3, 32, 160])).expect("crnn"), (32, 160));
+        assert_eq!(checked_input_size(Some(&[1, 3, 48, 160])).expect("48 high"), (48, 160));
+        for bad in [
+            &[1, 3, -1, 160][..],
+            &[1, 3, 32, -1],
+            &[1, 3, 4096, 160],
+            &[1, 1, 32, 160],
+            &[2, 3, 32, 160],
+            &[3, 32, 160],
+        ] {
+            assert!(checked_input_size(Some(bad)).is_err(), "{bad:?} accepted");
+        }
+        assert!(checked_input_size(None).is_err());
+    }
 
     #[test]
     fn ctc_merges_repeats_drops_blanks_and_splits_rows_at_the_boundary() {
