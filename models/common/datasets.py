@@ -22,6 +22,11 @@ def _in_val(key, share=VAL_SHARE):
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < share
 
 
+def plate_in_val(text):
+    """Whether a plate (its text) is on the validation side of the reader's split."""
+    return _in_val(compact(text))
+
+
 def plate_group(name):
     m = re.match(r"^(\d*)([A-Za-z]+)(\d+)$", name)
     if not m:
@@ -60,7 +65,7 @@ def vn_plates(shared, corrections_path):
         if img is None:
             continue
         items.append([name, img, text, plate_group(name)])
-    return [(n, img, t, "val" if _in_val(compact(t)) else "train") for n, img, t, _ in items]
+    return [(n, img, t, "val" if plate_in_val(t) else "train") for n, img, t, _ in items]
 
 
 def rider_clips(shared):

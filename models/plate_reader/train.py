@@ -38,9 +38,25 @@ import plate_input  # noqa: E402
 import training  # noqa: E402
 import vnplate  # noqa: E402
 
+sys.path.insert(0, str(HERE))
+import ppocr_tiny  # noqa: E402
+
 H, W = 32, 160
 STEPS = W // 4
 CLASSES = 1 + len(vnplate.ALPHABET)
+ARCHS = ("crnn", "ppocr-tiny")
+
+
+def configure(arch):
+    """The input height of an architecture (set before any worker forks: compose reads it)."""
+    global H
+    H = ppocr_tiny.HEIGHT if arch == "ppocr-tiny" else 32
+
+
+def make_model(args):
+    if args.arch == "ppocr-tiny":
+        return ppocr_tiny.PpocrTinyReader(CLASSES, pathlib.Path(args.work).parent / "cache")
+    return Reader()
 
 
 def compose(bgr, two_rows):
@@ -49,6 +65,11 @@ def compose(bgr, two_rows):
 
 def two_rows_of(text):
     return "/" in text
+
+
+def two_rows_by_aspect(img):
+    """The agent's layout rule for a plate picture without a label: narrower than 2.6 x its height is two rows."""
+    return img.shape[1] / max(1, img.shape[0]) < 2.6
 
 
 class Reader(nn.Module):
@@ -219,9 +240,10 @@ def _batch(job):
     chunk, seed, strong = job
     rng = random.Random(seed)
     xs, ys, lens = [], [], []
-    for img, text in chunk:
+    for img, text, *layout in chunk:
+        # A crop labelled without its row break carries its layout (by aspect, as the agent reads it).
+        two = layout[0] if layout else (two_rows_of(text) if text else two_rows_by_aspect(img))
         img = augment(rng, img, strong) if strong is not None else img
-        two = two_rows_of(text) if text else img.shape[1] / max(1, img.shape[0]) < 2.6
         x, _ = compose(img, two)
         xs.append(x)
         t = encode(text)
@@ -280,7 +302,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", default="../shared")
     ap.add_argument("--work", default=".local/train/plate_reader")
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--arch", choices=ARCHS, default="crnn",
+                    help="crnn: the CRNN from scratch (input 32 high); ppocr-tiny: PP-OCRv6 tiny fine-tuned "
+                         "(input 48 high; ppocr_tiny.py)")
+    ap.add_argument("--epochs", type=int, default=None, help="stage 1 epochs (default 40 crnn, 20 ppocr-tiny)")
     ap.add_argument("--synthetic", type=int, default=12000, help="synthetic plates rendered once per run")
     ap.add_argument("--synthetic-per-epoch", type=int, default=3000)
     ap.add_argument("--extra", default="models/labels/vn_riders_plates.tsv",
@@ -291,10 +316,13 @@ def main():
                     help="processes that render and augment pictures (0: in the training process); the pictures "
                          "do not depend on this number")
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--relabelled", default="models/labels/vn_plates_relabelled.tsv",
+                    help="vn_plates crops whose machine label is no valid plate, labelled by agreement of two "
+                         "readers (label_vn_plates.py); those on the training side are trained on")
     ap.add_argument("--out", default=str(HERE / "plate_reader.onnx"))
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--init", default=None, help="start from these weights (a best.pt): a fine-tuning run")
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=None, help="stage 1 learning rate (default 2e-3 crnn, 1e-3 ppocr-tiny)")
     ap.add_argument("--real-repeat", type=int, default=2, help="times each real training crop is seen per epoch")
     ap.add_argument("--ema", type=float, default=0.0,
                     help="validate and export a moving average of the weights with this decay (0: off; 0.998 with "
@@ -304,24 +332,30 @@ def main():
                          "(one crop's top row over another's bottom row)")
     ap.add_argument("--illegible-per-epoch", type=int, default=0,
                     help="pictures that must read as nothing (plates blurred past legibility, background)")
-    ap.add_argument("--stage2-epochs", type=int, default=14,
+    ap.add_argument("--stage2-epochs", type=int, default=None,
                     help="then fine-tune this many epochs from the first stage's best, in <work>/stage2, with "
-                         "--stage2-illegible pictures per epoch that must read as nothing (0: one stage only)")
+                         "--stage2-illegible pictures per epoch that must read as nothing (0: one stage only; default "
+                         "14 crnn, 8 ppocr-tiny)")
     ap.add_argument("--stage2-lr", type=float, default=5e-4)
     ap.add_argument("--stage2-illegible", type=int, default=600)
     args = ap.parse_args()
+    tiny = args.arch == "ppocr-tiny"
+    args.epochs = args.epochs if args.epochs is not None else (20 if tiny else 40)
+    args.lr = args.lr if args.lr is not None else (1e-3 if tiny else 2e-3)
+    args.stage2_epochs = args.stage2_epochs if args.stage2_epochs is not None else (8 if tiny else 14)
+    configure(args.arch)
 
     first = pathlib.Path(args.work)
     second = first / "stage2"
     if args.export_only:
-        export(second if args.stage2_epochs > 0 else first, args.out)
+        export(args, second if args.stage2_epochs > 0 else first, args.out)
         return
     # Forked before anything touches the GPU; the workers only render and augment.
     args.pool = training.worker_pool(args.workers)
     run_stage(args, first, args.init, args.lr, args.epochs, args.illegible_per_epoch)
     if args.stage2_epochs > 0:
         run_stage(args, second, str(first / "best.pt"), args.stage2_lr, args.stage2_epochs, args.stage2_illegible)
-    export(second if args.stage2_epochs > 0 else first, args.out)
+    export(args, second if args.stage2_epochs > 0 else first, args.out)
     print(f"exported to {args.out}")
 
 
@@ -329,10 +363,10 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
     """One training stage in its own folder (resumable there); its best weights in <work>/best.pt."""
     stage_args = argparse.Namespace(**{**vars(args), "work": str(work)})
     work, say = training.run_folder(stage_args)
-    say(f"# stage in {work}: init {init}, lr {lr}, epochs {epochs}, illegible per epoch {illegible_per_epoch}")
+    say(f"# stage in {work}: arch {args.arch}, init {init}, lr {lr}, epochs {epochs}, illegible per epoch {illegible_per_epoch}")
 
     device = torch.device(args.device)
-    model = Reader()
+    model = make_model(args)
     if init:
         model.load_state_dict(torch.load(init, map_location="cpu"))
     model.to(device)
@@ -349,10 +383,11 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
     (HERE / "val_crops.txt").write_text(
         "# vn_plates crops of the reader's validation split (models/common/datasets.py), never trained on\n"
         + "".join(f"{n}\n" for n in sorted(n for _, _, n in val)))
-    extra = load_extra(args.shared, args.extra)
+    extra = load_extra(args.shared, args.extra) + load_relabelled(args.shared, args.relabelled)
     # Similar shapes only, so that the cut at half height falls between the rows of both.
     two_row_train = [(img, t) for img, t in train if "/" in t and 0.9 < img.shape[1] / max(1, img.shape[0]) < 2.2]
-    say(f"data: vn_plates train {len(train)}, val {len(val)}; vn_riders crops (train clips) {len(extra)}")
+    say(f"data: vn_plates train {len(train)}, val {len(val)}; extra (vn_riders crops of train clips, relabelled "
+        f"vn_plates crops of the training side) {len(extra)}")
     t0 = time.time()
     workers = args.pool
     pool = synthetic_pool(args.synthetic, args.seed, workers)
@@ -425,15 +460,35 @@ def load_extra(shared, path):
         x1, y1, x2, y2 = map(float, f[2:6])
         crop = img[int(y1):int(math.ceil(y2)), int(x1):int(math.ceil(x2))]
         if crop.size:
-            out.append((crop, f[1]))
+            out.append((crop, f[1], two_rows_by_aspect(crop)))
     return out
 
 
-def export(work, out):
-    model = Reader()
+def load_relabelled(shared, path):
+    """vn_plates crops with an invalid machine label that two readers read alike (label_vn_plates.py): those whose
+    plate falls on the training side of the split, with their layout by aspect."""
+    p = pathlib.Path(path)
+    if not p.exists():
+        return []
+    out = []
+    for line in p.read_text().splitlines():
+        f = line.split("\t")
+        if line.startswith("#") or len(f) < 4 or f[0] == "name" or f[1] == "-":
+            continue
+        if datasets.plate_in_val(f[1]):
+            continue
+        img = cv2.imread(str(pathlib.Path(shared) / "data/vn_plates/images" / f"{f[0]}.jpg"), cv2.IMREAD_COLOR)
+        if img is not None:
+            out.append((img, f[1], two_rows_by_aspect(img)))
+    return out
+
+
+def export(args, work, out):
+    model = make_model(args)
     model.load_state_dict(torch.load(pathlib.Path(work) / "best.pt", map_location="cpu"))
     model.eval()
-    torch.onnx.export(Exported(model), torch.zeros(1, 3, H, W), out, input_names=["x"], output_names=["probs"],
+    wrapped = Exported(model).eval()
+    torch.onnx.export(wrapped, torch.zeros(1, 3, H, W), out, input_names=["x"], output_names=["probs"],
                       opset_version=17, dynamo=False)
 
 
