@@ -42,6 +42,7 @@ import torch.nn as nn
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "common"))
 import datasets  # noqa: E402
+import sheet as sheet_png  # noqa: E402
 import training  # noqa: E402
 sys.path.insert(0, str(HERE.parent / "reference"))
 from boxes import iou  # noqa: E402
@@ -329,9 +330,7 @@ def sheet(model, val, path):
         t = cv2.cvtColor(head_region(r[2], r[3]), cv2.COLOR_RGB2BGR)
         cv2.putText(t, f"{s:.2f}", (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 255) if r[4] else (0, 255, 0), 1)
         tiles.append(t)
-    while len(tiles) % 12:
-        tiles.append(np.zeros((SIZE, SIZE, 3), np.uint8))
-    cv2.imwrite(path, np.vstack([np.hstack(tiles[k:k + 12]) for k in range(0, len(tiles), 12)]))
+    sheet_png.write(path, tiles, 12, fill=0)
 
 
 def export(model, out):

@@ -15,13 +15,13 @@ import pathlib
 import sys
 
 import cv2
-import numpy as np
 import onnxruntime as ort
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "common"))
 sys.path.insert(0, str(HERE))
 import datasets  # noqa: E402
+import sheet  # noqa: E402
 import vnplate  # noqa: E402
 from label_riders import pp_read  # noqa: E402
 from train import compose, decode  # noqa: E402
@@ -77,15 +77,7 @@ def main():
         "name\ttext\tlabel\tsource\n" + "\n".join(rows) + "\n")
     print(f"{len(rows)} crops, {len(agreed)} agreed", file=sys.stderr)
     if args.sheet and agreed:
-        tiles = []
-        for img, caption in agreed:
-            t = cv2.resize(img, (200, 120))
-            t = np.vstack([t, np.full((18, 200, 3), 255, np.uint8)])
-            cv2.putText(t, caption, (2, 133), 0, 0.38, (0, 0, 200), 1)
-            tiles.append(t)
-        while len(tiles) % 8:
-            tiles.append(np.full_like(tiles[0], 255))
-        cv2.imwrite(args.sheet, np.vstack([np.hstack(tiles[i:i + 8]) for i in range(0, len(tiles), 8)]))
+        sheet.write(args.sheet, [sheet.captioned(img, (200, 120), [caption]) for img, caption in agreed], 8)
 
 
 if __name__ == "__main__":
