@@ -7,8 +7,9 @@ rest is written with `-`. Most of these crops are foreign plates (`iwt`, `PlateB
     .local/train-venv/bin/python models/plate_reader/label_vn_plates.py --shared ../shared \
         --out models/labels/vn_plates_relabelled.tsv --sheet .local/train/vn_plates_agree.png
 
-The recipe trains on the agreed ones whose plate falls on the training side of the split (the same hash of the
-plate text as every other crop); `edge-agent eval` does not read this file, so the scored crops do not change.
+`train.py --relabelled <this file>` trains on the agreed ones whose plate falls on the training side of the split
+(the same hash of the plate text as every other crop); `edge-agent eval` does not read this file, so the scored
+crops do not change.
 """
 import argparse
 import pathlib

@@ -316,9 +316,10 @@ def main():
                     help="processes that render and augment pictures (0: in the training process); the pictures "
                          "do not depend on this number")
     ap.add_argument("--seed", type=int, default=17)
-    ap.add_argument("--relabelled", default="models/labels/vn_plates_relabelled.tsv",
-                    help="vn_plates crops whose machine label is no valid plate, labelled by agreement of two "
-                         "readers (label_vn_plates.py); those on the training side are trained on")
+    ap.add_argument("--relabelled", default="",
+                    help="also train on these vn_plates crops whose machine label is no valid plate, labelled by "
+                         "agreement of two readers (label_vn_plates.py: models/labels/vn_plates_relabelled.tsv), "
+                         "those on the training side; off by default: tried on 2026-12-05, see the model card")
     ap.add_argument("--out", default=str(HERE / "plate_reader.onnx"))
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--init", default=None, help="start from these weights (a best.pt): a fine-tuning run")
@@ -467,11 +468,10 @@ def load_extra(shared, path):
 def load_relabelled(shared, path):
     """vn_plates crops with an invalid machine label that two readers read alike (label_vn_plates.py): those whose
     plate falls on the training side of the split, with their layout by aspect."""
-    p = pathlib.Path(path)
-    if not p.exists():
+    if not path:
         return []
     out = []
-    for line in p.read_text().splitlines():
+    for line in pathlib.Path(path).read_text().splitlines():
         f = line.split("\t")
         if line.startswith("#") or len(f) < 4 or f[0] == "name" or f[1] == "-":
             continue
