@@ -150,6 +150,9 @@ pub struct EvalArgs {
     /// the scenes' default `no_helmet_at`).
     #[arg(long, default_value_t = te_rules::scene::Thresholds::default().no_helmet_at)]
     pub helmet_threshold: f32,
+    /// Plate detections scoring below this are dropped (objectness x layout probability; default: the agent's).
+    #[arg(long, default_value_t = te_infer::PlateDetectorSettings::default().score_threshold)]
+    pub plate_threshold: f32,
     /// Write every mismatch (name, label, read, raw) to this TSV, for checking by eye.
     #[arg(long)]
     pub mismatches: Option<PathBuf>,

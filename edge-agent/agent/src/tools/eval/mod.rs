@@ -22,6 +22,9 @@ pub fn load_name_list(path: &Path) -> anyhow::Result<std::collections::HashSet<S
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let config = args.config.load()?;
+    if !(0.0..=1.0).contains(&args.plate_threshold) {
+        anyhow::bail!("--plate-threshold must be in [0, 1], got {}", args.plate_threshold);
+    }
     if scenes::is_riders_layout(&args.dataset) || scenes::is_photo_folder(&args.dataset) {
         return run_detection_eval(&config, &args);
     }
@@ -66,7 +69,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     );
     let ort = load_onnx_runtime(&config)?;
     let settings = te_infer::RecognizerSettings {
-        detector: te_infer::PlateDetectorSettings { threads: args.threads, ..Default::default() },
+        detector: te_infer::PlateDetectorSettings {
+            threads: args.threads,
+            score_threshold: args.plate_threshold,
+            ..Default::default()
+        },
         reader: te_infer::PlateReaderSettings { threads: args.threads, format },
     };
     let mut recognizer = te_infer::PlateRecognizer::load(&ort, &config.model_dirs(), settings)?;
@@ -111,7 +118,11 @@ fn run_detection_eval(config: &AgentConfig, args: &EvalArgs) -> anyhow::Result<(
     let vehicle_settings = config.detector.settings().with_threads(args.threads);
     let mut vehicles = te_infer::VehicleDetector::load(&ort, &config.model_dirs(), vehicle_settings)?;
     let settings = te_infer::RecognizerSettings {
-        detector: te_infer::PlateDetectorSettings { threads: args.threads, ..Default::default() },
+        detector: te_infer::PlateDetectorSettings {
+            threads: args.threads,
+            score_threshold: args.plate_threshold,
+            ..Default::default()
+        },
         reader: te_infer::PlateReaderSettings { threads: args.threads, format: te_infer::PlateFormat::Vietnam },
     };
     let mut recognizer = te_infer::PlateRecognizer::load(&ort, &config.model_dirs(), settings)?;
