@@ -44,6 +44,16 @@ def pp_read(session, charset, bgr, two_rows):
     return "".join(out)
 
 
+def open_readers(model, pp_ocr):
+    """This project's reader and PP-OCRv6 small (one thread each), and PP-OCRv6's character set."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    ours = ort.InferenceSession(model, opts)
+    pp = ort.InferenceSession(str(pathlib.Path(pp_ocr) / "ppocrv6_small_rec.onnx"), opts)
+    charset = (pathlib.Path(pp_ocr) / "ppocrv6_dict.txt").read_text(encoding="utf-8").splitlines()
+    return ours, pp, charset
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default="../shared")
@@ -53,11 +63,7 @@ def main():
     ap.add_argument("--sheet", default=None)
     args = ap.parse_args()
     shared = pathlib.Path(args.shared)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    ours = ort.InferenceSession(args.model, opts)
-    pp = ort.InferenceSession(str(pathlib.Path(args.pp_ocr) / "ppocrv6_small_rec.onnx"), opts)
-    charset = (pathlib.Path(args.pp_ocr) / "ppocrv6_dict.txt").read_text(encoding="utf-8").splitlines()
+    ours, pp, charset = open_readers(args.model, args.pp_ocr)
     clips = datasets.rider_clips(shared)
     rows, disagree = [], []
     for stem in sorted(clips):

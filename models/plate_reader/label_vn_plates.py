@@ -16,7 +16,6 @@ import pathlib
 import sys
 
 import cv2
-import onnxruntime as ort
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "common"))
@@ -24,15 +23,8 @@ sys.path.insert(0, str(HERE))
 import datasets  # noqa: E402
 import sheet  # noqa: E402
 import vnplate  # noqa: E402
-from label_riders import pp_read  # noqa: E402
-from train import compose, decode  # noqa: E402
-
-# The layout rule the agent's crop reader and label_riders.py use: wider than 2.6 x its height is one row.
-TWO_ROW_ASPECT = 2.6
-
-
-def two_rows(img):
-    return img.shape[1] / max(1, img.shape[0]) < TWO_ROW_ASPECT
+from label_riders import open_readers, pp_read  # noqa: E402
+from train import compose, decode, two_rows_by_aspect  # noqa: E402
 
 
 def main():
@@ -44,11 +36,7 @@ def main():
     ap.add_argument("--sheet", default=None, help="draw the agreed crops with their text, for checking by eye")
     args = ap.parse_args()
     root = pathlib.Path(args.shared) / "data/vn_plates"
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    ours = ort.InferenceSession(args.model, opts)
-    pp = ort.InferenceSession(str(pathlib.Path(args.pp_ocr) / "ppocrv6_small_rec.onnx"), opts)
-    charset = (pathlib.Path(args.pp_ocr) / "ppocrv6_dict.txt").read_text(encoding="utf-8").splitlines()
+    ours, pp, charset = open_readers(args.model, args.pp_ocr)
     fixes = datasets.load_corrections(HERE.parent / "labels/vn_plates.corrections.tsv")
     rows, agreed = [], []
     for line in (root / "gt.tsv").read_text().splitlines()[1:]:
@@ -62,7 +50,7 @@ def main():
         img = cv2.imread(str(root / "images" / f"{name}.jpg"), cv2.IMREAD_COLOR)
         if img is None:
             continue
-        two = two_rows(img)
+        two = two_rows_by_aspect(img)
         a = pp_read(pp, charset, img, two)
         x, _ = compose(img, two)
         b, _ = decode(ours.run(None, {"x": x[None]})[0][0])

@@ -272,7 +272,7 @@ def silence(model, items):
     model.eval()
     quiet = 0
     with torch.no_grad():
-        x = torch.from_numpy(np.stack([compose(img, img.shape[1] / max(1, img.shape[0]) < 2.6)[0] for img, _ in items]))
+        x = torch.from_numpy(np.stack([compose(img, two_rows_by_aspect(img))[0] for img, _ in items]))
         for p in torch.softmax(model(x.to(device_of(model))), -1).cpu():
             text, conf = decode(p)
             quiet += int(not text or conf < 0.4)

@@ -9,7 +9,7 @@ models/plate_reader/train.py), OpenCV for decoding and resizing, so the Rust cod
 - Reader: every 40th vn_plates crop; a square plate (width/height < 2.6) is cut into a top band (upper 55%) and
   a bottom band (lower 55%), each band resized with cv2 INTER_LINEAR to the model's input height keeping its
   aspect, side by side (squeezed to the input's width if wider), BGR, (v/255 - 0.5)/0.5, zero padded; greedy CTC.
-  The input size is the one the model declares (48 x 160 for the shipped reader), as the agent takes it.
+  The input size is the one the model declares (32 x 160 for the shipped reader), as the agent takes it.
 
 The Rust tests compare against the JSON this writes (tests/fixtures/plate_reference.json).
 Regenerate:  .local/venv/bin/python models/reference/plate_reference.py ../shared > tests/fixtures/plate_reference.json

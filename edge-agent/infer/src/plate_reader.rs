@@ -5,7 +5,7 @@
 //!  plate (RGB) -> rows (1 or 2 bands) -> each row to the input's height, side by side -> pad -> ort -> CTC
 //! ```
 //!
-//! Input `x` [1,3,H,W] (H and W from the model: 48 x 160 for the shipped reader), BGR, (v/255 - 0.5)/0.5, zero
+//! Input `x` [1,3,H,W] (H and W from the model: 32 x 160 for the shipped reader), BGR, (v/255 - 0.5)/0.5, zero
 //! padded on the right; output `probs` [1,T,32]: per step
 //! a softmax over the CTC blank (class 0) and the 31 characters of [`te_plate::PLATE_ALPHABET`], in order.
 //! Decisions, each measured on the Vietnamese crops (models/plate_reader/README.md):
@@ -99,11 +99,6 @@ impl PlateReader {
         Ok(Self { session, alphabet: te_plate::PLATE_ALPHABET.chars().collect(), height, width })
     }
 
-    /// The model's input (height, width).
-    pub fn input_size(&self) -> (usize, usize) {
-        (self.height, self.width)
-    }
-
     /// Reads an upright plate picture (a rectified crop, or a crop dataset's image).
     pub fn read(&mut self, plate: RgbView<'_>, layout: PlateLayout) -> Result<RawRead, InferError> {
         let (w, h) = (plate.width as usize, plate.height as usize);
@@ -124,7 +119,7 @@ impl PlateReader {
         let squeeze = if total > width { width as f32 / total as f32 } else { 1.0 };
         let widths: Vec<usize> = natural.iter().map(|n| ((*n as f32 * squeeze) as usize).max(1)).collect();
 
-        // A fresh tensor each run: ort takes ownership of it (92 KiB, nothing next to the run itself).
+        // A fresh tensor each run: ort takes ownership of it (60 KiB at 32 x 160, nothing next to the run itself).
         let mut input = vec![0.0f32; 3 * height * width];
         let mut x = 0;
         let stride = w * 3;
