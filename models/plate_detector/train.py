@@ -132,23 +132,25 @@ def to_tensor(canvas_bgr):
     return cv2.cvtColor(canvas_bgr, cv2.COLOR_BGR2RGB).astype(np.float32).transpose(2, 0, 1) / 255.0
 
 
-def added_plates(path):
-    """frame stem -> plate boxes added by eye (`models/labels/vn_riders.corrections.tsv`, action add_plate)."""
+def added_plates(path, action="add_plate"):
+    """frame stem -> the boxes of one action in a label file: plates added by eye
+    (`models/labels/vn_riders.corrections.tsv`, action add_plate) or mined in the training frames
+    (`models/labels/vn_riders.train_plates.tsv`, add_plate / ignore; see mine_plates.py)."""
     out = {}
     for line in pathlib.Path(path).read_text().splitlines():
         f = line.split("\t")
-        if line.startswith("#") or len(f) < 6 or f[1] != "add_plate":
+        if line.startswith("#") or len(f) < 6 or f[1] != action:
             continue
         out.setdefault(f[0], []).append(tuple(float(v) for v in f[2:6]))
     return out
 
 
 def detector_boxes(shared, work, stems):
-    """frame stem -> vehicle boxes as the agent's detectors see them: the project's motorcyclist detector and
-    YOLOX-Nano's vehicles (reference pre/post-processing in models/reference), cached in the work folder. The
-    agent crops these boxes, not the labelled ones, which sit tighter: training on them teaches the plate
-    detector the crops it will be given."""
-    cache = pathlib.Path(work) / "detector_boxes.json"
+    """frame stem -> {"found": vehicle boxes as the agent's detectors see them (the project's motorcyclist
+    detector and YOLOX-Nano's vehicles, reference pre/post-processing in models/reference), "cars": YOLOX-Nano's
+    cars, buses and trucks}, cached in the work folder. The agent crops these boxes, not the labelled ones, which
+    sit tighter: training on them teaches the plate detector the crops it will be given."""
+    cache = pathlib.Path(work) / "detector_boxes_v2.json"
     if not cache.exists():
         # In a process of its own: ONNX Runtime's thread pools in this one would hang the batch workers it forks.
         child = multiprocessing.get_context("spawn").Process(target=_write_detector_boxes,
@@ -173,16 +175,23 @@ def _write_detector_boxes(shared, cache, stems):
         img = cv2.imread(str(pathlib.Path(shared) / "data/vn_riders/images" / f"{stem}.jpg"))
         if img is None:
             continue
-        boxes = [d["box"] for d in rider_reference.detect(riders, img)]
-        boxes += [d["box"] for d in yolox_reference.detect(yolox, img)]
-        out[stem] = [b for b in boxes if b[2] - b[0] >= 48]
+        vehicles = yolox_reference.detect(yolox, img)
+        boxes = [d["box"] for d in rider_reference.detect(riders, img)] + [d["box"] for d in vehicles]
+        out[stem] = {"found": [b for b in boxes if b[2] - b[0] >= 48],
+                     "cars": [d["box"] for d in vehicles
+                              if d["class"] in ("car", "bus", "truck") and d["box"][2] - d["box"][0] >= 80]}
     pathlib.Path(cache).write_text(json.dumps(out))
 
 
 class Frames:
-    def __init__(self, shared, split, work, corrections=False):
+    def __init__(self, shared, split, work, corrections=False, mined=False):
         clips = datasets.rider_clips(shared)
         added = added_plates(HERE.parent / "labels/vn_riders.corrections.tsv") if corrections else {}
+        mined_file = HERE.parent / "labels/vn_riders.train_plates.tsv"
+        # Only training frames are in the mined file; validation frames keep their labels checked by eye.
+        mined_plates = added_plates(mined_file) if mined else {}
+        # Candidates nobody could confirm: neither plate nor background.
+        self.unsure = added_plates(mined_file, "ignore") if mined else {}
         stems = sorted(clips)
         found = detector_boxes(shared, work, stems)
         self.items = []
@@ -193,9 +202,10 @@ class Frames:
             if img is None:
                 continue
             labels = datasets.rider_labels(shared, stem)
-            plates = [l[1:] for l in labels if l[0] == 1] + added.get(stem, [])
+            plates = [l[1:] for l in labels if l[0] == 1] + added.get(stem, []) + mined_plates.get(stem, [])
             riders = [l[1:] for l in labels if l[0] == 2]
-            self.items.append((stem, img, plates, riders, found.get(stem, [])))
+            boxes = found.get(stem, {})
+            self.items.append((stem, img, plates, riders, boxes.get("found", []), boxes.get("cars", [])))
 
 
 def plate_target(box, corners=None):
@@ -206,9 +216,9 @@ def plate_target(box, corners=None):
     return [x1, y1, x2, y2, *corners, two]
 
 
-def crop_sample(rng, img, plates, region, degrade_scale=True):
+def crop_sample(rng, img, plates, region, unsure=()):
     """Cuts `region` (x1,y1,x2,y2) out of the frame; plates -> targets in crop pixels (whole plates only), or
-    'ignore' boxes for plates cut off (neither taught as a plate nor as background)."""
+    'ignore' boxes for plates cut off and for `unsure` boxes (neither taught as a plate nor as background)."""
     H, W = img.shape[:2]
     x1, y1, x2, y2 = [int(round(v)) for v in region]
     x1, y1, x2, y2 = max(0, x1), max(0, y1), min(W, x2), min(H, y2)
@@ -226,6 +236,9 @@ def crop_sample(rng, img, plates, region, degrade_scale=True):
             targets.append(plate_target(shifted, corners))
         elif ix > 0:
             ignore.append(shifted)
+    for ux1, uy1, ux2, uy2 in unsure:
+        if min(ux2, x2) > max(ux1, x1) and min(uy2, y2) > max(uy1, y1):
+            ignore.append([ux1 - x1, uy1 - y1, ux2 - x1, uy2 - y1])
     return crop, targets, ignore
 
 
@@ -273,14 +286,14 @@ def photometric(rng, img):
 def make_sample(rng, frames, fonts, train, detector_crops=0.0):
     """One training crop. `detector_crops`: the share of crops cut from the agent's own detector boxes (0 in
     the shipped recipe; the other kinds keep their proportions)."""
-    stem, img, plates, riders, found = frames.items[rng.randrange(len(frames.items))]
+    stem, img, plates, riders, found, cars = frames.items[rng.randrange(len(frames.items))]
     # No extra draw when the share is 0, so the shipped recipe's random sequence is unchanged.
     if detector_crops > 0 and found and rng.random() < detector_crops:
         # The agent's crop: a detector's box grown by 10% (jittered a little).
         x1, y1, x2, y2 = rng.choice(found)
         mx, my = (x2 - x1) * rng.uniform(0.07, 0.13), (y2 - y1) * rng.uniform(0.07, 0.13)
         region = (x1 - mx, y1 - my, x2 + mx, y2 + my)
-        return finish_sample(rng, img, plates, region, fonts, train)
+        return finish_sample(rng, img, plates, region, fonts, train, frames.unsure.get(stem, ()))
     r = rng.random()
     if r < 0.35 and riders:
         x1, y1, x2, y2 = rng.choice(riders)
@@ -299,12 +312,12 @@ def make_sample(rng, frames, fonts, train, detector_crops=0.0):
         ch = cw * rng.uniform(0.6, 1.8)
         x, y = rng.uniform(0, 1280 - cw), rng.uniform(0, max(1, 720 - ch))
         region = (x, y, x + cw, y + ch)
-    return finish_sample(rng, img, plates, region, fonts, train)
+    return finish_sample(rng, img, plates, region, fonts, train, frames.unsure.get(stem, ()))
 
 
-def finish_sample(rng, img, plates, region, fonts, train):
+def finish_sample(rng, img, plates, region, fonts, train, unsure=()):
     """Cuts `region`, augments it for training, letterboxes it: (canvas, targets, ignore boxes)."""
-    got = crop_sample(rng, img, plates, region)
+    got = crop_sample(rng, img, plates, region, unsure)
     if got is None:
         return None
     crop, targets, ignore = got
@@ -459,13 +472,14 @@ def detect(model, crops, threshold):
 def validate(model, frames, threshold=0.4, on="labelled"):
     """Recall and precision at IoU 0.5 in motorcyclist crops of validation clips (box + 10%), plates >= 16 px
     wide inside a crop. `on`: `labelled` motorcyclist boxes (the shipped recipe), or `detector` boxes (the crops
-    the agent makes; a plate in two overlapping crops counts in each)."""
+    the agent makes; a plate in two overlapping crops counts in each), or `labelled+cars`: the labelled
+    motorcyclists and YOLOX-Nano's cars, buses and trucks (car plates are one-row plates the riders lack)."""
     if hasattr(model, "eval"):
         model.eval()
     tp = fp = fn = 0
-    for stem, img, plates, riders, found in frames.items:
+    for stem, img, plates, riders, found, cars in frames.items:
         regions = []
-        for x1, y1, x2, y2 in (found if on == "detector" else riders):
+        for x1, y1, x2, y2 in (found if on == "detector" else riders + (cars if on == "labelled+cars" else [])):
             mx, my = (x2 - x1) * 0.1, (y2 - y1) * 0.1
             regions.append((x1 - mx, y1 - my, x2 + mx, y2 + my))
         samples = [crop_sample(None, img, plates, r) for r in regions]
@@ -504,10 +518,14 @@ def main():
     ap.add_argument("--score-onnx", help="print an exported model's validation figures (as logged per epoch) and stop")
     ap.add_argument("--detector-crops", type=float, default=0.0,
                     help="share of training crops cut from the agent's detector boxes (experiment; 0 as shipped)")
-    ap.add_argument("--val-on", choices=["labelled", "detector"], default="labelled",
-                    help="validation crops: labelled motorcyclist boxes (as shipped) or the agent's detector boxes")
+    ap.add_argument("--val-on", choices=["labelled", "detector", "labelled+cars"], default="labelled",
+                    help="validation crops: labelled motorcyclist boxes (as shipped), the agent's detector boxes, "
+                         "or labelled motorcyclists and YOLOX-Nano's cars")
     ap.add_argument("--corrections", action="store_true",
                     help="train and validate with the plates added by eye (models/labels/vn_riders.corrections.tsv)")
+    ap.add_argument("--mined", action="store_true",
+                    help="train with the plates mined in the training frames (models/labels/vn_riders.train_plates.tsv, "
+                         "mine_plates.py): checked plates taught, unconfirmed candidates ignored")
     ap.add_argument("--device", default="cpu", help="torch device to train on (cuda on a GPU machine)")
     ap.add_argument("--workers", type=int, default=0,
                     help="processes making batches (0: the shipped recipe's single random sequence)")
@@ -526,7 +544,7 @@ def main():
     if args.export_only:
         export(work, args.out)
         return
-    train = Frames(args.shared, "train", work, args.corrections)
+    train = Frames(args.shared, "train", work, args.corrections, args.mined)
     val = Frames(args.shared, "val", work, args.corrections)
     fonts = vnplate._fonts()
     # Forked before anything touches the GPU; the workers only crop, paste and augment.
