@@ -8,7 +8,10 @@ For every vehicle the agent's detectors find in a training frame (the recipe's c
 detector looks at the crop (box + 10%) with a low threshold; a detection that overlaps no labelled plate is a
 candidate. The shipped reader reads it (plate box + 6% margin):
 - read as a valid Vietnamese plate -> `add_plate` (taught as a plate);
-- anything else -> `ignore` (neither plate nor background: too blurred to prove, or not a plate at all).
+- at least MIN_CHARS characters read, but no valid plate -> `ignore` (neither plate nor background: text-like,
+  most often a real plate too small, blurred or cut to read; the first run ignored every candidate and the
+  model learnt to box car wheels and windscreens);
+- fewer characters -> left out of the file: background, as the upstream labels have it.
 Every `add_plate` row is drawn on `--sheet` for a person to check by eye; rows found wrong are turned into
 `ignore` by hand with the reason. Validation frames are never touched (their corrections are checked by eye
 in `../labels/vn_riders.corrections.tsv`).
@@ -34,6 +37,7 @@ import vnplate  # noqa: E402
 from train import Frames, crop_sample, detect, nms  # noqa: E402
 
 THRESHOLD = 0.3
+MIN_CHARS = 3
 
 
 def candidates(session, img, plates, boxes):
@@ -85,6 +89,8 @@ def main():
         for score, box, two in candidates(det, img, plates, found):
             text = read_plate(reader, img, box, two)
             valid = vnplate.is_valid(text)
+            if not valid and len(text) < MIN_CHARS:
+                continue
             action = "add_plate" if valid else "ignore"
             why = (f"plate in view, not labelled upstream: detector {score:.2f}, read {text} (checked by eye)"
                    if valid else f"detector {score:.2f}, read '{text}' (no valid plate): not taught either way")
@@ -97,8 +103,8 @@ def main():
                               (x2 - max(0, x1 - w), y2 - max(0, y1 - 2 * h)), (0, 255, 0), 1)
                 tiles.append(sheet.captioned(ctx, (200, 110), [f"{len(rows) + 4} {text}", stem[:24]]))
     head = ["# Plates the vn_riders labels leave out in the training frames, found by mine_plates.py (this folder's",
-            "# docstring). add_plate: taught as a plate (every one checked by eye on the sheet); ignore: neither",
-            "# plate nor background. Read by train.py --mined only; validation frames are never in this file.",
+            "# docstring). add_plate: taught as a plate (every one checked by eye on the sheet); ignore: text-like,",
+            "# neither plate nor background. Read by train.py --mined only; validation frames are never in this file.",
             "frame\taction\tx1\ty1\tx2\ty2\treason"]
     pathlib.Path(args.out).write_text("\n".join(head + ["\t".join(r) for r in rows]) + "\n")
     adds = sum(r[1] == "add_plate" for r in rows)
