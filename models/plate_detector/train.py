@@ -216,6 +216,13 @@ def plate_target(box, corners=None):
     return [x1, y1, x2, y2, *corners, two]
 
 
+def vehicle_region(box, margin=0.1):
+    """A vehicle's box grown by `margin` of its size on each side: the crop the agent cuts for plate detection."""
+    x1, y1, x2, y2 = box
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    return (x1 - mx, y1 - my, x2 + mx, y2 + my)
+
+
 def crop_sample(rng, img, plates, region, unsure=()):
     """Cuts `region` (x1,y1,x2,y2) out of the frame; plates -> targets in crop pixels (whole plates only), or
     'ignore' boxes for plates cut off and for `unsure` boxes (neither taught as a plate nor as background)."""
@@ -478,10 +485,8 @@ def validate(model, frames, threshold=0.4, on="labelled"):
         model.eval()
     tp = fp = fn = 0
     for stem, img, plates, riders, found, cars in frames.items:
-        regions = []
-        for x1, y1, x2, y2 in (found if on == "detector" else riders + (cars if on == "labelled+cars" else [])):
-            mx, my = (x2 - x1) * 0.1, (y2 - y1) * 0.1
-            regions.append((x1 - mx, y1 - my, x2 + mx, y2 + my))
+        boxes = found if on == "detector" else riders + (cars if on == "labelled+cars" else [])
+        regions = [vehicle_region(b) for b in boxes]
         samples = [crop_sample(None, img, plates, r) for r in regions]
         samples = [(r, s) for r, s in zip(regions, samples) if s is not None]
         if not samples:
