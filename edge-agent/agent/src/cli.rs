@@ -124,6 +124,10 @@ pub struct EvalArgs {
     /// vn_riders layout: write the missed plates and false detections to this TSV, for checking by eye.
     #[arg(long)]
     pub errors: Option<PathBuf>,
+    /// vn_riders layout: write every scored plate with what the agent read and the text read by eye
+    /// (models/labels/vn_riders.plate_texts.tsv) to this TSV, for checking by eye.
+    #[arg(long)]
+    pub plate_reads: Option<PathBuf>,
     /// vn_riders layout: write the motorcyclist boxes the agent would check for helmets (detected, rider gate
     /// passed) to this TSV (`frame x1 y1 x2 y2`), for the helmet recipe's `--detected`.
     #[arg(long)]

@@ -31,7 +31,7 @@ pub use letterbox::{Letterbox, PadPlacement};
 pub use manifest::{ModelDirs, ModelManifest, ModelSpec, Origin};
 pub use nms::{non_max_suppression, suppress};
 pub use plate_detector::{PlateDetection, PlateDetector, PlateDetectorSettings};
-pub use plate_reader::{PlateFormat, PlateReader, PlateReaderSettings, RawRead, ReadChar};
+pub use plate_reader::{HiddenChar, PlateFormat, PlateReader, PlateReaderSettings, RawRead, ReadChar, HIDDEN_AT};
 pub use provider::{ExecutionSettings, Provider};
 pub use recognizer::{PlateRecognizer, RecognizerSettings};
 pub use rectify::{natural_size, rectify, RgbView};

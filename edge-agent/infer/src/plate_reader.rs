@@ -77,7 +77,26 @@ pub struct RawRead {
     pub confidence: f32,
     /// Every character in reading order (top row first).
     pub chars: Vec<ReadChar>,
+    /// Characters the reader half saw between those read: where the blank won a step, the strongest other
+    /// character of that stretch of blanks. A plate with one of them put back can be another valid plate (a
+    /// lost first digit turns `18-B2/320.82` into the valid `18-B2/2082`), so the grammar must weigh them.
+    pub hidden: Vec<HiddenChar>,
 }
+
+/// A character that lost its CTC step to the blank: it would stand before `chars[index]` (at the end when
+/// `index == chars.len()`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HiddenChar {
+    pub index: usize,
+    pub ch: char,
+    pub probability: f32,
+    /// The blank's probability at that step.
+    pub blank: f32,
+    pub row: usize,
+}
+
+/// A character below this probability at a blank step is noise, not a half-seen character.
+pub const HIDDEN_AT: f32 = 0.05;
 
 pub struct PlateReader {
     session: Session,
@@ -173,6 +192,11 @@ fn checked_input_size(dims: Option<&[i64]>) -> Result<(usize, usize), InferError
 fn ctc_decode(probs: &[f32], steps: usize, alphabet: &[char], rows: usize, row_boundary_step: f32) -> RawRead {
     let classes = alphabet.len() + 1;
     let mut chars: Vec<ReadChar> = Vec::new();
+    let mut hidden: Vec<HiddenChar> = Vec::new();
+    let best_class = |t: usize| {
+        let step = &probs[t * classes..(t + 1) * classes];
+        (0..classes).max_by(|&a, &b| step[a].total_cmp(&step[b])).unwrap_or(0)
+    };
     let mut previous = 0usize;
     for t in 0..steps {
         let step = &probs[t * classes..(t + 1) * classes];
@@ -190,6 +214,22 @@ fn ctc_decode(probs: &[f32], steps: usize, alphabet: &[char], rows: usize, row_b
         } else if class != 0 {
             let row = if rows == 2 && (t as f32 + 0.5) >= row_boundary_step { 1 } else { 0 };
             chars.push(ReadChar { ch: alphabet[class - 1], probability: step[class], alternative, row });
+        } else if let Some(c) = runner_up.filter(|&c| step[c] >= HIDDEN_AT) {
+            // The tail of a neighbouring character of the same class is that character, not another one.
+            let beside = (t > 0 && best_class(t - 1) == c) || (t + 1 < steps && best_class(t + 1) == c);
+            let row = if rows == 2 && (t as f32 + 0.5) >= row_boundary_step { 1 } else { 0 };
+            let candidate =
+                HiddenChar { index: chars.len(), ch: alphabet[c - 1], probability: step[c], blank: step[0], row };
+            match hidden.last_mut() {
+                // One candidate per stretch of blanks: its strongest.
+                Some(h) if h.index == chars.len() && previous == 0 => {
+                    if !beside && candidate.probability / candidate.blank > h.probability / h.blank {
+                        *h = candidate;
+                    }
+                }
+                _ if beside => {}
+                _ => hidden.push(candidate),
+            }
         }
         previous = class;
     }
@@ -199,7 +239,7 @@ fn ctc_decode(probs: &[f32], steps: usize, alphabet: &[char], rows: usize, row_b
     }
     let confidence =
         if chars.is_empty() { 0.0 } else { chars.iter().map(|c| c.probability).sum::<f32>() / chars.len() as f32 };
-    RawRead { rows: out, confidence, chars }
+    RawRead { rows: out, confidence, chars, hidden }
 }
 
 #[cfg(test)]
@@ -221,6 +261,27 @@ mod tests {
             assert!(checked_input_size(Some(bad)).is_err(), "{bad:?} accepted");
         }
         assert!(checked_input_size(None).is_err());
+    }
+
+    #[test]
+    fn a_character_that_lost_its_step_to_the_blank_is_kept_as_hidden_but_a_neighbours_tail_is_not() {
+        // Classes: 0 blank, 1 '5', 2 '3'. Steps: 5 _ _ 5 | _ 5: the second blank step holds a '3' at 0.3
+        // (a half-seen character); the blank after the first '5' holds that '5's tail at 0.4.
+        let alphabet = ['5', '3'];
+        let probs = [
+            0.05, 0.9, 0.05, // 5
+            0.55, 0.4, 0.05, // blank, the 5's tail
+            0.65, 0.05, 0.3, // blank, a half-seen 3
+            0.05, 0.9, 0.05, // 5
+            0.9, 0.05, 0.05, // blank
+            0.05, 0.9, 0.05, // 5
+        ];
+        let read = ctc_decode(&probs, 6, &alphabet, 2, 4.0);
+        assert_eq!(read.rows, vec!["55".to_string(), "5".to_string()]);
+        assert_eq!(read.hidden.len(), 1, "{:?}", read.hidden);
+        let h = read.hidden[0];
+        assert_eq!((h.index, h.ch, h.row), (1, '3', 0));
+        assert!((h.probability - 0.3).abs() < 1e-6 && (h.blank - 0.65).abs() < 1e-6);
     }
 
     #[test]

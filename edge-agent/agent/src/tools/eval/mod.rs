@@ -135,7 +135,23 @@ fn run_detection_eval(config: &AgentConfig, args: &EvalArgs) -> anyhow::Result<(
         let width = config.plates.min_vehicle_width;
         return scenes::read_photos(&args.dataset, &mut vehicles, &mut recognizer, width, draw);
     }
-    let report = scenes::evaluate(&mut vehicles, &mut recognizer, &frames, config.plates.min_vehicle_width)?;
+    let texts = match project_file("models/labels/vn_riders.plate_texts.tsv").filter(|_| !args.no_corrections) {
+        Some(path) => {
+            let texts = scenes::load_plate_texts(&path)?;
+            println!(
+                "plate texts read by eye {}: {} plates",
+                path.display(),
+                texts.values().map(Vec::len).sum::<usize>()
+            );
+            texts
+        }
+        None => Default::default(),
+    };
+    let report = scenes::evaluate(&mut vehicles, &mut recognizer, &frames, &texts, config.plates.min_vehicle_width)?;
+    if let Some(path) = &args.plate_reads {
+        report.write_plate_reads(path)?;
+        eprintln!("every scored plate and its read written to {}", path.display());
+    }
     if let Some(path) = &args.checked_riders {
         report.write_checked_riders(path)?;
         eprintln!("checked motorcyclist boxes written to {}", path.display());

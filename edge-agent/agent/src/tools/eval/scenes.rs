@@ -11,7 +11,9 @@
 //! Plates under 16 px wide are not scored (a detection of one is neither right nor wrong). Recall is reported
 //! by layout (square: width/height < 2.6, long) and by width (< 24, 24-48, > 48 px); precision counts every
 //! other detection as a false one. Each matched plate is also read, so the report says how many of the plates
-//! found make a valid Vietnamese plate (their text is not labelled, so not whether it is the right one).
+//! found make a valid Vietnamese plate; where a person has read the plate's text (the plate texts file), it also
+//! says whether the read is the right plate, since a valid read of a plate cut by a tight box can be another
+//! vehicle's.
 
 use anyhow::{bail, Context};
 use std::collections::{BTreeMap, HashSet};
@@ -66,6 +68,46 @@ pub fn apply_corrections(frames: &mut [RiderFrame], path: &Path) -> anyhow::Resu
         }
     }
     Ok(added)
+}
+
+/// What a person read on one labelled plate: its text, or `None` where the whole plate cannot be read (then
+/// any valid read of it is a guess).
+pub type PlateTexts = std::collections::HashMap<String, Vec<(BBox, Option<String>)>>;
+
+/// A plate text belongs to the labelled plate it overlaps this much (the file copies the label's box).
+const TEXT_MATCH_IOU: f32 = 0.7;
+
+/// Plate texts read by eye: `frame<TAB>x1<TAB>y1<TAB>x2<TAB>y2<TAB>text<TAB>note` (pixels; the text as printed,
+/// e.g. `59-U1/729.79`, or `?` where no person can read the whole plate).
+pub fn load_plate_texts(path: &Path) -> anyhow::Result<PlateTexts> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut texts = PlateTexts::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.starts_with('#') || line.trim().is_empty() || line.starts_with("frame\t") {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        let bbox: Option<[f32; 4]> = (f.len() >= 6)
+            .then(|| Some([f[1].parse::<f32>().ok()?, f[2].parse().ok()?, f[3].parse().ok()?, f[4].parse().ok()?]))
+            .flatten()
+            .filter(|b| b.iter().all(|v| v.is_finite() && *v >= 0.0) && b[2] > b[0] && b[3] > b[1]);
+        let Some([x1, y1, x2, y2]) = bbox else {
+            bail!("{}:{}: expected `frame<TAB>x1<TAB>y1<TAB>x2<TAB>y2<TAB>text<TAB>note`", path.display(), n + 1);
+        };
+        let plate = match f[5].trim() {
+            "?" => None,
+            typed => match te_plate::parse_typed(typed) {
+                Ok(plate) => Some(plate.compact()),
+                Err(why) => bail!(
+                    "{}:{}: {typed:?} is no Vietnamese plate ({why}); write `?` if it cannot be read",
+                    path.display(),
+                    n + 1
+                ),
+            },
+        };
+        texts.entry(f[0].to_string()).or_default().push((BBox { x1, y1, x2, y2 }, plate));
+    }
+    Ok(texts)
 }
 
 /// True for a folder laid out like vn_riders.
@@ -165,6 +207,16 @@ pub struct DetectionReport {
     vehicles: usize,
     riders: Recall,
     plates_read: usize,
+    /// Valid reads of scored plates whose text a person read: the same plate / another plate.
+    read_right: usize,
+    read_wrong: usize,
+    /// Valid reads of plates a person cannot read (guesses), and of plates no one has read yet.
+    read_guessed: usize,
+    read_unchecked: usize,
+    /// Scored plates whose whole text a person read.
+    legible: usize,
+    /// Every scored plate with what the agent read and what a person read, for checking by eye.
+    pub plate_reads: Vec<PlateReadRow>,
     millis: Vec<f64>,
     plate_detector_seconds: f64,
     /// Vehicle crops searched for plates.
@@ -176,6 +228,20 @@ pub struct DetectionReport {
     /// Per frame, the motorcyclists the agent would check for helmets: the motorcyclist boxes a YOLOX person
     /// rides (the pipeline's rider gate), for scoring the helmet model on the boxes it really gets.
     pub checked_riders: std::collections::HashMap<String, Vec<BBox>>,
+}
+
+/// One scored plate: whether the agent found it, what it read, and the text a person read.
+#[derive(Debug, Clone)]
+pub struct PlateReadRow {
+    pub frame: String,
+    pub bbox: BBox,
+    pub found: bool,
+    /// The plate read (as printed), `None` when unreadable or not found.
+    pub read: Option<String>,
+    /// The characters as the reader saw them, before the grammar.
+    pub raw: String,
+    /// The text a person read (compact), `Some(None)` for "cannot be read", `None` where nobody has looked.
+    pub label: Option<Option<String>>,
 }
 
 fn width_bucket(w: f32) -> &'static str {
@@ -250,6 +316,7 @@ pub fn evaluate(
     vehicles: &mut VehicleDetector,
     recognizer: &mut PlateRecognizer,
     frames: &[RiderFrame],
+    texts: &PlateTexts,
     min_vehicle_width: f32,
 ) -> anyhow::Result<DetectionReport> {
     let mut report = DetectionReport::default();
@@ -279,6 +346,7 @@ pub fn evaluate(
             report.riders.found += usize::from(seen.iter().any(|d| d.bbox.iou(rider) >= 0.3));
         }
         let mut used = vec![false; plates.len()];
+        let mut reads: Vec<Option<te_types::PlateRead>> = vec![None; plates.len()];
         for (plate, crop_index) in &found {
             let best = (0..plates.len())
                 .filter(|&i| !used[i])
@@ -297,6 +365,7 @@ pub fn evaluate(
                     let crop = &crops[*crop_index];
                     if let Some(read) = recognizer.read_detection(RgbView::of_image(crop), plate)? {
                         report.plates_read += usize::from(read.text.is_some());
+                        reads[i] = Some(read);
                     }
                 }
                 None if plates.iter().any(|g| g.width() < MIN_SCORED_WIDTH && plate.bbox.iou(g) >= 0.3) => {}
@@ -338,6 +407,33 @@ pub fn evaluate(
             if !used[i] {
                 report.missed.push((sample.name.clone(), *gt));
             }
+            let label = texts
+                .get(&sample.name)
+                .and_then(|t| {
+                    t.iter()
+                        .filter(|(b, _)| b.iou(gt) >= TEXT_MATCH_IOU)
+                        .max_by(|a, b| a.0.iou(gt).total_cmp(&b.0.iou(gt)))
+                })
+                .map(|(_, text)| text.clone());
+            report.legible += usize::from(matches!(label, Some(Some(_))));
+            let read = reads[i].as_ref().and_then(|r| r.text.clone());
+            if let Some(read) = &read {
+                let read = te_plate::compact(read);
+                match &label {
+                    Some(Some(text)) if *text == read => report.read_right += 1,
+                    Some(Some(_)) => report.read_wrong += 1,
+                    Some(None) => report.read_guessed += 1,
+                    None => report.read_unchecked += 1,
+                }
+            }
+            report.plate_reads.push(PlateReadRow {
+                frame: sample.name.clone(),
+                bbox: *gt,
+                found: used[i],
+                read,
+                raw: reads[i].as_ref().map_or(String::new(), |r| r.raw.clone()),
+                label,
+            });
         }
     }
     Ok(report)
@@ -377,12 +473,23 @@ impl DetectionReport {
             self.in_vehicles.rate()
         );
         println!("plates found that read as a valid Vietnamese plate: {}/{}", self.plates_read, self.true_detections);
+        println!(
+            "valid reads against the plate texts read by eye: {} right, {} another plate, {} of plates nobody can \
+             read, {} not yet checked; {} scored plates are legible, {:.4} of them read right",
+            self.read_right,
+            self.read_wrong,
+            self.read_guessed,
+            self.read_unchecked,
+            self.legible,
+            self.read_right as f64 / self.legible.max(1) as f64
+        );
         let mean = self.millis.iter().sum::<f64>() / self.millis.len().max(1) as f64;
         let square = self.buckets.get("square >= 24 px").copied().unwrap_or_default();
         println!(
             "plate_recall={:.4} plate_precision={:.4} plates={} ms_per_image={:.1} plate_recall_24={:.4} \
              plate_precision_24={:.4} plates_24={} square_recall_24={:.4} rider_vehicle_recall={:.4} \
-             plate_recall_in_vehicles={:.4} plates_read={} plate_ms_per_vehicle={:.2} {more_fields}",
+             plate_recall_in_vehicles={:.4} plates_read={} plate_ms_per_vehicle={:.2} plates_read_right={} \
+             plates_read_wrong={} plates_read_unchecked={} legible_plates={} legible_read_rate={:.4} {more_fields}",
             self.scored.rate(),
             precision(self.true_detections, self.false_detections),
             self.scored.n,
@@ -395,6 +502,11 @@ impl DetectionReport {
             self.in_vehicles.rate(),
             self.plates_read,
             self.plate_detector_seconds * 1000.0 / self.crops.max(1) as f64,
+            self.read_right,
+            self.read_wrong + self.read_guessed,
+            self.read_unchecked,
+            self.legible,
+            self.read_right as f64 / self.legible.max(1) as f64,
         );
     }
 
@@ -406,6 +518,31 @@ impl DetectionReport {
         }
         for (name, b, s) in &self.false_found {
             out.push_str(&format!("{name}\tfalse\t{:.0}\t{:.0}\t{:.0}\t{:.0}\t{s:.3}\n", b.x1, b.y1, b.x2, b.y2));
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Writes [`Self::plate_reads`] as TSV: `frame x1 y1 x2 y2 found read raw label` (label: the text read by
+    /// eye, `?` for cannot be read, empty where nobody has looked).
+    pub fn write_plate_reads(&self, path: &Path) -> anyhow::Result<()> {
+        let mut out = String::from("frame\tx1\ty1\tx2\ty2\tfound\tread\traw\tlabel\n");
+        for r in &self.plate_reads {
+            let label = match &r.label {
+                Some(Some(text)) => text.as_str(),
+                Some(None) => "?",
+                None => "",
+            };
+            out.push_str(&format!(
+                "{}\t{:.1}\t{:.1}\t{:.1}\t{:.1}\t{}\t{}\t{}\t{label}\n",
+                r.frame,
+                r.bbox.x1,
+                r.bbox.y1,
+                r.bbox.x2,
+                r.bbox.y2,
+                u8::from(r.found),
+                r.read.as_deref().unwrap_or("-"),
+                r.raw.replace(['\t', '\n'], " "),
+            ));
         }
         std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
     }
@@ -558,6 +695,25 @@ mod tests {
         assert!(apply_corrections(&mut frames, &dir.path().join("fix.tsv")).is_err(), "a correction needs its reason");
         std::fs::write(dir.path().join("labels/c-1.txt"), "1 0.2 NaN 0.1 0.05\n").expect("write");
         assert!(load(dir.path(), None).is_err(), "a NaN coordinate is refused");
+    }
+
+    #[test]
+    fn plate_texts_load_as_compact_plates_or_illegible_and_a_bad_row_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("texts.tsv");
+        std::fs::write(
+            &path,
+            "# read by eye\nframe\tx1\ty1\tx2\ty2\ttext\tnote\na-1\t1\t2\t30\t20\t18-B2/320.82\tread\na-1\t40\t2\t60\t20\t?\tblurred\n",
+        )
+        .expect("write");
+        let texts = load_plate_texts(&path).expect("loads");
+        assert_eq!(texts["a-1"].len(), 2);
+        assert_eq!(texts["a-1"][0].1.as_deref(), Some("18B232082"));
+        assert_eq!(texts["a-1"][1].1, None);
+        for bad in ["a-1\t1\t2\t30\t20\t18-B2/320.8X\tx\n", "a-1\t1\t2\tNaN\t20\t?\tx\n", "a-1\t1\t2\t30\n"] {
+            std::fs::write(&path, bad).expect("write");
+            assert!(load_plate_texts(&path).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]
