@@ -142,18 +142,13 @@ pub fn load_openalpr(dir: &Path) -> anyhow::Result<Vec<Sample>> {
 
 /// Corrections by sample name: `Some(label)` replaces the label, `None` takes the sample out.
 pub fn load_corrections(path: &Path) -> anyhow::Result<HashMap<String, Option<String>>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = HashMap::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.starts_with('#') || line.trim().is_empty() || line.starts_with("name\t") {
-            continue;
-        }
-        let fields: Vec<&str> = line.split('\t').collect();
-        let [name, _old, new, reason, ..] = fields[..] else {
-            bail!("{}:{}: expected `name<TAB>label<TAB>corrected<TAB>reason`", path.display(), n + 1);
+    for (n, fields) in super::tsv_rows(path, "name")? {
+        let [name, _old, new, reason, ..] = &fields[..] else {
+            bail!("{}:{n}: expected `name<TAB>label<TAB>corrected<TAB>reason`", path.display());
         };
         if reason.trim().is_empty() {
-            bail!("{}:{}: a correction needs its reason", path.display(), n + 1);
+            bail!("{}:{n}: a correction needs its reason", path.display());
         }
         out.insert(name.to_string(), (new != "-").then(|| te_plate::compact(new)));
     }

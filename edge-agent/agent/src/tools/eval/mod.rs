@@ -20,6 +20,18 @@ pub fn load_name_list(path: &Path) -> anyhow::Result<std::collections::HashSet<S
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect())
 }
 
+/// The data rows of a tab-separated labels file as (line number, fields): `#` comments, blank lines and the
+/// header row (whose first field is `header`) skipped.
+pub fn tsv_rows(path: &Path, header: &str) -> anyhow::Result<Vec<(usize, Vec<String>)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.starts_with('#') && !l.trim().is_empty() && l.split('\t').next() != Some(header))
+        .map(|(n, l)| (n + 1, l.split('\t').map(String::from).collect()))
+        .collect())
+}
+
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let config = args.config.load()?;
     if !(0.0..=1.0).contains(&args.plate_threshold) {

@@ -44,30 +44,26 @@ pub struct RiderFrame {
 /// Plate boxes missing from the labels, checked by eye: `frame<TAB>add_plate<TAB>x1<TAB>y1<TAB>x2<TAB>y2<TAB>reason`
 /// (pixels). Added to the frames they name as plates.
 pub fn apply_corrections(frames: &mut [RiderFrame], path: &Path) -> anyhow::Result<usize> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut added = 0;
-    for (n, line) in text.lines().enumerate() {
-        if line.starts_with('#') || line.trim().is_empty() || line.starts_with("frame\t") {
-            continue;
-        }
-        let f: Vec<&str> = line.split('\t').collect();
-        let parsed: Option<[f32; 4]> = (f.len() >= 7 && f[1] == "add_plate" && !f[6].trim().is_empty())
-            .then(|| Some([f[2].parse::<f32>().ok()?, f[3].parse().ok()?, f[4].parse().ok()?, f[5].parse().ok()?]))
-            .flatten()
-            .filter(|b| b.iter().all(|v| v.is_finite() && *v >= 0.0) && b[2] > b[0] && b[3] > b[1]);
-        let Some([x1, y1, x2, y2]) = parsed else {
-            bail!(
-                "{}:{}: expected `frame<TAB>add_plate<TAB>x1<TAB>y1<TAB>x2<TAB>y2<TAB>reason`",
-                path.display(),
-                n + 1
-            );
+    for (n, f) in super::tsv_rows(path, "frame")? {
+        let parsed =
+            (f.len() >= 7 && f[1] == "add_plate" && !f[6].trim().is_empty()).then(|| pixel_box(&f[2..6])).flatten();
+        let Some(bbox) = parsed else {
+            bail!("{}:{n}: expected `frame<TAB>add_plate<TAB>x1<TAB>y1<TAB>x2<TAB>y2<TAB>reason`", path.display());
         };
         if let Some(frame) = frames.iter_mut().find(|fr| fr.name == f[0]) {
-            frame.added_plates.push(BBox { x1, y1, x2, y2 });
+            frame.added_plates.push(bbox);
             added += 1;
         }
     }
     Ok(added)
+}
+
+/// `x1 y1 x2 y2` in pixels: finite, not negative, not empty.
+fn pixel_box(fields: &[String]) -> Option<BBox> {
+    let v: Vec<f32> = fields.iter().map(|f| f.trim().parse::<f32>().ok()).collect::<Option<_>>()?;
+    let [x1, y1, x2, y2] = v[..] else { return None };
+    (v.iter().all(|c| c.is_finite() && *c >= 0.0) && x2 > x1 && y2 > y1).then_some(BBox { x1, y1, x2, y2 })
 }
 
 /// What a person read on one labelled plate: its text, or `None` where the whole plate cannot be read (then
@@ -80,32 +76,24 @@ const TEXT_MATCH_IOU: f32 = 0.7;
 /// Plate texts read by eye: `frame<TAB>x1<TAB>y1<TAB>x2<TAB>y2<TAB>text<TAB>note` (pixels; the text as printed,
 /// e.g. `59-U1/729.79`, or `?` where no person can read the whole plate).
 pub fn load_plate_texts(path: &Path) -> anyhow::Result<PlateTexts> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut texts = PlateTexts::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.starts_with('#') || line.trim().is_empty() || line.starts_with("frame\t") {
-            continue;
-        }
-        let f: Vec<&str> = line.split('\t').collect();
-        let bbox: Option<[f32; 4]> = (f.len() >= 6)
-            .then(|| Some([f[1].parse::<f32>().ok()?, f[2].parse().ok()?, f[3].parse().ok()?, f[4].parse().ok()?]))
-            .flatten()
-            .filter(|b| b.iter().all(|v| v.is_finite() && *v >= 0.0) && b[2] > b[0] && b[3] > b[1]);
-        let Some([x1, y1, x2, y2]) = bbox else {
-            bail!("{}:{}: expected `frame<TAB>x1<TAB>y1<TAB>x2<TAB>y2<TAB>text<TAB>note`", path.display(), n + 1);
+    for (n, f) in super::tsv_rows(path, "frame")? {
+        let Some(bbox) = (f.len() >= 6).then(|| pixel_box(&f[1..5])).flatten() else {
+            bail!("{}:{n}: expected `frame<TAB>x1<TAB>y1<TAB>x2<TAB>y2<TAB>text<TAB>note`", path.display());
         };
         let plate = match f[5].trim() {
             "?" => None,
             typed => match te_plate::parse_typed(typed) {
                 Ok(plate) => Some(plate.compact()),
-                Err(why) => bail!(
-                    "{}:{}: {typed:?} is no Vietnamese plate ({why}); write `?` if it cannot be read",
-                    path.display(),
-                    n + 1
-                ),
+                Err(why) => {
+                    bail!(
+                        "{}:{n}: {typed:?} is no Vietnamese plate ({why}); write `?` if it cannot be read",
+                        path.display()
+                    )
+                }
             },
         };
-        texts.entry(f[0].to_string()).or_default().push((BBox { x1, y1, x2, y2 }, plate));
+        texts.entry(f[0].clone()).or_default().push((bbox, plate));
     }
     Ok(texts)
 }
