@@ -193,18 +193,23 @@ fn ctc_decode(probs: &[f32], steps: usize, alphabet: &[char], rows: usize, row_b
     let classes = alphabet.len() + 1;
     let mut chars: Vec<ReadChar> = Vec::new();
     let mut hidden: Vec<HiddenChar> = Vec::new();
-    let best_class = |t: usize| {
-        let step = &probs[t * classes..(t + 1) * classes];
-        (0..classes).max_by(|&a, &b| step[a].total_cmp(&step[b])).unwrap_or(0)
+    let step_of = |t: usize| &probs[t * classes..(t + 1) * classes];
+    // The first class with the highest probability among `candidates`.
+    let first_best = |step: &[f32], candidates: &mut dyn Iterator<Item = usize>| {
+        candidates.fold(None, |best: Option<usize>, c| match best {
+            Some(b) if !step[c].total_cmp(&step[b]).is_gt() => Some(b),
+            _ => Some(c),
+        })
     };
+    // Each step's best class, once: the decode reads its neighbours' too.
+    let best: Vec<usize> = (0..steps).map(|t| first_best(step_of(t), &mut (0..classes)).unwrap_or(0)).collect();
     let mut previous = 0usize;
     for t in 0..steps {
-        let step = &probs[t * classes..(t + 1) * classes];
-        let mut ranked: Vec<usize> = (0..classes).collect();
-        ranked.sort_by(|&a, &b| step[b].total_cmp(&step[a]));
-        let class = ranked[0];
-        let runner_up = ranked.iter().copied().find(|&c| c != 0 && c != class);
+        let step = step_of(t);
+        let class = best[t];
+        let runner_up = first_best(step, &mut (1..classes).filter(|&c| c != class));
         let alternative = runner_up.map(|c| (alphabet[c - 1], step[c]));
+        let row = if rows == 2 && (t as f32 + 0.5) >= row_boundary_step { 1 } else { 0 };
         if class != 0 && class == previous {
             // The same character over several steps: keep its best moment.
             if let Some(last) = chars.last_mut().filter(|c| step[class] > c.probability) {
@@ -212,23 +217,22 @@ fn ctc_decode(probs: &[f32], steps: usize, alphabet: &[char], rows: usize, row_b
                 last.alternative = alternative;
             }
         } else if class != 0 {
-            let row = if rows == 2 && (t as f32 + 0.5) >= row_boundary_step { 1 } else { 0 };
             chars.push(ReadChar { ch: alphabet[class - 1], probability: step[class], alternative, row });
         } else if let Some(c) = runner_up.filter(|&c| step[c] >= HIDDEN_AT) {
             // The tail of a neighbouring character of the same class is that character, not another one.
-            let beside = (t > 0 && best_class(t - 1) == c) || (t + 1 < steps && best_class(t + 1) == c);
-            let row = if rows == 2 && (t as f32 + 0.5) >= row_boundary_step { 1 } else { 0 };
+            let beside = (t > 0 && best[t - 1] == c) || (t + 1 < steps && best[t + 1] == c);
             let candidate =
                 HiddenChar { index: chars.len(), ch: alphabet[c - 1], probability: step[c], blank: step[0], row };
-            match hidden.last_mut() {
-                // One candidate per stretch of blanks: its strongest.
-                Some(h) if h.index == chars.len() && previous == 0 => {
-                    if !beside && candidate.probability / candidate.blank > h.probability / h.blank {
-                        *h = candidate;
+            if !beside {
+                match hidden.last_mut() {
+                    // The same stretch of blanks (no character read since): keep its strongest.
+                    Some(h) if h.index == chars.len() => {
+                        if candidate.probability / candidate.blank > h.probability / h.blank {
+                            *h = candidate;
+                        }
                     }
+                    _ => hidden.push(candidate),
                 }
-                _ if beside => {}
-                _ => hidden.push(candidate),
             }
         }
         previous = class;
