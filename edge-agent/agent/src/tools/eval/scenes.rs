@@ -228,6 +228,8 @@ pub struct PlateReadRow {
     pub read: Option<String>,
     /// The characters as the reader saw them, before the grammar.
     pub raw: String,
+    /// Why the read is unreadable (the recogniser's reason); empty for a plate read or not found.
+    pub why: String,
     /// The text a person read (compact), `Some(None)` for "cannot be read", `None` where nobody has looked.
     pub label: Option<Option<String>>,
 }
@@ -420,6 +422,7 @@ pub fn evaluate(
                 found: used[i],
                 read,
                 raw: reads[i].as_ref().map_or(String::new(), |r| r.raw.clone()),
+                why: reads[i].as_ref().and_then(|r| r.unreadable_reason.clone()).unwrap_or_default(),
                 label,
             });
         }
@@ -510,10 +513,10 @@ impl DetectionReport {
         std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
     }
 
-    /// Writes [`Self::plate_reads`] as TSV: `frame x1 y1 x2 y2 found read raw label` (label: the text read by
-    /// eye, `?` for cannot be read, empty where nobody has looked).
+    /// Writes [`Self::plate_reads`] as TSV: `frame x1 y1 x2 y2 found read raw label why` (label: the text read
+    /// by eye, `?` for cannot be read, empty where nobody has looked; why: the reason a read is unreadable).
     pub fn write_plate_reads(&self, path: &Path) -> anyhow::Result<()> {
-        let mut out = String::from("frame\tx1\ty1\tx2\ty2\tfound\tread\traw\tlabel\n");
+        let mut out = String::from("frame\tx1\ty1\tx2\ty2\tfound\tread\traw\tlabel\twhy\n");
         for r in &self.plate_reads {
             let label = match &r.label {
                 Some(Some(text)) => text.as_str(),
@@ -521,7 +524,7 @@ impl DetectionReport {
                 None => "",
             };
             out.push_str(&format!(
-                "{}\t{:.1}\t{:.1}\t{:.1}\t{:.1}\t{}\t{}\t{}\t{label}\n",
+                "{}\t{:.1}\t{:.1}\t{:.1}\t{:.1}\t{}\t{}\t{}\t{label}\t{}\n",
                 r.frame,
                 r.bbox.x1,
                 r.bbox.y1,
@@ -530,6 +533,7 @@ impl DetectionReport {
                 u8::from(r.found),
                 r.read.as_deref().unwrap_or("-"),
                 r.raw.replace(['\t', '\n'], " "),
+                r.why.replace(['\t', '\n'], " "),
             ));
         }
         std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
