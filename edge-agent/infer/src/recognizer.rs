@@ -67,8 +67,9 @@ pub const HIDDEN_RATIO: f32 = 0.1;
 /// under-50 cc) is than one with a letter and a digit (`29-B2/123.45`): the alternatives' probabilities are
 /// weighed by it. Of the 1,066 two-row vn_plates labels, 17 have two letters (1.6%), all but one with A, B, D
 /// or G second; the reader's commonest doubt on the vn_riders validation frames was a series digit against a
-/// letter of the same shape (`18-B2` or `18-BZ`, `29-P2` or `29-PZ`, `15-D1` or `15-DZ`), which made six plates
-/// read right by eye unreadable. 0.1 is six times the share seen, so a clear two-letter read still stands.
+/// letter of the same shape (`18-B2` or `18-BZ`, `29-P2` or `29-PZ`, `15-D1` or `15-DZ`: in the plate typeface a 2
+/// looks like a Z), which made five plates whose characters were read right unreadable (three read now; the
+/// others have a second doubt). 0.1 is six times the share seen, so a clear two-letter read still stands.
 pub const TWO_LETTER_SERIES_PRIOR: f32 = 0.1;
 /// A plate whose weakest character is below this probability is unreadable.
 pub const MIN_CHARACTER: f32 = 0.4;
