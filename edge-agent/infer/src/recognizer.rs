@@ -268,15 +268,7 @@ fn decide(raw: &RawRead, layout: PlateLayout) -> Result<(String, f32), String> {
             weakest = weakest.min(p);
             sum += p;
         }
-        let row_refs: Vec<&str> = text_rows.iter().map(String::as_str).collect();
-        let parsed = te_plate::parse(&row_refs, Some(layout)).or_else(|why| {
-            if rows > 1 {
-                resplit(&text_rows).ok_or(why)
-            } else {
-                Err(why)
-            }
-        });
-        match parsed {
+        match plate_of(&text_rows, layout) {
             Ok(plate) => {
                 let probability = probability * prior(&plate);
                 let text = plate.display();
@@ -333,11 +325,20 @@ fn with_hidden_char(raw: &RawRead, layout: PlateLayout, best: &str) -> Option<St
         if h.index >= raw.chars.len() {
             text_rows[h.row.min(rows - 1)].push(h.ch);
         }
-        let row_refs: Vec<&str> = text_rows.iter().map(String::as_str).collect();
-        let plate = te_plate::parse(&row_refs, Some(layout))
-            .ok()
-            .or_else(|| (rows > 1).then(|| resplit(&text_rows)).flatten())?;
+        let plate = plate_of(&text_rows, layout).ok()?;
         (plate.compact() != best).then(|| plate.display())
+    })
+}
+
+/// The plate the rows make as read, or, for two rows, with the break moved ([`resplit`]).
+fn plate_of(text_rows: &[String], layout: PlateLayout) -> Result<te_plate::Plate, te_plate::Unreadable> {
+    let row_refs: Vec<&str> = text_rows.iter().map(String::as_str).collect();
+    te_plate::parse(&row_refs, Some(layout)).or_else(|why| {
+        if text_rows.len() > 1 {
+            resplit(text_rows).ok_or(why)
+        } else {
+            Err(why)
+        }
     })
 }
 
