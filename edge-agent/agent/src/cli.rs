@@ -128,6 +128,10 @@ pub struct EvalArgs {
     /// (models/labels/vn_riders.plate_texts.tsv) to this TSV, for checking by eye.
     #[arg(long)]
     pub plate_reads: Option<PathBuf>,
+    /// vn_riders layout: write the upright picture the reader got of each plate found into this folder
+    /// (`<frame>_<x1>_<y1>.png`, after the labelled box), for checking the plate's corners by eye.
+    #[arg(long)]
+    pub plate_pictures: Option<PathBuf>,
     /// vn_riders layout: write the motorcyclist boxes the agent would check for helmets (detected, rider gate
     /// passed) to this TSV (`frame x1 y1 x2 y2`), for the helmet recipe's `--detected`.
     #[arg(long)]

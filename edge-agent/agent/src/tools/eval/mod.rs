@@ -164,6 +164,10 @@ fn run_detection_eval(config: &AgentConfig, args: &EvalArgs) -> anyhow::Result<(
         report.write_plate_reads(path)?;
         eprintln!("every scored plate and its read written to {}", path.display());
     }
+    if let Some(dir) = &args.plate_pictures {
+        let written = report.write_plate_pictures(dir)?;
+        eprintln!("{written} plate pictures (as the reader got them) written to {}", dir.display());
+    }
     if let Some(path) = &args.checked_riders {
         report.write_checked_riders(path)?;
         eprintln!("checked motorcyclist boxes written to {}", path.display());

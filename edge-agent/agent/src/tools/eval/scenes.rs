@@ -232,6 +232,8 @@ pub struct PlateReadRow {
     pub why: String,
     /// The text a person read (compact), `Some(None)` for "cannot be read", `None` where nobody has looked.
     pub label: Option<Option<String>>,
+    /// The upright plate picture the reader got, `None` for a plate not found.
+    pub picture: Option<image::RgbImage>,
 }
 
 fn width_bucket(w: f32) -> &'static str {
@@ -337,6 +339,7 @@ pub fn evaluate(
         }
         let mut used = vec![false; plates.len()];
         let mut reads: Vec<Option<te_types::PlateRead>> = vec![None; plates.len()];
+        let mut pictures: Vec<Option<image::RgbImage>> = vec![None; plates.len()];
         for (plate, crop_index) in &found {
             let best = (0..plates.len())
                 .filter(|&i| !used[i])
@@ -356,6 +359,7 @@ pub fn evaluate(
                     if let Some(read) = recognizer.read_detection(RgbView::of_image(crop), plate)? {
                         report.plates_read += usize::from(read.text.is_some());
                         reads[i] = Some(read);
+                        pictures[i] = te_infer::plate_picture(RgbView::of_image(crop), plate);
                     }
                 }
                 None if plates.iter().any(|g| g.width() < MIN_SCORED_WIDTH && plate.bbox.iou(g) >= 0.3) => {}
@@ -424,6 +428,7 @@ pub fn evaluate(
                 raw: reads[i].as_ref().map_or(String::new(), |r| r.raw.clone()),
                 why: reads[i].as_ref().and_then(|r| r.unreadable_reason.clone()).unwrap_or_default(),
                 label,
+                picture: pictures[i].take(),
             });
         }
     }
@@ -537,6 +542,20 @@ impl DetectionReport {
             ));
         }
         std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Writes the upright picture the reader got of each plate found into `dir`, named
+    /// `<frame>_<x1>_<y1>.png` after the plate's labelled box (the rows of [`Self::write_plate_reads`]).
+    pub fn write_plate_pictures(&self, dir: &Path) -> anyhow::Result<usize> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut written = 0;
+        for r in &self.plate_reads {
+            let Some(picture) = &r.picture else { continue };
+            let path = dir.join(format!("{}_{:.0}_{:.0}.png", r.frame, r.bbox.x1, r.bbox.y1));
+            picture.save(&path).with_context(|| format!("writing {}", path.display()))?;
+            written += 1;
+        }
+        Ok(written)
     }
 
     /// Writes [`Self::checked_riders`] as `frame x1 y1 x2 y2` (tab-separated, frame pixels), frames in order.
