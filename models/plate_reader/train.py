@@ -120,11 +120,15 @@ def decode(probs, first_width=None):
     return "".join(out), (min(confs) if confs else 0.0)
 
 
-def augment(rng, img, strong=True):
+def augment(rng, img, strong=True, two_rows=True, tall=False, salt=0.0):
     h, w = img.shape[:2]
     # The rectifier's margins: a little of the surroundings, or a little cut off.
     m = lambda lo, hi, n: int(rng.uniform(lo, hi) * n)
     top, bottom, left, right = m(-0.04, 0.12, h), m(-0.04, 0.12, h), m(-0.03, 0.08, w), m(-0.03, 0.08, w)
+    if tall and not two_rows and rng.random() < 0.5:
+        # The agent cuts a one-row plate with 30% of its height above and below its corners (recognizer.rs),
+        # and the detector's corners sit anywhere from the characters to the plate's frame.
+        top, bottom = m(0.0, 0.4, h), m(0.0, 0.4, h)
     pad = cv2.copyMakeBorder(img, max(0, top), max(0, bottom), max(0, left), max(0, right),
                              cv2.BORDER_REPLICATE if rng.random() < 0.5 else cv2.BORDER_CONSTANT,
                              value=tuple(int(rng.uniform(0, 255)) for _ in range(3)))
@@ -148,6 +152,12 @@ def augment(rng, img, strong=True):
         img = np.clip(img.astype(np.float32) * a + b, 0, 255).astype(np.uint8)
     if rng.random() < 0.2:
         img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    if rng.random() < salt:
+        # Salt-and-pepper specks at the picture's own resolution, as in the vn_riders `image_*` frames.
+        img = img.copy()
+        nrng = np.random.default_rng(rng.randrange(1 << 31))
+        specks = nrng.random(img.shape[:2]) < rng.uniform(0.005, 0.04)
+        img[specks] = nrng.choice(np.array([[0, 0, 0], [255, 255, 255]], np.uint8), int(specks.sum()))
     return img
 
 
@@ -237,13 +247,13 @@ def background_frames(shared):
 
 def _batch(job):
     """One batch, augmented with its own seed (so the result does not depend on how many workers make them)."""
-    chunk, seed, strong = job
+    chunk, seed, strong, (tall, salt) = job
     rng = random.Random(seed)
     xs, ys, lens = [], [], []
     for img, text, *layout in chunk:
         # A crop labelled without its row break carries its layout (by aspect, as the agent reads it).
         two = layout[0] if layout else (two_rows_of(text) if text else two_rows_by_aspect(img))
-        img = augment(rng, img, strong) if strong is not None else img
+        img = augment(rng, img, strong, two, tall, salt) if strong is not None else img
         x, _ = compose(img, two)
         xs.append(x)
         t = encode(text)
@@ -252,12 +262,13 @@ def _batch(job):
     return np.stack(xs), ys, lens
 
 
-def batches(items, rng, bs, strong, workers=None):
+def batches(items, rng, bs, strong, workers=None, extra_aug=(False, 0.0)):
     """Shuffled batches of (pictures, targets, target lengths); made by `workers` (a multiprocessing pool) when
-    given, in order."""
+    given, in order. `extra_aug`: (tall one-row margins, share of pictures with salt-and-pepper specks)."""
     order = list(range(len(items)))
     rng.shuffle(order)
-    jobs = [([items[j] for j in order[i:i + bs]], rng.randrange(1 << 31), strong) for i in range(0, len(order), bs)]
+    jobs = [([items[j] for j in order[i:i + bs]], rng.randrange(1 << 31), strong, extra_aug)
+            for i in range(0, len(order), bs)]
     made = workers.imap(_batch, jobs, chunksize=2) if workers is not None else map(_batch, jobs)
     for xs, ys, lens in made:
         yield torch.from_numpy(xs), torch.tensor(ys), torch.tensor(lens)
@@ -278,6 +289,50 @@ def silence(model, items):
             quiet += int(not text or conf < 0.4)
     model.train()
     return quiet / max(1, len(items))
+
+
+def state_from_onnx(path, model):
+    """The CRNN's weights out of its exported ONNX (to fine-tune a model whose checkpoint is gone): the export
+    folded each batch norm into its conv, so the convs take the folded weights and the batch norms become the
+    identity plus the folded bias (train with --freeze-bn so that they stay so); the GRU's gates go from ONNX's
+    order (update, reset, new) to torch's (reset, update, new)."""
+    import onnx
+    from onnx import numpy_helper
+    graph = onnx.load(path).graph
+    init = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    conv_keys = [k for k in state if k.startswith("features.") and k.endswith(".weight") and state[k].dim() == 4]
+    assert len(convs) == len(conv_keys), (len(convs), len(conv_keys))
+    for node, key in zip(convs, conv_keys):
+        state[key] = init[node.input[1]]
+        bn = f"features.{int(key.split('.')[1]) + 1}."
+        state[bn + "weight"] = torch.ones_like(state[bn + "weight"])
+        state[bn + "bias"] = init[node.input[2]]
+        state[bn + "running_mean"] = torch.zeros_like(state[bn + "running_mean"])
+        state[bn + "running_var"] = torch.full_like(state[bn + "running_var"], 1.0 - 1e-5)
+    gru = next(n for n in graph.node if n.op_type == "GRU")
+    w, r, b = (init[name] for name in gru.input[1:4])
+    hidden = r.shape[-1]
+    reorder = lambda t: torch.cat([t[hidden:2 * hidden], t[:hidden], t[2 * hidden:]])
+    for d, suffix in ((0, ""), (1, "_reverse")):
+        state[f"rnn.weight_ih_l0{suffix}"] = reorder(w[d])
+        state[f"rnn.weight_hh_l0{suffix}"] = reorder(r[d])
+        state[f"rnn.bias_ih_l0{suffix}"] = reorder(b[d][:3 * hidden])
+        state[f"rnn.bias_hh_l0{suffix}"] = reorder(b[d][3 * hidden:])
+    matmul = next(n for n in graph.node if n.op_type == "MatMul")
+    state["head.weight"] = init[matmul.input[1]].t().contiguous()
+    state["head.bias"] = init["m.head.bias"]
+    return state
+
+
+def freeze_batch_norm(model):
+    """Batch norms keep their running statistics in training too (a fine-tuning run from folded weights)."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+            m.train = lambda mode=True, m=m: m
+    return model
 
 
 def evaluate(model, items):
@@ -322,7 +377,8 @@ def main():
                          "those on the training side; off by default: tried on 2026-12-05, see the model card")
     ap.add_argument("--out", default=str(HERE / "plate_reader.onnx"))
     ap.add_argument("--export-only", action="store_true")
-    ap.add_argument("--init", default=None, help="start from these weights (a best.pt): a fine-tuning run")
+    ap.add_argument("--init", default=None,
+                    help="start from these weights (a best.pt, or an exported .onnx of the crnn): a fine-tuning run")
     ap.add_argument("--lr", type=float, default=None, help="stage 1 learning rate (default 2e-3 crnn, 1e-3 ppocr-tiny)")
     ap.add_argument("--real-repeat", type=int, default=2, help="times each real training crop is seen per epoch")
     ap.add_argument("--ema", type=float, default=0.0,
@@ -337,6 +393,11 @@ def main():
                     help="then fine-tune this many epochs from the first stage's best, in <work>/stage2, with "
                          "--stage2-illegible pictures per epoch that must read as nothing (0: one stage only; default "
                          "14 crnn, 8 ppocr-tiny)")
+    ap.add_argument("--freeze-bn", action="store_true",
+                    help="batch norms keep their running statistics (with --init FILE.onnx: fine-tuning exported weights)")
+    ap.add_argument("--tall-margins", action="store_true",
+                    help="half the one-row plates get 0-40%% of their height above and below (the agent's cut)")
+    ap.add_argument("--salt", type=float, default=0.0, help="share of pictures with salt-and-pepper specks")
     ap.add_argument("--stage2-lr", type=float, default=5e-4)
     ap.add_argument("--stage2-illegible", type=int, default=600)
     args = ap.parse_args()
@@ -368,8 +429,12 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
 
     device = torch.device(args.device)
     model = make_model(args)
-    if init:
+    if init and init.endswith(".onnx"):
+        model.load_state_dict(state_from_onnx(init, model))
+    elif init:
         model.load_state_dict(torch.load(init, map_location="cpu"))
+    if args.freeze_bn:
+        freeze_batch_norm(model)
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     ema = training.Ema(model, args.ema) if args.ema > 0 else None
@@ -410,7 +475,7 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
         items += [band_mix(rng, rng.choice(two_row_train), rng.choice(two_row_train))
                   for _ in range(int(args.band_mix * len(two_row_train)))]
         t0, losses = time.time(), []
-        for x, y, lens in batches(items, rng, 64, True, workers):
+        for x, y, lens in batches(items, rng, 64, True, workers, (args.tall_margins, args.salt)):
             logits = model(x.to(device))
             lp = F.log_softmax(logits, -1).permute(1, 0, 2)
             steps = torch.full((x.shape[0],), STEPS, dtype=torch.long)
