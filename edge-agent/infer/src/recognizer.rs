@@ -209,16 +209,12 @@ impl PlateRecognizer {
 /// enlarged so that each row is at least `MIN_ROW_HEIGHT` high. `None` when the corners are degenerate.
 pub fn plate_picture(picture: RgbView<'_>, detection: &PlateDetection) -> Option<RgbImage> {
     // Corners that sit tight on the plate (or a little inside it) would cut characters: see the margins.
-    let (along, across) = match detection.layout {
-        PlateLayout::OneLine => ONE_ROW_READ_MARGIN,
-        PlateLayout::TwoLine => TWO_ROW_READ_MARGIN,
+    let ((along, across), rows) = match detection.layout {
+        PlateLayout::OneLine => (ONE_ROW_READ_MARGIN, 1.0),
+        PlateLayout::TwoLine => (TWO_ROW_READ_MARGIN, 2.0),
     };
     let quad = grown(&detection.corners, along, across);
     let (w, h) = natural_size(&quad);
-    let rows = match detection.layout {
-        PlateLayout::OneLine => 1.0,
-        PlateLayout::TwoLine => 2.0,
-    };
     let upscale = (MIN_ROW_HEIGHT * rows / h as f32).max(1.0);
     let (w, h) = ((w as f32 * upscale).round() as u32, (h as f32 * upscale).round() as u32);
     rectify(picture, &quad, w, h)
