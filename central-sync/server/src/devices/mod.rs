@@ -83,7 +83,7 @@ impl CentralStore {
         central_protocol::VerifyingKey::from_bytes(&bytes).map_err(|_| RegisterError::BadKey)?;
         let token = new_secret().map_err(|e| RegisterError::Token(e.to_string()))?;
         let now = Utc::now().to_rfc3339();
-        let mut tx = self.db().begin().await.map_err(StoreError::from)?;
+        let mut tx = self.begin_write().await?;
         let pinned: Option<String> = sqlx::query("SELECT public_key FROM device_keys WHERE device_id = $1")
             .bind(device_id)
             .fetch_optional(&mut *tx)

@@ -139,7 +139,7 @@ impl CentralStore {
         detail: serde_json::Value,
     ) -> Result<(), StoreError> {
         let _chain = self.audit_lock.lock().await;
-        let mut tx = self.db().begin().await?;
+        let mut tx = self.begin_write().await?;
         append(&mut tx, actor, action, evidence, &detail).await?;
         tx.commit().await?;
         Ok(())
@@ -156,7 +156,7 @@ impl CentralStore {
             return Err(ReviewError::Forbidden { role: actor.role.as_str(), action });
         }
         let _chain = self.audit_lock.lock().await;
-        let mut tx = self.db().begin().await.map_err(StoreError::from)?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "SELECT review_status, plate_text, corrected_plate, kind, decided_at FROM evidence WHERE evidence_id = $1",
         )

@@ -299,6 +299,16 @@ impl CentralStore {
         &self.db
     }
 
+    /// A transaction that reads and then writes. SQLite's plain `BEGIN` starts as a reader, and the first write
+    /// fails at once with "database is locked" if another connection committed since that read (the busy
+    /// timeout does not apply to that upgrade); `BEGIN IMMEDIATE` takes the write lock up front and waits for it.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.db.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.db.begin().await?,
+        })
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
