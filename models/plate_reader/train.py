@@ -120,7 +120,7 @@ def decode(probs, first_width=None):
     return "".join(out), (min(confs) if confs else 0.0)
 
 
-def augment(rng, img, strong=True, two_rows=True, tall=False, salt=0.0):
+def augment(rng, img, strong=True, two_rows=True, tall=False, salt=0.0, shear=0.0):
     h, w = img.shape[:2]
     # The rectifier's margins: a little of the surroundings, or a little cut off.
     m = lambda lo, hi, n: int(rng.uniform(lo, hi) * n)
@@ -136,6 +136,14 @@ def augment(rng, img, strong=True, two_rows=True, tall=False, salt=0.0):
     x0, x1 = max(0, -left), pad.shape[1] - max(0, -right)
     img = pad[y0:y1, x0:x1]
     h, w = img.shape[:2]
+    if two_rows and rng.random() < shear:
+        # A leaning two-row plate (seen from the side): the detector learnt corners from axis-aligned boxes, so the
+        # agent's cut keeps the lean, and the bottom row's first digit sits at the cut's edge (reader card).
+        k = rng.uniform(-0.3, 0.3)
+        # Widened by the lean, so that no character is pushed out of the picture.
+        mat = np.float32([[1, k, max(0.0, -k * h)], [0, 1, 0]])
+        img = cv2.warpAffine(img, mat, (w + int(abs(k) * h), h), borderMode=cv2.BORDER_REPLICATE)
+        h, w = img.shape[:2]
     if strong and rng.random() < 0.5:
         ang = rng.uniform(-4, 4)
         mat = cv2.getRotationMatrix2D((w / 2, h / 2), ang, 1.0)
@@ -247,13 +255,13 @@ def background_frames(shared):
 
 def _batch(job):
     """One batch, augmented with its own seed (so the result does not depend on how many workers make them)."""
-    chunk, seed, strong, (tall, salt) = job
+    chunk, seed, strong, (tall, salt, shear) = job
     rng = random.Random(seed)
     xs, ys, lens = [], [], []
     for img, text, *layout in chunk:
         # A crop labelled without its row break carries its layout (by aspect, as the agent reads it).
         two = layout[0] if layout else (two_rows_of(text) if text else two_rows_by_aspect(img))
-        img = augment(rng, img, strong, two, tall, salt) if strong is not None else img
+        img = augment(rng, img, strong, two, tall, salt, shear) if strong is not None else img
         x, _ = compose(img, two)
         xs.append(x)
         t = encode(text)
@@ -262,9 +270,10 @@ def _batch(job):
     return np.stack(xs), ys, lens
 
 
-def batches(items, rng, bs, strong, workers=None, extra_aug=(False, 0.0)):
+def batches(items, rng, bs, strong, workers=None, extra_aug=(False, 0.0, 0.0)):
     """Shuffled batches of (pictures, targets, target lengths); made by `workers` (a multiprocessing pool) when
-    given, in order. `extra_aug`: (tall one-row margins, share of pictures with salt-and-pepper specks)."""
+    given, in order. `extra_aug`: (tall one-row margins, share of pictures with salt-and-pepper specks,
+    share of two-row pictures leaned)."""
     order = list(range(len(items)))
     rng.shuffle(order)
     jobs = [([items[j] for j in order[i:i + bs]], rng.randrange(1 << 31), strong, extra_aug)
@@ -398,6 +407,8 @@ def main():
     ap.add_argument("--tall-margins", action="store_true",
                     help="half the one-row plates get 0-40%% of their height above and below (the agent's cut)")
     ap.add_argument("--salt", type=float, default=0.0, help="share of pictures with salt-and-pepper specks")
+    ap.add_argument("--shear", type=float, default=0.0,
+                    help="share of two-row pictures leaned sideways by up to 0.3 of their height")
     ap.add_argument("--stage2-lr", type=float, default=5e-4)
     ap.add_argument("--stage2-illegible", type=int, default=600)
     args = ap.parse_args()
@@ -475,7 +486,7 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
         items += [band_mix(rng, rng.choice(two_row_train), rng.choice(two_row_train))
                   for _ in range(int(args.band_mix * len(two_row_train)))]
         t0, losses = time.time(), []
-        for x, y, lens in batches(items, rng, 64, True, workers, (args.tall_margins, args.salt)):
+        for x, y, lens in batches(items, rng, 64, True, workers, (args.tall_margins, args.salt, args.shear)):
             logits = model(x.to(device))
             lp = F.log_softmax(logits, -1).permute(1, 0, 2)
             steps = torch.full((x.shape[0],), STEPS, dtype=torch.long)
