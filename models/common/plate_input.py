@@ -9,20 +9,22 @@ import numpy as np
 TOP_END, BOTTOM_START = 0.55, 0.45
 
 
-def compose(bgr, two_rows, height=32, width=160):
-    """(float32 [3, height, width], width of the top band)."""
+def compose(bgr, two_rows, height=32, width=160, gap=0):
+    """(float32 [3, height, width], width of the top band). `gap`: zero columns between the two bands (the
+    squeeze keeps room for it), so that the bottom row's first character does not touch the top row's last."""
     h, w = bgr.shape[:2]
     if two_rows:
         bands = [(0, min(h, max(1, round(h * TOP_END)))), (min(h - 1, round(h * BOTTOM_START)), h)]
     else:
         bands = [(0, h)]
     natural = [math.ceil(height * w / (y1 - y0)) for y0, y1 in bands]
-    squeeze = width / sum(natural) if sum(natural) > width else 1.0
+    gap = gap if len(bands) == 2 else 0
+    squeeze = (width - gap) / sum(natural) if sum(natural) > width - gap else 1.0
     widths = [max(1, int(n * squeeze)) for n in natural]
     x = np.zeros((height, width, 3), np.float32)
     at = 0
     for (y0, y1), bw in zip(bands, widths):
         band = cv2.resize(bgr[y0:y1], (bw, height), interpolation=cv2.INTER_LINEAR).astype(np.float32)
         x[:, at:at + bw] = band / 127.5 - 1.0
-        at += bw
+        at += bw + gap
     return x.transpose(2, 0, 1), widths[0]

@@ -59,8 +59,11 @@ def make_model(args):
     return Reader()
 
 
+ROW_GAP = 0  # set from --row-gap before any worker forks
+
+
 def compose(bgr, two_rows):
-    return plate_input.compose(bgr, two_rows, H, W)
+    return plate_input.compose(bgr, two_rows, H, W, ROW_GAP)
 
 
 def two_rows_of(text):
@@ -409,6 +412,8 @@ def main():
     ap.add_argument("--salt", type=float, default=0.0, help="share of pictures with salt-and-pepper specks")
     ap.add_argument("--shear", type=float, default=0.0,
                     help="share of two-row pictures leaned sideways by up to 0.3 of their height")
+    ap.add_argument("--row-gap", type=int, default=0,
+                    help="zero columns between a two-row plate's bands in the input (the agent's reader must use the same)")
     ap.add_argument("--stage2-lr", type=float, default=5e-4)
     ap.add_argument("--stage2-illegible", type=int, default=600)
     args = ap.parse_args()
@@ -417,6 +422,8 @@ def main():
     args.lr = args.lr if args.lr is not None else (1e-3 if tiny else 2e-3)
     args.stage2_epochs = args.stage2_epochs if args.stage2_epochs is not None else (8 if tiny else 14)
     configure(args.arch)
+    global ROW_GAP
+    ROW_GAP = args.row_gap
 
     first = pathlib.Path(args.work)
     second = first / "stage2"
@@ -566,6 +573,11 @@ def export(args, work, out):
     wrapped = Exported(model).eval()
     torch.onnx.export(wrapped, torch.zeros(1, 3, H, W), out, input_names=["x"], output_names=["probs"],
                       opset_version=17, dynamo=False)
+    if ROW_GAP:  # part of the input: the agent's reader takes it from the model (metadata `row_gap`)
+        import onnx
+        graph = onnx.load(out)
+        onnx.helper.set_model_props(graph, {"row_gap": str(ROW_GAP)})
+        onnx.save(graph, out)
 
 
 if __name__ == "__main__":

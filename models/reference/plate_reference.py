@@ -8,7 +8,8 @@ models/plate_reader/train.py), OpenCV for decoding and resizing, so the Rust cod
   256x256, pad 114, RGB / 255; score = objectness x best layout score; greedy NMS 0.5.
 - Reader: every 40th vn_plates crop; a square plate (width/height < 2.6) is cut into a top band (upper 55%) and
   a bottom band (lower 55%), each band resized with cv2 INTER_LINEAR to the model's input height keeping its
-  aspect, side by side (squeezed to the input's width if wider), BGR, (v/255 - 0.5)/0.5, zero padded; greedy CTC.
+  aspect, side by side with the model's `row_gap` metadata (zero columns, none if absent) between them
+  (squeezed to the input's width if wider), BGR, (v/255 - 0.5)/0.5, zero padded; greedy CTC.
   The input size is the one the model declares (32 x 160 for the shipped reader), as the agent takes it.
 
 The Rust tests compare against the JSON this writes (tests/fixtures/plate_reference.json).
@@ -66,10 +67,11 @@ def detect(session, rgb_crop):
 
 def read(session, bgr, two_rows):
     _, _, rec_h, rec_w = session.get_inputs()[0].shape
-    x, top_width = compose(bgr, two_rows, rec_h, rec_w)
+    gap = int(session.get_modelmeta().custom_metadata_map.get("row_gap", "0")) if two_rows else 0
+    x, top_width = compose(bgr, two_rows, rec_h, rec_w, gap)
     probs = session.run(None, {"x": x[None]})[0][0]
     steps = probs.shape[0]
-    boundary = top_width * steps / rec_w
+    boundary = (top_width + gap / 2) * steps / rec_w
     rows, confs, prev = [""] * (2 if two_rows else 1), [], 0
     for t in range(steps):
         best = int(np.argmax(probs[t]))

@@ -30,6 +30,11 @@ const WIDTHS: std::ops::RangeInclusive<i64> = 32..=640;
 /// The overlap keeps characters whole when the plate is not perfectly centred in its crop.
 const TOP_ROW_END: f32 = 0.55;
 const BOTTOM_ROW_START: f32 = 0.45;
+/// The model metadata key that says how many zero columns stand between a two-row plate's bands (the recipe's
+/// `--row-gap`; absent: none). Part of the model's input, so the model carries it.
+const ROW_GAP_KEY: &str = "row_gap";
+/// The widest row gap a model may ask for (a quarter of the narrowest input).
+const MAX_ROW_GAP: usize = 8;
 
 /// Which plates the reader expects: whether the Vietnamese grammar checks the result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,6 +108,8 @@ pub struct PlateReader {
     alphabet: Vec<char>,
     height: usize,
     width: usize,
+    /// Zero columns between the two bands of a two-row plate (from the model's metadata).
+    row_gap: usize,
 }
 
 impl std::fmt::Debug for PlateReader {
@@ -115,7 +122,9 @@ impl PlateReader {
     pub fn load(runtime: &Runtime, dirs: &ModelDirs, settings: &PlateReaderSettings) -> Result<Self, InferError> {
         let session = runtime.session(MODEL_NAME, dirs, settings.threads)?;
         let (height, width) = input_size(&session)?;
-        Ok(Self { session, alphabet: te_plate::PLATE_ALPHABET.chars().collect(), height, width })
+        let declared = session.metadata().ok().and_then(|m| m.custom(ROW_GAP_KEY));
+        let row_gap = checked_row_gap(declared.as_deref())?;
+        Ok(Self { session, alphabet: te_plate::PLATE_ALPHABET.chars().collect(), height, width, row_gap })
     }
 
     /// Reads an upright plate picture (a rectified crop, or a crop dataset's image).
@@ -131,11 +140,14 @@ impl PlateReader {
             }
         };
         let (height, width) = (self.height, self.width);
-        // Each row at the input's height, keeping its aspect; squeezed together if wider than the input.
+        let gap = if bands.len() == 2 { self.row_gap } else { 0 };
+        // Each row at the input's height, keeping its aspect; squeezed together if wider than the input (less
+        // the gap between the rows).
         let natural: Vec<usize> =
             bands.iter().map(|&(y0, y1)| ((height * w) as f32 / (y1 - y0) as f32).ceil() as usize).collect();
         let total: usize = natural.iter().sum();
-        let squeeze = if total > width { width as f32 / total as f32 } else { 1.0 };
+        let room = width - gap;
+        let squeeze = if total > room { room as f32 / total as f32 } else { 1.0 };
         let widths: Vec<usize> = natural.iter().map(|n| ((*n as f32 * squeeze) as usize).max(1)).collect();
 
         // A fresh tensor each run: ort takes ownership of it (60 KiB at 32 x 160, nothing next to the run itself).
@@ -146,7 +158,7 @@ impl PlateReader {
             let canvas = Canvas { width, height, x, y: 0 };
             let band = &plate.data[y0 * stride..y1 * stride];
             resize_into_chw(band, w, y1 - y0, row_width, height, &canvas, true, |v| v / 127.5 - 1.0, &mut input);
-            x += row_width;
+            x += row_width + gap;
         }
         let session_err = |source: ort::Error| InferError::Session { name: MODEL_NAME.into(), source };
         let tensor = Tensor::from_array(([1i64, 3, height as i64, width as i64], input)).map_err(session_err)?;
@@ -161,8 +173,9 @@ impl PlateReader {
             });
         }
         let steps = dims[1] as usize;
-        // Characters whose CTC step lies left of the first row's right edge belong to the top row.
-        let row_boundary_step = widths[0] as f32 * steps as f32 / width as f32;
+        // Characters whose CTC step lies left of the middle of the gap (the first row's right edge when there
+        // is none) belong to the top row.
+        let row_boundary_step = (widths[0] as f32 + gap as f32 / 2.0) * steps as f32 / width as f32;
         Ok(ctc_decode(probs, steps, &self.alphabet, bands.len(), row_boundary_step))
     }
 }
@@ -171,6 +184,19 @@ impl PlateReader {
 fn input_size(session: &Session) -> Result<(usize, usize), InferError> {
     let dims: Option<Vec<i64>> = session.inputs().first().and_then(|i| i.dtype().tensor_shape()).map(|s| s.to_vec());
     checked_input_size(dims.as_deref())
+}
+
+/// The row gap a model declares in its metadata: none when absent; a value that is no whole number of
+/// columns up to [`MAX_ROW_GAP`] is refused.
+fn checked_row_gap(declared: Option<&str>) -> Result<usize, InferError> {
+    match declared.map(|v| v.trim().parse::<usize>()) {
+        None => Ok(0),
+        Some(Ok(gap)) if gap <= MAX_ROW_GAP => Ok(gap),
+        Some(_) => Err(InferError::Output {
+            name: MODEL_NAME.into(),
+            message: format!("metadata {ROW_GAP_KEY:?} must be 0..={MAX_ROW_GAP} columns, the model says {declared:?}"),
+        }),
+    }
 }
 
 /// The declared input dims as (height, width), if they are [1, 3, H, W] within the sizes a reader may have
@@ -265,6 +291,15 @@ mod tests {
             assert!(checked_input_size(Some(bad)).is_err(), "{bad:?} accepted");
         }
         assert!(checked_input_size(None).is_err());
+    }
+
+    #[test]
+    fn a_reader_model_declaring_no_row_gap_gets_none_and_an_outlandish_one_is_refused_at_load() {
+        assert_eq!(checked_row_gap(None).expect("absent"), 0);
+        assert_eq!(checked_row_gap(Some("8")).expect("eight"), 8);
+        for bad in ["9", "-1", "4.5", "", "eight", "99999999999999999999"] {
+            assert!(checked_row_gap(Some(bad)).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]
