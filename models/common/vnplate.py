@@ -6,7 +6,6 @@ on two rows. Backgrounds: white (private), yellow (commercial), blue (state) wit
 Fonts: OSP-DIN (Debian `fonts-opendin`, the closest free look-alike of the plate typeface) and Barlow Condensed
 (npm `@fontsource/barlow-condensed`, OFL). Both are looked up at run time, never committed.
 """
-import random
 import re
 
 import cv2
