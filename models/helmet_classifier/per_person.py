@@ -48,22 +48,8 @@ def people(shared, work):
         lines = []
         for path in sorted((pathlib.Path(shared) / "data/vn_riders/images").glob("*.jpg")):
             img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            size = yolox.fit_input(img.shape[1], img.shape[0])
-            tensor, r = yolox.preprocess(img, size)
-            out = yolox.decode(session.run(None, {"images": tensor})[0][0], size)
-            cls = out[:, 5:].argmax(1)
-            score = out[:, 4] * out[np.arange(len(cls)), 5 + cls]
-            cands = sorted(((float(score[i]), [(out[i, 0] - out[i, 2] / 2) / r, (out[i, 1] - out[i, 3] / 2) / r,
-                                               (out[i, 0] + out[i, 2] / 2) / r, (out[i, 1] + out[i, 3] / 2) / r])
-                            for i in np.where((cls == PERSON) & (score >= yolox.SCORE_THR))[0]), key=lambda c: -c[0])
-            kept = []
-            for c in cands:
-                if all(iou(c[1], k[1]) <= yolox.NMS_THR for k in kept):
-                    kept.append(c)
-            H, W = img.shape[:2]
-            for _, b in kept:
-                b = (min(max(b[0], 0), W), min(max(b[1], 0), H), min(max(b[2], 0), W), min(max(b[3], 0), H))
-                lines.append(path.stem + "\t" + "\t".join(f"{v:.1f}" for v in b))
+            for d in yolox.detect(session, img, fit=True, classes={PERSON: "person"}):
+                lines.append(path.stem + "\t" + "\t".join(f"{v:.1f}" for v in d["box"]))
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text("\n".join(lines) + "\n")
     out = {}
@@ -96,40 +82,30 @@ def corrections():
 
 def load(shared, work, seated):
     """Per-person riders as `train.load_riders` gives them ((frame, index, rgb, person box, bare, None)) and the
-    labelled motorcyclist boxes of the validation clips with the people riding in each."""
+    labelled motorcyclist boxes of the validation clips with the people riding in each. The boxes, which are
+    scored and which are bare-headed, are `train.load_riders`'s."""
     found = people(shared, work)
     fixes = corrections()
     box_fixes = ht.corrections()
-    clips = datasets.rider_clips(shared)
     out = {"train": [], "val": []}
     val_boxes = []
-    for path in sorted((pathlib.Path(shared) / "data/vn_riders/images").glob("*.jpg")):
-        labels = datasets.rider_labels(shared, path.stem)
-        bikes = [b[1:] for b in labels if b[0] == ht.MOTORCYCLIST]
-        helmets = [b[1:] for b in labels if b[0] == ht.HELMET]
-        if not bikes:
-            continue
-        img = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        split = clips.get(path.stem, (path.stem, "train"))[1]
-        taken = set()
-        for i, (x1, y1, x2, y2) in enumerate(bikes):
-            action = box_fixes.get((path.stem, i))
-            if action == "exclude" or x2 - x1 < ht.MIN_WIDTH or y1 < 4:
-                continue
-            top = y1 + (y2 - y1) / 3
-            helmeted = any(x1 <= (h[0] + h[2]) / 2 <= x2 and y1 - 10 <= (h[1] + h[3]) / 2 <= top for h in helmets)
-            box_bare = action == "bare" or (not helmeted and action != "helmet")
-            riders = [p for p in found.get(path.stem, []) if rides(p, (x1, y1, x2, y2), seated)]
+    taken, helmets = set(), {}
+    for split, bikes in ht.load_riders(shared).items():
+        for frame, i, img, box, box_bare, _ in bikes:
+            if frame not in helmets:
+                helmets[frame] = [b[1:] for b in datasets.rider_labels(shared, frame) if b[0] == ht.HELMET]
+            action = box_fixes.get((frame, i))
+            riders = [p for p in found.get(frame, []) if rides(p, box, seated)]
             if split == "val":
-                val_boxes.append((path.stem, img, (x1, y1, x2, y2), box_bare, riders))
-            for k, p in enumerate(found.get(path.stem, [])):
-                if k in taken or p not in riders or p[2] - p[0] < 12:
+                val_boxes.append((frame, img, box, box_bare, riders))
+            for k, p in enumerate(found.get(frame, [])):
+                if (frame, k) in taken or p not in riders or p[2] - p[0] < 12:
                     continue
-                taken.add(k)
+                taken.add((frame, k))
                 pw, ph = p[2] - p[0], p[3] - p[1]
                 own_helmet = any(p[0] - 0.1 * pw <= (h[0] + h[2]) / 2 <= p[2] + 0.1 * pw
-                                 and p[1] - 0.15 * ph <= (h[1] + h[3]) / 2 <= p[1] + 0.35 * ph for h in helmets)
-                fix = next((a for f, b, a in fixes if f == path.stem and iou(b, p) >= 0.8), None)
+                                 and p[1] - 0.15 * ph <= (h[1] + h[3]) / 2 <= p[1] + 0.35 * ph for h in helmets[frame])
+                fix = next((a for f, b, a in fixes if f == frame and iou(b, p) >= 0.8), None)
                 if fix == "exclude" or (action == "helmet" and not own_helmet and fix is None):
                     continue
                 if fix is not None:
@@ -140,13 +116,13 @@ def load(shared, work, seated):
                     bare = True
                 else:
                     continue  # a person without a helmet box in a helmeted box: left out unless checked
-                out[split].append((path.stem, i, img, p, bare, None))
+                out[split].append((frame, i, img, p, bare, None))
     return out, val_boxes
 
 
 def table(val_boxes, box_model, person_model):
     def run(m, img, b):
-        return float(m(ht.to_tensor([ht.head_region(img, b)]))[0]) if b is not None else 0.0
+        return float(m(ht.to_tensor([ht.head_region(img, b)]))[0])
     rows = []
     for _, img, box, bare, riders in val_boxes:
         with torch.no_grad():

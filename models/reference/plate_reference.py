@@ -67,7 +67,7 @@ def detect(session, rgb_crop):
 
 def read(session, bgr, two_rows):
     _, _, rec_h, rec_w = session.get_inputs()[0].shape
-    gap = int(session.get_modelmeta().custom_metadata_map.get("row_gap", "0")) if two_rows else 0
+    gap = int(session.get_modelmeta().custom_metadata_map.get("row_gap", "0"))
     x, top_width = compose(bgr, two_rows, rec_h, rec_w, gap)
     probs = session.run(None, {"x": x[None]})[0][0]
     steps = probs.shape[0]

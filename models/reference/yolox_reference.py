@@ -60,7 +60,8 @@ def decode(out, size=(SIZE, SIZE)):
     return out
 
 
-def detect(session, img, fit=False):
+def detect(session, img, fit=False, classes=VEHICLES):
+    """The detections of `classes` (COCO id -> name; the vehicles unless told), class-agnostic NMS among them."""
     size = fit_input(img.shape[1], img.shape[0]) if fit else (SIZE, SIZE)
     tensor, r = preprocess(img, size)
     out = decode(session.run(None, {"images": tensor})[0][0], size)
@@ -68,11 +69,11 @@ def detect(session, img, fit=False):
     score = out[:, 4] * out[np.arange(len(cls)), 5 + cls]
     cands = []
     for i in np.where(score >= SCORE_THR)[0]:
-        if int(cls[i]) not in VEHICLES:
+        if int(cls[i]) not in classes:
             continue
         cx, cy, w, h = out[i, :4]
         box = [float(v) for v in ((cx - w / 2) / r, (cy - h / 2) / r, (cx + w / 2) / r, (cy + h / 2) / r)]
-        cands.append((float(score[i]), VEHICLES[int(cls[i])], box))
+        cands.append((float(score[i]), classes[int(cls[i])], box))
     cands.sort(key=lambda c: -c[0])
     kept = []
     for c in cands:
