@@ -48,6 +48,7 @@ sys.path.insert(0, str(HERE.parent / "common"))
 sys.path.insert(0, str(HERE.parent / "reference"))
 from boxes import iou as box_iou  # noqa: E402
 import datasets  # noqa: E402
+import noise  # noqa: E402
 import training  # noqa: E402
 import vnplate  # noqa: E402
 from shufflenet import Backbone, load_imagenet  # noqa: E402
@@ -56,6 +57,8 @@ SIZE = 256
 STRIDE = 8
 GRID = SIZE // STRIDE
 PAD = 114
+# Augmentations that are off in the shipped recipe, set from the command line before the workers fork.
+EXTRA_AUG = {"salt": 0.0}
 TWO_ROW_ASPECT_BELOW = 2.6
 
 
@@ -348,6 +351,9 @@ def finish_sample(rng, img, plates, region, fonts, train, unsure=()):
                                    interpolation=cv2.INTER_AREA)
                 crop = cv2.resize(small, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_LINEAR)
         crop = photometric(rng, crop)
+        # No extra draw when the share is 0, so the shipped recipe's random sequence is unchanged.
+        if EXTRA_AUG["salt"] > 0 and rng.random() < EXTRA_AUG["salt"]:
+            crop = noise.salt_and_pepper(rng, crop)
     canvas, s = letterbox(crop)
     targets = [[v * s for v in t[:12]] + [t[12]] for t in targets]
     ignore = [[v * s for v in b] for b in ignore]
@@ -536,7 +542,10 @@ def main():
                     help="processes making batches (0: the shipped recipe's single random sequence)")
     ap.add_argument("--ema", type=float, default=0.0,
                     help="validate and export an exponential moving average of the weights with this decay (0: off)")
+    ap.add_argument("--salt", type=float, default=0.0,
+                    help="share of training crops given salt-and-pepper specks at their own resolution (0 as shipped)")
     args = ap.parse_args()
+    EXTRA_AUG["salt"] = args.salt
     work, say = training.run_folder(args)
     if args.score_onnx:
         import onnxruntime as ort

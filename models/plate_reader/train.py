@@ -34,6 +34,7 @@ import torch.nn.functional as F
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "common"))
 import datasets  # noqa: E402
+import noise  # noqa: E402
 import plate_input  # noqa: E402
 import training  # noqa: E402
 import vnplate  # noqa: E402
@@ -164,11 +165,7 @@ def augment(rng, img, strong=True, two_rows=True, tall=False, salt=0.0, shear=0.
     if rng.random() < 0.2:
         img = cv2.cvtColor(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     if rng.random() < salt:
-        # Salt-and-pepper specks at the picture's own resolution, as in the vn_riders `image_*` frames.
-        img = img.copy()
-        nrng = np.random.default_rng(rng.randrange(1 << 31))
-        specks = nrng.random(img.shape[:2]) < rng.uniform(0.005, 0.04)
-        img[specks] = nrng.choice(np.array([[0, 0, 0], [255, 255, 255]], np.uint8), int(specks.sum()))
+        img = noise.salt_and_pepper(rng, img)
     return img
 
 

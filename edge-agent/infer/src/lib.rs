@@ -13,6 +13,7 @@
 mod area;
 mod crop;
 mod helmet;
+mod impulse;
 mod letterbox;
 mod manifest;
 mod nms;
@@ -27,6 +28,7 @@ mod vehicle;
 
 pub use crop::{cut, vehicle_crop, RgbSource, VEHICLE_MARGIN};
 pub use helmet::{head_box, head_region, HelmetClassifier};
+pub use impulse::{speck_share, NOISY_SHARE};
 pub use letterbox::{Letterbox, PadPlacement};
 pub use manifest::{ModelDirs, ModelManifest, ModelSpec, Origin};
 pub use nms::{non_max_suppression, suppress};

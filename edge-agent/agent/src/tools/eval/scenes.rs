@@ -236,6 +236,11 @@ pub struct PlateReadRow {
     pub picture: Option<image::RgbImage>,
 }
 
+/// Recall buckets of the plates in frames with and without salt-and-pepper specks (`te_infer::speck_share`):
+/// a third of the vn_riders frames carry them, and the detector finds far fewer plates there.
+const SPECKLED: &str = "frames with specks";
+const SPECKLESS: &str = "frames, no specks";
+
 fn width_bucket(w: f32) -> &'static str {
     if w < 24.0 {
         "width 16-24 px"
@@ -319,6 +324,11 @@ pub fn evaluate(
         let mut plates: Vec<BBox> = sample.labels.iter().filter(|(c, _)| *c == 1).map(|(_, b)| to_px(b)).collect();
         plates.extend(sample.added_plates.iter().copied());
         let riders: Vec<BBox> = sample.labels.iter().filter(|(c, _)| *c == 2).map(|(_, b)| to_px(b)).collect();
+        let specks = match &frame.pixels {
+            te_types::Pixels::Rgb(data) => RgbView::new(data, frame.width, frame.height).map(te_infer::speck_share),
+            _ => None,
+        };
+        let noise_bucket = if specks.unwrap_or(0.0) >= te_infer::NOISY_SHARE { SPECKLED } else { SPECKLESS };
         let started = Instant::now();
         let Search { vehicles: seen, plates: found, crops, searched, plate_detector_seconds } =
             search_frame(&frame, vehicles, recognizer, min_vehicle_width)?;
@@ -377,7 +387,7 @@ pub fn evaluate(
                 continue;
             }
             let layout = if gt.width() / gt.height().max(1.0) < SQUARE_BELOW { "layout square" } else { "layout long" };
-            for bucket in [layout, width_bucket(gt.width())] {
+            for bucket in [layout, width_bucket(gt.width()), noise_bucket] {
                 let r = report.buckets.entry(bucket).or_default();
                 r.n += 1;
                 r.found += usize::from(used[i]);
@@ -481,11 +491,13 @@ impl DetectionReport {
         );
         let mean = self.millis.iter().sum::<f64>() / self.millis.len().max(1) as f64;
         let square = self.buckets.get("square >= 24 px").copied().unwrap_or_default();
+        let speckless = self.buckets.get(SPECKLESS).copied().unwrap_or_default();
         println!(
             "plate_recall={:.4} plate_precision={:.4} plates={} ms_per_image={:.1} plate_recall_24={:.4} \
              plate_precision_24={:.4} plates_24={} square_recall_24={:.4} rider_vehicle_recall={:.4} \
              plate_recall_in_vehicles={:.4} plates_read={} plate_ms_per_vehicle={:.2} plates_read_right={} \
-             plates_read_wrong={} plates_read_unchecked={} legible_plates={} legible_read_rate={:.4} {more_fields}",
+             plates_read_wrong={} plates_read_unchecked={} legible_plates={} legible_read_rate={:.4} plate_recall_speckless={:.4} \
+             plates_speckless={} {more_fields}",
             self.scored.rate(),
             precision(self.true_detections, self.false_detections),
             self.scored.n,
@@ -503,6 +515,8 @@ impl DetectionReport {
             self.read_unchecked,
             self.legible,
             self.read_right as f64 / self.legible.max(1) as f64,
+            speckless.rate(),
+            speckless.n,
         );
     }
 
