@@ -57,7 +57,7 @@ def configure(arch):
 def make_model(args):
     if args.arch == "ppocr-tiny":
         return ppocr_tiny.PpocrTinyReader(CLASSES, pathlib.Path(args.work).parent / "cache")
-    return Reader()
+    return Reader(tuple(int(w) for w in args.widths.split(",")))
 
 
 ROW_GAP = 0  # set from --row-gap before any worker forks
@@ -76,21 +76,26 @@ def two_rows_by_aspect(img):
     return img.shape[1] / max(1, img.shape[0]) < 2.6
 
 
+# The shipped CRNN's channels: six 3x3 convs, then the 2x1 conv that makes one row of features for the GRU.
+WIDTHS = (24, 48, 96, 96, 128, 128, 160)
+
+
 class Reader(nn.Module):
-    def __init__(self):
+    def __init__(self, widths=WIDTHS):
         super().__init__()
 
         def block(cin, cout):
             return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
+        a, b, c, d, e, f, g = widths
         self.features = nn.Sequential(
-            *block(3, 24), nn.MaxPool2d(2),              # 16 x 80
-            *block(24, 48), nn.MaxPool2d(2),             # 8 x 40
-            *block(48, 96), *block(96, 96), nn.MaxPool2d((2, 1)),   # 4 x 40
-            *block(96, 128), *block(128, 128), nn.MaxPool2d((2, 1)),  # 2 x 40
-            nn.Conv2d(128, 160, (2, 1), bias=False), nn.BatchNorm2d(160), nn.ReLU(inplace=True),  # 1 x 40
+            *block(3, a), nn.MaxPool2d(2),              # 16 x 80
+            *block(a, b), nn.MaxPool2d(2),             # 8 x 40
+            *block(b, c), *block(c, d), nn.MaxPool2d((2, 1)),   # 4 x 40
+            *block(d, e), *block(e, f), nn.MaxPool2d((2, 1)),  # 2 x 40
+            nn.Conv2d(f, g, (2, 1), bias=False), nn.BatchNorm2d(g), nn.ReLU(inplace=True),  # 1 x 40
         )
-        self.rnn = nn.GRU(160, 80, bidirectional=True, batch_first=True)
+        self.rnn = nn.GRU(g, 80, bidirectional=True, batch_first=True)
         self.head = nn.Linear(160, CLASSES)
 
     def forward(self, x):
@@ -411,6 +416,8 @@ def main():
                     help="share of two-row pictures leaned sideways by up to 0.3 of their height")
     ap.add_argument("--row-gap", type=int, default=0,
                     help="zero columns between a two-row plate's bands in the input (the agent's reader must use the same)")
+    ap.add_argument("--widths", default=",".join(map(str, WIDTHS)),
+                    help="crnn: channels of its six 3x3 convs and of the 2x1 conv before the GRU (seven numbers)")
     ap.add_argument("--stage2-lr", type=float, default=5e-4)
     ap.add_argument("--stage2-illegible", type=int, default=600)
     args = ap.parse_args()
