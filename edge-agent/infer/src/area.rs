@@ -4,6 +4,7 @@
 //! The motorcyclist detector was trained on frames shrunk this way (a 1080p frame to 512x288 is 3.75x); a
 //! bilinear shrink by that much skips most pixels and aliases, which shifts the model's scores.
 
+use crate::letterbox::round_non_negative;
 use te_types::I420;
 
 /// For each output coordinate: (first source index, weights of the source pixels from there), weights summing to 1.
@@ -65,7 +66,7 @@ pub(crate) fn shrink_into_chw(
             }
             for (c, v) in px.iter().enumerate() {
                 let plane_index = if bgr { 2 - c } else { c };
-                out[plane_index * plane + oy * dst_w + ox] = map(v.round().clamp(0.0, 255.0));
+                out[plane_index * plane + oy * dst_w + ox] = map(round_non_negative(*v).min(255.0));
             }
         }
     }

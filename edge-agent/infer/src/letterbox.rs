@@ -225,10 +225,23 @@ fn resize_with_taps(
             for c in 0..3 {
                 let top = row0[x0 * 3 + c] as f32 * (1.0 - wx) + row0[x1 * 3 + c] as f32 * wx;
                 let bottom = row1[x0 * 3 + c] as f32 * (1.0 - wx) + row1[x1 * 3 + c] as f32 * wx;
-                let v = (top * (1.0 - wy) + bottom * wy).round().clamp(0.0, 255.0);
+                let v = round_non_negative(top * (1.0 - wy) + bottom * wy).min(255.0);
                 out[channel_plane(c) * plane + out_row + ox] = map(v);
             }
         }
+    }
+}
+
+/// `v.round()` for `v >= 0` (a blend of pixel values with weights in 0..=1), without the call into libm's
+/// `roundf` that `f32::round` costs on x86-64 without SSE4.1: it took a third of the letterbox's time. The
+/// truncation is one instruction and `v - t` is exact, so halfway cases round up as `round` does.
+#[inline]
+pub(crate) fn round_non_negative(v: f32) -> f32 {
+    let t = v as u32 as f32;
+    if v - t >= 0.5 {
+        t + 1.0
+    } else {
+        t
     }
 }
 
@@ -252,6 +265,29 @@ fn axis_taps(src: usize, dst: usize) -> Vec<(usize, usize, f32)> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod rounding_tests {
+    use super::round_non_negative;
+
+    #[test]
+    fn rounding_without_libm_agrees_with_round_on_every_blend_of_pixel_values() {
+        for v in [0.0f32, 0.5, 1.5, 2.5, 254.5, 255.0, 0.49999997, 127.49999, 127.50001, 1e-7] {
+            assert_eq!(round_non_negative(v), v.round(), "{v}");
+        }
+        // Every f32 from 0 to 256 in steps of 1/1024, and the neighbours of each halfway point.
+        for i in 0..=256 * 1024 {
+            let v = i as f32 / 1024.0;
+            assert_eq!(round_non_negative(v), v.round(), "{v}");
+        }
+        for k in 0..256 {
+            let half = k as f32 + 0.5;
+            for v in [half, f32::from_bits(half.to_bits() - 1), f32::from_bits(half.to_bits() + 1)] {
+                assert_eq!(round_non_negative(v), v.round(), "{v}");
+            }
+        }
+    }
 }
 
 /// A made-up I420 picture with smooth and sharp detail in every plane, and the same picture converted to RGB.
