@@ -85,19 +85,17 @@ class PlateNet(nn.Module):
         p1, p2, p3 = self.backbone(x)
         f = self.l1(p1) + F.interpolate(self.l2(p2), scale_factor=2, mode="nearest") \
             + F.interpolate(self.l3(p3), scale_factor=4, mode="nearest")
-        return self.head(self.neck(f))  # B, OUT, H / 8, W / 8 (GRID x GRID in training)
+        return self.head(self.neck(f))  # B, OUT, GRID, GRID
 
 
-def cell_centres(rows, cols, device=None):
-    """Input pixels of the centres of a rows x cols map's cells (from the map's own shape, so that the exported
-    graph takes any input whose sides are multiples of 32)."""
-    ys, xs = torch.meshgrid(torch.arange(rows, device=device), torch.arange(cols, device=device), indexing="ij")
+def cell_centres(device=None):
+    ys, xs = torch.meshgrid(torch.arange(GRID, device=device), torch.arange(GRID, device=device), indexing="ij")
     return (xs.float() + 0.5) * STRIDE, (ys.float() + 0.5) * STRIDE
 
 
 def decode_maps(out):
     """Raw maps -> boxes (x1,y1,x2,y2), corners [.., 8], objectness prob, two-row prob; all per cell."""
-    cx, cy = cell_centres(out.shape[2], out.shape[3], out.device)
+    cx, cy = cell_centres(out.device)
     ltrb = torch.exp(out[:, 1:5].clamp(-6, 6)) * STRIDE
     x1, y1, x2, y2 = cx - ltrb[:, 0], cy - ltrb[:, 1], cx + ltrb[:, 2], cy + ltrb[:, 3]
     corners = out[:, 5:13] * (4 * STRIDE)
@@ -112,10 +110,11 @@ class Exported(nn.Module):
 
     def forward(self, x):
         box, corners, obj, two = decode_maps(self.m(x))
+        b = box.shape[0]
         cxcywh = torch.stack([(box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2,
                               box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]], 1)
         rows = torch.cat([cxcywh, obj[:, None], corners, (1 - two)[:, None], two[:, None]], 1)  # B, 15, G, G
-        return rows.flatten(2).permute(0, 2, 1)  # B, cells, 15
+        return rows.reshape(b, 15, GRID * GRID).permute(0, 2, 1)
 
 
 def load_backbone(model, shared):
@@ -616,16 +615,9 @@ def main():
 def export(work, out):
     model = PlateNet()
     model.load_state_dict(torch.load(pathlib.Path(work) / "best.pt"))
-    export_model(model, out)
-
-
-def export_model(model, out):
-    """ONNX with a free input size (sides multiples of 32): the agent fits the input to each crop's shape
-    (256 on the long side) instead of padding it to 256 x 256."""
     model.eval()
     torch.onnx.export(Exported(model), torch.zeros(1, 3, SIZE, SIZE), out, input_names=["input"],
-                      output_names=["output"], opset_version=17, dynamo=False,
-                      dynamic_axes={"input": {2: "height", 3: "width"}, "output": {1: "cells"}})
+                      output_names=["output"], opset_version=17, dynamo=False)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,7 @@ models/plate_reader/train.py), OpenCV for decoding and resizing, so the Rust cod
 
 - Detector: vehicle crops (each motorcyclist box of the first vn_riders validation frames, grown by 10% on each
   side as the pipeline cuts a vehicle, rounded to whole pixels), cv2 INTER_LINEAR letterbox top-left into
-  an input 256 on the crop's long side, the other side the next multiple of 32 (yolox_reference.fit_input)
-  plus 32 (at most 256), pad 114, RGB / 255; score = objectness x best layout score; greedy NMS 0.5.
+  256x256, pad 114, RGB / 255; score = objectness x best layout score; greedy NMS 0.5.
 - Reader: every 40th vn_plates crop; a square plate (width/height < 2.6) is cut into a top band (upper 55%) and
   a bottom band (lower 55%), each band resized with cv2 INTER_LINEAR to the model's input height keeping its
   aspect, side by side with the model's `row_gap` metadata (zero columns, none if absent) between them
@@ -25,7 +24,6 @@ import numpy as np
 import onnxruntime as ort
 
 from boxes import iou
-from yolox_reference import fit_input
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "common"))
 from plate_input import compose  # noqa: E402  (the recipe's own input, shared with training)
@@ -33,7 +31,6 @@ from plate_input import compose  # noqa: E402  (the recipe's own input, shared w
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DET_SIZE = 256
 DET_PAD = 114
-DET_MIN_PAD = 32
 DET_THR = 0.5
 DET_NMS = 0.5
 ALPHABET = "0123456789ABCDEFGHKLMNPRSTUVXYZ"
@@ -43,14 +40,9 @@ CROPS = 24
 
 def detect(session, rgb_crop):
     h, w = rgb_crop.shape[:2]
-    iw, ih = fit_input(w, h, DET_SIZE)
-    if iw < ih:
-        iw = min(iw + DET_MIN_PAD, DET_SIZE)
-    elif ih < iw:
-        ih = min(ih + DET_MIN_PAD, DET_SIZE)
-    r = min(ih / h, iw / w)
+    r = min(DET_SIZE / h, DET_SIZE / w)
     nw, nh = max(1, int(w * r)), max(1, int(h * r))
-    canvas = np.full((ih, iw, 3), DET_PAD, np.uint8)
+    canvas = np.full((DET_SIZE, DET_SIZE, 3), DET_PAD, np.uint8)
     canvas[:nh, :nw] = cv2.resize(rgb_crop, (nw, nh), interpolation=cv2.INTER_LINEAR)
     x = canvas.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
     out = session.run(None, {"input": x})[0][0]

@@ -2,10 +2,8 @@
 //! project's own model, `models/plate_detector`: a ShuffleNetV2 backbone with one head per stride-8 cell,
 //! trained on Vietnamese motorbike and car plates, through ort).
 //!
-//! Input `input` [1,3,H,W] RGB scaled to 0..1, letterboxed top-left with pad 114: 256 on the picture's long
-//! side, the other side a multiple of 32 that holds it with at least 32 of padding (a motorcyclist's tall crop
-//! gets 160x256 or 192x256, not 256x256 of which half is padding; the model was trained on 256x256 and is
-//! fully convolutional). Output [1,(H/8)x(W/8),15], already decoded to input pixels: cx, cy, w, h, objectness, four corners (x, y) top-left, top-right,
+//! Input `input` [1,3,256,256] RGB scaled to 0..1, letterboxed top-left with pad 114. Output [1,1024,15],
+//! already decoded to input pixels: cx, cy, w, h, objectness, four corners (x, y) top-left, top-right,
 //! bottom-right, bottom-left, then two class scores (one-row plate, two-row plate). Score = objectness x best
 //! class score. It looks at a vehicle's crop, not a whole frame: a 15 px plate of a 1080p junction view is
 //! ~40 px in the crop of its motorbike, and one small run per vehicle costs ~2 ms on one core.
@@ -19,12 +17,7 @@ use ort::value::Tensor;
 use te_types::{BBox, PlateLayout};
 
 const MODEL_NAME: &str = "plate_detector";
-/// The input's long side.
 pub(crate) const INPUT_SIZE: u32 = 256;
-/// The model's coarsest stride: the input's sides must be multiples of it.
-const MAX_STRIDE: u32 = 32;
-/// Grey padding kept beside the picture on the input's short side, at least (see [`input_size`]).
-const MIN_PAD: u32 = 32;
 const PAD: u8 = 114;
 const ROW: usize = 15;
 
@@ -79,34 +72,18 @@ impl PlateDetector {
 
     /// Plates in `picture`, best first.
     pub fn detect(&mut self, picture: RgbView<'_>) -> Result<Vec<PlateDetection>, InferError> {
-        let size = input_size(picture.width, picture.height);
-        let lb = Letterbox::plan_rect(picture.width, picture.height, size, PadPlacement::TopLeft);
+        let lb = Letterbox::plan(picture.width, picture.height, INPUT_SIZE, PadPlacement::TopLeft);
         // A fresh tensor each run: ort takes ownership of it.
         let mut input = Vec::new();
-        lb.fill_chw_rect(picture.data, picture.width, picture.height, size, false, PAD, 1.0 / 255.0, &mut input);
+        lb.fill_chw(picture.data, picture.width, picture.height, INPUT_SIZE, false, PAD, 1.0 / 255.0, &mut input);
         let session_err = |source: ort::Error| InferError::Session { name: MODEL_NAME.into(), source };
-        let shape = [1i64, 3, size.1 as i64, size.0 as i64];
-        let tensor = Tensor::from_array((shape, input)).map_err(session_err)?;
+        let side = INPUT_SIZE as i64;
+        let tensor = Tensor::from_array(([1i64, 3, side, side], input)).map_err(session_err)?;
         let outputs = self.session.run(ort::inputs!["input" => tensor]).map_err(session_err)?;
         let (shape, raw) = outputs["output"].try_extract_tensor::<f32>().map_err(session_err)?;
         let dims: Vec<i64> = shape.iter().copied().collect();
         let plates = decode(raw, &dims, &lb, self.settings.score_threshold)?;
         Ok(suppress(plates, self.settings.nms_iou, |p| (p.score, p.bbox)))
-    }
-}
-
-/// The input (width, height) for a `width` x `height` picture: 256 on its long side, the other side the next
-/// multiple of 32 that holds the scaled picture and at least `MIN_PAD` more. The model learnt plates with the
-/// grey padding beside the picture that a 256x256 letterbox gives; with none (the input ending at the
-/// picture's edge) it found 2 fewer validation plates and read 4 fewer right.
-fn input_size(width: u32, height: u32) -> (u32, u32) {
-    let (w, h) = Letterbox::fit_input(width, height, INPUT_SIZE, MAX_STRIDE);
-    if w < h {
-        ((w + MIN_PAD).min(INPUT_SIZE), h)
-    } else if h < w {
-        (w, (h + MIN_PAD).min(INPUT_SIZE))
-    } else {
-        (w, h)
     }
 }
 
@@ -139,18 +116,6 @@ fn decode(raw: &[f32], dims: &[i64], lb: &Letterbox, threshold: f32) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_tall_crop_gets_a_narrow_input_with_grey_beside_it_and_a_square_one_the_whole_input() {
-        // 100x200 scales to 128x256: 128 is a multiple of 32, plus the 32 of padding.
-        assert_eq!(input_size(100, 200), (160, 256));
-        // 300x120 scales to 256x102: 128 holds it, plus 32.
-        assert_eq!(input_size(300, 120), (256, 160));
-        assert_eq!(input_size(90, 90), (256, 256));
-        // Nearly square: never more than 256.
-        assert_eq!(input_size(250, 256), (256, 256));
-        assert_eq!(input_size(1, 4000), (32 + MIN_PAD, 256));
-    }
 
     #[test]
     fn rows_decode_to_picture_pixels_with_the_better_class() {
