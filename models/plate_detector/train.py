@@ -526,6 +526,8 @@ def main():
     ap.add_argument("--seed", type=int, default=23)
     ap.add_argument("--out", default=str(HERE / "plate_detector.onnx"))
     ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--export-epoch", choices=["best", "last"], default="best",
+                    help="with --export-only: the recipe's best epoch or the last one (v2 is its run's last epoch)")
     ap.add_argument("--score-onnx", help="print an exported model's validation figures (as logged per epoch) and stop")
     ap.add_argument("--detector-crops", type=float, default=0.0,
                     help="share of training crops cut from the agent's detector boxes (experiment; 0 as shipped)")
@@ -556,7 +558,7 @@ def main():
         return
 
     if args.export_only:
-        export(work, args.out)
+        export(work, args.out, args.export_epoch)
         return
     train = Frames(args.shared, "train", work, args.corrections, args.mined)
     val = Frames(args.shared, "val", work, args.corrections)
@@ -612,9 +614,12 @@ def main():
     say(f"exported best (val f1 {best:.4f}) to {args.out}")
 
 
-def export(work, out):
+def export(work, out, epoch="best"):
     model = PlateNet()
-    model.load_state_dict(torch.load(pathlib.Path(work) / "best.pt"))
+    if epoch == "last":
+        model.load_state_dict(torch.load(pathlib.Path(work) / "last.pt", weights_only=False)["model"])
+    else:
+        model.load_state_dict(torch.load(pathlib.Path(work) / "best.pt"))
     model.eval()
     torch.onnx.export(Exported(model), torch.zeros(1, 3, SIZE, SIZE), out, input_names=["input"],
                       output_names=["output"], opset_version=17, dynamo=False)
