@@ -122,7 +122,11 @@ impl PlateReader {
     pub fn load(runtime: &Runtime, dirs: &ModelDirs, settings: &PlateReaderSettings) -> Result<Self, InferError> {
         let session = runtime.session(MODEL_NAME, dirs, settings.threads)?;
         let (height, width) = input_size(&session)?;
-        let declared = session.metadata().ok().and_then(|m| m.custom(ROW_GAP_KEY));
+        // Metadata that cannot be read is an error, not "no gap": a gap model read without its gap misreads.
+        let declared = session
+            .metadata()
+            .map_err(|source| InferError::Session { name: MODEL_NAME.into(), source })?
+            .custom(ROW_GAP_KEY);
         let row_gap = checked_row_gap(declared.as_deref())?;
         Ok(Self { session, alphabet: te_plate::PLATE_ALPHABET.chars().collect(), height, width, row_gap })
     }
