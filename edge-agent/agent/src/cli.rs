@@ -121,7 +121,8 @@ pub struct EvalArgs {
     /// split is models/plate_reader/val_crops.txt).
     #[arg(long, conflicts_with = "only_clips")]
     pub only_crops: Option<PathBuf>,
-    /// vn_riders layout: write the missed plates and false detections to this TSV, for checking by eye.
+    /// vn_riders layout: write the missed plates, the false detections and the detections of plates not scored
+    /// (`ignore_plate` in the corrections file) to this TSV, for checking by eye.
     #[arg(long)]
     pub errors: Option<PathBuf>,
     /// vn_riders layout: write every scored plate with what the agent read and the text read by eye

@@ -230,7 +230,13 @@ mod tests {
     use std::path::PathBuf;
 
     fn frame(labels: Vec<(u32, [f32; 4])>) -> RiderFrame {
-        RiderFrame { name: "f".into(), image: PathBuf::new(), labels, added_plates: Vec::new() }
+        RiderFrame {
+            name: "f".into(),
+            image: PathBuf::new(),
+            labels,
+            added_plates: Vec::new(),
+            ignored_plates: Vec::new(),
+        }
     }
 
     #[test]

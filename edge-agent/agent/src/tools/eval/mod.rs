@@ -111,8 +111,8 @@ fn run_detection_eval(config: &AgentConfig, args: &EvalArgs) -> anyhow::Result<(
             project_file(&format!("models/labels/{name}.corrections.tsv"))
         };
         if let Some(path) = args.corrections.clone().or_else(default) {
-            let added = scenes::apply_corrections(&mut frames, &path)?;
-            println!("label corrections {}: {added} plates added", path.display());
+            let (added, ignored) = scenes::apply_corrections(&mut frames, &path)?;
+            println!("label corrections {}: {added} plates added, {ignored} not scored", path.display());
         }
     }
     println!(
@@ -174,7 +174,7 @@ fn run_detection_eval(config: &AgentConfig, args: &EvalArgs) -> anyhow::Result<(
     }
     if let Some(path) = &args.errors {
         report.write_errors(path)?;
-        eprintln!("missed plates and false detections written to {}", path.display());
+        eprintln!("missed plates, false detections and detections of plates not scored written to {}", path.display());
     }
     if !(0.0..=1.0).contains(&args.helmet_threshold) {
         anyhow::bail!("--helmet-threshold must be in [0, 1], got {}", args.helmet_threshold);

@@ -39,24 +39,39 @@ pub struct RiderFrame {
     pub labels: Vec<(u32, [f32; 4])>,
     /// Plates the labels miss, from the corrections file, in pixels.
     pub added_plates: Vec<BBox>,
+    /// Plates in view that are not scored (cut by the frame's edge, half hidden, too blurred to tell), from the
+    /// corrections file, in pixels: a detection of one is neither right nor wrong.
+    pub ignored_plates: Vec<BBox>,
 }
 
-/// Plate boxes missing from the labels, checked by eye: `frame<TAB>add_plate<TAB>x1<TAB>y1<TAB>x2<TAB>y2<TAB>reason`
-/// (pixels). Added to the frames they name as plates.
-pub fn apply_corrections(frames: &mut [RiderFrame], path: &Path) -> anyhow::Result<usize> {
-    let mut added = 0;
+/// Label corrections checked by eye: `frame<TAB>action<TAB>x1<TAB>y1<TAB>x2<TAB>y2<TAB>reason` (pixels).
+/// `add_plate`: a plate the labels miss, scored like a labelled one. `ignore_plate`: a plate the labels leave
+/// out on purpose because it cannot be scored fairly (cut by the frame's edge, half hidden behind another
+/// vehicle or a pole): finding it is not a false detection, missing it is not a miss (COCO's "crowd" and
+/// KITTI's "don't care" regions do the same). Returns (added, ignored).
+pub fn apply_corrections(frames: &mut [RiderFrame], path: &Path) -> anyhow::Result<(usize, usize)> {
+    let (mut added, mut ignored) = (0, 0);
     for (n, f) in super::tsv_rows(path, "frame")? {
-        let parsed =
-            (f.len() >= 7 && f[1] == "add_plate" && !f[6].trim().is_empty()).then(|| pixel_box(&f[2..6])).flatten();
+        let parsed = (f.len() >= 7 && matches!(f[1].as_str(), "add_plate" | "ignore_plate") && !f[6].trim().is_empty())
+            .then(|| pixel_box(&f[2..6]))
+            .flatten();
         let Some(bbox) = parsed else {
-            bail!("{}:{n}: expected `frame<TAB>add_plate<TAB>x1<TAB>y1<TAB>x2<TAB>y2<TAB>reason`", path.display());
+            bail!(
+                "{}:{n}: expected `frame<TAB>add_plate|ignore_plate<TAB>x1<TAB>y1<TAB>x2<TAB>y2<TAB>reason`",
+                path.display()
+            );
         };
         if let Some(frame) = frames.iter_mut().find(|fr| fr.name == f[0]) {
-            frame.added_plates.push(bbox);
-            added += 1;
+            if f[1] == "add_plate" {
+                frame.added_plates.push(bbox);
+                added += 1;
+            } else {
+                frame.ignored_plates.push(bbox);
+                ignored += 1;
+            }
         }
     }
-    Ok(added)
+    Ok((added, ignored))
 }
 
 /// `x1 y1 x2 y2` in pixels: finite, not negative, not empty.
@@ -158,7 +173,7 @@ pub fn load(dir: &Path, only_clips: Option<&Path>) -> anyhow::Result<Vec<RiderFr
             .map(|ext| dir.join("images").join(format!("{name}.{ext}")))
             .find(|p| p.is_file())
             .unwrap_or_else(|| dir.join("images").join(format!("{name}.jpg")));
-        frames.push(RiderFrame { name, image, labels, added_plates: Vec::new() });
+        frames.push(RiderFrame { name, image, labels, added_plates: Vec::new(), ignored_plates: Vec::new() });
     }
     if frames.is_empty() {
         bail!("{}: no labelled frames (check --only-clips)", dir.display());
@@ -192,6 +207,10 @@ pub struct DetectionReport {
     false_detections: usize,
     true_24: usize,
     false_24: usize,
+    /// Detections of plates the corrections mark as not scored (cut or half hidden), and how many of them
+    /// read as a valid plate: such a read is a guess, since part of the plate is not in the picture.
+    ignored_detections: usize,
+    ignored_read: usize,
     vehicles: usize,
     riders: Recall,
     plates_read: usize,
@@ -213,6 +232,8 @@ pub struct DetectionReport {
     pub missed: Vec<(String, BBox)>,
     /// (frame, detection box, score) of every false detection.
     pub false_found: Vec<(String, BBox, f32)>,
+    /// (frame, detection box, score, valid read) of every detection of a plate that is not scored.
+    pub ignored_found: Vec<(String, BBox, f32, Option<String>)>,
     /// Per frame, the motorcyclists the agent would check for helmets: the motorcyclist boxes a YOLOX person
     /// rides (the pipeline's rider gate), for scoring the helmet model on the boxes it really gets.
     pub checked_riders: std::collections::HashMap<String, Vec<BBox>>,
@@ -373,6 +394,13 @@ pub fn evaluate(
                     }
                 }
                 None if plates.iter().any(|g| g.width() < MIN_SCORED_WIDTH && plate.bbox.iou(g) >= 0.3) => {}
+                None if sample.ignored_plates.iter().any(|g| plate.bbox.iou(g) >= 0.5) => {
+                    report.ignored_detections += 1;
+                    let crop = &crops[*crop_index];
+                    let read = recognizer.read_detection(RgbView::of_image(crop), plate)?.and_then(|r| r.text);
+                    report.ignored_read += usize::from(read.is_some());
+                    report.ignored_found.push((sample.name.clone(), plate.bbox, plate.score, read));
+                }
                 None => {
                     report.false_detections += 1;
                     if plate.bbox.width() >= 24.0 {
@@ -472,6 +500,11 @@ impl DetectionReport {
             precision(self.true_24, self.false_24)
         );
         println!(
+            "detections of plates not scored (cut by the frame's edge or half hidden, in the corrections file): \
+             {}, {} of them read as a valid plate (a guess)",
+            self.ignored_detections, self.ignored_read
+        );
+        println!(
             "plates inside a vehicle the vehicle detector found: {}/{}, found by the plate detector {} ({:.4})",
             self.in_vehicles.n,
             self.scored.n,
@@ -497,7 +530,7 @@ impl DetectionReport {
              plate_precision_24={:.4} plates_24={} square_recall_24={:.4} rider_vehicle_recall={:.4} \
              plate_recall_in_vehicles={:.4} plates_read={} plate_ms_per_vehicle={:.2} plates_read_right={} \
              plates_read_wrong={} plates_read_unchecked={} legible_plates={} legible_read_rate={:.4} plate_recall_speckless={:.4} \
-             plates_speckless={} {more_fields}",
+             plates_speckless={} plates_not_scored_found={} plates_not_scored_read={} {more_fields}",
             self.scored.rate(),
             precision(self.true_detections, self.false_detections),
             self.scored.n,
@@ -517,17 +550,26 @@ impl DetectionReport {
             self.read_right as f64 / self.legible.max(1) as f64,
             speckless.rate(),
             speckless.n,
+            self.ignored_detections,
+            self.ignored_read,
         );
     }
 
     /// Writes the missed plates and false detections as TSV, for checking by eye.
     pub fn write_errors(&self, path: &Path) -> anyhow::Result<()> {
-        let mut out = String::from("frame\tkind\tx1\ty1\tx2\ty2\tscore\n");
+        let mut out = String::from("frame\tkind\tx1\ty1\tx2\ty2\tscore\tread\n");
         for (name, b) in &self.missed {
-            out.push_str(&format!("{name}\tmissed\t{:.0}\t{:.0}\t{:.0}\t{:.0}\t\n", b.x1, b.y1, b.x2, b.y2));
+            out.push_str(&format!("{name}\tmissed\t{:.0}\t{:.0}\t{:.0}\t{:.0}\t\t\n", b.x1, b.y1, b.x2, b.y2));
         }
         for (name, b, s) in &self.false_found {
-            out.push_str(&format!("{name}\tfalse\t{:.0}\t{:.0}\t{:.0}\t{:.0}\t{s:.3}\n", b.x1, b.y1, b.x2, b.y2));
+            out.push_str(&format!("{name}\tfalse\t{:.0}\t{:.0}\t{:.0}\t{:.0}\t{s:.3}\t\n", b.x1, b.y1, b.x2, b.y2));
+        }
+        for (name, b, s, read) in &self.ignored_found {
+            let read = read.as_deref().unwrap_or("");
+            out.push_str(&format!(
+                "{name}\tnot_scored\t{:.0}\t{:.0}\t{:.0}\t{:.0}\t{s:.3}\t{read}\n",
+                b.x1, b.y1, b.x2, b.y2
+            ));
         }
         std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
     }
@@ -711,11 +753,15 @@ mod tests {
         let mut frames = load(dir.path(), None).expect("loads");
         std::fs::write(
             dir.path().join("fix.tsv"),
-            "frame\taction\tx1\ty1\tx2\ty2\treason\nb-1\tadd_plate\t1\t2\t30\t20\tseen\n",
+            "frame\taction\tx1\ty1\tx2\ty2\treason\nb-1\tadd_plate\t1\t2\t30\t20\tseen\n\
+             b-1\tignore_plate\t40\t2\t60\t20\tcut by the frame\n",
         )
         .expect("write");
-        assert_eq!(apply_corrections(&mut frames, &dir.path().join("fix.tsv")).expect("applies"), 1);
+        assert_eq!(apply_corrections(&mut frames, &dir.path().join("fix.tsv")).expect("applies"), (1, 1));
         assert_eq!(frames[1].added_plates, vec![BBox { x1: 1.0, y1: 2.0, x2: 30.0, y2: 20.0 }]);
+        assert_eq!(frames[1].ignored_plates, vec![BBox { x1: 40.0, y1: 2.0, x2: 60.0, y2: 20.0 }]);
+        std::fs::write(dir.path().join("fix.tsv"), "b-1\tdrop_plate\t1\t2\t30\t20\tno such action\n").expect("write");
+        assert!(apply_corrections(&mut frames, &dir.path().join("fix.tsv")).is_err(), "an unknown action is refused");
         std::fs::write(dir.path().join("fix.tsv"), "b-1\tadd_plate\t1\t2\t30\t20\t\n").expect("write");
         assert!(apply_corrections(&mut frames, &dir.path().join("fix.tsv")).is_err(), "a correction needs its reason");
         std::fs::write(dir.path().join("labels/c-1.txt"), "1 0.2 NaN 0.1 0.05\n").expect("write");
