@@ -352,13 +352,12 @@ mod tests {
         }
     }
 
+    type Taps = [(usize, usize, f32)];
+
     /// The per-value loop this module used until 2026-12-07: the oracle the separable resize must equal.
-    #[allow(clippy::too_many_arguments)]
     fn resize_per_value(
-        src: &[u8],
-        stride: usize,
-        xs: &[(usize, usize, f32)],
-        ys: &[(usize, usize, f32)],
+        (src, stride): (&[u8], usize),
+        (xs, ys): (&Taps, &Taps),
         canvas: &Canvas,
         bgr: bool,
         out: &mut [f32],
@@ -399,7 +398,7 @@ mod tests {
                 let mut fast = vec![-1.0f32; canvas.width * canvas.height * 3];
                 let mut slow = fast.clone();
                 resize_with_taps(&src, sw * 3, &xs, &ys, &canvas, bgr, |v| v / 255.0, &mut fast);
-                resize_per_value(&src, sw * 3, &xs, &ys, &canvas, bgr, &mut slow);
+                resize_per_value((&src, sw * 3), (&xs, &ys), &canvas, bgr, &mut slow);
                 let same = fast.iter().zip(&slow).all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(same, "case {n} ({sw}x{sh} -> {dw}x{dh}, bgr {bgr}) differs");
             }
