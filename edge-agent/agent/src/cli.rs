@@ -145,8 +145,9 @@ pub struct EvalArgs {
     /// scored) or `latin` (A-Z, 0-9, no grammar). Default: `vn` for gt.tsv, `latin` for openalpr.
     #[arg(long, value_parser = ["vn", "latin"])]
     pub plate_format: Option<String>,
-    /// Label corrections (plate crops: name, label, corrected, reason; vn_riders: frame, add_plate, x1, y1, x2,
-    /// y2, reason). Default: models/labels/<dataset folder name>.corrections.tsv when it exists.
+    /// Label corrections (plate crops: name, label, corrected, reason; vn_riders: frame, add_plate or
+    /// ignore_plate, x1, y1, x2, y2, reason: a plate the labels miss, or a cut or hidden plate that is not scored).
+    /// Default: models/labels/<dataset folder name>.corrections.tsv when it exists.
     #[arg(long, conflicts_with = "no_corrections")]
     pub corrections: Option<PathBuf>,
     /// Score against the labels exactly as shipped.
