@@ -27,6 +27,8 @@ use te_types::{BBox, CameraId, Frame};
 const MIN_SCORED_WIDTH: f32 = 16.0;
 /// Width/height below which a labelled plate is square (two rows).
 const SQUARE_BELOW: f32 = 2.6;
+/// A detection is the labelled plate (or the not-scored plate) it overlaps at least this much.
+const MATCH_IOU: f32 = 0.5;
 /// The same plate found through two overlapping vehicle crops is one detection.
 const CROSS_VEHICLE_NMS: f32 = 0.5;
 
@@ -207,10 +209,6 @@ pub struct DetectionReport {
     false_detections: usize,
     true_24: usize,
     false_24: usize,
-    /// Detections of plates the corrections mark as not scored (cut or half hidden), and how many of them
-    /// read as a valid plate: such a read is a guess, since part of the plate is not in the picture.
-    ignored_detections: usize,
-    ignored_read: usize,
     vehicles: usize,
     riders: Recall,
     plates_read: usize,
@@ -232,7 +230,8 @@ pub struct DetectionReport {
     pub missed: Vec<(String, BBox)>,
     /// (frame, detection box, score) of every false detection.
     pub false_found: Vec<(String, BBox, f32)>,
-    /// (frame, detection box, score, valid read) of every detection of a plate that is not scored.
+    /// (frame, detection box, score, valid read) of every detection of a plate the corrections mark as not
+    /// scored (cut or half hidden). A valid read of one is a guess: part of the plate is not in the picture.
     pub ignored_found: Vec<(String, BBox, f32, Option<String>)>,
     /// Per frame, the motorcyclists the agent would check for helmets: the motorcyclist boxes a YOLOX person
     /// rides (the pipeline's rider gate), for scoring the helmet model on the boxes it really gets.
@@ -375,7 +374,7 @@ pub fn evaluate(
             let best = (0..plates.len())
                 .filter(|&i| !used[i])
                 .max_by(|&a, &b| plate.bbox.iou(&plates[a]).total_cmp(&plate.bbox.iou(&plates[b])));
-            match best.filter(|&i| plate.bbox.iou(&plates[i]) >= 0.5) {
+            match best.filter(|&i| plate.bbox.iou(&plates[i]) >= MATCH_IOU) {
                 Some(i) => {
                     used[i] = true;
                     if plates[i].width() < MIN_SCORED_WIDTH {
@@ -394,11 +393,9 @@ pub fn evaluate(
                     }
                 }
                 None if plates.iter().any(|g| g.width() < MIN_SCORED_WIDTH && plate.bbox.iou(g) >= 0.3) => {}
-                None if sample.ignored_plates.iter().any(|g| plate.bbox.iou(g) >= 0.5) => {
-                    report.ignored_detections += 1;
+                None if sample.ignored_plates.iter().any(|g| plate.bbox.iou(g) >= MATCH_IOU) => {
                     let crop = &crops[*crop_index];
                     let read = recognizer.read_detection(RgbView::of_image(crop), plate)?.and_then(|r| r.text);
-                    report.ignored_read += usize::from(read.is_some());
                     report.ignored_found.push((sample.name.clone(), plate.bbox, plate.score, read));
                 }
                 None => {
@@ -502,7 +499,8 @@ impl DetectionReport {
         println!(
             "detections of plates not scored (cut by the frame's edge or half hidden, in the corrections file): \
              {}, {} of them read as a valid plate (a guess)",
-            self.ignored_detections, self.ignored_read
+            self.ignored_found.len(),
+            self.ignored_read()
         );
         println!(
             "plates inside a vehicle the vehicle detector found: {}/{}, found by the plate detector {} ({:.4})",
@@ -550,12 +548,18 @@ impl DetectionReport {
             self.read_right as f64 / self.legible.max(1) as f64,
             speckless.rate(),
             speckless.n,
-            self.ignored_detections,
-            self.ignored_read,
+            self.ignored_found.len(),
+            self.ignored_read(),
         );
     }
 
-    /// Writes the missed plates and false detections as TSV, for checking by eye.
+    /// Detections of plates not scored that read as a valid plate (guesses).
+    fn ignored_read(&self) -> usize {
+        self.ignored_found.iter().filter(|(.., read)| read.is_some()).count()
+    }
+
+    /// Writes the missed plates, the false detections and the detections of plates not scored as TSV, for
+    /// checking by eye.
     pub fn write_errors(&self, path: &Path) -> anyhow::Result<()> {
         let mut out = String::from("frame\tkind\tx1\ty1\tx2\ty2\tscore\tread\n");
         for (name, b) in &self.missed {
