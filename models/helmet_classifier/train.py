@@ -26,7 +26,8 @@ probability that a rider on it is bare-headed. Design: ShuffleNetV2 from Fastest
 (BSD-3-Clause), global average pool, one logit. Augmented for a junction camera: the box jittered as a detector
 would place it, small riders (down to 20 px heads) by down- and up-sampling, blur, light, noise, flips. Options
 tried for v1 and not shipped (model card): `--backlight` darkens a share of the pictures to silhouettes, `--ema`
-judges and keeps an average of the weights.
+judges and keeps an average of the weights; and (2026-12-07) `--extra-heads` adds eye-checked heads of
+people outside the motorcyclist boxes.
 """
 import argparse
 import pathlib
@@ -107,6 +108,26 @@ def load_riders(shared, detected=None):
             own = max(detected.get(path.stem, []), key=lambda d: iou(d, box), default=None)
             own = own if own is not None and iou(own, box) >= 0.5 else None
             out[split].append((path.stem, i, img, box, bare, own))
+    return out
+
+
+def load_extra_heads(shared, path):
+    """Training riders from people outside every labelled motorcyclist box (`--extra-heads`): rows of
+    frame, person box (x1,y1,x2,y2), bare|helmet, checked by eye; training clips only."""
+    if not path:
+        return []
+    clips = datasets.rider_clips(shared)
+    root = pathlib.Path(shared) / "data/vn_riders/images"
+    out, images = [], {}
+    for line in pathlib.Path(path).read_text().splitlines():
+        if not line.strip() or line.startswith("#") or line.startswith("frame\t"):
+            continue
+        stem, box, label = line.split("\t")[:3]
+        if clips.get(stem, (stem, "train"))[1] != "train":
+            raise SystemExit(f"{path}: {stem} is a validation frame")
+        if stem not in images:
+            images[stem] = cv2.cvtColor(cv2.imread(str(root / f"{stem}.jpg"), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        out.append((stem, -1, images[stem], tuple(float(v) for v in box.split(",")), label == "bare", None))
     return out
 
 
@@ -250,6 +271,8 @@ def main():
                     "train on them too, and judge epochs on them")
     ap.add_argument("--own-share", type=float, default=0.5,
                     help="with --detected: share of training pictures cut from the agent's box instead of the label's")
+    ap.add_argument("--extra-heads", help="more training heads: people outside the labelled motorcyclist boxes, "
+                    "checked by eye (frame, box, bare|helmet)")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--sheet", help="write the validation riders' head regions with their scores to this PNG")
     args = ap.parse_args()
@@ -259,6 +282,8 @@ def main():
 
     data = load_riders(args.shared, load_detected(args.detected))
     train, val = data["train"], data["val"]
+    extra = load_extra_heads(args.shared, args.extra_heads)
+    train = train + extra
     truth = [r[4] for r in val]
     # On the agent's own boxes: a labelled rider without one is never fined (scored 0).
     val_own = [r for r in val if r[5] is not None]
@@ -278,7 +303,7 @@ def main():
     if start == 0:
         say(f"data: train riders {len(train)} ({sum(r[4] for r in train)} bare-headed), val riders {len(val)} "
             f"({sum(truth)} bare-headed); the agent's own box for {sum(r[5] is not None for r in train)} training and "
-            f"{len(val_own)} validation riders; backbone tensors loaded {loaded}; seed {args.seed}")
+            f"{len(val_own)} validation riders; extra heads {len(extra)} ({sum(r[4] for r in extra)} bare-headed); backbone tensors loaded {loaded}; seed {args.seed}")
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * (args.per_epoch // args.batch))
     for _ in range(start * (args.per_epoch // args.batch)):
         sched.step()
