@@ -420,6 +420,11 @@ def main():
                     help="crnn: channels of its six 3x3 convs and of the 2x1 conv before the GRU (seven numbers)")
     ap.add_argument("--stage2-lr", type=float, default=5e-4)
     ap.add_argument("--stage2-illegible", type=int, default=600)
+    ap.add_argument("--teacher", default=None,
+                    help="an exported CRNN reader (ONNX, shipped widths) whose per-step outputs the model also learns "
+                         "(distillation; off by default)")
+    ap.add_argument("--distill", type=float, default=1.0, help="weight of the teacher's loss beside CTC")
+    ap.add_argument("--distill-temperature", type=float, default=2.0)
     args = ap.parse_args()
     tiny = args.arch == "ppocr-tiny"
     args.epochs = args.epochs if args.epochs is not None else (20 if tiny else 40)
@@ -459,6 +464,7 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
         freeze_batch_norm(model)
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    teacher = load_teacher(args.teacher, device) if args.teacher else None
     ema = training.Ema(model, args.ema) if args.ema > 0 else None
     start, best = training.resume(work, model, opt, say, ema=ema, map_location=device)
     if start >= epochs:
@@ -502,6 +508,8 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
             lp = F.log_softmax(logits, -1).permute(1, 0, 2)
             steps = torch.full((x.shape[0],), STEPS, dtype=torch.long)
             loss = ctc(lp, y.to(device), steps.to(device), lens.to(device))
+            if teacher is not None:
+                loss = loss + args.distill * distillation(logits, teacher, x.to(device), args.distill_temperature)
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -527,6 +535,26 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
                     f.write(f"{n}\t{t}\t{r}\t{c:.3f}\n")
         training.checkpoint(work, model, opt, epoch, best, ema=ema)
     say(f"stage done: best val exact {best:.4f}")
+
+
+def load_teacher(path, device):
+    """The teacher of a distillation run: an exported reader of the shipped widths, back in torch (frozen)."""
+    teacher = Reader()
+    teacher.load_state_dict(state_from_onnx(path, teacher))
+    teacher.eval().to(device)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def distillation(logits, teacher, x, temperature):
+    """KL divergence from the teacher's per-step distribution to the student's, both softened by `temperature`.
+    Both models have the same 40 steps over the same picture, so step t of one is step t of the other."""
+    with torch.no_grad():
+        target = F.softmax(teacher(x) / temperature, -1)
+    log_student = F.log_softmax(logits / temperature, -1)
+    kl = F.kl_div(log_student.flatten(0, 1), target.flatten(0, 1), reduction="batchmean")
+    return kl * temperature * temperature
 
 
 def load_extra(shared, path):
