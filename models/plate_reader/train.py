@@ -377,8 +377,10 @@ def main():
     ap.add_argument("--epochs", type=int, default=None, help="stage 1 epochs (default 40 crnn, 20 ppocr-tiny)")
     ap.add_argument("--synthetic", type=int, default=12000, help="synthetic plates rendered once per run")
     ap.add_argument("--synthetic-per-epoch", type=int, default=3000)
-    ap.add_argument("--extra", default="models/labels/vn_riders_plates.tsv",
-                    help="plate crops cut from vn_riders frames, labelled by agreement (train clips only)")
+    ap.add_argument("--extra", nargs="+", default=["models/labels/vn_riders_plates.tsv"],
+                    help="files of plate crops cut from vn_riders frames (train clips only): labelled by agreement "
+                         "(the default), or read by eye (models/labels/vn_riders_plates.eye.tsv, not in the "
+                         "shipped recipe)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="torch device to train on (cuda on a GPU machine)")
     ap.add_argument("--workers", type=int, default=0,
@@ -557,15 +559,13 @@ def distillation(logits, teacher, x, temperature):
     return kl * temperature * temperature
 
 
-def load_extra(shared, path):
-    p = pathlib.Path(path)
-    if not p.exists():
-        return []
+def load_extra(shared, paths):
     clips = datasets.rider_clips(shared)
+    lines = [line for p in map(pathlib.Path, paths) if p.exists() for line in p.read_text().splitlines()]
     out = []
-    for line in p.read_text().splitlines()[1:]:
+    for line in lines:
         f = line.split("\t")
-        if len(f) < 7 or f[1] == "-":
+        if line.startswith("#") or len(f) < 7 or f[0] == "name" or f[1] == "-":
             continue
         stem = f[0].rsplit("#", 1)[0]
         if clips.get(stem, ("", "val"))[1] != "train":
