@@ -138,7 +138,8 @@ def to_tensor(canvas_bgr):
 def added_plates(path, action="add_plate"):
     """frame stem -> the boxes of one action in a label file: plates added by eye
     (`models/labels/vn_riders.corrections.tsv`, action add_plate) or mined in the training frames
-    (`models/labels/vn_riders.train_plates.tsv`, add_plate / ignore; see mine_plates.py)."""
+    (`models/labels/vn_riders.train_plates.tsv`, add_plate / ignore; see mine_plates.py; the second eye pass in
+    `vn_riders.train_plates_2.tsv` also has background, for an earlier candidate that is no plate)."""
     out = {}
     for line in pathlib.Path(path).read_text().splitlines():
         f = line.split("\t")
@@ -186,15 +187,24 @@ def _write_detector_boxes(shared, cache, stems):
     pathlib.Path(cache).write_text(json.dumps(out))
 
 
+MINED_FILE = str(HERE.parent / "labels/vn_riders.train_plates.tsv")
+
+
 class Frames:
-    def __init__(self, shared, split, work, corrections=False, mined=False):
+    def __init__(self, shared, split, work, corrections=False, mined=False, mined_files=(MINED_FILE,)):
         clips = datasets.rider_clips(shared)
         added = added_plates(HERE.parent / "labels/vn_riders.corrections.tsv") if corrections else {}
-        mined_file = HERE.parent / "labels/vn_riders.train_plates.tsv"
-        # Only training frames are in the mined file; validation frames keep their labels checked by eye.
-        mined_plates = added_plates(mined_file) if mined else {}
-        # Candidates nobody could confirm: neither plate nor background.
-        self.unsure = added_plates(mined_file, "ignore") if mined else {}
+        # Only training frames are in the mined files; validation frames keep their labels checked by eye.
+        mined_plates, self.unsure, background = {}, {}, {}
+        for mined_file in mined_files if mined else ():
+            for into, action in ((mined_plates, "add_plate"), (self.unsure, "ignore"), (background, "background")):
+                # "ignore": candidates nobody could confirm, neither plate nor background.
+                for stem, boxes in added_plates(mined_file, action).items():
+                    into.setdefault(stem, []).extend(boxes)
+        # A later file's eye check of an earlier file's candidate (the same box, as a plate or as no plate) wins.
+        for stem, boxes in self.unsure.items():
+            settled = set(mined_plates.get(stem, [])) | set(background.get(stem, []))
+            boxes[:] = [b for b in boxes if b not in settled]
         stems = sorted(clips)
         found = detector_boxes(shared, work, stems)
         self.items = []
@@ -539,6 +549,9 @@ def main():
     ap.add_argument("--mined", action="store_true",
                     help="train with the plates mined in the training frames (models/labels/vn_riders.train_plates.tsv, "
                          "mine_plates.py): checked plates taught, unconfirmed candidates ignored")
+    ap.add_argument("--mined-file", nargs="+", default=[MINED_FILE],
+                    help="the files --mined reads (default: the shipped recipe's; add "
+                         "models/labels/vn_riders.train_plates_2.tsv for the second eye pass, not shipped)")
     ap.add_argument("--device", default="cpu", help="torch device to train on (cuda on a GPU machine)")
     ap.add_argument("--workers", type=int, default=0,
                     help="processes making batches (0: the shipped recipe's single random sequence)")
@@ -560,7 +573,7 @@ def main():
     if args.export_only:
         export(work, args.out, args.export_epoch)
         return
-    train = Frames(args.shared, "train", work, args.corrections, args.mined)
+    train = Frames(args.shared, "train", work, args.corrections, args.mined, args.mined_file)
     val = Frames(args.shared, "val", work, args.corrections)
     fonts = vnplate._fonts()
     # Forked before anything touches the GPU; the workers only crop, paste and augment.
