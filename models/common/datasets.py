@@ -4,7 +4,10 @@
   `12xemay`) are not independent sources: 855 of the 1,403 usable crops are linked through shared plates, so
   splitting by prefix would put most of the set on one side; the plate (one vehicle, seen in several frames)
   is the near-duplicate unit.
-- vn_riders: split by phone clip (`clips.tsv`).
+- vn_riders: split by source (`rider_source`): a phone clip, the whole `IMG_52xx_mp4` session, one photo with its
+  Roboflow copies, or a block of the gate camera's frames. `clips.tsv` names one clip per frame outside the phone
+  clips, and splitting by its names put frames of one video, and copies of one photo, on both sides (found
+  2026-12-07; fixed 2026-12-07, tenth session).
 Both splits are a fixed hash of the group name: the same on every machine and every run.
 """
 import hashlib
@@ -68,14 +71,65 @@ def vn_plates(shared, corrections_path):
     return [(n, img, t, "val" if plate_in_val(t) else "train") for n, img, t, _ in items]
 
 
+# The gate camera (`image_<n>`, 145 frames numbered in the order they were filmed) is one fixed view: it is
+# split in blocks of frame numbers, and a rider crosses the view in a few numbers (199-201, 218-221, 238-240 and
+# 277-280 hold one rider each, looked at by eye), so training leaves out its frames this close to a validation
+# block.
+GATE_BLOCK = 20
+GATE_GUARD = 5
+
+
+def rider_source(clip):
+    """The recording a vn_riders clip comes from; frames of one source share vehicles, so it is the split's unit.
+    - gate camera `image_<n>`: a block of GATE_BLOCK frame numbers;
+    - `Image<k>_JPG.rf.<hash>.jpg`: Roboflow's augmented copies of one photo `Image<k>_JPG`;
+    - `IMG_52xx_mp4-<n>`: one session of short videos at one gate (`30-N1 9500` is in three of them);
+    - phone clips `IMG_5xxx_MOV`: the clip."""
+    gate = re.match(r"^image_(\d+)$", clip)
+    if gate:
+        return f"image_block{int(gate.group(1)) // GATE_BLOCK}"
+    photo = re.match(r"^(Image\d+_JPG)", clip)
+    if photo:
+        return photo.group(1)
+    if re.match(r"^IMG_\d+_mp4", clip):
+        return "IMG_mp4"
+    return clip
+
+
 def rider_clips(shared):
-    """frame stem -> (clip, split)."""
+    """frame stem -> (clip, split); split is "train", "val", or "guard" (gate frames next to a validation block:
+    in neither side)."""
     root = pathlib.Path(shared) / "data/vn_riders"
     out = {}
     for line in (root / "clips.tsv").read_text().splitlines()[1:]:
         frame, clip = line.split("\t")
-        out[frame] = (clip, "val" if _in_val(clip, 0.25) else "train")
+        out[frame] = (clip, "val" if _in_val(rider_source(clip), 0.25) else "train")
+    gate = {int(m.group(1)): frame for frame, (clip, _) in out.items() if (m := re.match(r"^image_(\d+)$", clip))}
+    val_gate = [n for n, frame in gate.items() if out[frame][1] == "val"]
+    for n, frame in gate.items():
+        if out[frame][1] == "train" and any(abs(n - v) <= GATE_GUARD for v in val_gate):
+            out[frame] = (out[frame][0], "guard")
     return out
+
+
+def write_val_clips(shared, path):
+    """Writes the validation clips, one per line, for `edge-agent eval --only-clips`."""
+    clips = sorted({clip for clip, split in rider_clips(shared).values() if split == "val"})
+    pathlib.Path(path).write_text(
+        "# vn_riders clips held out for validation (models/common/datasets.py: a fixed hash of each clip's source,\n"
+        "# rider_source); never trained on. Written by `python models/common/datasets.py --write-val-clips`.\n"
+        + "".join(f"{c}\n" for c in clips))
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--shared", default="../shared")
+    ap.add_argument("--write-val-clips", metavar="FILE", help="write the vn_riders validation clips to FILE")
+    args = ap.parse_args()
+    if args.write_val_clips:
+        write_val_clips(args.shared, args.write_val_clips)
 
 
 def rider_labels(shared, stem):

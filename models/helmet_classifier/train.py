@@ -97,6 +97,8 @@ def load_riders(shared, detected=None):
             continue
         img = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         split = clips.get(path.stem, (path.stem, "train"))[1]
+        if split not in out:  # "guard": next to a validation block, in neither side
+            continue
         for i, (x1, y1, x2, y2) in enumerate(riders):
             action = fixes.get((path.stem, i))
             if action == "exclude" or x2 - x1 < MIN_WIDTH or y1 < 4:

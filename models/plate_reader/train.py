@@ -561,7 +561,10 @@ def distillation(logits, teacher, x, temperature):
 
 def load_extra(shared, paths):
     clips = datasets.rider_clips(shared)
-    lines = [line for p in map(pathlib.Path, paths) if p.exists() for line in p.read_text().splitlines()]
+    missing = [p for p in paths if not pathlib.Path(p).is_file()]
+    if missing:  # a mistyped path must not train silently without its crops
+        raise SystemExit(f"--extra: no such file: {', '.join(missing)}")
+    lines = [line for p in map(pathlib.Path, paths) for line in p.read_text().splitlines()]
     out = []
     for line in lines:
         f = line.split("\t")

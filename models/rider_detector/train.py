@@ -79,6 +79,8 @@ def load_frames(shared):
     out = {"train": [], "val": []}
     for path in sorted(root.glob("*.jpg")):
         clip, split = clips.get(path.stem, (path.stem, "train"))
+        if split not in out:  # "guard": next to a validation block, in neither side
+            continue
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
             continue
