@@ -275,6 +275,9 @@ def main():
                     help="with --detected: share of training pictures cut from the agent's box instead of the label's")
     ap.add_argument("--extra-heads", help="more training heads: people outside the labelled motorcyclist boxes, "
                     "checked by eye (frame, box, bare|helmet)")
+    ap.add_argument("--judge-at", type=float, default=None,
+                    help="choose the epoch by its recall at this p_bare (the agent's no_helmet_at, 0.95) with precision "
+                         ">= 0.97, instead of at its own best threshold")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--sheet", help="write the validation riders' head regions with their scores to this PNG")
     args = ap.parse_args()
@@ -328,6 +331,13 @@ def main():
         t, prec, rec = best_threshold(p, truth)
         p5, r5, _, _ = figures(p, truth, 0.5)
         score = rec if prec >= 0.97 else prec - 1.0
+        at = ""
+        if args.judge_at is not None:
+            # The agent fines at one fixed p_bare (`no_helmet_at`): an epoch whose best threshold is elsewhere is of
+            # no use to it.
+            prec_at, rec_at, _, _ = figures(p, truth, args.judge_at)
+            score = rec_at if prec_at >= 0.97 else prec_at - 1.0
+            at = f" | at {args.judge_at:.2f}: precision {prec_at:.4f} recall {rec_at:.4f}"
         own = ""
         if val_own:
             p_own = own_scores(judged, val, val_own)
@@ -335,7 +345,7 @@ def main():
             score = rec_own if prec_own >= 0.97 else prec_own - 1.0
             own = f" | own boxes, threshold {t_own:.2f}: precision {prec_own:.4f} recall {rec_own:.4f}"
         say(f"epoch {epoch:2d} loss {total / (args.per_epoch // args.batch):.4f} val@0.5 precision {p5:.4f} "
-            f"recall {r5:.4f} | threshold {t:.2f}: precision {prec:.4f} recall {rec:.4f}{own} | "
+            f"recall {r5:.4f} | threshold {t:.2f}: precision {prec:.4f} recall {rec:.4f}{at}{own} | "
             f"{time.time() - began:.0f} s")
         if score > best:
             best = score
