@@ -79,15 +79,21 @@ GATE_BLOCK = 20
 GATE_GUARD = 5
 
 
+def _gate_number(clip):
+    """The frame number of a gate-camera clip (`image_<n>`), or None."""
+    gate = re.match(r"^image_(\d+)$", clip)
+    return int(gate.group(1)) if gate else None
+
+
 def rider_source(clip):
     """The recording a vn_riders clip comes from; frames of one source share vehicles, so it is the split's unit.
     - gate camera `image_<n>`: a block of GATE_BLOCK frame numbers;
     - `Image<k>_JPG.rf.<hash>.jpg`: Roboflow's augmented copies of one photo `Image<k>_JPG`;
     - `IMG_52xx_mp4-<n>`: one session of short videos at one gate (`30-N1 9500` is in three of them);
     - phone clips `IMG_5xxx_MOV`: the clip."""
-    gate = re.match(r"^image_(\d+)$", clip)
-    if gate:
-        return f"image_block{int(gate.group(1)) // GATE_BLOCK}"
+    gate = _gate_number(clip)
+    if gate is not None:
+        return f"image_block{gate // GATE_BLOCK}"
     photo = re.match(r"^(Image\d+_JPG)", clip)
     if photo:
         return photo.group(1)
@@ -104,7 +110,7 @@ def rider_clips(shared):
     for line in (root / "clips.tsv").read_text().splitlines()[1:]:
         frame, clip = line.split("\t")
         out[frame] = (clip, "val" if _in_val(rider_source(clip), 0.25) else "train")
-    gate = {int(m.group(1)): frame for frame, (clip, _) in out.items() if (m := re.match(r"^image_(\d+)$", clip))}
+    gate = {n: frame for frame, (clip, _) in out.items() if (n := _gate_number(clip)) is not None}
     val_gate = [n for n, frame in gate.items() if out[frame][1] == "val"]
     for n, frame in gate.items():
         if out[frame][1] == "train" and any(abs(n - v) <= GATE_GUARD for v in val_gate):
@@ -121,16 +127,6 @@ def write_val_clips(shared, path):
         + "".join(f"{c}\n" for c in clips))
 
 
-if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--shared", default="../shared")
-    ap.add_argument("--write-val-clips", metavar="FILE", help="write the vn_riders validation clips to FILE")
-    args = ap.parse_args()
-    if args.write_val_clips:
-        write_val_clips(args.shared, args.write_val_clips)
-
 
 def rider_labels(shared, stem):
     """[(class, x1, y1, x2, y2)] in pixels of the 1280x720 frame."""
@@ -145,3 +141,14 @@ def rider_labels(shared, stem):
         c, cx, cy, w, h = int(f[0]), *map(float, f[1:])
         out.append((c, (cx - w / 2) * 1280, (cy - h / 2) * 720, (cx + w / 2) * 1280, (cy + h / 2) * 720))
     return out
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--shared", default="../shared")
+    ap.add_argument("--write-val-clips", metavar="FILE", help="write the vn_riders validation clips to FILE")
+    args = ap.parse_args()
+    if args.write_val_clips:
+        write_val_clips(args.shared, args.write_val_clips)

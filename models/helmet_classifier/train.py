@@ -95,10 +95,10 @@ def load_riders(shared, detected=None):
         helmets = [b[1:] for b in labels if b[0] == HELMET]
         if not riders:
             continue
-        img = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         split = clips.get(path.stem, (path.stem, "train"))[1]
         if split not in out:  # "guard": next to a validation block, in neither side
             continue
+        img = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         for i, (x1, y1, x2, y2) in enumerate(riders):
             action = fixes.get((path.stem, i))
             if action == "exclude" or x2 - x1 < MIN_WIDTH or y1 < 4:
@@ -240,6 +240,11 @@ def figures(p_bare, truth, threshold):
     return tp / max(tp + fp, 1), tp / max(n_bare, 1), tp, fp
 
 
+def epoch_score(precision, recall, min_precision=0.97):
+    """How good an epoch is: its recall where precision reaches `min_precision`, else below every such epoch."""
+    return recall if precision >= min_precision else precision - 1.0
+
+
 def best_threshold(p_bare, truth, min_precision=0.97):
     """(threshold, precision, recall): the lowest threshold whose precision reaches `min_precision` (most
     recall), or the one with the best precision if none does."""
@@ -330,19 +335,19 @@ def main():
         p = scores(judged, val)
         t, prec, rec = best_threshold(p, truth)
         p5, r5, _, _ = figures(p, truth, 0.5)
-        score = rec if prec >= 0.97 else prec - 1.0
+        score = epoch_score(prec, rec)
         at = ""
         if args.judge_at is not None:
             # The agent fines at one fixed p_bare (`no_helmet_at`): an epoch whose best threshold is elsewhere is of
             # no use to it.
             prec_at, rec_at, _, _ = figures(p, truth, args.judge_at)
-            score = rec_at if prec_at >= 0.97 else prec_at - 1.0
+            score = epoch_score(prec_at, rec_at)
             at = f" | at {args.judge_at:.2f}: precision {prec_at:.4f} recall {rec_at:.4f}"
         own = ""
         if val_own:
             p_own = own_scores(judged, val, val_own)
             t_own, prec_own, rec_own = best_threshold(p_own, truth)
-            score = rec_own if prec_own >= 0.97 else prec_own - 1.0
+            score = epoch_score(prec_own, rec_own)
             own = f" | own boxes, threshold {t_own:.2f}: precision {prec_own:.4f} recall {rec_own:.4f}"
         say(f"epoch {epoch:2d} loss {total / (args.per_epoch // args.batch):.4f} val@0.5 precision {p5:.4f} "
             f"recall {r5:.4f} | threshold {t:.2f}: precision {prec:.4f} recall {rec:.4f}{at}{own} | "

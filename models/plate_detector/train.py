@@ -135,18 +135,23 @@ def to_tensor(canvas_bgr):
     return cv2.cvtColor(canvas_bgr, cv2.COLOR_BGR2RGB).astype(np.float32).transpose(2, 0, 1) / 255.0
 
 
-def added_plates(path, action="add_plate"):
-    """frame stem -> the boxes of one action in a label file: plates added by eye
+def boxes_by_action(path):
+    """action -> frame stem -> boxes, of a label file: plates added by eye
     (`models/labels/vn_riders.corrections.tsv`, action add_plate) or mined in the training frames
     (`models/labels/vn_riders.train_plates.tsv`, add_plate / ignore; see mine_plates.py; the second eye pass in
     `vn_riders.train_plates_2.tsv` also has background, for an earlier candidate that is no plate)."""
     out = {}
     for line in pathlib.Path(path).read_text().splitlines():
         f = line.split("\t")
-        if line.startswith("#") or len(f) < 6 or f[1] != action:
+        if line.startswith("#") or len(f) < 6 or f[0] == "frame":
             continue
-        out.setdefault(f[0], []).append(tuple(float(v) for v in f[2:6]))
+        out.setdefault(f[1], {}).setdefault(f[0], []).append(tuple(float(v) for v in f[2:6]))
     return out
+
+
+def added_plates(path, action="add_plate"):
+    """frame stem -> the boxes of one action in a label file (`boxes_by_action`)."""
+    return boxes_by_action(path).get(action, {})
 
 
 def detector_boxes(shared, work, stems):
@@ -197,9 +202,10 @@ class Frames:
         # Only training frames are in the mined files; validation frames keep their labels checked by eye.
         mined_plates, self.unsure, background = {}, {}, {}
         for mined_file in mined_files if mined else ():
+            by_action = boxes_by_action(mined_file)
             for into, action in ((mined_plates, "add_plate"), (self.unsure, "ignore"), (background, "background")):
                 # "ignore": candidates nobody could confirm, neither plate nor background.
-                for stem, boxes in added_plates(mined_file, action).items():
+                for stem, boxes in by_action.get(action, {}).items():
                     into.setdefault(stem, []).extend(boxes)
         # A later file's eye check of an earlier file's candidate (the same box, as a plate or as no plate) wins.
         for stem, boxes in self.unsure.items():
