@@ -352,7 +352,9 @@ def main():
         say(f"epoch {epoch:2d} loss {total / (args.per_epoch // args.batch):.4f} val@0.5 precision {p5:.4f} "
             f"recall {r5:.4f} | threshold {t:.2f}: precision {prec:.4f} recall {rec:.4f}{at}{own} | "
             f"{time.time() - began:.0f} s")
-        if score > best:
+        # The first epoch is kept whatever it scores: a run in which no epoch fines anyone at --judge-at
+        # (every score -1, the starting figure) must still leave one to export.
+        if score > best or not (work / "best.pt").exists():
             best = score
             torch.save(judged.state_dict(), work / "best.pt")
         training.checkpoint(work, model, opt, epoch, best, ema=ema)
