@@ -282,7 +282,7 @@ def main():
                     "checked by eye (frame, box, bare|helmet)")
     ap.add_argument("--judge-at", type=float, default=None,
                     help="choose the epoch by its recall at this p_bare (the agent's no_helmet_at, 0.95) with precision "
-                         ">= 0.97, instead of at its own best threshold")
+                         ">= 0.97, instead of at its own best threshold; with --detected, on the agent's own boxes")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--sheet", help="write the validation riders' head regions with their scores to this PNG")
     args = ap.parse_args()
@@ -347,8 +347,14 @@ def main():
         if val_own:
             p_own = own_scores(judged, val, val_own)
             t_own, prec_own, rec_own = best_threshold(p_own, truth)
-            score = epoch_score(prec_own, rec_own)
             own = f" | own boxes, threshold {t_own:.2f}: precision {prec_own:.4f} recall {rec_own:.4f}"
+            if args.judge_at is not None:
+                # Both given: the agent's own boxes at the agent's fixed threshold (until 2026-12-07 the own boxes'
+                # best threshold silently replaced --judge-at here).
+                t_own = args.judge_at
+                prec_own, rec_own, _, _ = figures(p_own, truth, t_own)
+                own += f" | own boxes at {t_own:.2f}: precision {prec_own:.4f} recall {rec_own:.4f}"
+            score = epoch_score(prec_own, rec_own)
         say(f"epoch {epoch:2d} loss {total / (args.per_epoch // args.batch):.4f} val@0.5 precision {p5:.4f} "
             f"recall {r5:.4f} | threshold {t:.2f}: precision {prec:.4f} recall {rec:.4f}{at}{own} | "
             f"{time.time() - began:.0f} s")
