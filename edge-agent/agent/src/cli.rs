@@ -101,7 +101,10 @@ pub enum Command {
     /// labelled motorcyclists (on the labelled boxes, then on the agent's own detected boxes), last line
     /// `plate_recall=<f> plate_precision=<f> plates=<n> ms_per_image=<ms> ... no_helmet_precision=<f>
     /// no_helmet_recall=<f> riders=<n> helmet_ms_per_rider=<ms> no_helmet_precision_detected=<f>
-    /// no_helmet_recall_detected=<f> riders_detected=<n>`.
+    /// no_helmet_recall_detected=<f> riders_detected=<n>`. A folder of photos (vn_scenes): every plate found and
+    /// read, last line `images= vehicles= plates_found= plates_read= ms_per_image=`, then, where
+    /// models/labels/<folder name>.plate_texts.tsv holds the plates read by eye, `legible_plates= legible_found=
+    /// legible_read_right= legible_read_wrong= illegible_guesses=`.
     Eval(EvalArgs),
 }
 
@@ -150,7 +153,7 @@ pub struct EvalArgs {
     /// Default: models/labels/<dataset folder name>.corrections.tsv when it exists.
     #[arg(long, conflicts_with = "no_corrections")]
     pub corrections: Option<PathBuf>,
-    /// Score against the labels exactly as shipped.
+    /// Score against the labels exactly as shipped (and photos without the plate texts read by eye).
     #[arg(long)]
     pub no_corrections: bool,
     /// ONNX Runtime threads per model (the plate OCR target is per core: keep 1 to measure it).

@@ -145,7 +145,21 @@ fn run_detection_eval(config: &AgentConfig, args: &EvalArgs) -> anyhow::Result<(
         };
         let draw = args.draw.as_deref().zip(font.as_ref());
         let width = config.plates.min_vehicle_width;
-        return scenes::read_photos(&args.dataset, &mut vehicles, &mut recognizer, width, draw);
+        // The plates a person boxed and read in these photos, where the team has done so (vn_scenes).
+        let folder = args.dataset.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let texts = match project_file(&format!("models/labels/{folder}.plate_texts.tsv")) {
+            Some(path) if !args.no_corrections => {
+                let texts = scenes::load_plate_texts(&path)?;
+                println!(
+                    "plates boxed and read by eye {}: {}",
+                    path.display(),
+                    texts.values().map(Vec::len).sum::<usize>()
+                );
+                Some(texts)
+            }
+            _ => None,
+        };
+        return scenes::read_photos(&args.dataset, &mut vehicles, &mut recognizer, width, draw, texts.as_ref());
     }
     let texts = match project_file("models/labels/vn_riders.plate_texts.tsv").filter(|_| !args.no_corrections) {
         Some(path) => {

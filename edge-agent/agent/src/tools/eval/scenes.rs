@@ -650,15 +650,78 @@ pub fn is_photo_folder(dir: &Path) -> bool {
     names.iter().any(|p| is_image(p)) && !names.iter().any(|p| p.extension().is_some_and(|e| e == "txt" || e == "tsv"))
 }
 
+/// How the plates a person boxed and read in photos (the plate texts file) fared along the agent's path.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PhotoScore {
+    /// Plates a person can read whole.
+    pub legible: usize,
+    /// Of those, found (a detection overlapping at IoU >= 0.5).
+    pub found: usize,
+    /// Of those, read as the person read them.
+    pub read_right: usize,
+    /// Of those, read as another valid plate: the worst outcome.
+    pub read_wrong: usize,
+    /// Plates no person can read whole that the agent gave a valid read all the same.
+    pub guesses: usize,
+    /// The legible plates not found, and those read wrong: `text` or `text read as other`.
+    pub misses: Vec<String>,
+}
+
+impl PhotoScore {
+    /// Scores one photo: `labelled` (box, compact text or `None` for illegible), `found` (box, compact valid
+    /// read or `None`). A detection counts for the labelled plate it overlaps most.
+    pub fn of(labelled: &[(BBox, Option<String>)], found: &[(BBox, Option<String>)]) -> Self {
+        let mut score = Self::default();
+        for (gt, text) in labelled {
+            let best = found
+                .iter()
+                .map(|(b, read)| (b.iou(gt), read))
+                .filter(|(iou, _)| *iou >= MATCH_IOU)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, read)| read.as_ref().map(|r| te_plate::compact(r)));
+            match (text, best) {
+                (Some(text), None) => score.misses.push(format!("{text} not found")),
+                (Some(text), Some(read)) => {
+                    score.found += 1;
+                    match read {
+                        Some(read) if read == *text => score.read_right += 1,
+                        Some(read) => {
+                            score.read_wrong += 1;
+                            score.misses.push(format!("{text} read as {read}"));
+                        }
+                        None => {}
+                    }
+                }
+                (None, Some(Some(_))) => score.guesses += 1,
+                (None, _) => {}
+            }
+            score.legible += usize::from(text.is_some());
+        }
+        score
+    }
+
+    fn add(&mut self, other: Self) {
+        self.legible += other.legible;
+        self.found += other.found;
+        self.read_right += other.read_right;
+        self.read_wrong += other.read_wrong;
+        self.guesses += other.guesses;
+        self.misses.extend(other.misses);
+    }
+}
+
 /// Finds and reads the plates of every photo in `dir` along the agent's path and, with `draw`, writes each
 /// photo annotated (vehicles thin, plates thick: green read, orange unreadable, with the text or the reason)
-/// for checking by eye. The last line is `images= vehicles= plates_found= plates_read= ms_per_image=`.
+/// for checking by eye. With `texts` (the plates a person boxed and read in these photos) it also scores them.
+/// The last line is `images= vehicles= plates_found= plates_read= ms_per_image=`, then, with `texts`,
+/// `legible_plates= legible_found= legible_read_right= legible_read_wrong= illegible_guesses=`.
 pub fn read_photos(
     dir: &Path,
     vehicles: &mut VehicleDetector,
     recognizer: &mut PlateRecognizer,
     min_vehicle_width: f32,
     draw: Option<(&Path, &crate::pipeline::overview::DataBarFont)>,
+    texts: Option<&PlateTexts>,
 ) -> anyhow::Result<()> {
     let mut photos: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -670,6 +733,7 @@ pub fn read_photos(
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     }
     let (mut n_vehicles, mut found, mut read_ok, mut millis) = (0, 0, 0, 0.0);
+    let mut scored = PhotoScore::default();
     for (number, path) in photos.iter().enumerate() {
         let frame = load_frame(path, number as u64)?;
         let started = Instant::now();
@@ -683,7 +747,7 @@ pub fn read_photos(
         found += search.plates.len();
         read_ok += reads.iter().flatten().filter(|r| r.text.is_some()).count();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let texts: Vec<String> = search
+        let shown: Vec<String> = search
             .plates
             .iter()
             .zip(&reads)
@@ -695,7 +759,20 @@ pub fn read_photos(
                 None => "not read (degenerate corners)".into(),
             })
             .collect();
-        println!("{name}: vehicles {}, plates {}: {}", search.vehicles.len(), search.plates.len(), texts.join(", "));
+        println!("{name}: vehicles {}, plates {}: {}", search.vehicles.len(), search.plates.len(), shown.join(", "));
+        if let Some(labelled) = texts.map(|t| t.get(&name).map_or(&[][..], Vec::as_slice)) {
+            let found: Vec<(BBox, Option<String>)> = search
+                .plates
+                .iter()
+                .zip(&reads)
+                .map(|((p, _), r)| (p.bbox, r.as_ref().and_then(|r| r.text.clone())))
+                .collect();
+            let score = PhotoScore::of(labelled, &found);
+            if !score.misses.is_empty() {
+                println!("{name}: legible plates missed or read wrong: {}", score.misses.join(", "));
+            }
+            scored.add(score);
+        }
         if let Some((out, font)) = draw {
             let mut rgb = frame.rgb().into_owned();
             let size = (frame.width, frame.height);
@@ -728,8 +805,15 @@ pub fn read_photos(
                 .with_context(|| format!("writing {}", target.display()))?;
         }
     }
+    let by_eye = match texts {
+        Some(_) => format!(
+            " legible_plates={} legible_found={} legible_read_right={} legible_read_wrong={} illegible_guesses={}",
+            scored.legible, scored.found, scored.read_right, scored.read_wrong, scored.guesses
+        ),
+        None => String::new(),
+    };
     println!(
-        "images={} vehicles={n_vehicles} plates_found={found} plates_read={read_ok} ms_per_image={:.1}",
+        "images={} vehicles={n_vehicles} plates_found={found} plates_read={read_ok} ms_per_image={:.1}{by_eye}",
         photos.len(),
         millis / photos.len().max(1) as f64
     );
@@ -789,6 +873,38 @@ mod tests {
             std::fs::write(&path, bad).expect("write");
             assert!(load_plate_texts(&path).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn a_photo_scores_legible_plates_found_read_right_and_wrong_and_guesses_on_illegible_ones() {
+        let b = |x: f32| BBox { x1: x, y1: 10.0, x2: x + 40.0, y2: 40.0 };
+        let labelled = vec![
+            (b(0.0), Some("59G163188".to_string())),
+            (b(100.0), Some("59U116124".to_string())),
+            (b(200.0), Some("30A33918".to_string())),
+            (b(300.0), None),
+            (b(400.0), Some("29B125662".to_string())),
+        ];
+        let found = vec![
+            (b(2.0), Some("59-G1/631.88".to_string())),
+            (b(101.0), Some("59-U1/161.21".to_string())),
+            (b(301.0), Some("29-L1/0702".to_string())),
+            (b(400.0), None),
+            (b(500.0), Some("51A-999.99".to_string())),
+        ];
+        let score = PhotoScore::of(&labelled, &found);
+        assert_eq!((score.legible, score.found, score.read_right, score.read_wrong, score.guesses), (4, 3, 1, 1, 1));
+        assert_eq!(score.misses, vec!["59U116124 read as 59U116121", "30A33918 not found"]);
+        assert_eq!(PhotoScore::of(&labelled, &[]).found, 0, "nothing found, nothing matched");
+    }
+
+    #[test]
+    fn the_street_photos_plate_texts_file_loads_with_every_legible_plate_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/labels/vn_scenes.plate_texts.tsv");
+        let texts = load_plate_texts(&path).expect("every row parses and every text is a Vietnamese plate");
+        let rows: Vec<&(BBox, Option<String>)> = texts.values().flatten().collect();
+        assert_eq!((rows.len(), rows.iter().filter(|(_, t)| t.is_some()).count()), (29, 21));
+        assert_eq!(texts["1.jpg"].iter().filter_map(|(_, t)| t.as_deref()).next(), Some("59G163188"));
     }
 
     #[test]
