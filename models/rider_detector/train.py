@@ -89,8 +89,9 @@ def load_frames(shared):
     return out
 
 
-def augment(rng, img, boxes):
-    """A training picture at W x H and its boxes in its pixels."""
+def augment(rng, img, boxes, size=(W, H), light=True):
+    """A training picture of `size` (W x H unless a mosaic's tile) and its boxes in its pixels."""
+    W, H = size  # noqa: N806  (the tile's own W and H)
     h0, w0 = img.shape[:2]
     # Zoom out (as from a higher, wider camera) or in a little; squash vertically (looking down).
     zoom = rng.uniform(0.45, 1.15)
@@ -120,8 +121,44 @@ def augment(rng, img, boxes):
         if (cx2 - cx1) * (cy2 - cy1) < 0.6 * (x2b - x1b) * (y2b - y1b):
             continue
         kept.append((cx1, cy1, cx2, cy2))
-    canvas = photometric(rng, canvas)
+    if light:
+        canvas = photometric(rng, canvas)
     return canvas, np.array(kept, dtype=np.float32).reshape(-1, 4)
+
+
+def mosaic(rng, frames):
+    """Four frames, each augmented into one quarter of the picture, the split point drawn at random: many small
+    motorcyclists side by side, as a junction camera sees a queue, which whole phone frames never show."""
+    cx, cy = int(W * rng.uniform(0.3, 0.7)), int(H * rng.uniform(0.3, 0.7))
+    canvas = np.full((H, W, 3), 114, np.uint8)
+    out = []
+    for x0, y0, x1, y1 in ((0, 0, cx, cy), (cx, 0, W, cy), (0, cy, cx, H), (cx, cy, W, H)):
+        _, img, boxes = frames[rng.randrange(len(frames))]
+        tile, b = augment(rng, img, boxes, size=(x1 - x0, y1 - y0), light=False)
+        canvas[y0:y1, x0:x1] = tile
+        out.extend((bx1 + x0, by1 + y0, bx2 + x0, by2 + y0) for bx1, by1, bx2, by2 in b)
+    return photometric(rng, canvas), np.array(out, dtype=np.float32).reshape(-1, 4)
+
+
+def val_mosaics(frames, seed=5):
+    """The validation frames four at a time, each shrunk into a quarter (no other change): the same riders at
+    half their size and four times as many to a picture. Fixed order, so every epoch and run sees the same."""
+    rng = random.Random(seed)
+    order = list(range(len(frames)))
+    rng.shuffle(order)
+    out = []
+    for i in range(0, len(order) - 3, 4):
+        canvas = np.full((H, W, 3), 114, np.uint8)
+        boxes = []
+        for k, j in enumerate(order[i:i + 4]):
+            stem, img, b = frames[j]
+            h0, w0 = img.shape[:2]
+            x0, y0 = (k % 2) * (W // 2), (k // 2) * (H // 2)
+            canvas[y0:y0 + H // 2, x0:x0 + W // 2] = cv2.resize(img, (W // 2, H // 2), interpolation=cv2.INTER_AREA)
+            sx, sy = (W // 2) / w0, (H // 2) / h0
+            boxes.extend((x1 * sx + x0, y1 * sy + y0, x2 * sx + x0, y2 * sy + y0) for x1, y1, x2, y2 in b)
+        out.append((f"mosaic{i // 4}", canvas, np.array(boxes, dtype=np.float32).reshape(-1, 4)))
+    return out
 
 
 def photometric(rng, img):
@@ -139,11 +176,14 @@ def to_tensor(img):
     return torch.from_numpy(img.transpose(2, 0, 1).copy()).float() / 255.0
 
 
-def batch(rng, frames, n):
+def batch(rng, frames, n, mosaic_share=0.0):
     imgs, targets = [], []
     for i in range(n):
-        _, img, boxes = frames[rng.randrange(len(frames))]
-        pic, b = augment(rng, img, boxes)
+        if mosaic_share > 0 and rng.random() < mosaic_share:
+            pic, b = mosaic(rng, frames)
+        else:
+            _, img, boxes = frames[rng.randrange(len(frames))]
+            pic, b = augment(rng, img, boxes)
         imgs.append(to_tensor(pic))
         for x1, y1, x2, y2 in b:
             targets.append([i, 0, (x1 + x2) / 2 / W, (y1 + y2) / 2 / H, (x2 - x1) / W, (y2 - y1) / H])
@@ -235,6 +275,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=31)
     ap.add_argument("--out", default=".local/train/rider_detector/rider_detector.onnx")
+    ap.add_argument("--mosaic", type=float, default=0.0, help="share of training pictures made of four frames "
+                    "(0 = none, the shipped model's recipe)")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--draw", help="draw the best epoch's detections (red) and the labels (green) on the "
                     "validation frames into this folder, for checking by eye; nothing is trained")
@@ -250,14 +292,17 @@ def main():
         draw(work, model, load_frames(args.shared)["val"], pathlib.Path(args.draw))
         return
     frames = load_frames(args.shared)
+    mosaics = val_mosaics(frames["val"])
     say(f"data: train frames {len(frames['train'])}, val frames {len(frames['val'])}; "
         f"COCO tensors loaded {loaded}/{total}; params {sum(p.numel() for p in model.parameters())}")
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
     first, best = training.resume(work, model, opt, say)
     if first == 0:
         r5, r3, p5, n = validate(model, frames["val"])
+        m5, _, mp5, mn = validate(model, mosaics)
         say(f"before training (COCO class head replaced): val_recall {r5:.4f} val_recall_iou30 {r3:.4f} "
-            f"val_precision {p5:.4f} riders {n}")
+            f"val_precision {p5:.4f} riders {n} mosaic_recall {m5:.4f} mosaic_precision {mp5:.4f} "
+            f"mosaic_riders {mn}")
     steps = args.per_epoch // args.batch
     for epoch in range(first, args.epochs):
         started = time.time()
@@ -268,13 +313,14 @@ def main():
             lr = args.lr * warm * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
             for g in opt.param_groups:
                 g["lr"] = lr
-            imgs, targets = batch(rng, frames["train"], args.batch)
+            imgs, targets = batch(rng, frames["train"], args.batch, args.mosaic)
             iou_l, obj_l, cls_l, loss = loss_fn(model(imgs), targets)
             opt.zero_grad()
             loss.backward()
             opt.step()
             totals += [float(iou_l.detach()), float(obj_l.detach()), float(cls_l.detach())]
         r5, r3, p5, n = validate(model, frames["val"])
+        m5, _, mp5, mn = validate(model, mosaics)
         f1 = 2 * r5 * p5 / max(r5 + p5, 1e-9)
         if f1 > best:
             best = f1
@@ -282,7 +328,7 @@ def main():
         training.checkpoint(work, model, opt, epoch, best)
         say(f"epoch {epoch} lr {lr:.5f} iou {totals[0] / steps:.4f} obj {totals[1] / steps:.4f} "
             f"val_recall {r5:.4f} val_recall_iou30 {r3:.4f} val_precision {p5:.4f} f1 {f1:.4f} riders {n} "
-            f"secs {time.time() - started:.0f}")
+            f"mosaic_recall {m5:.4f} mosaic_precision {mp5:.4f} mosaic_riders {mn} secs {time.time() - started:.0f}")
     export(work, model, args.out)
     say(f"exported best (val f1 {best:.4f}) to {args.out}")
 
