@@ -35,7 +35,7 @@ pub use nms::{non_max_suppression, suppress};
 pub use plate_detector::{PlateDetection, PlateDetector, PlateDetectorSettings};
 pub use plate_reader::{HiddenChar, PlateFormat, PlateReader, PlateReaderSettings, RawRead, ReadChar, HIDDEN_AT};
 pub use provider::{ExecutionSettings, Provider};
-pub use recognizer::{plate_picture, PlateRecognizer, RecognizerSettings};
+pub use recognizer::{is_cut_off, plate_picture, PlateRecognizer, RecognizerSettings};
 pub use rectify::{natural_size, rectify, RgbView};
 pub use rider::{merge_motorcyclists, rides, RiderDetector, RiderDetectorSettings};
 pub use runtime::{resolve_runtime_library, Runtime, RUNTIME_ENV_VAR};

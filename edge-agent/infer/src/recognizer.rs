@@ -161,7 +161,7 @@ impl PlateRecognizer {
     pub fn read_plates(&mut self, picture: RgbView<'_>) -> Result<Vec<PlateRead>, InferError> {
         let detections = self.detect_plates(picture)?;
         let mut reads = Vec::new();
-        let whole = |d: &PlateDetection| !cut_off(&d.bbox, picture.width, picture.height);
+        let whole = |d: &PlateDetection| !is_cut_off(&d.bbox, picture.width, picture.height);
         for detection in detections.into_iter().filter(whole).take(MAX_PLATES_PER_PICTURE) {
             if let Some(read) = self.read_detection(picture, &detection)? {
                 reads.push(read);
@@ -236,9 +236,10 @@ fn grown(corners: &[[f32; 2]; 4], along: f32, across: f32) -> [[f32; 2]; 4] {
     ]
 }
 
-/// A plate box that reaches the edge of the vehicle's crop is cut off (by the frame's edge or by another
-/// object): reading what is left of it would be a guess, so it is not read.
-fn cut_off(b: &te_types::BBox, width: u32, height: u32) -> bool {
+/// A plate box (in its crop's pixels) that reaches the edge of the vehicle's crop (`width` x `height`) is cut
+/// off (by the frame's edge, by another object, or by a vehicle box that cuts through it): reading what is left
+/// of it would be a guess, so `read_plates` does not read it, and the eval must not either.
+pub fn is_cut_off(b: &te_types::BBox, width: u32, height: u32) -> bool {
     b.x1 < CUT_OFF_MARGIN
         || b.y1 < CUT_OFF_MARGIN
         || b.x2 > width as f32 - CUT_OFF_MARGIN
@@ -434,9 +435,9 @@ mod tests {
     #[test]
     fn a_plate_at_the_edge_of_the_crop_is_cut_off() {
         let b = |x1, y1, x2, y2| te_types::BBox { x1, y1, x2, y2 };
-        assert!(!cut_off(&b(10.0, 10.0, 50.0, 40.0), 100, 100));
-        assert!(cut_off(&b(0.5, 10.0, 50.0, 40.0), 100, 100));
-        assert!(cut_off(&b(10.0, 10.0, 50.0, 99.0), 100, 100));
+        assert!(!is_cut_off(&b(10.0, 10.0, 50.0, 40.0), 100, 100));
+        assert!(is_cut_off(&b(0.5, 10.0, 50.0, 40.0), 100, 100));
+        assert!(is_cut_off(&b(10.0, 10.0, 50.0, 99.0), 100, 100));
     }
 
     #[test]

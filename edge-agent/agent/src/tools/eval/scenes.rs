@@ -313,6 +313,22 @@ pub fn search_frame(
     Ok(Search { vehicles: seen, plates, crops, searched, plate_detector_seconds })
 }
 
+/// Reads a plate that `search_frame` found as the pipeline does (`PlateRecognizer::read_plates`): in its
+/// vehicle's crop (`crop`, lying at `crop_at` in the frame), and not at all where that crop cuts it off (`None`,
+/// as for degenerate corners). Until 2026-12-07 the eval read such plates, which the pipeline never does.
+pub fn read_found(
+    recognizer: &mut PlateRecognizer,
+    plate: &PlateDetection,
+    crop: &image::RgbImage,
+    crop_at: &BBox,
+) -> anyhow::Result<Option<te_types::PlateRead>> {
+    let in_crop = plate.bbox.shifted(-crop_at.x1, -crop_at.y1);
+    if te_infer::is_cut_off(&in_crop, crop.width(), crop.height()) {
+        return Ok(None);
+    }
+    Ok(recognizer.read_detection(RgbView::of_image(crop), plate)?)
+}
+
 fn load_frame(path: &Path, number: u64) -> anyhow::Result<Frame> {
     let picture = crate::tools::eval::crops::decode_image(path)
         .with_context(|| format!("reading {}", path.display()))?
@@ -386,7 +402,7 @@ pub fn evaluate(
                     }
                     // Read it as the pipeline would, in its vehicle's crop (its corners are still in crop pixels).
                     let crop = &crops[*crop_index];
-                    if let Some(read) = recognizer.read_detection(RgbView::of_image(crop), plate)? {
+                    if let Some(read) = read_found(recognizer, plate, crop, &searched[*crop_index])? {
                         report.plates_read += usize::from(read.text.is_some());
                         reads[i] = Some(read);
                         pictures[i] = te_infer::plate_picture(RgbView::of_image(crop), plate);
@@ -395,7 +411,7 @@ pub fn evaluate(
                 None if plates.iter().any(|g| g.width() < MIN_SCORED_WIDTH && plate.bbox.iou(g) >= 0.3) => {}
                 None if sample.ignored_plates.iter().any(|g| plate.bbox.iou(g) >= MATCH_IOU) => {
                     let crop = &crops[*crop_index];
-                    let read = recognizer.read_detection(RgbView::of_image(crop), plate)?.and_then(|r| r.text);
+                    let read = read_found(recognizer, plate, crop, &searched[*crop_index])?.and_then(|r| r.text);
                     report.ignored_found.push((sample.name.clone(), plate.bbox, plate.score, read));
                 }
                 None => {
@@ -740,7 +756,7 @@ pub fn read_photos(
         let search = search_frame(&frame, vehicles, recognizer, min_vehicle_width)?;
         let mut reads = Vec::new();
         for (plate, crop) in &search.plates {
-            reads.push(recognizer.read_detection(RgbView::of_image(&search.crops[*crop]), plate)?);
+            reads.push(read_found(recognizer, plate, &search.crops[*crop], &search.searched[*crop])?);
         }
         millis += started.elapsed().as_secs_f64() * 1000.0;
         n_vehicles += search.vehicles.len();
@@ -756,7 +772,9 @@ pub fn read_photos(
                     Some(t) => format!("{t} ({:.2}, {:.0} px)", r.confidence, p.bbox.width()),
                     None => format!("unreadable [{}] ({:.0} px)", r.raw, p.bbox.width()),
                 },
-                None => "not read (degenerate corners)".into(),
+                None => {
+                    format!("not read: cut off by its vehicle's crop or degenerate corners ({:.0} px)", p.bbox.width())
+                }
             })
             .collect();
         println!("{name}: vehicles {}, plates {}: {}", search.vehicles.len(), search.plates.len(), shown.join(", "));
