@@ -1,6 +1,8 @@
 //! `edge-agent eval` on scenes: the vn_riders layout (`images/` + `labels/` in YOLO form: class 1 = plate,
 //! 2 = motorcyclist, 0 = helmet), where plate DETECTION is measured along the agent's own path; and a folder of
-//! unlabelled photos (vn_scenes), whose plates are found, read and drawn for checking by eye.
+//! photos (vn_scenes), whose plates are found, read and drawn for checking by eye, and scored against the plates a
+//! person boxed and read in them (`models/labels/<folder>.plate_texts.tsv`) where that file exists. Plates are read
+//! as the pipeline reads them: in their vehicle's crop, and not at all where that crop cuts them off.
 //!
 //! ```text
 //!  frame -> VehicleDetector (YOLOX + motorcyclists) -> each vehicle >= plates.min_vehicle_width -> crop (box + 10%,
