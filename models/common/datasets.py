@@ -127,7 +127,6 @@ def write_val_clips(shared, path):
         + "".join(f"{c}\n" for c in clips))
 
 
-
 def rider_labels(shared, stem):
     """[(class, x1, y1, x2, y2)] in pixels of the 1280x720 frame."""
     path = pathlib.Path(shared) / "data/vn_riders/labels" / f"{stem}.txt"

@@ -102,6 +102,17 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The plate texts read by eye in `models/labels/<name>.plate_texts.tsv`, unless `--no-corrections` or the team
+/// has read none for that dataset.
+fn plate_texts_by_eye(name: &str, no_corrections: bool) -> anyhow::Result<Option<scenes::PlateTexts>> {
+    let Some(path) = project_file(&format!("models/labels/{name}.plate_texts.tsv")).filter(|_| !no_corrections) else {
+        return Ok(None);
+    };
+    let texts = scenes::load_plate_texts(&path)?;
+    println!("plate texts read by eye {}: {} plates", path.display(), texts.values().map(Vec::len).sum::<usize>());
+    Ok(Some(texts))
+}
+
 fn run_detection_eval(config: &AgentConfig, args: &EvalArgs) -> anyhow::Result<()> {
     let photos_only = !scenes::is_riders_layout(&args.dataset);
     let mut frames = if photos_only { Vec::new() } else { scenes::load(&args.dataset, args.only_clips.as_deref())? };
@@ -147,32 +158,10 @@ fn run_detection_eval(config: &AgentConfig, args: &EvalArgs) -> anyhow::Result<(
         let width = config.plates.min_vehicle_width;
         // The plates a person boxed and read in these photos, where the team has done so (vn_scenes).
         let folder = args.dataset.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let texts = match project_file(&format!("models/labels/{folder}.plate_texts.tsv")) {
-            Some(path) if !args.no_corrections => {
-                let texts = scenes::load_plate_texts(&path)?;
-                println!(
-                    "plates boxed and read by eye {}: {}",
-                    path.display(),
-                    texts.values().map(Vec::len).sum::<usize>()
-                );
-                Some(texts)
-            }
-            _ => None,
-        };
+        let texts = plate_texts_by_eye(&folder, args.no_corrections)?;
         return scenes::read_photos(&args.dataset, &mut vehicles, &mut recognizer, width, draw, texts.as_ref());
     }
-    let texts = match project_file("models/labels/vn_riders.plate_texts.tsv").filter(|_| !args.no_corrections) {
-        Some(path) => {
-            let texts = scenes::load_plate_texts(&path)?;
-            println!(
-                "plate texts read by eye {}: {} plates",
-                path.display(),
-                texts.values().map(Vec::len).sum::<usize>()
-            );
-            texts
-        }
-        None => Default::default(),
-    };
+    let texts = plate_texts_by_eye("vn_riders", args.no_corrections)?.unwrap_or_default();
     let report = scenes::evaluate(&mut vehicles, &mut recognizer, &frames, &texts, config.plates.min_vehicle_width)?;
     if let Some(path) = &args.plate_reads {
         report.write_plate_reads(path)?;

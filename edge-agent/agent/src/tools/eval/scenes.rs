@@ -781,13 +781,13 @@ pub fn read_photos(
             .collect();
         println!("{name}: vehicles {}, plates {}: {}", search.vehicles.len(), search.plates.len(), shown.join(", "));
         if let Some(labelled) = texts.map(|t| t.get(&name).map_or(&[][..], Vec::as_slice)) {
-            let found: Vec<(BBox, Option<String>)> = search
+            let detected: Vec<(BBox, Option<String>)> = search
                 .plates
                 .iter()
                 .zip(&reads)
                 .map(|((p, _), r)| (p.bbox, r.as_ref().and_then(|r| r.text.clone())))
                 .collect();
-            let score = PhotoScore::of(labelled, &found);
+            let score = PhotoScore::of(labelled, &detected);
             if !score.misses.is_empty() {
                 println!("{name}: legible plates missed or read wrong: {}", score.misses.join(", "));
             }
