@@ -772,7 +772,12 @@ pub fn read_photos(
             .map(|((p, _), r)| match r {
                 Some(r) => match &r.text {
                     Some(t) => format!("{t} ({:.2}, {:.0} px)", r.confidence, p.bbox.width()),
-                    None => format!("unreadable [{}] ({:.0} px)", r.raw, p.bbox.width()),
+                    None => format!(
+                        "unreadable [{}] ({:.0} px; {})",
+                        r.raw,
+                        p.bbox.width(),
+                        r.unreadable_reason.as_deref().unwrap_or("no reason given")
+                    ),
                 },
                 None => {
                     format!("not read: cut off by its vehicle's crop or degenerate corners ({:.0} px)", p.bbox.width())
