@@ -67,8 +67,9 @@ pub const UNSURE_BELOW: f32 = 0.9;
 /// Two valid plates from the alternatives, the weaker with at least this share of the stronger's probability:
 /// the reader cannot tell them apart, so the read is unreadable. 0.4 was tried: 5 more right reads on the
 /// vn_plates crops with no more wrong ones, but on the vn_scenes street photos its only 2 new reads were both
-/// wrong (`29-L1/070.2?` half hidden read `79-L1/0702`, `29-V7/376.94` read `29-V7/976.94`). A false ticket
-/// is worse than an unread plate.
+/// wrong (`29-L1/070.2?` half hidden read `79-L1/0702`, `29-V7/376.94` read `29-V7/976.94`). Tried again with
+/// the second cut ([`CROSS_CHECK_GROWTH`]): the vn_plates validation split rose 0.940 -> 0.944, but the half-hidden
+/// plate was still read (`29-U1/0702`). A false ticket is worse than an unread plate.
 pub const AMBIGUOUS_RATIO: f32 = 0.25;
 /// A character half seen where the blank won its step (probability at least this share of the blank's) that
 /// makes another valid plate when put back: the read is unreadable. Lower than [`AMBIGUOUS_RATIO`] because
