@@ -153,7 +153,8 @@ impl PlateRecognizer {
         })
     }
 
-    /// Time spent inside the reader and how many plates it read, since the recogniser was loaded.
+    /// Time spent inside the reader and how many times it ran, since the recogniser was loaded. A plate read
+    /// twice (its other layout tried, or a valid read checked on a wider cut) counts twice.
     pub fn reader_clock(&self) -> (std::time::Duration, u64) {
         self.reader_clock
     }
