@@ -172,6 +172,10 @@ pub struct EvalArgs {
     /// Blur every image with this Gaussian sigma (pixels) before reading: measures blurred plates.
     #[arg(long, value_parser = parse_blur)]
     pub blur: Option<f32>,
+    /// Read without the second reader that the agent asks when a read could be more than one plate: measures
+    /// what the second opinion brings.
+    #[arg(long)]
+    pub no_second_opinion: bool,
 }
 
 /// What the crash test does besides killing the writer.

@@ -4,6 +4,7 @@
 //!  Frame (I420 or RGB) -> letterbox (bilinear, pad; converts only the taps it reads) -> ort session -> decode -> NMS -> Vec<Detection>
 //!  Frame (I420 or RGB) -> area shrink 512x288 (planes averaged, then converted) -> RiderDetector -> motorcyclists replace the COCO motorbikes under them
 //!  vehicle crop -> PlateDetector -> corners -> rectify -> PlateReader (CTC) -> plate grammar -> PlateRead
+//!                                     (uncertain between plates: second PlateReader, both weighed by ctc)
 //! ```
 //!
 //! Invariants: every model is checked against the sha256 pinned in `models/manifest.toml` before a session is
@@ -12,6 +13,7 @@
 
 mod area;
 mod crop;
+mod ctc;
 mod helmet;
 mod impulse;
 mod letterbox;
@@ -27,6 +29,7 @@ mod runtime;
 mod vehicle;
 
 pub use crop::{cut, vehicle_crop, RgbSource, VEHICLE_MARGIN};
+pub use ctc::StepProbs;
 pub use helmet::{head_box, head_region, HelmetClassifier};
 pub use impulse::{speck_share, NOISY_SHARE};
 pub use letterbox::{Letterbox, PadPlacement};

@@ -15,6 +15,7 @@
 //! - Every character keeps its probability and the best other character at the same place, so that the
 //!   recogniser can weigh the alternatives of an uncertain character against the grammar instead of guessing.
 
+use crate::ctc::StepProbs;
 use crate::letterbox::{resize_into_chw, Canvas};
 use crate::rectify::RgbView;
 use crate::{InferError, ModelDirs, Runtime};
@@ -53,11 +54,14 @@ pub struct PlateReaderSettings {
     /// ONNX Runtime intra-op threads.
     pub threads: usize,
     pub format: PlateFormat,
+    /// Whether a second reader model weighs the plates a read is uncertain between (Vietnamese plates only;
+    /// `crate::recognizer`). Off only to measure what it brings.
+    pub second_opinion: bool,
 }
 
 impl Default for PlateReaderSettings {
     fn default() -> Self {
-        Self { threads: 1, format: PlateFormat::Vietnam }
+        Self { threads: 1, format: PlateFormat::Vietnam, second_opinion: true }
     }
 }
 
@@ -86,6 +90,9 @@ pub struct RawRead {
     /// character of that stretch of blanks. A plate with one of them put back can be another valid plate (a
     /// lost first digit turns `18-B2/320.82` into the valid `18-B2/2082`), so the grammar must weigh them.
     pub hidden: Vec<HiddenChar>,
+    /// The model's output itself, so that the probability of any candidate text can be weighed later
+    /// ([`crate::ctc`]).
+    pub probs: StepProbs,
 }
 
 /// A character that lost its CTC step to the blank: it would stand before `chars[index]` (at the end when
@@ -104,6 +111,8 @@ pub struct HiddenChar {
 pub const HIDDEN_AT: f32 = 0.05;
 
 pub struct PlateReader {
+    /// The manifest's name of the model, for errors.
+    name: &'static str,
     session: Session,
     alphabet: Vec<char>,
     height: usize,
@@ -120,15 +129,24 @@ impl std::fmt::Debug for PlateReader {
 
 impl PlateReader {
     pub fn load(runtime: &Runtime, dirs: &ModelDirs, settings: &PlateReaderSettings) -> Result<Self, InferError> {
-        let session = runtime.session(MODEL_NAME, dirs, settings.threads)?;
-        let (height, width) = input_size(&session)?;
+        Self::load_model(runtime, dirs, settings, MODEL_NAME)
+    }
+
+    /// A reader model of the manifest other than the shipped reader (the second opinion), with the same input
+    /// and output.
+    pub fn load_model(
+        runtime: &Runtime,
+        dirs: &ModelDirs,
+        settings: &PlateReaderSettings,
+        name: &'static str,
+    ) -> Result<Self, InferError> {
+        let session = runtime.session(name, dirs, settings.threads)?;
+        let (height, width) = input_size(&session, name)?;
         // Metadata that cannot be read is an error, not "no gap": a gap model read without its gap misreads.
-        let declared = session
-            .metadata()
-            .map_err(|source| InferError::Session { name: MODEL_NAME.into(), source })?
-            .custom(ROW_GAP_KEY);
-        let row_gap = checked_row_gap(declared.as_deref())?;
-        Ok(Self { session, alphabet: te_plate::PLATE_ALPHABET.chars().collect(), height, width, row_gap })
+        let declared =
+            session.metadata().map_err(|source| InferError::Session { name: name.into(), source })?.custom(ROW_GAP_KEY);
+        let row_gap = checked_row_gap(declared.as_deref(), name)?;
+        Ok(Self { name, session, alphabet: te_plate::PLATE_ALPHABET.chars().collect(), height, width, row_gap })
     }
 
     /// Reads an upright plate picture (a rectified crop, or a crop dataset's image).
@@ -164,7 +182,8 @@ impl PlateReader {
             resize_into_chw(band, w, y1 - y0, row_width, height, &canvas, true, |v| v / 127.5 - 1.0, &mut input);
             x += row_width + gap;
         }
-        let session_err = |source: ort::Error| InferError::Session { name: MODEL_NAME.into(), source };
+        let name = self.name;
+        let session_err = |source: ort::Error| InferError::Session { name: name.into(), source };
         let tensor = Tensor::from_array(([1i64, 3, height as i64, width as i64], input)).map_err(session_err)?;
         let outputs = self.session.run(ort::inputs!["x" => tensor]).map_err(session_err)?;
         let (shape, probs) = outputs[0].try_extract_tensor::<f32>().map_err(session_err)?;
@@ -172,7 +191,7 @@ impl PlateReader {
         let classes = self.alphabet.len() + 1;
         if dims.len() != 3 || dims[2] as usize != classes || probs.len() != (dims[1] * dims[2]) as usize {
             return Err(InferError::Output {
-                name: MODEL_NAME.into(),
+                name: name.into(),
                 message: format!("expected [1, T, {classes}], got {dims:?}"),
             });
         }
@@ -180,24 +199,32 @@ impl PlateReader {
         // Characters whose CTC step lies left of the middle of the gap (the first row's right edge when there
         // is none) belong to the top row.
         let row_boundary_step = (widths[0] as f32 + gap as f32 / 2.0) * steps as f32 / width as f32;
-        Ok(ctc_decode(probs, steps, &self.alphabet, bands.len(), row_boundary_step))
+        let mut read = ctc_decode(probs, steps, &self.alphabet, bands.len(), row_boundary_step);
+        read.probs = StepProbs { values: probs.to_vec(), classes };
+        Ok(read)
+    }
+
+    /// The natural log of the probability that `read` (this reader's output) is `text` (compact: the rows'
+    /// characters in reading order); `None` when the text cannot be aligned to its steps.
+    pub fn log_probability(&self, read: &RawRead, text: &str) -> Option<f64> {
+        read.probs.log_probability(text, &self.alphabet)
     }
 }
 
 /// The reader's fixed input size, from the model's declared `x` [1, 3, H, W].
-fn input_size(session: &Session) -> Result<(usize, usize), InferError> {
+fn input_size(session: &Session, name: &str) -> Result<(usize, usize), InferError> {
     let dims: Option<Vec<i64>> = session.inputs().first().and_then(|i| i.dtype().tensor_shape()).map(|s| s.to_vec());
-    checked_input_size(dims.as_deref())
+    checked_input_size(dims.as_deref(), name)
 }
 
 /// The row gap a model declares in its metadata: none when absent; a value that is no whole number of
 /// columns up to [`MAX_ROW_GAP`] is refused.
-fn checked_row_gap(declared: Option<&str>) -> Result<usize, InferError> {
+fn checked_row_gap(declared: Option<&str>, name: &str) -> Result<usize, InferError> {
     match declared.map(|v| v.trim().parse::<usize>()) {
         None => Ok(0),
         Some(Ok(gap)) if gap <= MAX_ROW_GAP => Ok(gap),
         Some(_) => Err(InferError::Output {
-            name: MODEL_NAME.into(),
+            name: name.into(),
             message: format!("metadata {ROW_GAP_KEY:?} must be 0..={MAX_ROW_GAP} columns, the model says {declared:?}"),
         }),
     }
@@ -205,11 +232,11 @@ fn checked_row_gap(declared: Option<&str>) -> Result<usize, InferError> {
 
 /// The declared input dims as (height, width), if they are [1, 3, H, W] within the sizes a reader may have
 /// (a dynamic dimension is declared as -1 and refused).
-fn checked_input_size(dims: Option<&[i64]>) -> Result<(usize, usize), InferError> {
+fn checked_input_size(dims: Option<&[i64]>, name: &str) -> Result<(usize, usize), InferError> {
     match dims {
         Some(&[1, 3, h, w]) if HEIGHTS.contains(&h) && WIDTHS.contains(&w) => Ok((h as usize, w as usize)),
         other => Err(InferError::Output {
-            name: MODEL_NAME.into(),
+            name: name.into(),
             message: format!(
                 "input must be [1, 3, H, W] with H in {HEIGHTS:?} and W in {WIDTHS:?}, the model declares {other:?}"
             ),
@@ -273,7 +300,7 @@ fn ctc_decode(probs: &[f32], steps: usize, alphabet: &[char], rows: usize, row_b
     }
     let confidence =
         if chars.is_empty() { 0.0 } else { chars.iter().map(|c| c.probability).sum::<f32>() / chars.len() as f32 };
-    RawRead { rows: out, confidence, chars, hidden }
+    RawRead { rows: out, confidence, chars, hidden, probs: StepProbs::default() }
 }
 
 #[cfg(test)]
@@ -282,8 +309,8 @@ mod tests {
 
     #[test]
     fn a_reader_model_declaring_a_dynamic_or_outlandish_input_is_refused_at_load() {
-        assert_eq!(checked_input_size(Some(&[1, 3, 32, 160])).expect("crnn"), (32, 160));
-        assert_eq!(checked_input_size(Some(&[1, 3, 48, 160])).expect("48 high"), (48, 160));
+        assert_eq!(checked_input_size(Some(&[1, 3, 32, 160]), MODEL_NAME).expect("crnn"), (32, 160));
+        assert_eq!(checked_input_size(Some(&[1, 3, 48, 160]), MODEL_NAME).expect("48 high"), (48, 160));
         for bad in [
             &[1, 3, -1, 160][..],
             &[1, 3, 32, -1],
@@ -292,17 +319,17 @@ mod tests {
             &[2, 3, 32, 160],
             &[3, 32, 160],
         ] {
-            assert!(checked_input_size(Some(bad)).is_err(), "{bad:?} accepted");
+            assert!(checked_input_size(Some(bad), MODEL_NAME).is_err(), "{bad:?} accepted");
         }
-        assert!(checked_input_size(None).is_err());
+        assert!(checked_input_size(None, MODEL_NAME).is_err());
     }
 
     #[test]
     fn a_reader_model_declaring_no_row_gap_gets_none_and_an_outlandish_one_is_refused_at_load() {
-        assert_eq!(checked_row_gap(None).expect("absent"), 0);
-        assert_eq!(checked_row_gap(Some("8")).expect("eight"), 8);
+        assert_eq!(checked_row_gap(None, MODEL_NAME).expect("absent"), 0);
+        assert_eq!(checked_row_gap(Some("8"), MODEL_NAME).expect("eight"), 8);
         for bad in ["9", "-1", "4.5", "", "eight", "99999999999999999999"] {
-            assert!(checked_row_gap(Some(bad)).is_err(), "{bad:?} accepted");
+            assert!(checked_row_gap(Some(bad), MODEL_NAME).is_err(), "{bad:?} accepted");
         }
     }
 

@@ -22,6 +22,12 @@
 //! when a character the reader half saw between the ones it read would make another valid plate
 //! ([`HIDDEN_RATIO`]: 4- and 5-digit numbers are both valid, so a lost digit is another vehicle), or when a
 //! slightly wider cut of the same detected plate reads another valid plate ([`CROSS_CHECK_GROWTH`]).
+//!
+//! The second opinion: a read uncertain between valid plates goes to a second reader model, trained apart,
+//! which reads the same picture. Each plate the read could be is weighed by both readers' sequence probabilities
+//! ([`crate::ctc`]); the best is the read only when it clears the same [`AMBIGUOUS_RATIO`], the second reader
+//! alone gives it [`SECOND_OPINION_AT`] and its characters pass [`MIN_CHARACTER`]. A character half seen and
+//! the wider cut's check are the shipped reader's alone (models/plate_reader_second/README.md says why).
 
 use crate::crop::cut;
 use crate::nms::suppress;
@@ -71,6 +77,12 @@ pub const UNSURE_BELOW: f32 = 0.9;
 /// the second cut ([`CROSS_CHECK_GROWTH`]): the vn_plates validation split rose 0.940 -> 0.944, but the half-hidden
 /// plate was still read (`29-U1/0702`). A false ticket is worse than an unread plate.
 pub const AMBIGUOUS_RATIO: f32 = 0.25;
+/// The manifest's name of the second reader: an earlier reader of the project, trained apart from the shipped
+/// one, so that it errs on other plates (models/plate_reader_second/README.md).
+const SECOND_OPINION_MODEL: &str = "plate_reader_second";
+/// The least probability the second reader alone must give the plate it settles on: it settles only what it
+/// reads itself, never a plate that both readers find unlikely but one finds less unlikely.
+pub const SECOND_OPINION_AT: f32 = 0.5;
 /// A character half seen where the blank won its step (probability at least this share of the blank's) that
 /// makes another valid plate when put back: the read is unreadable. Lower than [`AMBIGUOUS_RATIO`] because
 /// the blank dominates CTC steps. On the vn_riders validation frames (the shipped detector, plate texts read
@@ -102,6 +114,8 @@ pub struct RecognizerSettings {
 pub struct PlateRecognizer {
     detector: PlateDetector,
     reader: PlateReader,
+    /// The second opinion (Vietnamese plates only): weighs the plates an uncertain read could be.
+    second: Option<PlateReader>,
     format: PlateFormat,
     /// Time spent inside the reader alone and its runs, for `edge-agent eval`'s per-plate figure.
     reader_clock: (std::time::Duration, u64),
@@ -109,10 +123,16 @@ pub struct PlateRecognizer {
 
 impl PlateRecognizer {
     pub fn load(runtime: &Runtime, dirs: &ModelDirs, settings: RecognizerSettings) -> Result<Self, InferError> {
+        let second = if settings.reader.second_opinion && settings.reader.format == PlateFormat::Vietnam {
+            Some(PlateReader::load_model(runtime, dirs, &settings.reader, SECOND_OPINION_MODEL)?)
+        } else {
+            None
+        };
         Ok(Self {
             format: settings.reader.format,
             detector: PlateDetector::load(runtime, dirs, settings.detector)?,
             reader: PlateReader::load(runtime, dirs, &settings.reader)?,
+            second,
             reader_clock: Default::default(),
         })
     }
@@ -154,17 +174,84 @@ impl PlateRecognizer {
     }
 
     /// Time spent inside the reader and how many times it ran, since the recogniser was loaded. A plate read
-    /// twice (its other layout tried, or a valid read checked on a wider cut) counts twice.
+    /// twice (its other layout tried, a valid read checked on a wider cut, or an uncertain read given to the
+    /// second opinion) counts twice.
     pub fn reader_clock(&self) -> (std::time::Duration, u64) {
         self.reader_clock
     }
 
     fn timed_read(&mut self, plate: RgbView<'_>, layout: PlateLayout) -> Result<RawRead, InferError> {
-        let started = std::time::Instant::now();
-        let raw = self.reader.read(plate, layout);
-        self.reader_clock.0 += started.elapsed();
-        self.reader_clock.1 += 1;
-        raw
+        timed_read(&mut self.reader_clock, &mut self.reader, plate, layout)
+    }
+
+    /// The read of `plate` by the shipped reader, as a plate read: the grammar decides, and where the
+    /// characters could be more than one plate, the second opinion may settle which (when `ask_second`).
+    fn finish(
+        &mut self,
+        plate: RgbView<'_>,
+        raw: RawRead,
+        layout: PlateLayout,
+        (corners, score): ([[f32; 2]; 4], f32),
+        ask_second: bool,
+    ) -> Result<PlateRead, InferError> {
+        let decided = match self.format {
+            PlateFormat::Vietnam => match decide(&raw, layout) {
+                Ok(read) => Ok(read),
+                Err(undecided) if ask_second => self.settle(plate, layout, &raw, undecided)?,
+                Err(undecided) => Err(undecided),
+            },
+            PlateFormat::Latin if raw.rows.iter().all(|r| r.is_empty()) => {
+                Err(Undecided::because("no characters were read".into()))
+            }
+            PlateFormat::Latin => Ok((raw.rows.join("/"), raw.confidence)),
+        };
+        let (text, unreadable_reason, confidence) = match decided {
+            Ok((plate, confidence)) => (Some(plate), None, confidence),
+            Err(undecided) => (None, Some(undecided.reason), raw.confidence),
+        };
+        let raw = raw.rows.join("/");
+        Ok(PlateRead { text, raw, unreadable_reason, confidence, layout, corners, detector_score: score })
+    }
+
+    /// Weighs the plates an uncertain read could be by how likely each is to both readers: the product of
+    /// their CTC sequence probabilities ([`crate::ctc`]) and the plate's prior. The best is the read when the
+    /// next is below [`AMBIGUOUS_RATIO`] of it, the second reader alone gives it at least
+    /// [`SECOND_OPINION_AT`], and its characters pass [`MIN_CHARACTER`]; otherwise the read stays unreadable
+    /// for its first reason.
+    fn settle(
+        &mut self,
+        plate: RgbView<'_>,
+        layout: PlateLayout,
+        raw: &RawRead,
+        undecided: Undecided,
+    ) -> Result<Result<(String, f32), Undecided>, InferError> {
+        if undecided.candidates.len() < 2 {
+            return Ok(Err(undecided));
+        }
+        let Some(second) = self.second.as_mut() else { return Ok(Err(undecided)) };
+        let other = timed_read(&mut self.reader_clock, second, plate, layout)?;
+        let mut weighed: Vec<(f64, f64, &Candidate)> = undecided
+            .candidates
+            .iter()
+            .map(|c| {
+                let text = te_plate::compact(&c.text);
+                let first = self.reader.log_probability(raw, &text).unwrap_or(f64::NEG_INFINITY);
+                let by_second = second.log_probability(&other, &text).unwrap_or(f64::NEG_INFINITY);
+                (first + by_second + f64::from(c.prior).ln(), by_second, c)
+            })
+            .collect();
+        weighed.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let (best, by_second, chosen) = weighed[0];
+        let settled = best.is_finite()
+            && weighed[1].0 < best + f64::from(AMBIGUOUS_RATIO).ln()
+            && by_second >= f64::from(SECOND_OPINION_AT).ln()
+            && chosen.weakest >= MIN_CHARACTER;
+        Ok(if settled {
+            tracing::debug!(plate = %chosen.text, why = %undecided.reason, "the second opinion settled a read");
+            Ok((chosen.text.clone(), chosen.mean))
+        } else {
+            Err(undecided)
+        })
     }
 
     /// Finds and reads the plates in a vehicle's crop, best detection first.
@@ -188,7 +275,7 @@ impl PlateRecognizer {
         let corners = [[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]];
         let layout = if w / h < TWO_ROW_ASPECT_BELOW { PlateLayout::TwoLine } else { PlateLayout::OneLine };
         let raw = self.timed_read(picture, layout)?;
-        let first = finish(self.format, raw, layout, corners, 1.0);
+        let first = self.finish(picture, raw, layout, (corners, 1.0), true)?;
         if first.text.is_some() || self.format != PlateFormat::Vietnam {
             return Ok(first);
         }
@@ -197,7 +284,7 @@ impl PlateRecognizer {
             PlateLayout::TwoLine => PlateLayout::OneLine,
         };
         let raw = self.timed_read(picture, other)?;
-        let second = finish(self.format, raw, other, corners, 1.0);
+        let second = self.finish(picture, raw, other, (corners, 1.0), true)?;
         Ok(if second.text.is_some() { second } else { first })
     }
 
@@ -210,16 +297,33 @@ impl PlateRecognizer {
         let Some(plate) = plate_picture(picture, detection) else {
             return Ok(None); // degenerate corners: nothing to read
         };
-        let raw = self.timed_read(RgbView::of_image(&plate), detection.layout)?;
-        let read = finish(self.format, raw, detection.layout, detection.corners, detection.score);
+        let plate = RgbView::of_image(&plate);
+        let raw = self.timed_read(plate, detection.layout)?;
+        let read = self.finish(plate, raw, detection.layout, (detection.corners, detection.score), true)?;
         if read.text.is_none() || self.format != PlateFormat::Vietnam {
             return Ok(Some(read));
         }
         let Some(wider) = cut_plate(picture, detection, CROSS_CHECK_GROWTH) else { return Ok(Some(read)) };
-        let raw = self.timed_read(RgbView::of_image(&wider), detection.layout)?;
-        let again = finish(self.format, raw, detection.layout, detection.corners, detection.score);
+        let wider = RgbView::of_image(&wider);
+        let raw = self.timed_read(wider, detection.layout)?;
+        // The check is the shipped reader's alone: a plate it reads otherwise on a wider cut, by itself.
+        let again = self.finish(wider, raw, detection.layout, (detection.corners, detection.score), false)?;
         Ok(Some(cross_checked(read, again.text.as_deref())))
     }
+}
+
+/// `reader`'s read of `plate`, its time and run added to `clock`.
+fn timed_read(
+    clock: &mut (std::time::Duration, u64),
+    reader: &mut PlateReader,
+    plate: RgbView<'_>,
+    layout: PlateLayout,
+) -> Result<RawRead, InferError> {
+    let started = std::time::Instant::now();
+    let raw = reader.read(plate, layout);
+    clock.0 += started.elapsed();
+    clock.1 += 1;
+    raw
 }
 
 /// `read` unless `again`, the same plate read from a wider cut, is another valid plate: then the read depends
@@ -284,33 +388,46 @@ pub fn is_cut_off(b: &te_types::BBox, width: u32, height: u32) -> bool {
         || b.y2 > height as f32 - CUT_OFF_MARGIN
 }
 
-/// Applies the plate grammar to the rows read (Vietnamese plates), or takes them as read (other plates).
-fn finish(format: PlateFormat, raw: RawRead, layout: PlateLayout, corners: [[f32; 2]; 4], score: f32) -> PlateRead {
-    let (text, unreadable_reason, confidence) = match format {
-        PlateFormat::Vietnam => match decide(&raw, layout) {
-            Ok((plate, confidence)) => (Some(plate), None, confidence),
-            Err(why) => (None, Some(why), raw.confidence),
-        },
-        PlateFormat::Latin if raw.rows.iter().all(|r| r.is_empty()) => {
-            (None, Some("no characters were read".into()), 0.0)
-        }
-        PlateFormat::Latin => (Some(raw.rows.join("/")), None, raw.confidence),
-    };
-    PlateRead { text, raw: raw.rows.join("/"), unreadable_reason, confidence, layout, corners, detector_score: score }
+/// A valid plate an uncertain read could be.
+#[derive(Debug, Clone)]
+struct Candidate {
+    /// As displayed (`29-T1/648.05`).
+    text: String,
+    /// The product of its characters' probabilities and its prior.
+    probability: f32,
+    /// Its prior alone ([`prior`]).
+    prior: f32,
+    /// The lowest and the mean probability of its characters.
+    weakest: f32,
+    mean: f32,
+}
+
+/// Why a read is not (yet) a plate. `candidates`: the plates it could be, best first, when that is the reason
+/// (what a second opinion may settle); empty otherwise.
+#[derive(Debug)]
+struct Undecided {
+    reason: String,
+    candidates: Vec<Candidate>,
+}
+
+impl Undecided {
+    fn because(reason: String) -> Self {
+        Self { reason, candidates: Vec::new() }
+    }
 }
 
 /// The plate the characters make, weighing each uncertain character's runner-up against the grammar; with the
 /// mean probability of the characters chosen. `Err` says why the read is unreadable.
-fn decide(raw: &RawRead, layout: PlateLayout) -> Result<(String, f32), String> {
+fn decide(raw: &RawRead, layout: PlateLayout) -> Result<(String, f32), Undecided> {
     let unsure: Vec<usize> = (0..raw.chars.len())
         .filter(|&i| raw.chars[i].probability < UNSURE_BELOW && raw.chars[i].alternative.is_some())
         .collect();
     if unsure.len() > MAX_UNSURE {
-        return Err(format!("{} characters are uncertain (at most {MAX_UNSURE})", unsure.len()));
+        return Err(Undecided::because(format!("{} characters are uncertain (at most {MAX_UNSURE})", unsure.len())));
     }
     let rows = raw.rows.len().max(1);
     // Every mix of best and runner-up over the uncertain characters: its probability and the plate it makes.
-    let mut plates: Vec<(String, f32, f32, f32)> = Vec::new(); // text, probability, weakest, mean
+    let mut plates: Vec<Candidate> = Vec::new();
     let mut first_error = None;
     for mask in 0u32..(1 << unsure.len()) {
         let mut text_rows = vec![String::new(); rows];
@@ -328,33 +445,40 @@ fn decide(raw: &RawRead, layout: PlateLayout) -> Result<(String, f32), String> {
         }
         match plate_of(&text_rows, layout) {
             Ok(plate) => {
-                let probability = probability * prior(&plate);
-                let text = plate.display();
-                let mean = sum / raw.chars.len().max(1) as f32;
-                match plates.iter_mut().find(|p| p.0 == text) {
-                    Some(known) if known.1 < probability => *known = (text, probability, weakest, mean),
+                let prior = prior(&plate);
+                let candidate = Candidate {
+                    text: plate.display(),
+                    probability: probability * prior,
+                    prior,
+                    weakest,
+                    mean: sum / raw.chars.len().max(1) as f32,
+                };
+                match plates.iter_mut().find(|p| p.text == candidate.text) {
+                    Some(known) if known.probability < candidate.probability => *known = candidate,
                     Some(_) => {}
-                    None => plates.push((text, probability, weakest, mean)),
+                    None => plates.push(candidate),
                 }
             }
             Err(why) if mask == 0 => first_error = Some(why.to_string()),
             Err(_) => {}
         }
     }
-    plates.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let Some((text, probability, weakest, mean)) = plates.first().cloned() else {
-        return Err(first_error.unwrap_or_else(|| "the characters fit no plate".into()));
+    plates.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+    let Some(best) = plates.first().cloned() else {
+        return Err(Undecided::because(first_error.unwrap_or_else(|| "the characters fit no plate".into())));
     };
-    if let Some(other) = plates.get(1).filter(|o| o.1 >= AMBIGUOUS_RATIO * probability) {
-        return Err(format!("uncertain between {text} and {}", other.0));
+    if let Some(other) = plates.get(1).filter(|o| o.probability >= AMBIGUOUS_RATIO * best.probability) {
+        let reason = format!("uncertain between {} and {}", best.text, other.text);
+        return Err(Undecided { reason, candidates: plates });
     }
-    if let Some(other) = with_hidden_char(raw, layout, &text) {
-        return Err(format!("a character may be missing: {text} or {other}"));
+    // A character half seen is one the second reader cannot see either (cut or hidden): not for it to settle.
+    if let Some(other) = with_hidden_char(raw, layout, &best.text) {
+        return Err(Undecided::because(format!("a character may be missing: {} or {other}", best.text)));
     }
-    if weakest < MIN_CHARACTER {
-        return Err(format!("a character is uncertain (probability {weakest:.2})"));
+    if best.weakest < MIN_CHARACTER {
+        return Err(Undecided::because(format!("a character is uncertain (probability {:.2})", best.weakest)));
     }
-    Ok((text, mean))
+    Ok((best.text, best.mean))
 }
 
 /// The weight of a plate's kind before the picture is seen (see [`TWO_LETTER_SERIES_PRIOR`]).
@@ -441,7 +565,8 @@ mod tests {
                 k += 1;
             }
         }
-        RawRead { rows: rows.iter().map(|r| r.to_string()).collect(), confidence: 0.9, chars, hidden: Vec::new() }
+        let rows = rows.iter().map(|r| r.to_string()).collect();
+        RawRead { rows, confidence: 0.9, chars, hidden: Vec::new(), probs: Default::default() }
     }
 
     #[test]
@@ -506,7 +631,9 @@ mod tests {
         let hidden = |probability, blank| crate::HiddenChar { index: 4, ch: '3', probability, blank, row: 1 };
         read.hidden = vec![hidden(0.3, 0.7)];
         let why = decide(&read, PlateLayout::TwoLine).expect_err("two plates");
-        assert!(why.contains("18-B2/320.82"), "{why}");
+        assert!(why.reason.contains("18-B2/320.82"), "{why:?}");
+        // A character cut or hidden is hidden from the second reader too: nothing for it to settle.
+        assert!(why.candidates.is_empty(), "{why:?}");
         // Too faint to be a character: the read stands.
         read.hidden = vec![hidden(0.05, 0.95)];
         assert_eq!(decide(&read, PlateLayout::TwoLine).expect("plate").0, "18-B2/2082");
@@ -548,10 +675,14 @@ mod tests {
     fn a_one_read_as_a_seven_with_a_close_runner_up_is_unreadable_not_a_guess() {
         // 54-H1/532.6 read as 54H7..., '1' close behind: both are valid plates.
         let mut p = vec![(0.99, None); 9];
-        p[4] = (0.55, Some(('1', 0.43)));
+        p[3] = (0.55, Some(('1', 0.43)));
         let read = raw(&["54H7", "53260"], &p);
         let why = decide(&read, PlateLayout::TwoLine).expect_err("ambiguous");
-        assert!(why.contains("uncertain between"), "{why}");
+        assert!(why.reason.contains("uncertain between"), "{why:?}");
+        // Both plates go to the second opinion, the stronger first.
+        let texts: Vec<&str> = why.candidates.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(texts, ["54-H7/532.60", "54-H1/532.60"]);
+        assert!((why.candidates[1].weakest - 0.43).abs() < 1e-6, "{why:?}");
     }
 
     #[test]

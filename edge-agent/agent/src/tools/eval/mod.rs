@@ -86,7 +86,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             score_threshold: args.plate_threshold,
             ..Default::default()
         },
-        reader: te_infer::PlateReaderSettings { threads: args.threads, format },
+        reader: te_infer::PlateReaderSettings {
+            threads: args.threads,
+            format,
+            second_opinion: !args.no_second_opinion,
+        },
     };
     let mut recognizer = te_infer::PlateRecognizer::load(&ort, &config.model_dirs(), settings)?;
     if let Some(sigma) = args.blur {
@@ -146,7 +150,11 @@ fn run_detection_eval(config: &AgentConfig, args: &EvalArgs) -> anyhow::Result<(
             score_threshold: args.plate_threshold,
             ..Default::default()
         },
-        reader: te_infer::PlateReaderSettings { threads: args.threads, format: te_infer::PlateFormat::Vietnam },
+        reader: te_infer::PlateReaderSettings {
+            threads: args.threads,
+            format: te_infer::PlateFormat::Vietnam,
+            second_opinion: !args.no_second_opinion,
+        },
     };
     let mut recognizer = te_infer::PlateRecognizer::load(&ort, &config.model_dirs(), settings)?;
     if photos_only {
