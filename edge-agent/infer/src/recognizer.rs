@@ -225,7 +225,8 @@ impl PlateRecognizer {
         raw: &RawRead,
         undecided: Undecided,
     ) -> Result<Result<(String, f32), Undecided>, InferError> {
-        if undecided.candidates.len() < 2 {
+        // Nothing to settle, or no candidate it could settle on (the character floor holds either way): no run.
+        if undecided.candidates.len() < 2 || undecided.candidates.iter().all(|c| c.weakest < MIN_CHARACTER) {
             return Ok(Err(undecided));
         }
         let Some(second) = self.second.as_mut() else { return Ok(Err(undecided)) };
