@@ -36,6 +36,9 @@ pub fn resolve_runtime_library(configured: Option<&Path>) -> Result<PathBuf, Inf
     Err(InferError::RuntimeMissing { tried, env: RUNTIME_ENV_VAR })
 }
 
+/// The library this process loaded and its environment (ONNX Runtime allows one environment per process).
+static LOADED: Mutex<Option<(PathBuf, Arc<ort::environment::Environment>)>> = Mutex::new(None);
+
 /// A loaded ONNX Runtime environment; cheap to clone, shared by every model of the process.
 #[derive(Clone)]
 pub struct Runtime {
@@ -55,18 +58,39 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Loads the library. ONNX Runtime can only be loaded once per process; a second call with the same
-    /// path reuses it.
+    /// Loads the library. ONNX Runtime allows one environment per process, so a second call with the same
+    /// library (the same file, however it is named) reuses the first one's; a call naming another library is
+    /// an error that says which one is loaded.
     pub fn load(library: &Path) -> Result<Self, InferError> {
         let load_err = |message: String| InferError::RuntimeLoad { path: library.to_path_buf(), message };
-        let env = ort::init_from(library)
-            .map_err(|e| load_err(e.to_string()))?
-            .with_name("traffic-edge")
-            .build()
-            .map_err(|e| load_err(e.to_string()))?;
-        tracing::info!(library = %library.display(), "ONNX Runtime loaded");
+        // Held while loading, so that two threads loading at once build one environment.
+        let mut loaded = LOADED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let same_file = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => a == b,
+        };
+        let env = match loaded.as_ref() {
+            Some((first, env)) if same_file(first, library) => env.clone(),
+            Some((first, _)) => {
+                return Err(load_err(format!(
+                    "this process has already loaded ONNX Runtime from {} (one per process)",
+                    first.display()
+                )))
+            }
+            None => {
+                let env = ort::init_from(library)
+                    .map_err(|e| load_err(e.to_string()))?
+                    .with_name("traffic-edge")
+                    .build()
+                    .map_err(|e| load_err(e.to_string()))?;
+                tracing::info!(library = %library.display(), "ONNX Runtime loaded");
+                let env = Arc::new(env);
+                *loaded = Some((library.to_path_buf(), env.clone()));
+                env
+            }
+        };
         Ok(Self {
-            env: Arc::new(env),
+            env,
             library: library.to_path_buf(),
             execution: ExecutionSettings::default(),
             in_use: Arc::default(),
