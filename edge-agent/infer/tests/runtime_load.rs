@@ -1,4 +1,4 @@
-//! Loading ONNX Runtime more than once in one process, as the tests of one file and `doctor` after boot do.
+//! Loading ONNX Runtime more than once in one process, as the tests of one test file do.
 
 mod common;
 
