@@ -40,6 +40,7 @@ import training  # noqa: E402
 import vnplate  # noqa: E402
 
 sys.path.insert(0, str(HERE))
+import char_mix  # noqa: E402
 import ppocr_tiny  # noqa: E402
 
 H, W = 32, 160
@@ -403,6 +404,9 @@ def main():
     ap.add_argument("--band-mix", type=float, default=1.0,
                     help="per epoch, this many times the real two-row training crops are added as band mixes "
                          "(one crop's top row over another's bottom row)")
+    ap.add_argument("--char-mix", type=float, default=0.0,
+                    help="per epoch, this many times the real training crops are added as character mixes (1-3 "
+                         "characters swapped for other crops' characters of their kind; char_mix.py; off by default)")
     ap.add_argument("--illegible-per-epoch", type=int, default=0,
                     help="pictures that must read as nothing (plates blurred past legibility, background)")
     ap.add_argument("--stage2-epochs", type=int, default=None,
@@ -484,6 +488,10 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
     two_row_train = [(img, t) for img, t in train if "/" in t and 0.9 < img.shape[1] / max(1, img.shape[0]) < 2.2]
     say(f"data: vn_plates train {len(train)}, val {len(val)}; extra (vn_riders crops of train clips, relabelled "
         f"vn_plates crops of the training side) {len(extra)}")
+    aligned = char_mix.align(train) if args.char_mix > 0 else []
+    donors = char_mix.index(aligned)
+    if aligned:
+        say(f"character mixes: {len(aligned)} training crops segmented into characters")
     t0 = time.time()
     workers = args.pool
     pool = synthetic_pool(args.synthetic, args.seed, workers)
@@ -504,6 +512,9 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
         items += [illegible(rng, pool, frames) for _ in range(illegible_per_epoch)]
         items += [band_mix(rng, rng.choice(two_row_train), rng.choice(two_row_train))
                   for _ in range(int(args.band_mix * len(two_row_train)))]
+        # A strip is the composed input already: trained as one row, it composes back to itself.
+        items += [(*char_mix.mix(rng, aligned, donors), False) for _ in range(int(args.char_mix * len(train)))
+                  if aligned]
         t0, losses = time.time(), []
         for x, y, lens in batches(items, rng, 64, True, workers, (args.tall_margins, args.salt, args.shear)):
             logits = model(x.to(device))
