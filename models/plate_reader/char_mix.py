@@ -6,11 +6,11 @@ characters, so that a glyph is read by its shape, not by the plate it sits in.
 
 How: each training crop is composed as the reader sees it (both rows side by side, 32 px high). Its characters
 are found as the tall blobs of ink in each band; a crop is used only where there are exactly as many as its label
-has characters in that row (the reader's CTC peaks were tried first: they sit off the characters' centres). A mix takes one
-crop's strip and replaces one to three of its characters by characters of the same kind (digit for digit,
-letter for letter) cut from other crops, each resized to the columns it replaces and matched to their mean and
-spread per channel; the label changes with them. The strip is stored at twice the input's height and trained as
-a one-row picture, which composes back to the same input.
+has characters in that row (the reader's CTC peaks were tried first: they sit off the characters' centres). A mix
+takes one crop's strip and replaces one to three of its characters by characters of the same kind (digit for
+digit, letter for letter) cut from other crops, each resized to the columns it replaces and matched to their mean
+and spread per channel; the label changes with them. The strip is stored at twice the input's height and trained
+as a one-row picture, which composes back to the same input (so it cannot be combined with `--row-gap`).
 """
 import sys
 import pathlib

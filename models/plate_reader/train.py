@@ -436,6 +436,8 @@ def main():
     args.epochs = args.epochs if args.epochs is not None else (20 if tiny else 40)
     args.lr = args.lr if args.lr is not None else (1e-3 if tiny else 2e-3)
     args.stage2_epochs = args.stage2_epochs if args.stage2_epochs is not None else (8 if tiny else 14)
+    if args.char_mix > 0 and args.row_gap:
+        ap.error("--char-mix cannot be combined with --row-gap: its strips are composed without the gap")
     configure(args.arch)
     global ROW_GAP
     ROW_GAP = args.row_gap
