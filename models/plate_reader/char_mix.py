@@ -38,7 +38,7 @@ def _strip(bgr, two_rows, height):
 def _glyphs(band, n):
     """[(x0, x1)] of the `n` characters of one composed band (grey), left to right, or None: the tall connected
     components of the ink (the minority side of an Otsu threshold), when there are exactly `n` of them."""
-    h, w = band.shape
+    h = band.shape[0]
     _, ink = cv2.threshold(band, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     if (ink > 0).mean() > 0.5:
         ink = 255 - ink

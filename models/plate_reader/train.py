@@ -514,9 +514,9 @@ def run_stage(args, work, init, lr, epochs, illegible_per_epoch):
         items += [illegible(rng, pool, frames) for _ in range(illegible_per_epoch)]
         items += [band_mix(rng, rng.choice(two_row_train), rng.choice(two_row_train))
                   for _ in range(int(args.band_mix * len(two_row_train)))]
-        # A strip is the composed input already: trained as one row, it composes back to itself.
-        items += [(*char_mix.mix(rng, aligned, donors), False) for _ in range(int(args.char_mix * len(train)))
-                  if aligned]
+        if aligned:
+            # A strip is the composed input already: trained as one row, it composes back to itself.
+            items += [(*char_mix.mix(rng, aligned, donors), False) for _ in range(int(args.char_mix * len(train)))]
         t0, losses = time.time(), []
         for x, y, lens in batches(items, rng, 64, True, workers, (args.tall_margins, args.salt, args.shear)):
             logits = model(x.to(device))
